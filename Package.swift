@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "distrain",
+    products: [
+        .executable(name: "distrain", targets: ["distrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C interop: system libraries plus tiny static-inline accessors for their macros.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "Layers", dependencies: ["Tensors"]),
+        .target(name: "Optimizers", dependencies: ["Tensors"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Collectives", dependencies: ["CMPI"]),
+        .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives"]),
+        .executableTarget(name: "distrain", dependencies: [
+            "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "_TestSupport", dependencies: ["Tensors"]),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "_TestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
+        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport"]),
+    ],
+    // Swift 5 language mode: kernels share raw buffers across threads on purpose (ranks as threads in tests).
+    swiftLanguageModes: [.v5]
+)

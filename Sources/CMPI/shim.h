@@ -1,0 +1,18 @@
+// Open MPI's handles are macros over addresses of incomplete structs and do not import into Swift.
+// These accessors give Swift a function to call for each one it needs.
+#ifndef DISTRAIN_CMPI_SHIM_H
+#define DISTRAIN_CMPI_SHIM_H
+#include <mpi.h>
+
+static inline MPI_Comm cmpi_comm_world(void) { return MPI_COMM_WORLD; }
+static inline MPI_Datatype cmpi_float(void) { return MPI_FLOAT; }
+static inline MPI_Datatype cmpi_double(void) { return MPI_DOUBLE; }
+static inline MPI_Datatype cmpi_int64(void) { return MPI_INT64_T; }
+static inline MPI_Datatype cmpi_byte(void) { return MPI_BYTE; }
+static inline MPI_Op cmpi_op_sum(void) { return MPI_SUM; }
+static inline MPI_Op cmpi_op_max(void) { return MPI_MAX; }
+static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
+static inline MPI_Request cmpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Errhandler cmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+#endif

@@ -1,0 +1,146 @@
+import Foundation
+
+/// N ranks as N threads of one process, for tests and for single-process local mode.
+///
+/// Reductions combine the ranks' buffers in rank order, so every rank gets bitwise the same result.
+public final class InProcessGroup: @unchecked Sendable {
+    /// One communicator per rank; hand communicators[r] to the thread that plays rank r.
+    public private(set) var communicators: [InProcessCommunicator] = []
+    let size: Int
+    let condition = NSCondition()
+    var arrived = 0
+    var generation = 0
+    /// Each rank's buffer for the collective in progress (a raw allocation: ranks write their own
+    /// entries concurrently, which a Swift Array would not allow).
+    let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    var abortMessage: (rank: Int, message: String)?
+    /// How long a rank waits for the others before giving up.
+    let timeoutSeconds: Double
+
+    public init(size: Int, timeoutSeconds: Double = 600) {
+        precondition(size > 0, "a group needs at least one rank, got \(size)")
+        self.size = size
+        self.timeoutSeconds = timeoutSeconds
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: nil, count: size)
+        communicators = (0..<size).map { InProcessCommunicator(group: self, rank: $0) }
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Runs `body(communicator)` on `size` threads at once and returns their results by rank.
+    public func run<R>(_ body: @escaping (InProcessCommunicator) throws -> R) throws -> [R] {
+        var results = [Result<R, Error>?](repeating: nil, count: size)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: size) { rank in
+            let result = Result { try body(communicators[rank]) }
+            if case .failure = result { markAborted(rank: rank, message: "failed") }
+            lock.lock(); results[rank] = result; lock.unlock()
+        }
+        return try results.map { try $0!.get() }
+    }
+
+    /// Waits until all ranks arrive; throws if a rank aborted or the deadline passes.
+    func barrier(rank: Int, operation: String) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let abortMessage { throw CollectiveError.peerAborted(rank: abortMessage.rank, message: abortMessage.message) }
+        let myGeneration = generation
+        arrived += 1
+        if arrived == size {
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+            return
+        }
+        let deadline = Date(timeIntervalSinceNow: timeoutSeconds)
+        while generation == myGeneration {
+            if let abortMessage { throw CollectiveError.peerAborted(rank: abortMessage.rank, message: abortMessage.message) }
+            if !condition.wait(until: deadline) && generation == myGeneration {
+                throw CollectiveError.timedOut(operation: operation, seconds: timeoutSeconds)
+            }
+        }
+    }
+
+    func markAborted(rank: Int, message: String) {
+        condition.lock()
+        if abortMessage == nil { abortMessage = (rank, message) }
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// One rank of an `InProcessGroup`.
+public final class InProcessCommunicator: Communicator, @unchecked Sendable {
+    unowned let group: InProcessGroup
+    public let rank: Int
+
+    init(group: InProcessGroup, rank: Int) {
+        self.group = group
+        self.rank = rank
+    }
+
+    /// A group of one: the local, MPI-free mode.
+    public static func single() -> InProcessCommunicator {
+        let group = InProcessGroup(size: 1)
+        return withExtendedLifetime(group) { group.communicators[0].retainingGroup(group) }
+    }
+
+    private var strongGroup: InProcessGroup?
+    private func retainingGroup(_ group: InProcessGroup) -> InProcessCommunicator {
+        strongGroup = group
+        return self
+    }
+
+    public var size: Int { group.size }
+    public var hostName: String { ProcessInfo.processInfo.hostName }
+    public var localRank: Int { rank }
+    public var localSize: Int { group.size }
+    public var kind: String { group.size == 1 ? "local" : "in-process" }
+
+    public func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws {
+        if group.size == 1 { return }
+        let count = buffer.count
+        group.slots[rank] = UnsafeMutableRawPointer(buffer.baseAddress)
+        try group.barrier(rank: rank, operation: "allreduce")
+        // Every rank combines all slots in rank order into a private copy: identical results everywhere.
+        let result = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
+        defer { result.deallocate() }
+        let sources = (0..<group.size).map { group.slots[$0]!.assumingMemoryBound(to: T.self) }
+        for i in 0..<count {
+            var accumulator = sources[0][i]
+            for r in 1..<group.size {
+                switch operation {
+                case .sum: accumulator += sources[r][i]
+                case .max: accumulator = Swift.max(accumulator, sources[r][i])
+                }
+            }
+            result[i] = accumulator
+        }
+        try group.barrier(rank: rank, operation: "allreduce")  // everyone has read every slot
+        _ = buffer.update(fromContentsOf: result)
+        try group.barrier(rank: rank, operation: "allreduce")  // nobody reuses a slot before all wrote back
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        if group.size == 1 { return }
+        if rank == root { group.slots[root] = buffer.baseAddress }
+        try group.barrier(rank: rank, operation: "broadcast")
+        if rank != root, buffer.count > 0 {
+            buffer.baseAddress!.copyMemory(from: group.slots[root]!, byteCount: buffer.count)
+        }
+        try group.barrier(rank: rank, operation: "broadcast")
+    }
+
+    public func barrier() throws {
+        try group.barrier(rank: rank, operation: "barrier")
+    }
+
+    public func abort(message: String, exitCode: Int32) -> Never {
+        group.markAborted(rank: rank, message: message)
+        FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
+        exit(exitCode)
+    }
+
+    public func finalize() {}
+}

@@ -1,0 +1,102 @@
+import CMPI
+import Foundation
+
+/// The MPI world, for jobs started by mpirun. The only code in distrain that imports MPI.
+///
+/// Every call is checked: errors return (MPI_ERRORS_RETURN) and are thrown with the library's text.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let hostName: String
+    public let localRank: Int
+    public let localSize: Int
+    public var kind: String { "MPI" }
+    private let world: MPI_Comm
+    private var finalized = false
+
+    /// True when this process was started by Open MPI's mpirun (or a compatible launcher).
+    public static var isLaunchedByMPIRun: Bool {
+        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil
+    }
+
+    /// Initializes MPI. Call once, after all argument validation (a failed init cannot be caught).
+    public init() throws {
+        var argc: Int32 = 0
+        var provided: Int32 = 0
+        let status = MPI_Init_thread(&argc, nil, Int32(MPI_THREAD_FUNNELED), &provided)
+        world = cmpi_comm_world()
+        guard status == MPI_SUCCESS else { throw CollectiveError.library(call: "MPI_Init", message: "code \(status)") }
+        MPI_Comm_set_errhandler(world, cmpi_errors_return())
+        var value: Int32 = 0
+        MPI_Comm_rank(world, &value); rank = Int(value)
+        MPI_Comm_size(world, &value); size = Int(value)
+        var name = [CChar](repeating: 0, count: Int(MPI_MAX_PROCESSOR_NAME) + 1)
+        var length: Int32 = 0
+        MPI_Get_processor_name(&name, &length)
+        hostName = String(cString: name)
+        let environment = ProcessInfo.processInfo.environment
+        localRank = environment["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init) ?? 0
+        localSize = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
+    }
+
+    private func check(_ status: Int32, _ call: String) throws {
+        guard status != MPI_SUCCESS else { return }
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(status, &text, &length)
+        throw CollectiveError.library(call: call, message: String(cString: text))
+    }
+
+    private func datatype(_ kind: ScalarKind) -> MPI_Datatype {
+        switch kind {
+        case .float: return cmpi_float()
+        case .double: return cmpi_double()
+        case .int64: return cmpi_int64()
+        }
+    }
+
+    public func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws {
+        if size == 1 || buffer.isEmpty { return }
+        let op = operation == .sum ? cmpi_op_sum() : cmpi_op_max()
+        // MPI counts are Int32: move very large buffers in pieces.
+        let piece = Int(Int32.max / 2)
+        var start = 0
+        while start < buffer.count {
+            let count = min(piece, buffer.count - start)
+            try check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, Int32(count),
+                                    datatype(T.scalarKind), op, world), "MPI_Allreduce")
+            start += count
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        if size == 1 || buffer.isEmpty { return }
+        let piece = Int(Int32.max / 2)
+        var start = 0
+        while start < buffer.count {
+            let count = min(piece, buffer.count - start)
+            try check(MPI_Bcast(buffer.baseAddress! + start, Int32(count), cmpi_byte(), Int32(root), world), "MPI_Bcast")
+            start += count
+        }
+    }
+
+    public func barrier() throws {
+        try check(MPI_Barrier(world), "MPI_Barrier")
+    }
+
+    public func abort(message: String, exitCode: Int32) -> Never {
+        FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
+        fflush(nil)
+        MPI_Abort(world, exitCode)
+        exit(exitCode)  // MPI_Abort does not return; this satisfies the type checker.
+    }
+
+    public func finalize() {
+        if finalized { return }
+        finalized = true
+        MPI_Finalize()
+    }
+
+    /// Seconds since an arbitrary point, from MPI's high-resolution clock.
+    public static func wallTime() -> Double { MPI_Wtime() }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a whole regular file into memory; the allocation is the file's size, nothing more.
+public func readFileBytes(_ path: String) throws -> [UInt8] {
+    let descriptor = open(path, O_RDONLY)
+    if descriptor < 0 { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(descriptor) }
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else {
+        throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
+    }
+    guard (info.st_mode & S_IFMT) == S_IFREG else {
+        throw DatasetError.unreadable(path: path, reason: "not a regular file")
+    }
+    let size = Int(info.st_size)
+    var bytes = [UInt8](repeating: 0, count: size)
+    var filled = 0
+    try bytes.withUnsafeMutableBytes { buffer in
+        while filled < size {
+            let got = read(descriptor, buffer.baseAddress! + filled, size - filled)
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            if got == 0 { break }
+            filled += got
+        }
+    }
+    if filled < size { bytes.removeLast(size - filled) }
+    return bytes
+}
+
+/// True if a file or directory exists at `path`.
+public func pathExists(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0
+}
+
+/// True if `path` is a directory.
+public func isDirectory(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+}

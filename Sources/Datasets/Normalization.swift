@@ -1,0 +1,50 @@
+/// Per-channel input normalization: x = (pixel/255 − mean[c]) / std[c].
+public struct Normalization: Sendable, Equatable, Codable {
+    public let mean: [Float]
+    public let standardDeviation: [Float]
+
+    public init(mean: [Float], standardDeviation: [Float]) {
+        precondition(mean.count == standardDeviation.count, "mean and std need one value per channel")
+        self.mean = mean
+        self.standardDeviation = standardDeviation
+    }
+
+    /// The training set's own per-channel mean and standard deviation (of pixels scaled to [0, 1]).
+    public static func measured(on dataset: ImageDataset) -> Normalization {
+        let channels = dataset.shape[0], plane = dataset.shape[1] * dataset.shape[2]
+        var histogram = [[Int]](repeating: [Int](repeating: 0, count: 256), count: channels)
+        dataset.pixels.withUnsafeBufferPointer { pixels in
+            for sample in 0..<dataset.count {
+                for c in 0..<channels {
+                    let base = (sample * channels + c) * plane
+                    for p in 0..<plane { histogram[c][Int(pixels[base + p])] += 1 }
+                }
+            }
+        }
+        var means: [Float] = [], deviations: [Float] = []
+        for c in 0..<channels {
+            var total = 0.0, squares = 0.0, count = 0.0
+            for value in 0..<256 where histogram[c][value] > 0 {
+                let x = Double(value) / 255, n = Double(histogram[c][value])
+                total += x * n
+                squares += x * x * n
+                count += n
+            }
+            let mean = count > 0 ? total / count : 0
+            let variance = count > 0 ? max(squares / count - mean * mean, 0) : 1
+            means.append(Float(mean))
+            deviations.append(Float(max(variance.squareRoot(), 1e-6)))
+        }
+        return Normalization(mean: means, standardDeviation: deviations)
+    }
+
+    /// For each channel, the normalized value of each byte 0...255 (channels × 256).
+    public var lookupTable: [Float] {
+        var table: [Float] = []
+        table.reserveCapacity(mean.count * 256)
+        for c in mean.indices {
+            for value in 0..<256 { table.append((Float(value) / 255 - mean[c]) / standardDeviation[c]) }
+        }
+        return table
+    }
+}

@@ -1,0 +1,121 @@
+import Tensors
+
+/// 2-D convolution as torch.nn.Conv2d (square kernel, stride, zero padding), optionally with a fused ReLU.
+///
+/// The whole batch is unfolded by im2col and multiplied in ONE GEMM per pass.
+/// weight: (out, in, k, k), bias: (out). x: (B, in, H, W), y: (B, out, OH, OW).
+public final class Conv2D: Layer {
+    public let geometry: WindowGeometry
+    public let outputChannels: Int
+    public let activation: Activation
+    public let name: String
+    private var store: ParameterStore!
+    private var weight: ParameterSlice!
+    private var bias: ParameterSlice!
+    /// (C*k*k, B*OH*OW): the unfolded input from forward; backward reuses it for dColumns.
+    private var columns = Workspace<Float>()
+    /// (out, B*OH*OW): GEMM output before the NCHW scatter; backward's transposed dy.
+    private var channelMajor = Workspace<Float>()
+
+    public init(inputShape: [Int], outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                activation: Activation = .identity, name: String) {
+        precondition(inputShape.count == 3, "Conv2D needs a (C, H, W) input, got \(inputShape)")
+        precondition(outputChannels > 0, "Conv2D needs output channels, got \(outputChannels)")
+        geometry = WindowGeometry(channels: inputShape[0], height: inputShape[1], width: inputShape[2],
+                                  kernelHeight: kernelSize, kernelWidth: kernelSize, stride: stride, padding: padding)
+        precondition(geometry.isValid, "kernel \(kernelSize) does not fit input \(inputShape) with padding \(padding)")
+        self.outputChannels = outputChannels
+        self.activation = activation
+        self.name = name
+    }
+
+    deinit {
+        columns.free()
+        channelMajor.free()
+    }
+
+    public var summary: String {
+        var text = "Conv2D(\(geometry.channels) → \(outputChannels), \(geometry.kernelHeight)x\(geometry.kernelWidth)"
+        if geometry.stride != 1 { text += ", stride \(geometry.stride)" }
+        if geometry.padding != 0 { text += ", padding \(geometry.padding)" }
+        return text + ")" + (activation == .relu ? " + ReLU" : "")
+    }
+    public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
+    public var outputShape: [Int] { [outputChannels, geometry.outputHeight, geometry.outputWidth] }
+    public var parameterSpecs: [ParameterSpec] {
+        let k = geometry.kernelHeight
+        return [ParameterSpec(name: "\(name).weight", shape: [outputChannels, geometry.channels, k, k], fanIn: geometry.patchSize),
+                ParameterSpec(name: "\(name).bias", shape: [outputChannels], fanIn: geometry.patchSize)]
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        weight = slices[0]
+        bias = slices[1]
+    }
+
+    public func reserve(batchCapacity: Int) {
+        columns.reserve(geometry.patchSize * batchCapacity * geometry.outputPixels)
+        channelMajor.reserve(outputChannels * batchCapacity * geometry.outputPixels)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        if batch == 0 { return }
+        precondition(columns.capacity >= geometry.patchSize * batch * geometry.outputPixels,
+                     "Conv2D \(name): batch \(batch) exceeds reserved capacity")
+        let pixels = geometry.outputPixels, n = batch * pixels
+        im2col(x, batch: batch, geometry: geometry, columns: columns.base)
+        // (out, B*P) = W(out, C*k*k) · columns(C*k*k, B*P)
+        gemm(.none, .none, m: outputChannels, n: n, k: geometry.patchSize,
+             a: store.valuePointer(weight), b: columns.base, beta: 0, c: channelMajor.base)
+        // Scatter (out, B, P) → (B, out, P), adding the bias and the activation on the way.
+        let b = store.valuePointer(bias), source = channelMajor.base
+        let relu = activation == .relu
+        for o in 0..<outputChannels {
+            let bo = b[o]
+            for s in 0..<batch {
+                let src = source + o * n + s * pixels
+                let dst = y + (s * outputChannels + o) * pixels
+                if relu {
+                    for p in 0..<pixels { dst[p] = max(0, src[p] + bo) }
+                } else {
+                    for p in 0..<pixels { dst[p] = src[p] + bo }
+                }
+            }
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        if batch == 0 { return }
+        let pixels = geometry.outputPixels, n = batch * pixels
+        let relu = activation == .relu
+        // Gather dy (B, out, P) → (out, B*P), masking by the ReLU, and sum the bias gradient.
+        let gathered = channelMajor.base
+        let db = store.gradientPointer(bias)
+        for o in 0..<outputChannels {
+            var biasSum: Float = 0
+            for s in 0..<batch {
+                let offset = (s * outputChannels + o) * pixels
+                let src = dy + offset, out = y + offset
+                let dst = gathered + o * n + s * pixels
+                if relu {
+                    for p in 0..<pixels { dst[p] = out[p] > 0 ? src[p] : 0 }
+                } else {
+                    dst.update(from: src, count: pixels)
+                }
+                biasSum += vectorSum(dst, count: pixels)
+            }
+            db[o] += biasSum
+        }
+        // dW(out, C*k*k) += dy(out, B*P) · columns(C*k*k, B*P)ᵀ
+        gemm(.none, .transposed, m: outputChannels, n: geometry.patchSize, k: n,
+             a: gathered, b: columns.base, beta: 1, c: store.gradientPointer(weight))
+        guard let dx else { return }
+        // dColumns(C*k*k, B*P) = Wᵀ · dy, written over the columns (no longer needed), then folded back.
+        gemm(.transposed, .none, m: geometry.patchSize, n: n, k: outputChannels,
+             a: store.valuePointer(weight), b: gathered, beta: 0, c: columns.base)
+        dx.update(repeating: 0, count: batch * geometry.inputCount)
+        col2imAccumulate(columns.base, batch: batch, geometry: geometry, dx: dx)
+    }
+}

@@ -1,0 +1,83 @@
+import Tensors
+
+/// What a forward pass needs to know besides its input.
+public struct ForwardContext {
+    /// Training mode turns dropout on.
+    public var isTraining: Bool
+    /// Seed of the run; dropout masks derive from it.
+    public var seed: UInt64
+    /// Epoch, so masks change every epoch.
+    public var epoch: Int
+    /// Global index of each sample in the batch (B values), so masks do not depend on the world size.
+    public var sampleIndices: UnsafePointer<Int32>?
+
+    public init(isTraining: Bool, seed: UInt64 = 0, epoch: Int = 0, sampleIndices: UnsafePointer<Int32>? = nil) {
+        self.isTraining = isTraining
+        self.seed = seed
+        self.epoch = epoch
+        self.sampleIndices = sampleIndices
+    }
+
+    /// Evaluation mode: no dropout.
+    public static var inference: ForwardContext { ForwardContext(isTraining: false) }
+}
+
+/// One stage of a model: a forward/backward pair over raw buffers of a whole batch.
+///
+/// Inputs and outputs are (B, per-sample shape) row-major. `backward` accumulates into the
+/// layer's gradient slices and, when `dInput` is given, writes (not accumulates) the input gradient.
+public protocol Layer: AnyObject {
+    /// Short description for model summaries, e.g. "Linear(784 → 128) + ReLU".
+    var summary: String { get }
+    /// Per-sample shape of the input.
+    var inputShape: [Int] { get }
+    /// Per-sample shape of the output.
+    var outputShape: [Int] { get }
+    /// Parameters this layer owns, with their full (PyTorch-style) names.
+    var parameterSpecs: [ParameterSpec] { get }
+    /// True when the output is the input itself (Flatten): no buffer, no copy.
+    var aliasesInput: Bool { get }
+
+    /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas.
+    func bind(to store: ParameterStore, slices: [ParameterSlice])
+    /// Allocates workspace for batches of up to `batchCapacity` samples; called before any pass.
+    func reserve(batchCapacity: Int)
+    /// y = f(x) for `batch` samples.
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext)
+    /// Accumulates parameter gradients; writes dInput when given. `dOutput` may be used as scratch.
+    func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                  dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int)
+}
+
+extension Layer {
+    public var parameterSpecs: [ParameterSpec] { [] }
+    public var aliasesInput: Bool { false }
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}
+    public func reserve(batchCapacity: Int) {}
+    /// Elements of one input sample.
+    public var inputCount: Int { inputShape.reduce(1, *) }
+    /// Elements of one output sample.
+    public var outputCount: Int { outputShape.reduce(1, *) }
+}
+
+/// An activation fused into the output pass of a Linear or Conv2D layer.
+public enum Activation: String, Sendable {
+    case identity, relu
+}
+
+/// Scratch memory owned by a layer, grown to the largest batch reserved.
+struct Workspace<Element> {
+    private(set) var pointer: UnsafeMutablePointer<Element>?
+    private(set) var capacity = 0
+
+    mutating func reserve(_ count: Int) {
+        if count <= capacity { return }
+        pointer?.deallocate()
+        pointer = .allocate(capacity: count)
+        capacity = count
+    }
+
+    var base: UnsafeMutablePointer<Element> { pointer! }
+
+    func free() { pointer?.deallocate() }
+}

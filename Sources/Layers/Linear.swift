@@ -1,0 +1,65 @@
+import Tensors
+
+/// Fully connected layer, y = x·Wᵀ + b (optionally followed by a fused ReLU), as torch.nn.Linear.
+///
+/// weight: (out, in), bias: (out). x: (B, in), y: (B, out).
+public final class Linear: Layer {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let activation: Activation
+    public let name: String
+    private var store: ParameterStore!
+    private var weight: ParameterSlice!
+    private var bias: ParameterSlice!
+
+    /// - Parameter name: prefix of the parameter names ("1" gives "1.weight" and "1.bias").
+    public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String) {
+        precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures)→\(outputFeatures)")
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        self.activation = activation
+        self.name = name
+    }
+
+    public var summary: String {
+        "Linear(\(inputFeatures) → \(outputFeatures))" + (activation == .relu ? " + ReLU" : "")
+    }
+    public var inputShape: [Int] { [inputFeatures] }
+    public var outputShape: [Int] { [outputFeatures] }
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures),
+         ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)]
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        weight = slices[0]
+        bias = slices[1]
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        let w = store.valuePointer(weight), b = store.valuePointer(bias)
+        // y(B, out) = x(B, in) · W(out, in)ᵀ
+        gemm(.none, .transposed, m: batch, n: outputFeatures, k: inputFeatures, a: x, b: w, beta: 0, c: y)
+        switch activation {
+        case .identity: addRowBias(y, rows: batch, columns: outputFeatures, bias: b)
+        case .relu: addRowBiasReLU(y, rows: batch, columns: outputFeatures, bias: b)
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        if activation == .relu {
+            reluBackward(output: y, dOutput: dy, dInput: dy, count: batch * outputFeatures)
+        }
+        // dW(out, in) += dy(B, out)ᵀ · x(B, in)
+        gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: batch,
+             a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
+        accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: store.gradientPointer(bias))
+        if let dx {
+            // dx(B, in) = dy(B, out) · W(out, in)
+            gemm(.none, .none, m: batch, n: inputFeatures, k: outputFeatures,
+                 a: dy, b: store.valuePointer(weight), beta: 0, c: dx)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// Totals of a softmax cross-entropy over one batch.
+public struct LossTotals: Sendable, Equatable {
+    /// Σ over samples of -log softmax(logits)[label], in Double.
+    public var lossSum: Double
+    /// Samples whose arg-max logit is the label.
+    public var correct: Int
+
+    public init(lossSum: Double, correct: Int) {
+        self.lossSum = lossSum
+        self.correct = correct
+    }
+}
+
+/// Numerically stable softmax cross-entropy for (B, classes) logits.
+///
+/// Writes dLogits = softmax - onehot per sample (unscaled: the caller divides the summed gradients by
+/// the global batch count once, after the allreduce), when `dLogits` is given.
+/// Ties in the arg-max go to the lowest class index, as torch.argmax.
+public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
+                                dLogits: UnsafeMutablePointer<Float>?) -> LossTotals {
+    var totals = LossTotals(lossSum: 0, correct: 0)
+    for s in 0..<batch {
+        let row = logits + s * classes
+        let label = Int(labels[s])
+        precondition(label < classes, "label \(label) out of range for \(classes) classes")
+        var maximum = row[0], argmax = 0
+        for c in 1..<classes where row[c] > maximum { maximum = row[c]; argmax = c }
+        var denominator: Float = 0
+        for c in 0..<classes { denominator += expf(row[c] - maximum) }
+        let logDenominator = logf(denominator)
+        // -log p[label] = log Σ exp(z - max) - (z[label] - max)
+        totals.lossSum += Double(logDenominator - (row[label] - maximum))
+        if argmax == label { totals.correct += 1 }
+        if let dLogits {
+            let grad = dLogits + s * classes
+            let inverse = 1 / denominator
+            for c in 0..<classes { grad[c] = expf(row[c] - maximum) * inverse }
+            grad[label] -= 1
+        }
+    }
+    return totals
+}
+
+/// Index of the largest logit of each row (lowest index on ties), written into `predictions`.
+public func argmaxRows(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, predictions: UnsafeMutablePointer<UInt8>) {
+    for s in 0..<batch {
+        let row = logits + s * classes
+        var maximum = row[0], argmax = 0
+        for c in 1..<classes where row[c] > maximum { maximum = row[c]; argmax = c }
+        predictions[s] = UInt8(argmax)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,69 @@
+import Tensors
+
+/// Max pooling over square windows, as torch.nn.MaxPool2d (no padding; stride defaults to the window).
+///
+/// x: (B, C, H, W), y: (B, C, OH, OW). The winning input index of each output is kept for backward.
+public final class MaxPool2D: Layer {
+    public let geometry: WindowGeometry
+    /// (B, C, OH, OW): flat input offset (within the sample) of each output's maximum.
+    private var winners = Workspace<Int32>()
+
+    public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) {
+        precondition(inputShape.count == 3, "MaxPool2D needs a (C, H, W) input, got \(inputShape)")
+        geometry = WindowGeometry(channels: inputShape[0], height: inputShape[1], width: inputShape[2],
+                                  kernelHeight: kernelSize, kernelWidth: kernelSize,
+                                  stride: stride ?? kernelSize, padding: 0)
+        precondition(geometry.isValid, "pool \(kernelSize) does not fit input \(inputShape)")
+    }
+
+    deinit { winners.free() }
+
+    public var summary: String { "MaxPool2D(\(geometry.kernelHeight)x\(geometry.kernelWidth), stride \(geometry.stride))" }
+    public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
+    public var outputShape: [Int] { [geometry.channels, geometry.outputHeight, geometry.outputWidth] }
+
+    public func reserve(batchCapacity: Int) {
+        winners.reserve(batchCapacity * outputCount)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        let g = geometry, outH = g.outputHeight, outW = g.outputWidth
+        let planeIn = g.height * g.width, planeOut = outH * outW
+        let winners = self.winners.base
+        for plane in 0..<(batch * g.channels) {
+            let src = x + plane * planeIn
+            let dst = y + plane * planeOut
+            let win = winners + plane * planeOut
+            let sampleOffset = Int32((plane % g.channels) * planeIn)
+            for oy in 0..<outH {
+                for ox in 0..<outW {
+                    var bestIndex = oy * g.stride * g.width + ox * g.stride
+                    var best = src[bestIndex]
+                    for ki in 0..<g.kernelHeight {
+                        let rowStart = (oy * g.stride + ki) * g.width + ox * g.stride
+                        for kj in 0..<g.kernelWidth {
+                            let value = src[rowStart + kj]
+                            // `!(value <= best)` lets a NaN win, so it propagates as in PyTorch.
+                            if !(value <= best) { best = value; bestIndex = rowStart + kj }
+                        }
+                    }
+                    dst[oy * outW + ox] = best
+                    win[oy * outW + ox] = sampleOffset + Int32(bestIndex)
+                }
+            }
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let dx else { return }
+        let perSampleIn = inputCount, perSampleOut = outputCount
+        dx.update(repeating: 0, count: batch * perSampleIn)
+        let winners = self.winners.base
+        for s in 0..<batch {
+            let dxs = dx + s * perSampleIn
+            let base = s * perSampleOut
+            for i in 0..<perSampleOut { dxs[Int(winners[base + i])] += dy[base + i] }
+        }
+    }
+}

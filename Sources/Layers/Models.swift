@@ -1,0 +1,77 @@
+/// The named architectures `--model` selects.
+public enum ModelName: String, CaseIterable, Sendable, Codable {
+    /// The seed's Keras model: Flatten → Dense 128 ReLU → Dense 10.
+    case mlp
+    /// The seed's PyTorch CIFAR-10 LeNet, adapted to the input channels and size.
+    case lenet
+    /// A stronger small CNN (three 3x3 conv blocks, dropout) for ≥ 92.5% on Fashion-MNIST.
+    case cnn
+    /// 784-1024-1024-10, the benchmark's GEMM-bound model.
+    case mlpLarge = "mlp-large"
+
+    /// The equivalent torch.nn module, whose state_dict names and layouts the parameters follow.
+    public var pytorchEquivalent: String {
+        switch self {
+        case .mlp:
+            return "nn.Sequential(nn.Flatten(), nn.Linear(C*H*W, 128), nn.ReLU(), nn.Linear(128, 10))"
+        case .mlpLarge:
+            return "nn.Sequential(nn.Flatten(), nn.Linear(C*H*W, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))"
+        case .lenet:
+            return "LeNet with conv1 = nn.Conv2d(C, 6, 5, padding=2 if H == 28 else 0), pool, conv2 = nn.Conv2d(6, 16, 5), pool, fc1 = nn.Linear(400, 120), fc2 = nn.Linear(120, 84), fc3 = nn.Linear(84, 10)"
+        case .cnn:
+            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))"
+        }
+    }
+}
+
+/// Builds a named model for inputs of shape (channels, height, width) and `classes` outputs.
+///
+/// Parameter names follow the PyTorch module in `ModelName.pytorchEquivalent`, so a
+/// state_dict loads with no renaming.
+public func makeModel(_ name: ModelName, inputShape: [Int], classes: Int) -> Sequential {
+    precondition(inputShape.count == 3, "models take (C, H, W) inputs, got \(inputShape)")
+    let features = inputShape.reduce(1, *)
+    switch name {
+    case .mlp:
+        return Sequential(inputShape: inputShape, layers: [
+            Flatten(inputShape: inputShape),
+            Linear(inputFeatures: features, outputFeatures: 128, activation: .relu, name: "1"),
+            Linear(inputFeatures: 128, outputFeatures: classes, name: "3"),
+        ])
+    case .mlpLarge:
+        return Sequential(inputShape: inputShape, layers: [
+            Flatten(inputShape: inputShape),
+            Linear(inputFeatures: features, outputFeatures: 1024, activation: .relu, name: "1"),
+            Linear(inputFeatures: 1024, outputFeatures: 1024, activation: .relu, name: "3"),
+            Linear(inputFeatures: 1024, outputFeatures: classes, name: "5"),
+        ])
+    case .lenet:
+        // LeNet-5 pads 28x28 digits to 32x32; the CIFAR net takes 32x32 as it is.
+        let padding = inputShape[1] < 32 ? (32 - inputShape[1] + 1) / 2 : 0
+        let conv1 = Conv2D(inputShape: inputShape, outputChannels: 6, kernelSize: 5, padding: padding, activation: .relu, name: "conv1")
+        let pool1 = MaxPool2D(inputShape: conv1.outputShape, kernelSize: 2)
+        let conv2 = Conv2D(inputShape: pool1.outputShape, outputChannels: 16, kernelSize: 5, activation: .relu, name: "conv2")
+        let pool2 = MaxPool2D(inputShape: conv2.outputShape, kernelSize: 2)
+        let flat = Flatten(inputShape: pool2.outputShape)
+        return Sequential(inputShape: inputShape, layers: [
+            conv1, pool1, conv2, pool2, flat,
+            Linear(inputFeatures: flat.outputCount, outputFeatures: 120, activation: .relu, name: "fc1"),
+            Linear(inputFeatures: 120, outputFeatures: 84, activation: .relu, name: "fc2"),
+            Linear(inputFeatures: 84, outputFeatures: classes, name: "fc3"),
+        ])
+    case .cnn:
+        let conv1 = Conv2D(inputShape: inputShape, outputChannels: 32, kernelSize: 3, padding: 1, activation: .relu, name: "0")
+        let pool1 = MaxPool2D(inputShape: conv1.outputShape, kernelSize: 2)
+        let conv2 = Conv2D(inputShape: pool1.outputShape, outputChannels: 64, kernelSize: 3, padding: 1, activation: .relu, name: "3")
+        let pool2 = MaxPool2D(inputShape: conv2.outputShape, kernelSize: 2)
+        let conv3 = Conv2D(inputShape: pool2.outputShape, outputChannels: 128, kernelSize: 3, padding: 1, activation: .relu, name: "6")
+        let pool3 = MaxPool2D(inputShape: conv3.outputShape, kernelSize: 2)
+        let flat = Flatten(inputShape: pool3.outputShape)
+        let hidden = Linear(inputFeatures: flat.outputCount, outputFeatures: 256, activation: .relu, name: "10")
+        return Sequential(inputShape: inputShape, layers: [
+            conv1, pool1, conv2, pool2, conv3, pool3, flat, hidden,
+            Dropout(shape: [256], probability: 0.3, layerKey: 12),
+            Linear(inputFeatures: 256, outputFeatures: classes, name: "13"),
+        ])
+    }
+}

@@ -1,0 +1,136 @@
+import Tensors
+
+/// Layers run one after the other over preallocated buffers, with all parameters in one store.
+///
+/// Buffers are planned once by `reserve(batchCapacity:)`; forward and backward allocate nothing.
+public final class Sequential {
+    /// The layers, input to output.
+    public let layers: [Layer]
+    /// Per-sample input shape, e.g. [1, 28, 28].
+    public let inputShape: [Int]
+    /// The flat parameter and gradient arenas.
+    public let parameters: ParameterStore
+    /// Largest batch the buffers hold.
+    public private(set) var batchCapacity = 0
+
+    /// activations[i] is the input of layer i; activations[layers.count] the logits. (B, shape) each.
+    private var activations: [UnsafeMutablePointer<Float>] = []
+    /// gradients[i] is dLoss/d(activations[i]); gradients[0] is never computed.
+    private var activationGradients: [UnsafeMutablePointer<Float>] = []
+    private var owned: [UnsafeMutablePointer<Float>] = []
+    /// needsInputGradient[i]: some layer before i has parameters, so layer i must compute dInput.
+    private let needsInputGradient: [Bool]
+
+    /// Builds the model, laying out every layer's parameters in one store.
+    public init(inputShape: [Int], layers: [Layer]) {
+        precondition(!layers.isEmpty, "a model needs at least one layer")
+        var shape = inputShape
+        for (index, layer) in layers.enumerated() {
+            precondition(layer.inputShape == shape,
+                         "layer \(index) (\(layer.summary)) expects \(layer.inputShape) but receives \(shape)")
+            shape = layer.outputShape
+        }
+        self.layers = layers
+        self.inputShape = inputShape
+        parameters = ParameterStore(specs: layers.flatMap(\.parameterSpecs))
+        var cursor = 0
+        for layer in layers {
+            let count = layer.parameterSpecs.count
+            layer.bind(to: parameters, slices: Array(parameters.slices[cursor..<(cursor + count)]))
+            cursor += count
+        }
+        var seenParameters = false
+        var needs: [Bool] = []
+        for layer in layers {
+            needs.append(seenParameters)
+            if !layer.parameterSpecs.isEmpty { seenParameters = true }
+        }
+        needsInputGradient = needs
+    }
+
+    deinit { owned.forEach { $0.deallocate() } }
+
+    /// Per-sample output shape (the number of classes for a classifier).
+    public var outputShape: [Int] { layers.last!.outputShape }
+    /// Elements of one input sample.
+    public var inputCount: Int { inputShape.reduce(1, *) }
+    /// Elements of one output sample.
+    public var outputCount: Int { outputShape.reduce(1, *) }
+
+    /// Allocates every buffer for batches of up to `batchCapacity` samples.
+    public func reserve(batchCapacity capacity: Int) {
+        precondition(capacity > 0, "batch capacity must be positive, got \(capacity)")
+        if capacity <= batchCapacity { return }
+        owned.forEach { $0.deallocate() }
+        owned = []
+        func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            pointer.initialize(repeating: 0, count: max(count, 1))
+            owned.append(pointer)
+            return pointer
+        }
+        activations = [allocate(capacity * inputCount)]
+        activationGradients = [activations[0]]  // placeholder: the input gradient is never computed
+        for (index, layer) in layers.enumerated() {
+            if layer.aliasesInput {
+                activations.append(activations[index])
+                activationGradients.append(activationGradients[index])
+            } else {
+                activations.append(allocate(capacity * layer.outputCount))
+                activationGradients.append(allocate(capacity * layer.outputCount))
+            }
+            layer.reserve(batchCapacity: capacity)
+        }
+        // An aliasing first layer would otherwise share the placeholder; give it real storage.
+        for index in 1...layers.count where activationGradients[index] == activations[0] {
+            activationGradients[index] = allocate(capacity * layers[index - 1].outputCount)
+        }
+        batchCapacity = capacity
+    }
+
+    /// Buffer for the next batch's inputs, (batchCapacity, inputShape).
+    public var input: UnsafeMutablePointer<Float> {
+        precondition(batchCapacity > 0, "call reserve(batchCapacity:) first")
+        return activations[0]
+    }
+
+    /// Logits of the last forward pass, (B, outputCount).
+    public var output: UnsafeMutablePointer<Float> { activations[layers.count] }
+
+    /// Where the loss writes dLoss/dLogits before `backward`, (B, outputCount).
+    public var outputGradient: UnsafeMutablePointer<Float> { activationGradients[layers.count] }
+
+    /// Runs every layer on the first `batch` samples of `input`; returns `output`.
+    @discardableResult
+    public func forward(batch: Int, context: ForwardContext) -> UnsafeMutablePointer<Float> {
+        precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        for (index, layer) in layers.enumerated() where !layer.aliasesInput {
+            layer.forward(activations[index], activations[index + 1], batch: batch, context: context)
+        }
+        return output
+    }
+
+    /// Accumulates every parameter gradient from `outputGradient`, skipping work no parameter needs.
+    public func backward(batch: Int) {
+        precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        for index in layers.indices.reversed() {
+            let layer = layers[index]
+            let needsInput = needsInputGradient[index]
+            if layer.parameterSpecs.isEmpty && !needsInput { break }
+            if layer.aliasesInput { continue }
+            layer.backward(input: activations[index], output: activations[index + 1],
+                           dOutput: activationGradients[index + 1],
+                           dInput: needsInput ? activationGradients[index] : nil, batch: batch)
+        }
+    }
+
+    /// A multi-line description: one line per layer and the parameter count.
+    public var summary: String {
+        var lines = ["input \(inputShape.map(String.init).joined(separator: "x"))"]
+        for layer in layers {
+            lines.append("  \(layer.summary) → \(layer.outputShape.map(String.init).joined(separator: "x"))")
+        }
+        lines.append("\(parameters.count) parameters")
+        return lines.joined(separator: "\n")
+    }
+}

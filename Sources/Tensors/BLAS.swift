@@ -1,0 +1,78 @@
+import COpenBLAS
+
+/// Whether a GEMM operand is used as stored or transposed.
+public enum Transpose: Sendable {
+    case none, transposed
+
+    var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+}
+
+/// Row-major C = alpha * op(A) * op(B) + beta * C, with op(A) m×k and op(B) k×n.
+///
+/// Leading dimensions follow from the stored (not transposed) shapes of row-major operands.
+@inline(__always)
+public func gemm(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>
+) {
+    let lda = transA == .none ? k : m
+    let ldb = transB == .none ? n : k
+    gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
+}
+
+/// Row-major GEMM with explicit leading dimensions.
+@inline(__always)
+public func gemm(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    precondition(m >= 0 && n >= 0 && k >= 0, "gemm dimensions must be non-negative: m=\(m) n=\(n) k=\(k)")
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
+                blasint(m), blasint(n), blasint(k), alpha,
+                a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+}
+
+/// Facts about the BLAS library and control of its threads.
+public enum BLAS {
+    /// Sets how many threads OpenBLAS may use in this process.
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    /// Threads OpenBLAS currently uses.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// Build description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64".
+    public static var configuration: String {
+        guard let text = openblas_get_config() else { return "OpenBLAS" }
+        return String(cString: text).trimmingCharacters(in: " ")
+    }
+
+    /// The CPU core type OpenBLAS chose its kernels for.
+    public static var coreName: String {
+        guard let text = openblas_get_corename() else { return "unknown" }
+        return String(cString: text)
+    }
+
+    /// One line naming the library and kernels, for logs.
+    public static var summary: String { "\(configuration) (core \(coreName))" }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var text = Substring(self)
+        while text.first == set { text = text.dropFirst() }
+        while text.last == set { text = text.dropLast() }
+        return String(text)
+    }
+}

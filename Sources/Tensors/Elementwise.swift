@@ -1,0 +1,77 @@
+// Elementwise kernels and reductions over raw buffers.
+// Swift does not vectorize Float reductions by itself (strict FP), so sums use SIMD16 accumulators.
+
+/// Sum of `count` floats, vectorized.
+@inline(__always)
+public func vectorSum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    var accumulator = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= count {
+        accumulator += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+        i += 16
+    }
+    var total = accumulator.sum()
+    while i < count { total += x[i]; i += 1 }
+    return total
+}
+
+/// y[r, c] += bias[c] for a rows×cols row-major matrix.
+@inline(__always)
+public func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>) {
+    for r in 0..<rows {
+        let row = y + r * columns
+        for c in 0..<columns { row[c] += bias[c] }
+    }
+}
+
+/// y[r, c] = max(0, y[r, c] + bias[c]): the bias and ReLU fused into one pass over the GEMM output.
+@inline(__always)
+public func addRowBiasReLU(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>) {
+    for r in 0..<rows {
+        let row = y + r * columns
+        for c in 0..<columns { row[c] = max(0, row[c] + bias[c]) }
+    }
+}
+
+/// sums[c] += Σ_r x[r, c] for a rows×cols row-major matrix (bias gradients of a Linear layer).
+@inline(__always)
+public func accumulateColumnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
+    for r in 0..<rows {
+        let row = x + r * columns
+        for c in 0..<columns { sums[c] += row[c] }
+    }
+}
+
+/// y = max(0, x), elementwise.
+@inline(__always)
+public func reluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { y[i] = max(0, x[i]) }
+}
+
+/// dx = dy where the ReLU's output was positive, else 0.
+@inline(__always)
+public func reluBackward(output y: UnsafePointer<Float>, dOutput dy: UnsafePointer<Float>,
+                         dInput dx: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+}
+
+/// x *= scale, elementwise.
+@inline(__always)
+public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by scale: Float) {
+    for i in 0..<count { x[i] *= scale }
+}
+
+/// True when every element is finite (no NaN, no ±Inf).
+public func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+    // x - x is 0 for finite values and NaN otherwise; summing keeps any NaN.
+    var accumulator = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= count {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+        accumulator += v - v
+        i += 16
+    }
+    var tail: Float = 0
+    while i < count { tail += x[i] - x[i]; i += 1 }
+    return accumulator.sum() == 0 && tail == 0
+}

@@ -1,0 +1,76 @@
+import Layers
+import Optimizers
+
+/// Everything that defines a training run; identical on every rank (checked at start).
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    /// "fashion-mnist", "mnist" or "cifar10".
+    public var dataset: String
+    public var model: ModelName
+    public var epochs: Int
+    /// Samples per step over ALL ranks together.
+    public var globalBatchSize: Int
+    public var optimizer: OptimizerKind
+    public var learningRate: Float
+    public var momentum: Float
+    public var nesterov: Bool
+    public var weightDecay: Float
+    public var schedule: ScheduleKind
+    public var warmupEpochs: Int
+    /// StepLR's period in epochs (nil: a third of the run).
+    public var stepEpochs: Int?
+    /// StepLR's factor.
+    public var gamma: Float
+    public var seed: UInt64
+    /// Use only the first N training samples (nil: all).
+    public var trainLimit: Int?
+    /// Use only the first N test samples (nil: all).
+    public var testLimit: Int?
+    /// Size of each gradient allreduce, in MiB of floats.
+    public var bucketMegabytes: Double
+    /// Samples per forward pass in evaluation, per rank.
+    public var evaluationBatchSize: Int
+
+    public init(dataset: String, model: ModelName = .mlp, epochs: Int = 10, globalBatchSize: Int = 64,
+                optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3, momentum: Float = 0,
+                nesterov: Bool = false, weightDecay: Float = 0, schedule: ScheduleKind = .constant,
+                warmupEpochs: Int = 0, stepEpochs: Int? = nil, gamma: Float = 0.1, seed: UInt64 = 42,
+                trainLimit: Int? = nil, testLimit: Int? = nil, bucketMegabytes: Double = 4,
+                evaluationBatchSize: Int = 256) {
+        self.dataset = dataset
+        self.model = model
+        self.epochs = epochs
+        self.globalBatchSize = globalBatchSize
+        self.optimizer = optimizer
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        self.schedule = schedule
+        self.warmupEpochs = warmupEpochs
+        self.stepEpochs = stepEpochs
+        self.gamma = gamma
+        self.seed = seed
+        self.trainLimit = trainLimit
+        self.testLimit = testLimit
+        self.bucketMegabytes = bucketMegabytes
+        self.evaluationBatchSize = evaluationBatchSize
+    }
+
+    /// The optimizer's hyper-parameters.
+    public var optimizerSettings: OptimizerSettings {
+        OptimizerSettings(kind: optimizer, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+    }
+
+    /// The learning-rate schedule.
+    public var learningRateSchedule: LearningRateSchedule {
+        LearningRateSchedule(kind: schedule, baseRate: learningRate, totalEpochs: epochs,
+                             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma)
+    }
+
+    /// A hash of every field, for the start-up agreement check across ranks.
+    public var fingerprint: UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in "\(self)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return hash
+    }
+}

@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The coordinator's human-readable output: a run header, a progress bar with ETA on a terminal
+/// (plain lines otherwise), one line per epoch and the final report.
+public final class ConsoleReporter: TrainingReporter {
+    private let isTerminal: Bool
+    private var lastDraw = 0.0
+    private var epochStart = 0.0
+    private var barVisible = false
+
+    public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) {
+        self.isTerminal = isTerminal
+    }
+
+    private func say(_ line: String) {
+        if barVisible { print("\r\u{1B}[2K", terminator: ""); barVisible = false }
+        print(line)
+        fflush(nil)
+    }
+
+    public func started(_ r: StartRecord) throws {
+        say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, \(r.parameters) parameters")
+        let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator))"
+        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
+        say("  \(r.optimizer) lr \(r.learningRate) (\(r.schedule) schedule), \(r.epochs) epochs, seed \(r.seed)")
+        say("  BLAS: \(r.blas)")
+        for line in r.modelSummary.split(separator: "\n") { say("  " + line) }
+        epochStart = monotonicSeconds()
+    }
+
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {
+        guard isTerminal else { return }
+        let now = monotonicSeconds()
+        if step == 1 { epochStart = now }
+        if now - lastDraw < 0.1 && step < steps { return }
+        lastDraw = now
+        let fraction = Double(step) / Double(max(steps, 1))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let elapsed = now - epochStart
+        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        print("\r\u{1B}[2Kepoch \(epoch + 1) \(bar) \(step)/\(steps)  loss \(format(runningLoss, 4))  acc \(percent(runningAccuracy))  ETA \(format(eta, 1)) s", terminator: "")
+        barVisible = true
+        fflush(nil)
+    }
+
+    public func epochCompleted(_ r: EpochRecord) throws {
+        let total = max(r.computeSeconds + r.communicationSeconds + r.dataSeconds, 1e-9)
+        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4)) acc \(percent(r.trainAccuracy))  test loss \(format(r.testLoss, 4)) acc \(percent(r.testAccuracy))  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
+    }
+
+    public func finished(_ r: FinalRecord) throws {
+        for line in classificationReport(r.metrics, classNames: r.classNames) { say(line) }
+        say("done in \(format(r.seconds, 1)) s")
+    }
+}
+
+/// The final report: headline metrics, a per-class table and the confusion matrix with class names.
+public func classificationReport(_ m: ClassificationMetrics, classNames: [String]) -> [String] {
+    var lines: [String] = []
+    lines.append("test accuracy \(percent(m.accuracy))  precision (macro) \(format(m.precisionMacro, 4))  recall (macro) \(format(m.recallMacro, 4))  F1 (macro) \(format(m.f1Macro, 4))")
+    let nameWidth = max(12, classNames.map(\.count).max() ?? 0)
+    lines.append(pad("class", nameWidth) + "  precision  recall      F1  support")
+    for c in 0..<m.classCount {
+        lines.append(pad(classNames[c], nameWidth) + "  " + padLeft(format(m.precision(of: c), 4), 9) + "  "
+                     + padLeft(format(m.recall(of: c), 4), 6) + "  " + padLeft(format(m.f1(of: c), 4), 6) + "  "
+                     + padLeft(String(m.support(of: c)), 7))
+    }
+    lines.append("confusion matrix (rows: true class, columns: predicted class)")
+    let cell = max(5, String(m.confusion.max() ?? 0).count + 1)
+    lines.append(pad("", nameWidth) + (0..<m.classCount).map { padLeft(String($0), cell) }.joined())
+    for (c, row) in m.rows.enumerated() {
+        lines.append(pad("\(c) \(classNames[c])", nameWidth) + row.map { padLeft(String($0), cell) }.joined())
+    }
+    return lines
+}
+
+/// Fixed-point text with `digits` decimals.
+public func format(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (abs(value) * scale).rounded()
+    let whole = Int64(rounded / scale)
+    var fraction = String(Int64(rounded) - whole * Int64(scale))
+    fraction = String(repeating: "0", count: max(0, digits - fraction.count)) + fraction
+    let sign = value < 0 && rounded != 0 ? "-" : ""
+    return digits == 0 ? "\(sign)\(whole)" : "\(sign)\(whole).\(fraction)"
+}
+
+/// "87.95%".
+public func percent(_ fraction: Double) -> String { format(100 * fraction, 2) + "%" }
+
+/// "63,000" for 63000.4.
+public func grouped(_ value: Double) -> String {
+    let digits = String(Int64(value.rounded()))
+    var result = ""
+    for (i, character) in digits.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 && character != "-" { result.append(",") }
+        result.append(character)
+    }
+    return String(result.reversed())
+}
+
+func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+func padLeft(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+
+/// Sends every event to several reporters (console and metrics file).
+public final class ReporterGroup: TrainingReporter {
+    let reporters: [TrainingReporter]
+    public init(_ reporters: [TrainingReporter]) { self.reporters = reporters }
+    public func started(_ r: StartRecord) throws { for x in reporters { try x.started(r) } }
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {
+        for x in reporters { x.stepCompleted(epoch: epoch, step: step, of: steps, runningLoss: runningLoss, runningAccuracy: runningAccuracy) }
+    }
+    public func epochCompleted(_ r: EpochRecord) throws { for x in reporters { try x.epochCompleted(r) } }
+    public func finished(_ r: FinalRecord) throws { for x in reporters { try x.finished(r) } }
+}

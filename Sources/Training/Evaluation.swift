@@ -1,0 +1,57 @@
+import Collectives
+import Datasets
+import Layers
+import Tensors
+
+/// Loss, accuracy and confusion matrix over a whole dataset, exactly as one process would count them.
+public struct EvaluationResult: Sendable, Equatable {
+    /// Σ per-sample cross-entropy.
+    public var lossSum: Double
+    public var sampleCount: Int64
+    public var metrics: ClassificationMetrics
+
+    public var meanLoss: Double { sampleCount == 0 ? 0 : lossSum / Double(sampleCount) }
+    public var accuracy: Double { metrics.accuracy }
+}
+
+/// Evaluates `model` on `dataset`, each rank taking its contiguous share (no padding, no duplicates),
+/// then reducing the counts (Int64, exact) and loss sums over ranks.
+public func evaluate(model: Sequential, dataset: ImageDataset, normalization: Normalization,
+                     communicator: Communicator, batchSize: Int) throws -> EvaluationResult {
+    let classes = model.outputCount
+    let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
+    let gatherer = BatchGatherer(dataset: dataset, normalization: normalization)
+    let capacity = min(batchSize, max(share.count, 1))
+    model.reserve(batchCapacity: capacity)
+    var confusion = [Int64](repeating: 0, count: classes * classes)
+    var lossSum = 0.0
+    var indices = [Int32](repeating: 0, count: capacity)
+    var labels = [UInt8](repeating: 0, count: capacity)
+    var predictions = [UInt8](repeating: 0, count: capacity)
+    var start = share.lowerBound
+    while start < share.upperBound {
+        let count = min(capacity, share.upperBound - start)
+        for i in 0..<count { indices[i] = Int32(start + i) }
+        indices.withUnsafeBufferPointer { indexBuffer in
+            labels.withUnsafeMutableBufferPointer { labelBuffer in
+                gatherer.gather(indices: UnsafeBufferPointer(rebasing: indexBuffer[0..<count]),
+                                into: model.input, labels: labelBuffer.baseAddress!)
+            }
+        }
+        let logits = model.forward(batch: count, context: .inference)
+        let totals = labels.withUnsafeBufferPointer {
+            softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: count, classes: classes, dLogits: nil)
+        }
+        lossSum += totals.lossSum
+        predictions.withUnsafeMutableBufferPointer {
+            argmaxRows(logits, batch: count, classes: classes, predictions: $0.baseAddress!)
+        }
+        for i in 0..<count { confusion[Int(labels[i]) * classes + Int(predictions[i])] += 1 }
+        start += count
+    }
+    try communicator.allreduce(&confusion, .sum)
+    var loss = [lossSum]
+    try communicator.allreduce(&loss, .sum)
+    let metrics = ClassificationMetrics(confusion: confusion, classCount: classes)
+    return EvaluationResult(lossSum: loss[0], sampleCount: metrics.total, metrics: metrics)
+}

@@ -1,0 +1,41 @@
+import Collectives
+import Tensors
+
+/// Sums the gradient arena over ranks in fixed-size buckets, then divides by the global sample count,
+/// so every rank holds the exact mean gradient over the global batch whatever the world size.
+public final class GradientSynchronizer {
+    let communicator: Communicator
+    /// Floats per allreduce call.
+    public let bucketElements: Int
+    /// Seconds spent in allreduce since the last `takeCommunicationSeconds()`.
+    private var communicationSeconds = 0.0
+
+    public init(communicator: Communicator, bucketMegabytes: Double) {
+        self.communicator = communicator
+        bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
+    }
+
+    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount.
+    public func synchronize(_ store: ParameterStore, globalSampleCount: Int) throws {
+        let gradients = store.gradients
+        if communicator.size > 1 {
+            let start = monotonicSeconds()
+            var offset = 0
+            while offset < store.count {
+                let count = min(bucketElements, store.count - offset)
+                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: gradients[offset..<(offset + count)]), .sum)
+                offset += count
+            }
+            communicationSeconds += monotonicSeconds() - start
+        }
+        if globalSampleCount > 0 {
+            scaleInPlace(gradients.baseAddress!, count: store.count, by: 1 / Float(globalSampleCount))
+        }
+    }
+
+    /// Communication time accumulated since the last call, and resets it.
+    public func takeCommunicationSeconds() -> Double {
+        defer { communicationSeconds = 0 }
+        return communicationSeconds
+    }
+}

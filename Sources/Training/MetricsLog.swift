@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a file could not be written.
+public enum OutputError: Error, CustomStringConvertible {
+    case cannotWrite(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotWrite(path, reason): return "cannot write \(path): \(reason); choose a writable path"
+        }
+    }
+}
+
+/// `--metrics FILE`: one JSON object per line, flushed as it is written so a crash loses nothing.
+///
+/// Keys of the start, epoch and end events are an interface that scripts read.
+public final class MetricsLog: TrainingReporter {
+    private let file: UnsafeMutablePointer<FILE>
+    public let path: String
+
+    /// Creates (truncates) the file; throws if it cannot be written.
+    public init(path: String) throws {
+        guard let file = fopen(path, "w") else {
+            throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        }
+        self.file = file
+        self.path = path
+    }
+
+    deinit { fclose(file) }
+
+    /// Appends one event line.
+    public func write(_ object: JSONValue) throws {
+        let line = object.serialized + "\n"
+        let written = line.withCString { fputs($0, file) }
+        if written < 0 || fflush(file) != 0 {
+            throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        }
+    }
+
+    public func started(_ r: StartRecord) throws {
+        try write(.object([
+            ("event", .string("start")), ("dataset", .string(r.dataset)), ("model", .string(r.model)),
+            ("parameters", .int(r.parameters)), ("world_size", .int(r.worldSize)),
+            ("global_batch", .int(r.globalBatch)), ("per_rank_batch", .int(r.perRankBatch)),
+            ("optimizer", .string(r.optimizer)), ("lr", .number(r.learningRate)),
+            ("schedule", .string(r.schedule)), ("epochs", .int(r.epochs)),
+            ("seed", .integer(Int64(bitPattern: r.seed))), ("threads_per_rank", .int(r.threadsPerRank)),
+            ("blas", .string(r.blas)), ("communicator", .string(r.communicator)),
+            ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),
+            ("steps_per_epoch", .int(r.stepsPerEpoch)),
+        ]))
+    }
+
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {}
+
+    public func epochCompleted(_ r: EpochRecord) throws {
+        try write(.object([
+            ("event", .string("epoch")), ("epoch", .int(r.epoch)),
+            ("train_loss", .number(r.trainLoss)), ("train_accuracy", .number(r.trainAccuracy)),
+            ("test_loss", .number(r.testLoss)), ("test_accuracy", .number(r.testAccuracy)),
+            ("seconds", .number(r.seconds)), ("images_per_second", .number(r.imagesPerSecond)),
+            ("compute_seconds", .number(r.computeSeconds)),
+            ("communication_seconds", .number(r.communicationSeconds)),
+            ("data_seconds", .number(r.dataSeconds)), ("lr", .number(r.learningRate)),
+        ]))
+    }
+
+    public func finished(_ r: FinalRecord) throws {
+        let m = r.metrics
+        try write(.object([
+            ("event", .string("end")), ("test_accuracy", .number(m.accuracy)), ("test_loss", .number(r.testLoss)),
+            ("precision_macro", .number(m.precisionMacro)), ("recall_macro", .number(m.recallMacro)),
+            ("f1_macro", .number(m.f1Macro)),
+            ("precision_micro", .number(m.precisionMicro)), ("recall_micro", .number(m.recallMicro)),
+            ("f1_micro", .number(m.f1Micro)),
+            ("confusion_matrix", .array(m.rows.map { .array($0.map { .integer($0) }) })),
+            ("class_names", .array(r.classNames.map { .string($0) })),
+            ("seconds", .number(r.seconds)),
+        ]))
+    }
+}

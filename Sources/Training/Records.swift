@@ -1,0 +1,59 @@
+/// What the coordinator knows when training starts.
+public struct StartRecord: Sendable {
+    public var dataset: String
+    public var model: String
+    public var modelSummary: String
+    public var parameters: Int
+    public var worldSize: Int
+    public var globalBatch: Int
+    public var perRankBatch: Int
+    public var optimizer: String
+    public var learningRate: Float
+    public var schedule: String
+    public var epochs: Int
+    public var seed: UInt64
+    public var threadsPerRank: Int
+    public var blas: String
+    public var communicator: String
+    public var trainSamples: Int
+    public var testSamples: Int
+    public var stepsPerEpoch: Int
+}
+
+/// One epoch's reduced numbers.
+public struct EpochRecord: Sendable {
+    public var epoch: Int
+    public var epochs: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var testLoss: Double
+    public var testAccuracy: Double
+    /// Wall seconds of the epoch, training and evaluation.
+    public var seconds: Double
+    /// Training samples per second over the training part of the epoch.
+    public var imagesPerSecond: Double
+    /// Max over ranks of the time spent computing (forward, loss, backward, optimizer).
+    public var computeSeconds: Double
+    /// Max over ranks of the time spent in gradient allreduces.
+    public var communicationSeconds: Double
+    /// Max over ranks of the time spent preparing batches.
+    public var dataSeconds: Double
+    public var learningRate: Float
+}
+
+/// The end of a run: the final evaluation.
+public struct FinalRecord: Sendable {
+    public var metrics: ClassificationMetrics
+    public var classNames: [String]
+    public var testLoss: Double
+    public var seconds: Double
+}
+
+/// Receives the coordinator's view of training. Only rank 0 has one.
+public protocol TrainingReporter: AnyObject {
+    func started(_ record: StartRecord) throws
+    /// Called after every step with the coordinator's own running numbers (not reduced).
+    func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double)
+    func epochCompleted(_ record: EpochRecord) throws
+    func finished(_ record: FinalRecord) throws
+}

@@ -1,0 +1,183 @@
+import Collectives
+import Datasets
+import Layers
+import Optimizers
+import Tensors
+
+/// Start-up disagreement between ranks.
+public enum StartupError: Error, CustomStringConvertible {
+    case disagreement(field: String, values: [Int: Int64])
+
+    public var description: String {
+        switch self {
+        case let .disagreement(field, values):
+            let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
+            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks in
+                "rank\(ranks.count > 1 ? "s" : "") \(ranks.map(String.init).joined(separator: ",")) \(value)"
+            }
+            return "ranks disagree on \(field) (\(parts.joined(separator: "; "))); start every rank with the same arguments, data and executable"
+        }
+    }
+}
+
+/// The one place that knows the order of a training step (DESIGN.md): batch, forward, loss, backward,
+/// gradient sync, update, metrics. The same code runs on one rank or many.
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let data: DatasetSplits
+    public let communicator: Communicator
+    public let model: Sequential
+    public let optimizer: Optimizer
+    public let normalization: Normalization
+    public let threadsPerRank: Int
+    let reporter: TrainingReporter?
+    let synchronizer: GradientSynchronizer
+    let trainGatherer: BatchGatherer
+    /// The evaluation after the last completed epoch.
+    public private(set) var lastEvaluation: EvaluationResult?
+
+    /// Builds the model and optimizer and checks that every rank agrees on them.
+    ///
+    /// - Parameter reporter: the coordinator's reporter; pass nil on other ranks.
+    public init(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
+                threadsPerRank: Int = 1, reporter: TrainingReporter?) throws {
+        let data = DatasetSplits(name: data.name, train: data.train.prefix(configuration.trainLimit),
+                                 test: data.test.prefix(configuration.testLimit))
+        self.configuration = configuration
+        self.data = data
+        self.communicator = communicator
+        self.threadsPerRank = threadsPerRank
+        self.reporter = communicator.isCoordinator ? reporter : nil
+        model = makeModel(configuration.model, inputShape: data.train.shape, classes: data.train.classCount)
+        model.parameters.initializeKaimingUniform(seed: configuration.seed)
+        optimizer = makeOptimizer(configuration.optimizerSettings, parameterCount: model.parameters.count)
+        normalization = Normalization.measured(on: data.train)
+        synchronizer = GradientSynchronizer(communicator: communicator, bucketMegabytes: configuration.bucketMegabytes)
+        trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
+        try checkAgreement()
+        // Rank 0's parameters are the truth, whatever the others computed.
+        try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
+    }
+
+    /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
+    private func checkAgreement() throws {
+        if communicator.size == 1 { return }
+        let fields: [(String, Int64)] = [
+            ("the configuration (flags)", Int64(bitPattern: configuration.fingerprint)),
+            ("the number of training samples", Int64(data.train.count)),
+            ("the number of test samples", Int64(data.test.count)),
+            ("the parameter shapes", Int64(bitPattern: model.parameters.shapeFingerprint)),
+            ("the training data checksum", Int64(bitPattern: data.train.checksum)),
+        ]
+        let table = try communicator.allGather(fields.map(\.1))
+        for (index, field) in fields.enumerated() {
+            let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset, $0.element[index]) })
+            if Set(values.values).count > 1 { throw StartupError.disagreement(field: field.0, values: values) }
+        }
+    }
+
+    /// Per-rank batch of the largest share.
+    public var perRankBatch: Int { (configuration.globalBatchSize + communicator.size - 1) / communicator.size }
+
+    /// Trains for the configured epochs, evaluating after each; returns the final evaluation.
+    @discardableResult
+    public func run() throws -> EvaluationResult {
+        let startTime = monotonicSeconds()
+        let stepsPerEpoch = (data.train.count + configuration.globalBatchSize - 1) / configuration.globalBatchSize
+        try reporter?.started(StartRecord(
+            dataset: data.name, model: configuration.model.rawValue, modelSummary: model.summary,
+            parameters: model.parameters.count, worldSize: communicator.size,
+            globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
+            optimizer: optimizer.name, learningRate: configuration.learningRate,
+            schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
+            threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
+            trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch))
+        for epoch in 0..<configuration.epochs {
+            try trainEpoch(epoch)
+        }
+        guard let final = lastEvaluation else {
+            // Zero epochs: still report the untrained model honestly.
+            let evaluation = try evaluate(model: model, dataset: data.test, normalization: normalization,
+                                          communicator: communicator, batchSize: configuration.evaluationBatchSize)
+            lastEvaluation = evaluation
+            try reporter?.finished(FinalRecord(metrics: evaluation.metrics, classNames: data.test.classNames,
+                                               testLoss: evaluation.meanLoss, seconds: monotonicSeconds() - startTime))
+            return evaluation
+        }
+        try reporter?.finished(FinalRecord(metrics: final.metrics, classNames: data.test.classNames,
+                                           testLoss: final.meanLoss, seconds: monotonicSeconds() - startTime))
+        return final
+    }
+
+    /// One pass over the training set, then the exact evaluation.
+    public func trainEpoch(_ epoch: Int) throws {
+        let epochStart = monotonicSeconds()
+        let plan = BatchPlan(sampleCount: data.train.count, globalBatchSize: configuration.globalBatchSize,
+                             worldSize: communicator.size, rank: communicator.rank,
+                             seed: configuration.seed, epoch: epoch)
+        model.reserve(batchCapacity: plan.largestLocalBatch)
+        let classes = model.outputCount
+        let schedule = configuration.learningRateSchedule
+        var labels = [UInt8](repeating: 0, count: plan.largestLocalBatch)
+        var lossSum = 0.0, correct = 0, seen = 0
+        var computeSeconds = 0.0, dataSeconds = 0.0
+        var learningRate = configuration.learningRate
+        _ = synchronizer.takeCommunicationSeconds()
+        let steps = plan.batchCount
+        try plan.order.withUnsafeBufferPointer { order in
+            for step in 0..<steps {
+                let t0 = monotonicSeconds()
+                let local = plan.localRange(batch: step)
+                let batch = local.count
+                let indices = UnsafeBufferPointer(rebasing: order[local])
+                labels.withUnsafeMutableBufferPointer {
+                    trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!)
+                }
+                let t1 = monotonicSeconds()
+                model.parameters.zeroGradients()
+                var totals = LossTotals(lossSum: 0, correct: 0)
+                if batch > 0 {
+                    let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: epoch,
+                                                 sampleIndices: indices.baseAddress)
+                    let logits = model.forward(batch: batch, context: context)
+                    totals = labels.withUnsafeBufferPointer {
+                        softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes,
+                                            dLogits: model.outputGradient)
+                    }
+                    model.backward(batch: batch)
+                }
+                let t2 = monotonicSeconds()
+                try synchronizer.synchronize(model.parameters, globalSampleCount: plan.globalRange(batch: step).count)
+                let t3 = monotonicSeconds()
+                learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
+                optimizer.update(model.parameters, learningRate: learningRate)
+                let t4 = monotonicSeconds()
+                dataSeconds += t1 - t0
+                computeSeconds += (t2 - t1) + (t4 - t3)
+                lossSum += totals.lossSum
+                correct += totals.correct
+                seen += batch
+                reporter?.stepCompleted(epoch: epoch, step: step + 1, of: steps,
+                                        runningLoss: seen > 0 ? lossSum / Double(seen) : 0,
+                                        runningAccuracy: seen > 0 ? Double(correct) / Double(seen) : 0)
+            }
+        }
+        let trainSeconds = monotonicSeconds() - epochStart
+        let communicationSeconds = synchronizer.takeCommunicationSeconds()
+        var sums = [lossSum, Double(correct), Double(seen)]
+        try communicator.allreduce(&sums, .sum)
+        var maxima = [computeSeconds, communicationSeconds, dataSeconds, trainSeconds]
+        try communicator.allreduce(&maxima, .max)
+        let evaluation = try evaluate(model: model, dataset: data.test, normalization: normalization,
+                                      communicator: communicator, batchSize: configuration.evaluationBatchSize)
+        lastEvaluation = evaluation
+        try reporter?.epochCompleted(EpochRecord(
+            epoch: epoch + 1, epochs: configuration.epochs,
+            trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0, trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0,
+            testLoss: evaluation.meanLoss, testAccuracy: evaluation.accuracy,
+            seconds: monotonicSeconds() - epochStart,
+            imagesPerSecond: maxima[3] > 0 ? sums[2] / maxima[3] : 0,
+            computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
+            learningRate: learningRate))
+    }
+}

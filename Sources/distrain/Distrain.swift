@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// The `distrain` command: one subcommand per dataset (and tool).
+@main
+struct Distrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distrain",
+        abstract: "Data-parallel neural-network training on CPUs with MPI and OpenBLAS.",
+        discussion: """
+        Run one process locally, or many under mpirun; --batch-size is always the GLOBAL batch.
+
+        Examples:
+          distrain fashion-mnist                                  # seed MLP, Adam 1e-3, batch 64, 10 epochs
+          distrain fashion-mnist --model cnn --epochs 15 --schedule cosine
+          mpirun -n 4 distrain fashion-mnist --batch-size 256 --metrics run.jsonl
+          distrain mnist --data-dir ~/data/mnist --model lenet
+        """,
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self]
+    )
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Collectives
+import Datasets
+import Foundation
+import Tensors
+import Training
+
+/// The communicator for this process: MPI under mpirun, otherwise local mode with no MPI_Init at all.
+func makeCommunicator() throws -> Communicator {
+    MPICommunicator.isLaunchedByMPIRun ? try MPICommunicator() : InProcessCommunicator.single()
+}
+
+/// BLAS threads per rank: --threads, else cores on this host ÷ ranks on this host (at least 1).
+func threadsPerRank(requested: Int?, communicator: Communicator) -> (threads: Int, warning: String?) {
+    let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let localRanks = max(1, communicator.localSize)
+    let threads = requested ?? max(1, cores / localRanks)
+    var warning: String?
+    if threads * localRanks > cores {
+        warning = "warning: \(localRanks) rank\(localRanks == 1 ? "" : "s") × \(threads) BLAS thread\(threads == 1 ? "" : "s") on host \(communicator.hostName) exceed its \(cores) cores; expect contention (lower --threads or -n)"
+    }
+    return (threads, warning)
+}
+
+/// Prints one error line on stderr.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
+}
+
+/// Errors that every rank throws together (after a collective verdict): each rank can exit cleanly.
+func isAgreedOnAllRanks(_ error: Error) -> Bool {
+    if case CollectiveError.rankFailed = error { return true }
+    return error is StartupError
+}
+
+/// Loads data on every rank, agrees that all succeeded, trains, and ends every rank together.
+///
+/// Errors that all ranks know of end the job with one message from the coordinator and exit 1 on every
+/// rank after MPI_Finalize; an error only one rank knows of aborts the whole job with its message.
+func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
+                 load: () throws -> DatasetSplits) throws {
+    let communicator = try makeCommunicator()
+    let (threads, warning) = threadsPerRank(requested: options.threads, communicator: communicator)
+    BLAS.setThreadCount(threads)
+    if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+
+    var data: DatasetSplits?
+    var reporter: TrainingReporter?
+    var localError: Error?
+    do {
+        data = try load()
+        if communicator.isCoordinator {
+            var reporters: [TrainingReporter] = [ConsoleReporter()]
+            if let path = options.metrics { reporters.append(try MetricsLog(path: path)) }
+            reporter = ReporterGroup(reporters)
+        }
+    } catch {
+        localError = error
+    }
+    do {
+        try communicator.agreeOnSuccess(localError)
+        let trainer = try Trainer(configuration: configuration, data: data!, communicator: communicator,
+                                  threadsPerRank: threads, reporter: reporter)
+        try trainer.run()
+    } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
+        if communicator.isCoordinator { printError("\(error)") }
+        communicator.finalize()
+        throw ExitCode.failure
+    } catch {
+        communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
+    }
+    communicator.finalize()
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Layers
+import Optimizers
+import Training
+
+extension ModelName: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
+
+/// Flags shared by every training subcommand.
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Model: \(ModelName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelName = .mlp
+
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 10
+
+    @Option(name: .customLong("batch-size"), help: "GLOBAL batch size: samples per step over all ranks together.")
+    var batchSize: Int = 64
+
+    @Option(help: "Optimizer: sgd, adam or adamw.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Learning rate.")
+    var lr: Float = 1e-3
+
+    @Option(help: "SGD momentum (0 disables it).")
+    var momentum: Float = 0
+
+    @Flag(help: "Use Nesterov momentum with SGD (needs --momentum > 0).")
+    var nesterov = false
+
+    @Option(name: .customLong("weight-decay"), help: "Weight decay: L2 for sgd and adam, decoupled for adamw.")
+    var weightDecay: Float = 0
+
+    @Option(help: "Learning-rate schedule: constant, step (×gamma every --step-epochs) or cosine.")
+    var schedule: ScheduleKind = .constant
+
+    @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warmup.")
+    var warmupEpochs: Int = 0
+
+    @Option(name: .customLong("step-epochs"), help: "Period of the step schedule in epochs (default: a third of the run).")
+    var stepEpochs: Int?
+
+    @Option(help: "Factor of the step schedule.")
+    var gamma: Float = 0.1
+
+    @Option(help: "Seed for initialization, shuffling and dropout.")
+    var seed: UInt64 = 42
+
+    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
+    var threads: Int?
+
+    @Option(name: .customLong("train-limit"), help: "Train on the first N training samples only.")
+    var trainLimit: Int?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test samples only.")
+    var testLimit: Int?
+
+    @Option(help: "Write JSON Lines metrics (start, epoch, end events) to this file.")
+    var metrics: String?
+
+    @Option(name: .customLong("bucket-mb"), help: "Size of each gradient allreduce in MiB.")
+    var bucketMB: Double = 4
+
+    @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
+    var dataDirectory: String?
+
+    func validate() throws {
+        if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if !(momentum.isFinite && momentum >= 0 && momentum < 1) {
+            throw ValidationError("--momentum must be in [0, 1), got \(momentum)")
+        }
+        if nesterov && (optimizer != .sgd || momentum == 0) {
+            throw ValidationError("--nesterov needs --optimizer sgd and --momentum > 0")
+        }
+        if !(weightDecay.isFinite && weightDecay >= 0) {
+            throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")
+        }
+        if warmupEpochs < 0 { throw ValidationError("--warmup-epochs must be 0 or more, got \(warmupEpochs)") }
+        if let stepEpochs, stepEpochs < 1 { throw ValidationError("--step-epochs must be at least 1, got \(stepEpochs)") }
+        if !(gamma.isFinite && gamma > 0) { throw ValidationError("--gamma must be a positive number, got \(gamma)") }
+        if let threads, threads < 1 || threads > 1024 {
+            throw ValidationError("--threads must be between 1 and 1024, got \(threads)")
+        }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
+            throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
+        }
+        if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }
+        if let dataDirectory, dataDirectory.isEmpty { throw ValidationError("--data-dir needs a directory") }
+    }
+
+    /// The run's configuration for `dataset`.
+    func configuration(dataset: String) -> TrainingConfiguration {
+        TrainingConfiguration(
+            dataset: dataset, model: model, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
+            learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
+            warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
+            trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB)
+    }
+}
