@@ -25,7 +25,7 @@ let package = Package(
             "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "_TestSupport", dependencies: ["Tensors"]),
+        .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "_TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),

@@ -87,16 +87,19 @@ extension Communicator {
     /// Every rank's text (cut to 480 UTF-8 bytes), indexed by rank.
     public func allGather(text: String) throws -> [String] {
         let limit = 480
-        var bytes = Array(text.utf8.prefix(limit))
-        // Do not cut a multi-byte character in half.
-        while let last = bytes.last, last & 0xC0 == 0x80 { bytes.removeLast() }
-        if let last = bytes.last, last >= 0xC0 { bytes.removeLast() }
+        // Whole characters only: never cut a multi-byte character in half.
+        var bytes: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            let encoded = Array(String(scalar).utf8)
+            if bytes.count + encoded.count > limit { break }
+            bytes += encoded
+        }
         var values = [Int64](repeating: 0, count: limit + 1)
         values[0] = Int64(bytes.count)
         for (i, byte) in bytes.enumerated() { values[i + 1] = Int64(byte) }
         return try allGather(values).map { row in
             let count = Int(max(0, min(Int64(limit), row[0])))
-            return String(decoding: row[1...count].map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+            return String(decoding: row[1..<(count + 1)].map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
         }
     }
 

@@ -30,14 +30,22 @@ public final class InProcessGroup: @unchecked Sendable {
 
     /// Runs `body(communicator)` on `size` threads at once and returns their results by rank.
     public func run<R>(_ body: @escaping (InProcessCommunicator) throws -> R) throws -> [R] {
-        var results = [Result<R, Error>?](repeating: nil, count: size)
-        let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: size) { rank in
-            let result = Result { try body(communicators[rank]) }
-            if case .failure = result { markAborted(rank: rank, message: "failed") }
-            lock.lock(); results[rank] = result; lock.unlock()
+        let results = ResultSlots<R>(count: size)
+        let finished = DispatchSemaphore(value: 0)
+        // One real thread per rank: concurrentPerform caps its width at the core count, and a rank
+        // that never starts would leave the others waiting in their first collective.
+        for rank in 0..<size {
+            let thread = Thread { [self] in
+                let result = Result { try body(communicators[rank]) }
+                if case let .failure(error) = result { markAborted(rank: rank, message: "\(error)") }
+                results.store(result, at: rank)
+                finished.signal()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
-        return try results.map { try $0!.get() }
+        for _ in 0..<size { finished.wait() }
+        return try results.values.map { try $0!.get() }
     }
 
     /// Waits until all ranks arrive; throws if a rank aborted or the deadline passes.
@@ -143,4 +151,16 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
     }
 
     public func finalize() {}
+}
+
+/// Per-rank results written by the rank threads under a lock.
+private final class ResultSlots<R>: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [Result<R, Error>?]
+
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+
+    func store(_ result: Result<R, Error>, at index: Int) {
+        lock.lock(); values[index] = result; lock.unlock()
+    }
 }

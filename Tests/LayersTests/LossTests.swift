@@ -1,0 +1,29 @@
+import Layers
+import XCTest
+import _TestSupport
+
+final class LossTests: XCTestCase {
+    func testHandComputedValues() {
+        // logits (1, 2, 3), label 2: loss = log(e¹+e²+e³) − 3 = 0.40760596
+        let logits: [Float] = [1, 2, 3, 0, 0, 0]
+        let labels: [UInt8] = [2, 1]
+        var grad = [Float](repeating: 0, count: 6)
+        let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: &grad)
+        assertClose(totals.lossSum, 0.40760596 + log(3.0), relative: 1e-6)
+        XCTAssertEqual(totals.correct, 1)  // sample 1 ties: argmax is class 0, label 1
+        let e = [exp(1.0), exp(2.0), exp(3.0)], s = e.reduce(0, +)
+        assertClose(grad, [e[0] / s, e[1] / s, e[2] / s - 1, 1.0 / 3, 1.0 / 3 - 1, 1.0 / 3], relative: 1e-6)
+    }
+
+    func testVeryLargeLogitsStayFinite() {
+        let logits: [Float] = [1e30, -1e30, 0, 88.7, 1000, 999]
+        let labels: [UInt8] = [1, 2]
+        var grad = [Float](repeating: 0, count: 6)
+        let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: &grad)
+        XCTAssert(totals.lossSum.isFinite)
+        // Sample 0: loss = 2e30 in Float arithmetic; sample 1: log(e^-0.3 + 1 + e^-1.3) ≈ 1.29
+        XCTAssertEqual(totals.lossSum, 2e30, accuracy: 1e25)
+        XCTAssert(grad.allSatisfy(\.isFinite))
+        assertClose(grad[0...2].map { Double($0) }, [1, -1, 0], absolute: 1e-6)
+    }
+}

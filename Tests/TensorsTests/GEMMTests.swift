@@ -1,0 +1,45 @@
+import Tensors
+import XCTest
+import _TestSupport
+
+final class GEMMTests: XCTestCase {
+    /// Naive row-major reference: C = alpha·op(A)·op(B) + beta·C.
+    func naive(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+               a: [Float], b: [Float], beta: Float, c: [Float]) -> [Float] {
+        var out = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: Double = 0
+                for p in 0..<k {
+                    let av = ta == .none ? a[i * k + p] : a[p * m + i]
+                    let bv = tb == .none ? b[p * n + j] : b[j * k + p]
+                    sum += Double(av) * Double(bv)
+                }
+                out[i * n + j] = alpha * Float(sum) + beta * c[i * n + j]
+            }
+        }
+        return out
+    }
+
+    func testEveryTransposeMatchesNaiveLoops() {
+        var generator = SeededGenerator(seed: 7)
+        let (m, n, k) = (5, 7, 3)
+        for ta in [Transpose.none, .transposed] {
+            for tb in [Transpose.none, .transposed] {
+                let a = (0..<(m * k)).map { _ in generator.nextFloat(in: -1, 1) }
+                let b = (0..<(k * n)).map { _ in generator.nextFloat(in: -1, 1) }
+                let c = (0..<(m * n)).map { _ in generator.nextFloat(in: -1, 1) }
+                var result = c
+                gemm(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, b: b, beta: 2, c: &result)
+                let expected = naive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, b: b, beta: 2, c: c)
+                assertClose(result, expected, relative: 1e-5, absolute: 1e-5, "transA \(ta) transB \(tb)")
+            }
+        }
+    }
+
+    func testThreadCountIsSettable() {
+        BLAS.setThreadCount(1)
+        XCTAssertEqual(BLAS.threadCount, 1)
+        XCTAssertTrue(BLAS.configuration.contains("OpenBLAS"), BLAS.configuration)
+    }
+}

@@ -1,0 +1,42 @@
+import Tensors
+import XCTest
+
+final class RandomTests: XCTestCase {
+    func testSameSeedAndKeysGiveTheSameStream() {
+        var a = SeededGenerator(seed: 9, keys: 1, 2)
+        var b = SeededGenerator(seed: 9, keys: 1, 2)
+        var c = SeededGenerator(seed: 9, keys: 2, 1)
+        let sa = (0..<5).map { _ in a.next() }, sb = (0..<5).map { _ in b.next() }, sc = (0..<5).map { _ in c.next() }
+        XCTAssertEqual(sa, sb)
+        XCTAssertNotEqual(sa, sc)
+    }
+
+    func testPermutationIsAPermutationAndDependsOnEpoch() {
+        let p0 = seededPermutation(count: 1000, seed: 1, epoch: 0)
+        let p1 = seededPermutation(count: 1000, seed: 1, epoch: 1)
+        XCTAssertEqual(Set(p0).count, 1000)
+        XCTAssertEqual(p0.sorted(), (0..<1000).map(Int32.init))
+        XCTAssertNotEqual(p0, p1)
+        XCTAssertEqual(p0, seededPermutation(count: 1000, seed: 1, epoch: 0))
+    }
+
+    func testUniformFloatsStayInRangeWithTheRightMean() {
+        var g = SeededGenerator(seed: 5)
+        var sum = 0.0
+        for _ in 0..<100_000 {
+            let x = g.nextFloat(in: -2, 3)
+            XCTAssert(x >= -2 && x < 3)
+            sum += Double(x)
+        }
+        XCTAssertEqual(sum / 100_000, 0.5, accuracy: 0.02)
+    }
+
+    func testParameterStoreInitializationIsBoundedBySquareRootOfFanIn() {
+        let store = ParameterStore(specs: [ParameterSpec(name: "w", shape: [10, 25], fanIn: 25)])
+        store.initializeKaimingUniform(seed: 1)
+        let values = Array(store.values)
+        XCTAssert(values.allSatisfy { abs($0) <= 0.2 })
+        XCTAssertGreaterThan(values.map { abs($0) }.max()!, 0.18)
+        XCTAssertEqual(store.slice(named: "w")?.shape, [10, 25])
+    }
+}
