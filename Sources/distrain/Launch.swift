@@ -50,7 +50,7 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
     do {
         data = try load()
         if communicator.isCoordinator {
-            var reporters: [TrainingReporter] = [ConsoleReporter()]
+            var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: options.progress && isatty(STDOUT_FILENO) != 0)]
             if let path = options.metrics { reporters.append(try MetricsLog(path: path)) }
             reporter = ReporterGroup(reporters)
         }

@@ -66,6 +66,9 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
     var dataDirectory: String?
 
+    @Flag(inversion: .prefixedNo, help: "Show a progress bar when stdout is a terminal (under mpirun it always looks like one; pass --no-progress when piping).")
+    var progress = true
+
     func validate() throws {
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }

@@ -1,1 +1,103 @@
 import XCTest
+import _TestSupport
+
+/// The built `distrain` executable, run as a user would: flags, exit codes, messages.
+final class CommandLineTests: XCTestCase {
+    var distrain: String { builtProductsDirectory + "/distrain" }
+
+    private func run(_ arguments: [String], timeout: Double = 120) throws -> ProcessOutcome {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: distrain), "no executable at \(distrain)")
+        return try runProcess(distrain, arguments, timeout: timeout)
+    }
+
+    func testInvalidFlagValuesAreUsageErrorsWithExit64() throws {
+        let cases: [([String], String)] = [
+            (["fashion-mnist", "--batch-size", "0"], "--batch-size"),
+            (["fashion-mnist", "--lr", "-0.1"], "--lr"),
+            (["fashion-mnist", "--lr", "nan"], "--lr"),
+            (["fashion-mnist", "--model", "resnet"], "resnet"),
+            (["fashion-mnist", "--optimizer", "rmsprop"], "rmsprop"),
+            (["fashion-mnist", "--epochs", "-1"], "--epochs"),
+            (["fashion-mnist", "--threads", "0"], "--threads"),
+            (["fashion-mnist", "--nesterov"], "--nesterov"),
+            (["fashion-mnist", "--bucket-mb", "0"], "--bucket-mb"),
+            (["fashion-mnist", "--epochs", "many"], "many"),
+            (["fashion-mnist", "--no-such-flag"], "--no-such-flag"),
+            (["mnist"], "--data-dir"),
+        ]
+        for (arguments, fragment) in cases {
+            let outcome = try run(arguments, timeout: 60)
+            XCTAssertEqual(outcome.exitCode, 64, "\(arguments): \(outcome.standardError)")
+            XCTAssertTrue(outcome.standardError.contains(fragment), "\(arguments): stderr lacks \(fragment): \(outcome.standardError)")
+        }
+    }
+
+    func testHelpShowsExamples() throws {
+        let outcome = try run(["--help"], timeout: 60)
+        XCTAssertEqual(outcome.exitCode, 0)
+        XCTAssertTrue(outcome.standardOutput.contains("mpirun -n 4 distrain fashion-mnist"), outcome.standardOutput)
+        let sub = try run(["fashion-mnist", "--help"], timeout: 60)
+        XCTAssertTrue(sub.standardOutput.contains("--batch-size"), sub.standardOutput)
+    }
+
+    func testBadDataIsOneLineErrorNamingTheFile() throws {
+        let directory = makeTemporaryDirectory("bad-data")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 50, testCount: 20)
+        writeBytes(idxLabelsFile([1, 2, 11]), to: "\(directory)/t10k-labels-idx1-ubyte.gz")
+        let outcome = try run(["fashion-mnist", "--data-dir", directory, "--epochs", "1"])
+        XCTAssertEqual(outcome.exitCode, 1)
+        let lines = outcome.standardError.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, outcome.standardError)
+        XCTAssertTrue(outcome.standardError.hasPrefix("distrain: error: \(directory)/t10k-labels-idx1-ubyte.gz"), outcome.standardError)
+
+        let missing = try run(["fashion-mnist", "--data-dir", directory + "/nowhere"])
+        XCTAssertEqual(missing.exitCode, 1)
+        XCTAssertTrue(missing.standardError.contains("nowhere"), missing.standardError)
+    }
+
+    func testUnwritableMetricsFileIsAnError() throws {
+        let directory = makeTemporaryDirectory("metrics")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 50, testCount: 20)
+        let outcome = try run(["fashion-mnist", "--data-dir", directory, "--metrics", directory + "/no/such/dir/m.jsonl"])
+        XCTAssertEqual(outcome.exitCode, 1)
+        XCTAssertTrue(outcome.standardError.contains("no/such/dir/m.jsonl"), outcome.standardError)
+    }
+
+    func testLocalRunWritesMetricsWithTheDocumentedKeys() throws {
+        let directory = makeTemporaryDirectory("local-run")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 300, testCount: 100)
+        let metrics = directory + "/m.jsonl"
+        let outcome = try run(["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "32", "--metrics", metrics])
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let events = try readMetrics(metrics)
+        XCTAssertEqual(events.map { $0["event"] as? String }, ["start", "epoch", "epoch", "end"])
+        for key in ["dataset", "model", "parameters", "world_size", "global_batch", "optimizer", "lr", "seed",
+                    "threads_per_rank", "blas", "train_samples", "test_samples", "per_rank_batch"] {
+            XCTAssertNotNil(events[0][key], "start lacks \(key)")
+        }
+        for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second",
+                    "compute_seconds", "communication_seconds", "data_seconds"] {
+            XCTAssertNotNil(events[1][key], "epoch lacks \(key)")
+        }
+        for key in ["test_accuracy", "precision_macro", "recall_macro", "f1_macro", "confusion_matrix", "seconds"] {
+            XCTAssertNotNil(events[3][key], "end lacks \(key)")
+        }
+        XCTAssertEqual(events[0]["world_size"] as? Int, 1)
+        XCTAssertEqual(events[0]["train_samples"] as? Int, 300)
+        let confusion = events[3]["confusion_matrix"] as? [[Int]]
+        XCTAssertEqual(confusion?.count, 10)
+        XCTAssertEqual(confusion?.flatMap { $0 }.reduce(0, +), 100)
+        XCTAssertTrue(outcome.standardOutput.contains("Confusion matrix") || outcome.standardOutput.contains("confusion"), outcome.standardOutput)
+    }
+}
+
+/// The JSON Lines metrics file as dictionaries.
+func readMetrics(_ path: String) throws -> [[String: Any]] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    return try text.split(separator: "\n").map {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+}

@@ -1,0 +1,94 @@
+import XCTest
+import _TestSupport
+
+/// `mpirun` jobs spawned from the test: the same results as local mode, and failures that end the job.
+final class MPIRunTests: XCTestCase {
+    var distrain: String { builtProductsDirectory + "/distrain" }
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        guard findOnPath("mpirun") != nil else {
+            throw XCTSkip("mpirun is not installed (apt-get install openmpi-bin)")
+        }
+        directory = makeTemporaryDirectory("mpirun")
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// A real Fashion-MNIST subset when Debian's package is installed (as in CI), else a synthetic one.
+    private var dataArguments: [String] {
+        if let real = realFashionMNISTDirectory { return ["--data-dir", real, "--train-limit", "1500", "--test-limit", "500"] }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 1500, testCount: 500)
+        return ["--data-dir", directory]
+    }
+
+    private func mpirun(_ ranks: Int, _ arguments: [String], timeout: Double = 180) throws -> ProcessOutcome {
+        try runProcess(findOnPath("mpirun")!, localMPIRunArguments(ranks: ranks) + [distrain] + arguments, timeout: timeout)
+    }
+
+    func testTwoAndFourRanksGiveTheLocalRunsEpochMetrics() throws {
+        let common = ["fashion-mnist", "--epochs", "2", "--batch-size", "60", "--threads", "1", "--no-progress"] + dataArguments
+        let local = try runProcess(distrain, common + ["--metrics", directory + "/local.jsonl"], timeout: 180)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        let reference = try readMetrics(directory + "/local.jsonl").filter { $0["event"] as? String == "epoch" }
+        XCTAssertEqual(reference.count, 2)
+        for ranks in [2, 4] {
+            let path = directory + "/ranks\(ranks).jsonl"
+            let outcome = try mpirun(ranks, common + ["--metrics", path])
+            XCTAssertEqual(outcome.exitCode, 0, "mpirun -n \(ranks): \(outcome.standardError)")
+            let events = try readMetrics(path)
+            XCTAssertEqual(events.first?["world_size"] as? Int, ranks)
+            XCTAssertEqual(events.first?["per_rank_batch"] as? Int, 60 / ranks)
+            let epochs = events.filter { $0["event"] as? String == "epoch" }
+            XCTAssertEqual(epochs.count, 2)
+            for (mine, theirs) in zip(epochs, reference) {
+                // Parameters agree to float rounding (summation order differs), so accuracies are
+                // the same counts and losses agree to many digits.
+                for key in ["train_accuracy", "test_accuracy"] {
+                    XCTAssertEqual(mine[key] as! Double, theirs[key] as! Double, accuracy: 1e-9, "-n \(ranks) \(key)")
+                }
+                for key in ["train_loss", "test_loss"] {
+                    let a = mine[key] as! Double, b = theirs[key] as! Double
+                    XCTAssertEqual(a, b, accuracy: 1e-5 * abs(b), "-n \(ranks) \(key)")
+                }
+                XCTAssertNotNil(mine["communication_seconds"] as? Double)
+            }
+            // Only the coordinator prints: one header, not one per rank.
+            XCTAssertEqual(outcome.standardOutput.components(separatedBy: "BLAS:").count - 1, 1, outcome.standardOutput)
+        }
+    }
+
+    func testOneRanksBadDataEndsTheWholeJobWithItsMessage() throws {
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 50)
+        let bad = directory + "/bad"
+        try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)
+        writeSyntheticIDXDataset(directory: bad, trainCount: 200, testCount: 50)
+        let corrupt = bad + "/train-images-idx3-ubyte.gz"
+        let bytes = [UInt8](FileManager.default.contents(atPath: corrupt)!)
+        writeBytes(Array(bytes.prefix(bytes.count / 2)), to: corrupt)
+        let good = ["fashion-mnist", "--epochs", "1", "--no-progress", "--data-dir", directory]
+        let wrong = ["fashion-mnist", "--epochs", "1", "--no-progress", "--data-dir", bad]
+        var arguments = localMPIRunArguments(ranks: 4)
+        arguments.removeFirst(2)  // MPMD: "-n k program args" per rank group, separated by ":"
+        arguments += ["-n", "2", distrain] + good + [":", "-n", "1", distrain] + wrong + [":", "-n", "1", distrain] + good
+        let outcome = try runProcess(findOnPath("mpirun")!, arguments, timeout: 60)
+        XCTAssertFalse(outcome.timedOut, "the job hung")
+        XCTAssertLessThan(outcome.seconds, 30)
+        XCTAssertNotEqual(outcome.exitCode, 0)
+        XCTAssertTrue(outcome.standardError.contains("rank 2"), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains(corrupt), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains("truncated gzip"), outcome.standardError)
+    }
+
+    func testRanksStartedWithDifferentFlagsRefuseToTrain() throws {
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 50)
+        var arguments = localMPIRunArguments(ranks: 2)
+        arguments.removeFirst(2)
+        let base = ["fashion-mnist", "--epochs", "1", "--no-progress", "--data-dir", directory]
+        arguments += ["-n", "1", distrain] + base + [":", "-n", "1", distrain] + base + ["--lr", "0.5"]
+        let outcome = try runProcess(findOnPath("mpirun")!, arguments, timeout: 60)
+        XCTAssertFalse(outcome.timedOut)
+        XCTAssertNotEqual(outcome.exitCode, 0)
+        XCTAssertTrue(outcome.standardError.contains("ranks disagree on the configuration"), outcome.standardError)
+    }
+}
