@@ -8,6 +8,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // MD5 of downloads (Insecure.MD5); Foundation on Linux has no digests.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C interop: system libraries plus tiny static-inline accessors for their macros.
@@ -20,9 +22,10 @@ let package = Package(
         .target(name: "Optimizers", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
         .target(name: "Collectives", dependencies: ["CMPI"]),
+        .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives"]),
         .executableTarget(name: "distrain", dependencies: [
-            "Training",
+            "Training", "Downloads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -32,6 +35,7 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
+        .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
         .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport"]),
     ],

@@ -11,10 +11,13 @@ public struct BatchGatherer {
         table = normalization.lookupTable
     }
 
-    /// Writes samples `indices` as (count, C, H, W) floats into `inputs` and their labels into `labels`.
+    /// Writes samples `indices` as (count, C, H, W) floats into `inputs` and their labels into `labels`,
+    /// augmenting each with choices keyed by (seed, epoch, sample index) when `augmentation` is given.
     public func gather(indices: UnsafeBufferPointer<Int32>, into inputs: UnsafeMutablePointer<Float>,
-                       labels: UnsafeMutablePointer<UInt8>) {
-        let channels = dataset.shape[0], plane = dataset.shape[1] * dataset.shape[2]
+                       labels: UnsafeMutablePointer<UInt8>,
+                       augmentation: (Augmentation, seed: UInt64, epoch: Int)? = nil) {
+        let channels = dataset.shape[0], height = dataset.shape[1], width = dataset.shape[2]
+        let plane = height * width
         let size = channels * plane
         dataset.pixels.withUnsafeBufferPointer { pixels in
             dataset.labels.withUnsafeBufferPointer { allLabels in
@@ -22,12 +25,18 @@ public struct BatchGatherer {
                     for (row, index) in indices.enumerated() {
                         let source = pixels.baseAddress! + Int(index) * size
                         let destination = inputs + row * size
+                        labels[row] = allLabels[Int(index)]
+                        if let (augment, seed, epoch) = augmentation {
+                            let choice = augment.choice(seed: seed, epoch: epoch, sampleIndex: Int(index))
+                            augment.apply(source: source, destination: destination, channels: channels, height: height,
+                                          width: width, lookup: table.baseAddress!, choice: choice)
+                            continue
+                        }
                         for c in 0..<channels {
                             let lookup = table.baseAddress! + c * 256
                             let src = source + c * plane, dst = destination + c * plane
                             for p in 0..<plane { dst[p] = lookup[Int(src[p])] }
                         }
-                        labels[row] = allLabels[Int(index)]
                     }
                 }
             }

@@ -29,13 +29,15 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var bucketMegabytes: Double
     /// Samples per forward pass in evaluation, per rank.
     public var evaluationBatchSize: Int
+    /// Random crop from a 4-pixel zero-padded image and random horizontal flip while training.
+    public var augment: Bool
 
     public init(dataset: String, model: ModelName = .mlp, epochs: Int = 10, globalBatchSize: Int = 64,
                 optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3, momentum: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0, schedule: ScheduleKind = .constant,
                 warmupEpochs: Int = 0, stepEpochs: Int? = nil, gamma: Float = 0.1, seed: UInt64 = 42,
                 trainLimit: Int? = nil, testLimit: Int? = nil, bucketMegabytes: Double = 4,
-                evaluationBatchSize: Int = 256) {
+                evaluationBatchSize: Int = 256, augment: Bool = false) {
         self.dataset = dataset
         self.model = model
         self.epochs = epochs
@@ -54,6 +56,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         self.testLimit = testLimit
         self.bucketMegabytes = bucketMegabytes
         self.evaluationBatchSize = evaluationBatchSize
+        self.augment = augment
     }
 
     /// The optimizer's hyper-parameters.

@@ -12,6 +12,8 @@ public struct StartRecord: Sendable {
     public var schedule: String
     public var epochs: Int
     public var seed: UInt64
+    /// Training augmentation (random crop + flip) on or off.
+    public var augment: Bool
     public var threadsPerRank: Int
     public var blas: String
     public var communicator: String

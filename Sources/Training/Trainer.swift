@@ -90,6 +90,7 @@ public final class Trainer {
             globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
             optimizer: optimizer.name, learningRate: configuration.learningRate,
             schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
+            augment: configuration.augment,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch))
         for epoch in 0..<configuration.epochs {
@@ -118,6 +119,7 @@ public final class Trainer {
         model.reserve(batchCapacity: plan.largestLocalBatch)
         let classes = model.outputCount
         let schedule = configuration.learningRateSchedule
+        let augmentation: Augmentation? = configuration.augment ? Augmentation() : nil
         var labels = [UInt8](repeating: 0, count: plan.largestLocalBatch)
         var lossSum = 0.0, correct = 0, seen = 0
         var computeSeconds = 0.0, dataSeconds = 0.0
@@ -131,7 +133,8 @@ public final class Trainer {
                 let batch = local.count
                 let indices = UnsafeBufferPointer(rebasing: order[local])
                 labels.withUnsafeMutableBufferPointer {
-                    trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!)
+                    trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!,
+                                         augmentation: augmentation.map { ($0, configuration.seed, epoch) })
                 }
                 let t1 = monotonicSeconds()
                 model.parameters.zeroGradients()

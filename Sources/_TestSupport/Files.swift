@@ -10,7 +10,7 @@ public func makeTemporaryDirectory(_ label: String = "distrain-test") -> String 
 
 /// Writes bytes to a file, replacing it.
 public func writeBytes(_ bytes: [UInt8], to path: String) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot write \(path)")
 }
 
 /// gzip-compresses bytes (a real gzip stream, as the gzip tool writes).

@@ -13,8 +13,9 @@ struct Distrain: ParsableCommand {
           distrain fashion-mnist                                  # seed MLP, Adam 1e-3, batch 64, 10 epochs
           distrain fashion-mnist --model cnn --epochs 15 --schedule cosine
           mpirun -n 4 distrain fashion-mnist --batch-size 256 --metrics run.jsonl
+          distrain download cifar10 && mpirun -n 4 distrain cifar10 --model lenet --optimizer sgd --lr 0.01 --momentum 0.9
           distrain mnist --data-dir ~/data/mnist --model lenet
         """,
-        subcommands: [FashionMNISTCommand.self, MNISTCommand.self]
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, DownloadCommand.self]
     )
 }

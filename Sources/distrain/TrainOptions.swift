@@ -66,6 +66,9 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
     var dataDirectory: String?
 
+    @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
+    var augment: Bool?
+
     @Flag(inversion: .prefixedNo, help: "Show a progress bar when stdout is a terminal (under mpirun it always looks like one; pass --no-progress when piping).")
     var progress = true
 
@@ -98,11 +101,12 @@ struct TrainOptions: ParsableArguments {
     }
 
     /// The run's configuration for `dataset`.
-    func configuration(dataset: String) -> TrainingConfiguration {
+    func configuration(dataset: String, augmentByDefault: Bool = false) -> TrainingConfiguration {
         TrainingConfiguration(
             dataset: dataset, model: model, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
-            trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB)
+            trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
+            augment: augment ?? augmentByDefault)
     }
 }

@@ -9,3 +9,14 @@ func syntheticSplits(train: Int, test: Int, seed: UInt64 = 3) -> DatasetSplits {
         train: ImageDataset(shape: [1, 28, 28], pixels: a.pixels, labels: a.labels, classNames: mnistClassNames),
         test: ImageDataset(shape: [1, 28, 28], pixels: b.pixels, labels: b.labels, classNames: mnistClassNames))
 }
+
+/// A small CIFAR-10-shaped dataset (3x32x32) whose classes differ visibly (see `syntheticCIFARBatch`).
+func syntheticCIFARSplits(train: Int, test: Int) -> DatasetSplits {
+    func dataset(_ count: Int, seed: UInt64) -> ImageDataset {
+        let batch = syntheticCIFARBatch(count: count, seed: seed)
+        var pixels: [UInt8] = []
+        for record in 0..<count { pixels += batch.bytes[(record * 3073 + 1)..<((record + 1) * 3073)] }
+        return ImageDataset(shape: [3, 32, 32], pixels: pixels, labels: batch.labels, classNames: CIFAR10.defaultClassNames)
+    }
+    return DatasetSplits(name: "cifar10", train: dataset(train, seed: 1), test: dataset(test, seed: 2))
+}

@@ -92,3 +92,34 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(outcome.standardError.contains("ranks disagree on the configuration"), outcome.standardError)
     }
 }
+
+/// `mpirun -n 4 distrain cifar10` on generated files in the official format.
+final class CIFAR10MPIRunTests: XCTestCase {
+    func testFourRanksTrainCIFAR10EndToEndWithCoordinatorMetrics() throws {
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let root = makeTemporaryDirectory("cifar-mpirun")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        writeSyntheticCIFAR10(folder: root + "/cifar-10-batches-bin", perBatch: 40, testCount: 60)
+        let metrics = root + "/m.jsonl"
+        let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 4) + [
+            builtProductsDirectory + "/distrain", "cifar10", "--data-dir", root, "--model", "lenet", "--epochs", "2",
+            "--batch-size", "20", "--threads", "1", "--no-progress", "--metrics", metrics], timeout: 240)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let events = try readMetrics(metrics)
+        XCTAssertEqual(events.map { $0["event"] as? String }, ["start", "epoch", "epoch", "end"])
+        XCTAssertEqual(events[0]["world_size"] as? Int, 4)
+        XCTAssertEqual(events[0]["train_samples"] as? Int, 200)
+        XCTAssertEqual(events[0]["augment"] as? Bool, true)
+        XCTAssertEqual((events[3]["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +), 60)
+        XCTAssertTrue(outcome.standardOutput.contains("airplane"), outcome.standardOutput)
+    }
+
+    func testMissingCIFARDataNamesFilesAndTheCommand() throws {
+        let root = makeTemporaryDirectory("cifar-missing")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let outcome = try runProcess(builtProductsDirectory + "/distrain", ["cifar10", "--data-dir", root], timeout: 60)
+        XCTAssertEqual(outcome.exitCode, 1)
+        XCTAssertTrue(outcome.standardError.contains("data_batch_1.bin"), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains("distrain download cifar10"), outcome.standardError)
+    }
+}
