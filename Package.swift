@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
-        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport"]),
+        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
     ],
     // Swift 5 language mode: kernels share raw buffers across threads on purpose (ranks as threads in tests).
     swiftLanguageModes: [.v5]

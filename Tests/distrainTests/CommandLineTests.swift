@@ -1,3 +1,4 @@
+import Crypto
 import XCTest
 import _TestSupport
 
@@ -24,6 +25,10 @@ final class CommandLineTests: XCTestCase {
             (["fashion-mnist", "--epochs", "many"], "many"),
             (["fashion-mnist", "--no-such-flag"], "--no-such-flag"),
             (["mnist"], "--data-dir"),
+            (["download", "mnist"], "only cifar10"),
+            (["download", "cifar10", "--url", "http://127.0.0.1/x"], "--md5"),
+            (["download", "cifar10", "--url", "http://127.0.0.1/x", "--md5", "xyz"], "32 hexadecimal"),
+            (["cifar10", "--batch-size", "-5"], "--batch-size"),
         ]
         for (arguments, fragment) in cases {
             let outcome = try run(arguments, timeout: 60)
@@ -99,5 +104,35 @@ func readMetrics(_ path: String) throws -> [[String: Any]] {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     return try text.split(separator: "\n").map {
         try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+}
+
+/// `distrain download cifar10` then `distrain cifar10`, as a user would, against a local server.
+final class DownloadCommandTests: XCTestCase {
+    func testDownloadThenTrain() throws {
+        let root = makeTemporaryDirectory("download-cli")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var entries: [(name: String, bytes: [UInt8])] = []
+        for batch in 1...5 {
+            entries.append(("cifar-10-batches-bin/data_batch_\(batch).bin", syntheticCIFARBatch(count: 10, seed: UInt64(batch)).bytes))
+        }
+        entries.append(("cifar-10-batches-bin/test_batch.bin", syntheticCIFARBatch(count: 10, seed: 50).bytes))
+        let tarball = gzipCompress(tarArchive(entries))
+        let md5 = Insecure.MD5.hash(data: tarball).map { String(format: "%02x", $0) }.joined()
+        let server = try LocalHTTPServer(routes: ["/c.tgz": tarball])
+        defer { server.stop() }
+        let distrain = builtProductsDirectory + "/distrain"
+        let wrong = try runProcess(distrain, ["download", "cifar10", "--to", root, "--url", server.url("/c.tgz"),
+                                              "--md5", String(repeating: "1", count: 32)], timeout: 60)
+        XCTAssertEqual(wrong.exitCode, 1)
+        XCTAssertTrue(wrong.standardError.contains("MD5 \(md5)"), wrong.standardError)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root), [])
+
+        let download = try runProcess(distrain, ["download", "cifar10", "--to", root, "--url", server.url("/c.tgz"), "--md5", md5], timeout: 60)
+        XCTAssertEqual(download.exitCode, 0, download.standardError)
+        XCTAssertTrue(download.standardOutput.contains("MD5 verified"), download.standardOutput)
+        let train = try runProcess(distrain, ["cifar10", "--data-dir", root, "--epochs", "1", "--batch-size", "10"], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        XCTAssertTrue(train.standardOutput.contains("augmentation"), train.standardOutput)
     }
 }
