@@ -120,6 +120,10 @@ extension Communicator {
         let messages = try allGather(text: localError.map { "\($0)" } ?? "")
         let failing = failed.indices.filter { failed[$0] == 1 }
         var message = messages[first]
+        if failing.count == size && Set(messages).count == 1 {
+            // Every rank saw the same problem (shared input): no rank to single out.
+            throw CollectiveError.rankFailed(rank: -1, message: message)
+        }
         if failing.count > 1 {
             message += " (ranks \(failing.map(String.init).joined(separator: ", ")) failed)"
         }

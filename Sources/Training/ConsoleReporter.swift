@@ -52,6 +52,10 @@ public final class ConsoleReporter: TrainingReporter {
         say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4)) acc \(percent(r.trainAccuracy))  test loss \(format(r.testLoss, 4)) acc \(percent(r.testAccuracy))  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
     }
 
+    public func checkpointWritten(path: String, seconds: Double) {
+        say("  checkpoint \(path) written in \(format(seconds, 2)) s")
+    }
+
     public func finished(_ r: FinalRecord) throws {
         for line in classificationReport(r.metrics, classNames: r.classNames) { say(line) }
         say("done in \(format(r.seconds, 1)) s")
@@ -118,4 +122,5 @@ public final class ReporterGroup: TrainingReporter {
     }
     public func epochCompleted(_ r: EpochRecord) throws { for x in reporters { try x.epochCompleted(r) } }
     public func finished(_ r: FinalRecord) throws { for x in reporters { try x.finished(r) } }
+    public func checkpointWritten(path: String, seconds: Double) { for x in reporters { x.checkpointWritten(path: path, seconds: seconds) } }
 }

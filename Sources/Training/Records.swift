@@ -58,4 +58,10 @@ public protocol TrainingReporter: AnyObject {
     func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double)
     func epochCompleted(_ record: EpochRecord) throws
     func finished(_ record: FinalRecord) throws
+    /// A checkpoint was written completely (coordinator only).
+    func checkpointWritten(path: String, seconds: Double)
+}
+
+extension TrainingReporter {
+    public func checkpointWritten(path: String, seconds: Double) {}
 }

@@ -3,6 +3,9 @@ import Datasets
 import Layers
 import Optimizers
 import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Start-up disagreement between ranks.
 public enum StartupError: Error, CustomStringConvertible {
@@ -35,12 +38,20 @@ public final class Trainer {
     let trainGatherer: BatchGatherer
     /// The evaluation after the last completed epoch.
     public private(set) var lastEvaluation: EvaluationResult?
+    let checkpointWriter: CheckpointWriter?
+    /// Where training continues: epoch, first batch in it, optimizer steps taken so far.
+    public private(set) var startEpoch = 0
+    private(set) var startBatch = 0
+    public private(set) var globalStep = 0
+    /// Reduced running sums of a resumed, unfinished epoch (counted once, on the coordinator).
+    private var restoredPartial = (lossSum: 0.0, correct: 0, seen: 0)
 
     /// Builds the model and optimizer and checks that every rank agrees on them.
     ///
     /// - Parameter reporter: the coordinator's reporter; pass nil on other ranks.
     public init(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
-                threadsPerRank: Int = 1, reporter: TrainingReporter?) throws {
+                threadsPerRank: Int = 1, reporter: TrainingReporter?, checkpointing: CheckpointSettings? = nil,
+                resume: LoadedCheckpoint? = nil) throws {
         let data = DatasetSplits(name: data.name, train: data.train.prefix(configuration.trainLimit),
                                  test: data.test.prefix(configuration.testLimit))
         self.configuration = configuration
@@ -54,9 +65,72 @@ public final class Trainer {
         normalization = Normalization.measured(on: data.train)
         synchronizer = GradientSynchronizer(communicator: communicator, bucketMegabytes: configuration.bucketMegabytes)
         trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
+        checkpointWriter = checkpointing.map(CheckpointWriter.init)
         try checkAgreement()
         // Rank 0's parameters are the truth, whatever the others computed.
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
+        if let resume {
+            // Every rank holds the same checkpoint bytes, so every rank reaches the same verdict.
+            var localError: Error?
+            do { try restore(from: resume) } catch { localError = error }
+            try communicator.agreeOnSuccess(localError)
+        }
+    }
+
+    /// The settings a checkpoint cannot be resumed without (they change the model, data or step).
+    static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
+        [("dataset", c.dataset), ("--model", c.model.rawValue), ("--optimizer", c.optimizer.rawValue),
+         ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
+         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment))]
+    }
+
+    /// Loads weights, optimizer state and the position in training from a checkpoint.
+    private func restore(from checkpoint: LoadedCheckpoint) throws {
+        for (mine, theirs) in zip(Self.definingSettings(configuration), Self.definingSettings(checkpoint.state.configuration))
+        where mine.1 != theirs.1 {
+            throw CheckpointError.incompatible(setting: mine.0, checkpoint: theirs.1, requested: mine.1)
+        }
+        let state = checkpoint.state
+        let stepsPerEpoch = (data.train.count + configuration.globalBatchSize - 1) / configuration.globalBatchSize
+        guard state.nextBatch <= stepsPerEpoch else {
+            throw CheckpointError.invalid(path: "\(checkpoint.directory)/\(CheckpointFile.state)",
+                                          problem: "nextBatch \(state.nextBatch) is beyond the \(stepsPerEpoch) batches of an epoch")
+        }
+        try checkpoint.restoreParameters(into: model.parameters)
+        try checkpoint.restoreOptimizer(optimizer, store: model.parameters)
+        startEpoch = state.nextBatch == stepsPerEpoch ? state.epoch + 1 : state.epoch
+        startBatch = state.nextBatch == stepsPerEpoch ? 0 : state.nextBatch
+        globalStep = state.globalStep
+        if communicator.isCoordinator && startBatch > 0 {
+            restoredPartial = (state.partialLossSum, state.partialCorrect, state.partialSeen)
+        }
+    }
+
+    /// Writes a checkpoint from the coordinator; every rank learns whether it worked.
+    private func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: (Double, Int, Int),
+                                 testAccuracy: Double?) throws {
+        guard let writer = checkpointWriter else { return }
+        var sums = [partial.0, Double(partial.1), Double(partial.2)]
+        if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
+        var localError: Error?
+        if communicator.isCoordinator {
+            let start = monotonicSeconds()
+            do {
+                let state = CheckpointState(
+                    distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
+                    samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
+                    partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
+                    configuration: configuration, worldSize: communicator.size,
+                    writtenAt: Double(time(nil)))
+                let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
+                                            modelName: configuration.model, inputShape: data.train.shape,
+                                            classNames: data.train.classNames, normalization: normalization)
+                reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
+            } catch {
+                localError = error
+            }
+        }
+        try communicator.agreeOnSuccess(localError)
     }
 
     /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
@@ -93,7 +167,7 @@ public final class Trainer {
             augment: configuration.augment,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch))
-        for epoch in 0..<configuration.epochs {
+        for epoch in startEpoch..<max(startEpoch, configuration.epochs) {
             try trainEpoch(epoch)
         }
         guard let final = lastEvaluation else {
@@ -121,13 +195,15 @@ public final class Trainer {
         let schedule = configuration.learningRateSchedule
         let augmentation: Augmentation? = configuration.augment ? Augmentation() : nil
         var labels = [UInt8](repeating: 0, count: plan.largestLocalBatch)
-        var lossSum = 0.0, correct = 0, seen = 0
+        let firstBatch = epoch == startEpoch ? startBatch : 0
+        var (lossSum, correct, seen) = epoch == startEpoch ? restoredPartial : (0.0, 0, 0)
+        var locallySeen = 0
         var computeSeconds = 0.0, dataSeconds = 0.0
         var learningRate = configuration.learningRate
         _ = synchronizer.takeCommunicationSeconds()
         let steps = plan.batchCount
         try plan.order.withUnsafeBufferPointer { order in
-            for step in 0..<steps {
+            for step in firstBatch..<steps {
                 let t0 = monotonicSeconds()
                 let local = plan.localRange(batch: step)
                 let batch = local.count
@@ -160,6 +236,12 @@ public final class Trainer {
                 lossSum += totals.lossSum
                 correct += totals.correct
                 seen += batch
+                locallySeen += batch
+                globalStep += 1
+                if let every = checkpointWriter?.settings.everySteps, globalStep % every == 0, step + 1 < steps {
+                    try writeCheckpoint(epoch: epoch, nextBatch: step + 1, samplesDone: plan.globalRange(batch: step).upperBound,
+                                        partial: (lossSum, correct, seen), testAccuracy: nil)
+                }
                 reporter?.stepCompleted(epoch: epoch, step: step + 1, of: steps,
                                         runningLoss: seen > 0 ? lossSum / Double(seen) : 0,
                                         runningAccuracy: seen > 0 ? Double(correct) / Double(seen) : 0)
@@ -167,7 +249,7 @@ public final class Trainer {
         }
         let trainSeconds = monotonicSeconds() - epochStart
         let communicationSeconds = synchronizer.takeCommunicationSeconds()
-        var sums = [lossSum, Double(correct), Double(seen)]
+        var sums = [lossSum, Double(correct), Double(seen), Double(locallySeen)]
         try communicator.allreduce(&sums, .sum)
         var maxima = [computeSeconds, communicationSeconds, dataSeconds, trainSeconds]
         try communicator.allreduce(&maxima, .max)
@@ -179,8 +261,10 @@ public final class Trainer {
             trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0, trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0,
             testLoss: evaluation.meanLoss, testAccuracy: evaluation.accuracy,
             seconds: monotonicSeconds() - epochStart,
-            imagesPerSecond: maxima[3] > 0 ? sums[2] / maxima[3] : 0,
+            imagesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
             learningRate: learningRate))
+        try writeCheckpoint(epoch: epoch + 1, nextBatch: 0, samplesDone: 0, partial: (0, 0, 0),
+                            testAccuracy: evaluation.accuracy)
     }
 }

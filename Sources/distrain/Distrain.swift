@@ -15,7 +15,10 @@ struct Distrain: ParsableCommand {
           mpirun -n 4 distrain fashion-mnist --batch-size 256 --metrics run.jsonl
           distrain download cifar10 && mpirun -n 4 distrain cifar10 --model lenet --optimizer sgd --lr 0.01 --momentum 0.9
           distrain mnist --data-dir ~/data/mnist --model lenet
+          mpirun -n 4 distrain fashion-mnist --model cnn --checkpoint-dir runs/cnn      # stop any time, then:
+          mpirun -n 4 distrain fashion-mnist --model cnn --checkpoint-dir runs/cnn --resume auto
+          distrain evaluate --checkpoint runs/cnn fashion-mnist
         """,
-        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, DownloadCommand.self]
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, EvaluateCommand.self, DownloadCommand.self]
     )
 }

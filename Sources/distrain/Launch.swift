@@ -3,6 +3,7 @@ import Collectives
 import Datasets
 import Foundation
 import Tensors
+import SafeTensors
 import Training
 
 /// The communicator for this process: MPI under mpirun, otherwise local mode with no MPI_Init at all.
@@ -30,7 +31,8 @@ func printError(_ message: String) {
 /// Errors that every rank throws together (after a collective verdict): each rank can exit cleanly.
 func isAgreedOnAllRanks(_ error: Error) -> Bool {
     if case CollectiveError.rankFailed = error { return true }
-    return error is StartupError
+    // Checkpoint files are parsed from bytes every rank received identically: all ranks throw alike.
+    return error is StartupError || error is CheckpointError || error is SafeTensorsError
 }
 
 /// Loads data on every rank, agrees that all succeeded, trains, and ends every rank together.
@@ -59,8 +61,20 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
     }
     do {
         try communicator.agreeOnSuccess(localError)
+        var checkpoint: LoadedCheckpoint?
+        if let resume = options.resume {
+            if let directory = try resolveOnCoordinator(communicator, {
+                try CheckpointWriter.resolveResume(resume, checkpointRoot: options.checkpointDirectory)
+            }) {
+                checkpoint = try LoadedCheckpoint.load(directory: directory, communicator: communicator)
+                if communicator.isCoordinator { print("resuming from \(directory)") }
+            } else if communicator.isCoordinator {
+                print("no checkpoint in \(options.checkpointDirectory ?? "?") yet: starting from scratch")
+            }
+        }
         let trainer = try Trainer(configuration: configuration, data: data!, communicator: communicator,
-                                  threadsPerRank: threads, reporter: reporter)
+                                  threadsPerRank: threads, reporter: reporter,
+                                  checkpointing: options.checkpointSettings, resume: checkpoint)
         try trainer.run()
     } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
         if communicator.isCoordinator { printError("\(error)") }
@@ -70,4 +84,18 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }
     communicator.finalize()
+}
+
+/// Runs `resolve` on the coordinator only (it reads the file system) and gives every rank its answer.
+func resolveOnCoordinator(_ communicator: Communicator, _ resolve: () throws -> String?) throws -> String? {
+    var answer: String?
+    var localError: Error?
+    if communicator.isCoordinator {
+        do { answer = try resolve() } catch { localError = error }
+    }
+    try communicator.agreeOnSuccess(localError)
+    // "\u{0}" stands for "no answer" (a path never contains NUL).
+    let bytes = try communicator.broadcast(bytes: Array((answer ?? "\u{0}").utf8), root: 0)
+    let text = String(decoding: bytes, as: UTF8.self)
+    return text == "\u{0}" ? nil : text
 }

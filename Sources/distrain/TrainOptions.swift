@@ -66,6 +66,18 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
     var dataDirectory: String?
 
+    @Option(name: .customLong("checkpoint-dir"), help: "Write a checkpoint here after every epoch (atomically; keeps the newest --keep plus 'best').")
+    var checkpointDirectory: String?
+
+    @Option(name: .customLong("checkpoint-every"), help: "Also write a checkpoint every N optimizer steps.")
+    var checkpointEvery: Int?
+
+    @Option(help: "How many recent checkpoints to keep (the best one is kept as well).")
+    var keep: Int = 3
+
+    @Option(help: "Continue from a checkpoint directory, or 'auto' for the newest one in --checkpoint-dir.")
+    var resume: String?
+
     @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
     var augment: Bool?
 
@@ -96,6 +108,12 @@ struct TrainOptions: ParsableArguments {
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
         }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
+        if checkpointEvery != nil && checkpointDirectory == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir DIR") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if let checkpointDirectory, checkpointDirectory.isEmpty { throw ValidationError("--checkpoint-dir needs a directory") }
+        if let resume, resume.isEmpty { throw ValidationError("--resume needs a checkpoint directory or 'auto'") }
+        if resume == "auto" && checkpointDirectory == nil { throw ValidationError("--resume auto needs --checkpoint-dir DIR") }
         if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }
         if let dataDirectory, dataDirectory.isEmpty { throw ValidationError("--data-dir needs a directory") }
     }
@@ -108,5 +126,12 @@ struct TrainOptions: ParsableArguments {
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
             augment: augment ?? augmentByDefault)
+    }
+}
+
+extension TrainOptions {
+    /// Checkpoint writing settings, when --checkpoint-dir is given.
+    var checkpointSettings: CheckpointSettings? {
+        checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: checkpointEvery, keep: keep) }
     }
 }

@@ -1,0 +1,164 @@
+import Foundation
+
+/// Why a safetensors file was refused; every case names the file.
+public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let problem: String
+
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+
+    public var description: String { "\(path): \(problem)" }
+}
+
+/// One tensor to write: a name, a shape and float32 values (row-major).
+public struct TensorToWrite {
+    public let name: String
+    public let shape: [Int]
+    public let values: UnsafeBufferPointer<Float>
+
+    public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+        precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not hold \(values.count) values")
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// The safetensors format (huggingface/safetensors): an 8-byte little-endian header length N, N bytes
+/// of JSON mapping names to {dtype, shape, data_offsets} (plus optional "__metadata__" of strings),
+/// then the raw little-endian data. Offsets are relative to the start of the data.
+public enum SafeTensors {
+    /// Encodes float32 tensors, laid out in the given order, with string metadata.
+    public static func encode(_ tensors: [TensorToWrite], metadata: [String: String]) -> [UInt8] {
+        var header: [(String, Any)] = []
+        var offset = 0
+        for tensor in tensors {
+            let bytes = tensor.values.count * 4
+            header.append((tensor.name, ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]))
+            offset += bytes
+        }
+        var object: [String: Any] = Dictionary(uniqueKeysWithValues: header)
+        if !metadata.isEmpty { object["__metadata__"] = metadata }
+        var json = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        // Pad the header with spaces so the data starts 8-byte aligned (as the reference writer does).
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = [UInt8]()
+        out.reserveCapacity(8 + json.count + offset)
+        var length = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &length) { out += $0 }
+        out += json
+        for tensor in tensors {
+            out += UnsafeRawBufferPointer(tensor.values)  // x86-64 and arm64 are little-endian, as the format
+        }
+        return out
+    }
+
+    /// Parses and validates a whole file's bytes; no allocation beyond the header's own size.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> SafeTensorsFile {
+        func fail(_ problem: String) -> SafeTensorsError { SafeTensorsError(path: path, problem: problem) }
+        guard bytes.count >= 8 else {
+            throw fail("\(bytes.count) bytes is too short for a safetensors file (8-byte header length missing); the file is truncated")
+        }
+        var headerLength: UInt64 = 0
+        for i in (0..<8).reversed() { headerLength = headerLength << 8 | UInt64(bytes[i]) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw fail("header length \(headerLength) goes beyond the file's \(bytes.count) bytes; the file is truncated or not safetensors")
+        }
+        let headerEnd = 8 + Int(headerLength)
+        guard let text = String(validating: bytes[8..<headerEnd], as: UTF8.self) else {
+            throw fail("the header is not valid UTF-8")
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        } catch {
+            throw fail("the header is not valid JSON")
+        }
+        guard let object = parsed as? [String: Any] else { throw fail("the header is not a JSON object") }
+        var metadata: [String: String] = [:]
+        var entries: [String: SafeTensorsFile.Entry] = [:]
+        let dataSize = bytes.count - headerEnd
+        for (name, value) in object {
+            if name == "__metadata__" {
+                guard let dictionary = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (key, item) in dictionary {
+                    guard let string = item as? String else { throw fail("__metadata__ value of \(key) is not a string") }
+                    metadata[key] = string
+                }
+                continue
+            }
+            guard let fields = value as? [String: Any] else { throw fail("tensor \(name) is not an object") }
+            guard let dtype = fields["dtype"] as? String else { throw fail("tensor \(name) has no dtype") }
+            guard dtype == "F32" else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 only") }
+            guard let shapeValues = fields["shape"] as? [Any] else { throw fail("tensor \(name) has no shape") }
+            var shape: [Int] = []
+            var elements = 1
+            for dimension in shapeValues {
+                guard let number = dimension as? NSNumber, let d = Int(exactly: number.doubleValue), d >= 0, d <= Int(Int32.max) else {
+                    throw fail("tensor \(name) has an invalid shape \(shapeValues)")
+                }
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                if overflow || product > dataSize { throw fail("tensor \(name) shape \(shape + [d]) is larger than the file") }
+                shape.append(d)
+                elements = product
+            }
+            guard let offsets = fields["data_offsets"] as? [Any], offsets.count == 2,
+                  let beginNumber = offsets[0] as? NSNumber, let endNumber = offsets[1] as? NSNumber,
+                  let begin = Int(exactly: beginNumber.doubleValue), let end = Int(exactly: endNumber.doubleValue) else {
+                throw fail("tensor \(name) has invalid data_offsets")
+            }
+            guard begin >= 0, begin <= end, end <= dataSize else {
+                throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is truncated or corrupt")
+            }
+            guard end - begin == elements * 4 else {
+                throw fail("tensor \(name) has \(end - begin) data bytes but shape \(shape) needs \(elements * 4)")
+            }
+            entries[name] = SafeTensorsFile.Entry(shape: shape, byteRange: (headerEnd + begin)..<(headerEnd + end))
+        }
+        // Tensors may not share bytes.
+        let sorted = entries.sorted { $0.value.byteRange.lowerBound < $1.value.byteRange.lowerBound }
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.value.byteRange.lowerBound < previous.value.byteRange.upperBound {
+            throw fail("tensors \(previous.key) and \(next.key) overlap")
+        }
+        return SafeTensorsFile(path: path, bytes: bytes, metadata: metadata, entries: entries)
+    }
+}
+
+/// A validated safetensors file.
+public struct SafeTensorsFile {
+    public struct Entry: Equatable {
+        public let shape: [Int]
+        /// Where the tensor's bytes are in the whole file.
+        public let byteRange: Range<Int>
+    }
+
+    public let path: String
+    let bytes: [UInt8]
+    public let metadata: [String: String]
+    public let entries: [String: Entry]
+
+    /// Copies tensor `name` into `destination` after checking that it exists with `shape`.
+    public func read(_ name: String, shape: [Int], into destination: UnsafeMutableBufferPointer<Float>) throws {
+        guard let entry = entries[name] else {
+            throw SafeTensorsError(path: path, problem: "missing tensor \(name)")
+        }
+        guard entry.shape == shape else {
+            throw SafeTensorsError(path: path, problem: "tensor \(name) has shape \(entry.shape) but the model needs \(shape)")
+        }
+        precondition(destination.count == shape.reduce(1, *), "destination for \(name) holds \(destination.count) floats")
+        bytes.withUnsafeBytes { raw in
+            UnsafeMutableRawBufferPointer(destination).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[entry.byteRange]))
+        }
+    }
+
+    /// The tensor's values as an array (tests and tools).
+    public func values(_ name: String) throws -> [Float] {
+        guard let entry = entries[name] else { throw SafeTensorsError(path: path, problem: "missing tensor \(name)") }
+        var values = [Float](repeating: 0, count: entry.shape.reduce(1, *))
+        try values.withUnsafeMutableBufferPointer { try read(name, shape: entry.shape, into: $0) }
+        return values
+    }
+}

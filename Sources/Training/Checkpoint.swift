@@ -1,0 +1,301 @@
+import Collectives
+import Datasets
+import Foundation
+import Layers
+import Optimizers
+import SafeTensors
+import Tensors
+
+/// Everything that can be wrong with a checkpoint, each naming the file or setting.
+public enum CheckpointError: Error, CustomStringConvertible {
+    case invalid(path: String, problem: String)
+    case cannotWrite(path: String, reason: String)
+    case notFound(path: String, hint: String)
+    case incompatible(setting: String, checkpoint: String, requested: String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(path, problem): return "\(path): \(problem)"
+        case let .cannotWrite(path, reason): return "cannot write checkpoint \(path): \(reason); check the disk and --checkpoint-dir"
+        case let .notFound(path, hint): return "no checkpoint at \(path): \(hint)"
+        case let .incompatible(setting, checkpoint, requested):
+            return "cannot resume: the checkpoint was trained with \(setting) \(checkpoint) but this run asks for \(requested); use the same \(setting) or a new --checkpoint-dir"
+        }
+    }
+}
+
+/// The three files of a checkpoint directory.
+public enum CheckpointFile {
+    public static let model = "model.safetensors"
+    public static let optimizer = "optimizer.safetensors"
+    public static let state = "state.json"
+}
+
+/// A checkpoint read from disk and validated as files (not yet against a model).
+public struct LoadedCheckpoint {
+    public let directory: String
+    public let state: CheckpointState
+    public let model: SafeTensorsFile
+    public let optimizer: SafeTensorsFile
+
+    /// Parses the three files' bytes (identical on every rank after a broadcast).
+    public init(directory: String, stateBytes: [UInt8], modelBytes: [UInt8], optimizerBytes: [UInt8]) throws {
+        self.directory = directory
+        let statePath = "\(directory)/\(CheckpointFile.state)"
+        guard String(validating: stateBytes, as: UTF8.self) != nil else {
+            throw CheckpointError.invalid(path: statePath, problem: "is not valid UTF-8")
+        }
+        do {
+            state = try JSONDecoder().decode(CheckpointState.self, from: Data(stateBytes))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw CheckpointError.invalid(path: statePath, problem: "lacks the field \(key.stringValue)")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw CheckpointError.invalid(path: statePath, problem: "field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw CheckpointError.invalid(path: statePath, problem: "field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has an invalid value")
+        } catch {
+            throw CheckpointError.invalid(path: statePath, problem: "is not valid JSON")
+        }
+        guard state.formatVersion == 1 else {
+            throw CheckpointError.invalid(path: statePath, problem: "has format version \(state.formatVersion); this distrain reads version 1")
+        }
+        guard state.epoch >= 0, state.nextBatch >= 0, state.globalStep >= 0, state.worldSize >= 1, state.partialSeen >= 0 else {
+            throw CheckpointError.invalid(path: statePath, problem: "holds negative positions (epoch \(state.epoch), batch \(state.nextBatch), step \(state.globalStep))")
+        }
+        model = try SafeTensors.decode(modelBytes, path: "\(directory)/\(CheckpointFile.model)")
+        optimizer = try SafeTensors.decode(optimizerBytes, path: "\(directory)/\(CheckpointFile.optimizer)")
+    }
+
+    /// Reads the files on `root` and hands identical bytes to every rank (only one rank touches the
+    /// disk, so ranks on hosts without the files still resume). Every rank throws the same error.
+    public static func load(directory: String, communicator: Communicator, root: Int = 0) throws -> LoadedCheckpoint {
+        var files: [[UInt8]] = [[], [], []]
+        var localError: Error?
+        if communicator.rank == root {
+            do {
+                guard isDirectory(directory) else {
+                    throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding state.json) or --resume auto with --checkpoint-dir")
+                }
+                files = try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
+                    let path = "\(directory)/\(name)"
+                    guard pathExists(path) else {
+                        throw CheckpointError.invalid(path: path, problem: "is missing; the checkpoint is incomplete")
+                    }
+                    do { return try readFileBytes(path) } catch { throw CheckpointError.invalid(path: path, problem: "\(error)") }
+                }
+            } catch {
+                localError = error
+            }
+        }
+        try communicator.agreeOnSuccess(localError)
+        for index in files.indices { files[index] = try communicator.broadcast(bytes: files[index], root: root) }
+        return try LoadedCheckpoint(directory: directory, stateBytes: files[0], modelBytes: files[1], optimizerBytes: files[2])
+    }
+
+    /// Copies the weights into `store`, checking every tensor's name and shape against the model.
+    public func restoreParameters(into store: ParameterStore) throws {
+        try Self.restore(model, into: store)
+    }
+
+    static func restore(_ file: SafeTensorsFile, into store: ParameterStore) throws {
+        for slice in store.slices {
+            try file.read(slice.name, shape: slice.shape, into: store.values.extracting(slice.offset..<(slice.offset + slice.count)))
+        }
+        let expected = Set(store.slices.map(\.name))
+        if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
+            throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not have; is this checkpoint of another model?")
+        }
+    }
+
+    /// Restores the optimizer's buffers and step count.
+    public func restoreOptimizer(_ optimizer: Optimizer, store: ParameterStore) throws {
+        guard optimizer.name == self.optimizer.metadata["optimizer"] else {
+            throw CheckpointError.invalid(path: self.optimizer.path, problem: "holds \(self.optimizer.metadata["optimizer"] ?? "no") optimizer state, this run uses \(optimizer.name)")
+        }
+        guard let steps = self.optimizer.metadata["step_count"].flatMap(Int.init), steps >= 0 else {
+            throw CheckpointError.invalid(path: self.optimizer.path, problem: "lacks a valid step_count in __metadata__")
+        }
+        for buffer in optimizer.stateBuffers {
+            for slice in store.slices {
+                try self.optimizer.read("\(slice.name).\(buffer.name)", shape: slice.shape,
+                                        into: UnsafeMutableBufferPointer(rebasing: buffer.values[slice.offset..<(slice.offset + slice.count)]))
+            }
+        }
+        optimizer.stepCount = steps
+    }
+}
+
+extension UnsafeMutableBufferPointer {
+    /// A view of `range` of this buffer.
+    func extracting(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Element> {
+        UnsafeMutableBufferPointer(rebasing: self[range])
+    }
+}
+
+extension Communicator {
+    /// `bytes` from `root` on every rank (length first, then the data).
+    public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
+        if size == 1 { return bytes }
+        var length: [Int64] = [rank == root ? Int64(bytes.count) : 0]
+        try length.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
+        try buffer.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return buffer
+    }
+}
+
+/// How and where the coordinator writes checkpoints.
+public struct CheckpointSettings: Sendable {
+    public var directory: String
+    /// Also write every N optimizer steps (nil: only after each epoch).
+    public var everySteps: Int?
+    /// Keep the newest K checkpoints (plus the best).
+    public var keep: Int
+
+    public init(directory: String, everySteps: Int? = nil, keep: Int = 3) {
+        self.directory = directory
+        self.everySteps = everySteps
+        self.keep = keep
+    }
+}
+
+/// Writes complete checkpoints atomically into a directory and maintains `latest` and `best`.
+///
+/// Layout: DIR/step-00001234/{model.safetensors, optimizer.safetensors, state.json}, each written
+/// into DIR/.tmp-step-00001234-PID, fsynced, then renamed; `latest` and `best` are small files naming
+/// a checkpoint, replaced atomically after it is complete. A crash leaves only complete checkpoints.
+public struct CheckpointWriter {
+    public let settings: CheckpointSettings
+
+    public init(settings: CheckpointSettings) { self.settings = settings }
+
+    /// Name of the checkpoint written at `step`.
+    public static func name(step: Int) -> String {
+        let digits = String(step)
+        return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+    }
+
+    /// Writes one checkpoint; returns its directory.
+    @discardableResult
+    public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, modelName: ModelName,
+                      inputShape: [Int], classNames: [String], normalization: Normalization) throws -> String {
+        let root = settings.directory
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError.cannotWrite(path: root, reason: "cannot create the directory")
+        }
+        let name = Self.name(step: state.globalStep)
+        let final = "\(root)/\(name)", temporary = "\(root)/.tmp-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: temporary)
+        do {
+            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+            try writeDurably(modelFileBytes(store: store, modelName: modelName, inputShape: inputShape, classNames: classNames,
+                                            normalization: normalization, dataset: state.configuration.dataset),
+                             to: "\(temporary)/\(CheckpointFile.model)")
+            try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try writeDurably(Array(try encoder.encode(state)), to: "\(temporary)/\(CheckpointFile.state)")
+            syncDirectory(temporary)
+            if pathExists(final) { try FileManager.default.removeItem(atPath: final) }
+            guard rename(temporary, final) == 0 else {
+                throw CheckpointError.cannotWrite(path: final, reason: String(cString: strerror(errno)))
+            }
+            syncDirectory(root)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            if error is CheckpointError { throw error }
+            throw CheckpointError.cannotWrite(path: final, reason: "\(error)")
+        }
+        if let accuracy = state.testAccuracy, accuracy > bestAccuracy() ?? -1 {
+            try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/best")
+        }
+        try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/latest")
+        prune()
+        return final
+    }
+
+    /// Test accuracy of the checkpoint `best` names, if any.
+    func bestAccuracy() -> Double? {
+        guard let name = Self.pointer("best", in: settings.directory),
+              let data = FileManager.default.contents(atPath: "\(settings.directory)/\(name)/\(CheckpointFile.state)"),
+              let state = try? JSONDecoder().decode(CheckpointState.self, from: data) else { return nil }
+        return state.testAccuracy
+    }
+
+    /// Deletes all but the newest `keep` checkpoints, never the one `best` names.
+    func prune() {
+        let best = Self.pointer("best", in: settings.directory)
+        let all = Self.checkpointNames(in: settings.directory)
+        for name in all.dropLast(settings.keep) where name != best {
+            try? FileManager.default.removeItem(atPath: "\(settings.directory)/\(name)")
+        }
+    }
+
+    /// Complete checkpoints in `root`, oldest first.
+    public static func checkpointNames(in root: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return names.filter { $0.hasPrefix("step-") && pathExists("\(root)/\($0)/\(CheckpointFile.state)") }.sorted()
+    }
+
+    /// The checkpoint a pointer file (`latest`, `best`) names, if it exists.
+    public static func pointer(_ file: String, in root: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: "\(root)/\(file)") else { return nil }
+        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix("step-"), !name.contains("/"), pathExists("\(root)/\(name)/\(CheckpointFile.state)") else { return nil }
+        return name
+    }
+
+    /// The directory `--resume` means: a checkpoint directory, or with "auto" the newest complete one
+    /// in `checkpointRoot` (nil when there is none yet: a fresh start).
+    public static func resolveResume(_ resume: String, checkpointRoot: String?) throws -> String? {
+        guard resume == "auto" else {
+            if pathExists("\(resume)/\(CheckpointFile.state)") || !isDirectory(resume) { return resume }
+            // A checkpoint root was given: take its newest.
+            if let name = pointer("latest", in: resume) ?? checkpointNames(in: resume).last { return "\(resume)/\(name)" }
+            return resume
+        }
+        guard let root = checkpointRoot else {
+            throw CheckpointError.notFound(path: "auto", hint: "--resume auto needs --checkpoint-dir DIR")
+        }
+        let names = checkpointNames(in: root)
+        guard let newest = names.last else { return nil }
+        // `latest` is written last; the newest complete directory is the truth if they ever differ.
+        return "\(root)/\(newest)"
+    }
+
+    private func modelFileBytes(store: ParameterStore, modelName: ModelName, inputShape: [Int], classNames: [String],
+                                normalization: Normalization, dataset: String) -> [UInt8] {
+        let tensors = store.slices.map {
+            TensorToWrite(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(store.values.extracting($0.offset..<($0.offset + $0.count))))
+        }
+        let metadata: [String: String] = [
+            "format": "pt",
+            "model": modelName.rawValue,
+            "architecture": modelName.pytorchEquivalent,
+            "input_shape": inputShape.map(String.init).joined(separator: "x"),
+            "classes": String(classNames.count),
+            "class_names": jsonArray(classNames.map { "\"\($0.replacingOccurrences(of: "\"", with: "\\\""))\"" }),
+            "normalization_mean": jsonArray(normalization.mean.map { "\($0)" }),
+            "normalization_std": jsonArray(normalization.standardDeviation.map { "\($0)" }),
+            "normalization": "x = (pixel / 255 - mean[c]) / std[c]",
+            "dataset": dataset,
+            "distrain_version": distrainVersion,
+        ]
+        return SafeTensors.encode(tensors, metadata: metadata)
+    }
+
+    private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer) -> [UInt8] {
+        var tensors: [TensorToWrite] = []
+        for buffer in optimizer.stateBuffers {
+            for slice in store.slices {
+                tensors.append(TensorToWrite(name: "\(slice.name).\(buffer.name)", shape: slice.shape,
+                                             values: UnsafeBufferPointer(buffer.values.extracting(slice.offset..<(slice.offset + slice.count)))))
+            }
+        }
+        return SafeTensors.encode(tensors, metadata: ["optimizer": optimizer.name, "step_count": String(optimizer.stepCount)])
+    }
+}
+
+private func jsonArray(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }

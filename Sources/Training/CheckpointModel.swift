@@ -1,0 +1,60 @@
+import Datasets
+import Layers
+import SafeTensors
+
+/// A trained model rebuilt from a checkpoint's model.safetensors and its metadata.
+public struct CheckpointModel {
+    public let name: ModelName
+    public let model: Sequential
+    public let normalization: Normalization
+    public let inputShape: [Int]
+    public let classCount: Int
+
+    /// Rebuilds the architecture the metadata names and loads its weights.
+    public init(file: SafeTensorsFile) throws {
+        func field(_ key: String) throws -> String {
+            guard let value = file.metadata[key] else {
+                throw CheckpointError.invalid(path: file.path, problem: "__metadata__ lacks \(key); was it written by distrain?")
+            }
+            return value
+        }
+        guard let name = ModelName(rawValue: try field("model")) else {
+            throw CheckpointError.invalid(path: file.path, problem: "names an unknown model '\(file.metadata["model"] ?? "")'")
+        }
+        let shape = try field("input_shape").split(separator: "x").compactMap { Int($0) }
+        guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
+            throw CheckpointError.invalid(path: file.path, problem: "has an invalid input_shape '\(file.metadata["input_shape"] ?? "")'")
+        }
+        guard let classes = Int(try field("classes")), (2...1000).contains(classes) else {
+            throw CheckpointError.invalid(path: file.path, problem: "has an invalid class count '\(file.metadata["classes"] ?? "")'")
+        }
+        func floats(_ key: String) throws -> [Float] {
+            let text = try field(key).trimmingCharacters(in: "[]")
+            let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: " ")) }
+            guard values.count == shape[0], values.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+                throw CheckpointError.invalid(path: file.path, problem: "has an invalid \(key) '\(file.metadata[key] ?? "")'")
+            }
+            return values.map { $0! }
+        }
+        let mean = try floats("normalization_mean"), deviation = try floats("normalization_std")
+        guard deviation.allSatisfy({ $0 > 0 }) else {
+            throw CheckpointError.invalid(path: file.path, problem: "has a non-positive normalization_std")
+        }
+        self.name = name
+        inputShape = shape
+        classCount = classes
+        normalization = Normalization(mean: mean, standardDeviation: deviation)
+        model = makeModel(name, inputShape: shape, classes: classes)
+        try LoadedCheckpoint.restore(file, into: model.parameters)
+    }
+}
+
+extension StringProtocol {
+    /// The text without the given characters at either end.
+    func trimmingCharacters(in characters: String) -> String {
+        var view = Substring(self)
+        while let first = view.first, characters.contains(first) { view = view.dropFirst() }
+        while let last = view.last, characters.contains(last) { view = view.dropLast() }
+        return String(view)
+    }
+}

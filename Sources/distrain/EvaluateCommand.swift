@@ -1,0 +1,143 @@
+import ArgumentParser
+import Collectives
+import Datasets
+import Foundation
+import SafeTensors
+import Tensors
+import Training
+
+/// `distrain evaluate --checkpoint DIR <dataset>`: test-set metrics of a saved model.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Evaluate a checkpoint on a dataset's test set (locally or under mpirun).",
+        discussion: """
+        Prints accuracy, macro and micro precision/recall/F1, a per-class table and the confusion matrix.
+        --checkpoint takes one checkpoint (a folder with model.safetensors) or a --checkpoint-dir, whose
+        'best' (else 'latest') checkpoint is used.
+        Example: distrain evaluate --checkpoint runs/cnn fashion-mnist --json
+        """)
+
+    @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
+    var checkpoint: String
+
+    @Argument(help: "The dataset: fashion-mnist, mnist or cifar10.")
+    var dataset: String
+
+    @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
+    var dataDirectory: String?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test samples only.")
+    var testLimit: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Samples per forward pass per rank.")
+    var batchSize: Int = 256
+
+    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object instead of the report.")
+    var json = false
+
+    func validate() throws {
+        guard ["fashion-mnist", "mnist", "cifar10"].contains(dataset) else {
+            throw ValidationError("unknown dataset '\(dataset)': use fashion-mnist, mnist or cifar10")
+        }
+        if dataset == "mnist" && dataDirectory == nil { throw ValidationError("mnist needs --data-dir DIR") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
+    }
+
+    func run() throws {
+        let communicator = try makeCommunicator()
+        BLAS.setThreadCount(threadsPerRank(requested: threads, communicator: communicator).threads)
+        do {
+            let result = try evaluateCheckpoint(communicator: communicator)
+            if communicator.isCoordinator { report(result.evaluation, classNames: result.classNames, folder: result.folder) }
+        } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
+            if communicator.isCoordinator { printError("\(error)") }
+            communicator.finalize()
+            throw ExitCode.failure
+        } catch {
+            communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
+        }
+        communicator.finalize()
+    }
+
+    private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {
+        let folder = try resolveOnCoordinator(communicator) {
+            if pathExists("\(checkpoint)/\(CheckpointFile.model)") { return checkpoint }
+            guard let name = CheckpointWriter.pointer("best", in: checkpoint) ?? CheckpointWriter.pointer("latest", in: checkpoint)
+                    ?? CheckpointWriter.checkpointNames(in: checkpoint).last else {
+                throw CheckpointError.notFound(path: checkpoint, hint: "pass a folder holding model.safetensors, or a --checkpoint-dir of a run")
+            }
+            return "\(checkpoint)/\(name)"
+        }!
+        // Rank 0 reads the weights; every rank parses identical bytes.
+        var bytes: [UInt8] = []
+        var localError: Error?
+        if communicator.isCoordinator {
+            do { bytes = try readFileBytes("\(folder)/\(CheckpointFile.model)") } catch { localError = error }
+        }
+        try communicator.agreeOnSuccess(localError)
+        bytes = try communicator.broadcast(bytes: bytes, root: 0)
+        let saved = try CheckpointModel(file: try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)"))
+        var data: ImageDataset?
+        localError = nil
+        do {
+            let splits = try loadDataset()
+            data = splits.test.prefix(testLimit)
+            if data!.shape != saved.inputShape || data!.classCount != saved.classCount {
+                throw CheckpointError.incompatible(setting: "input shape and classes",
+                                                   checkpoint: "\(saved.inputShape) / \(saved.classCount)",
+                                                   requested: "\(data!.shape) / \(data!.classCount) of \(dataset)")
+            }
+        } catch {
+            localError = error
+        }
+        try communicator.agreeOnSuccess(localError)
+        let evaluation = try evaluate(model: saved.model, dataset: data!, normalization: saved.normalization,
+                                      communicator: communicator, batchSize: batchSize)
+        return (evaluation, data!.classNames, folder)
+    }
+
+    private func loadDataset() throws -> DatasetSplits {
+        switch dataset {
+        case "cifar10":
+            return try CIFAR10.load(directory: dataDirectory ?? CIFAR10Command.defaultDirectory)
+        case "mnist":
+            return try loadIDXDataset(name: "mnist", directory: dataDirectory!, classNames: mnistClassNames,
+                                      hint: "put the four MNIST IDX files there")
+        default:
+            return try loadIDXDataset(name: "fashion-mnist", directory: dataDirectory ?? debianFashionMNISTDirectory,
+                                      classNames: fashionMNISTClassNames,
+                                      hint: "install it with 'sudo apt-get install dataset-fashion-mnist' or pass --data-dir DIR")
+        }
+    }
+
+    private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String) {
+        let m = evaluation.metrics
+        if json {
+            let object = JSONValue.object([
+                ("checkpoint", .string(folder)), ("dataset", .string(dataset)), ("samples", .integer(evaluation.sampleCount)),
+                ("test_loss", .number(evaluation.meanLoss)), ("accuracy", .number(m.accuracy)),
+                ("precision_macro", .number(m.precisionMacro)), ("recall_macro", .number(m.recallMacro)), ("f1_macro", .number(m.f1Macro)),
+                ("precision_micro", .number(m.precisionMicro)), ("recall_micro", .number(m.recallMicro)), ("f1_micro", .number(m.f1Micro)),
+                ("per_class", .array((0..<m.classCount).map { c in
+                    .object([("class", .string(classNames[c])), ("precision", .number(m.precision(of: c))),
+                             ("recall", .number(m.recall(of: c))), ("f1", .number(m.f1(of: c))), ("support", .integer(m.support(of: c)))])
+                })),
+                ("confusion_matrix", .array(m.rows.map { .array($0.map { .integer($0) }) })),
+                ("class_names", .array(classNames.map { .string($0) })),
+            ])
+            print(object.serialized)
+        } else {
+            print("checkpoint \(folder) on the \(dataset) test set (\(evaluation.sampleCount) samples), test loss \(format(evaluation.meanLoss, 4))")
+            print("micro precision = recall = F1 = accuracy = \(format(m.accuracy, 4))")
+            for line in classificationReport(m, classNames: classNames) { print(line) }
+        }
+        fflush(nil)
+    }
+}
