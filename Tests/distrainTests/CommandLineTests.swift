@@ -29,6 +29,11 @@ final class CommandLineTests: XCTestCase {
             (["download", "cifar10", "--url", "http://127.0.0.1/x"], "--md5"),
             (["download", "cifar10", "--url", "http://127.0.0.1/x", "--md5", "xyz"], "32 hexadecimal"),
             (["cifar10", "--batch-size", "-5"], "--batch-size"),
+            (["fashion-mnist", "--resume", "auto"], "--checkpoint-dir"),
+            (["fashion-mnist", "--checkpoint-every", "5"], "--checkpoint-dir"),
+            (["fashion-mnist", "--checkpoint-dir", "x", "--keep", "0"], "--keep"),
+            (["evaluate", "fashion-mnist"], "--checkpoint"),
+            (["evaluate", "--checkpoint", "x", "imagenet"], "imagenet"),
         ]
         for (arguments, fragment) in cases {
             let outcome = try run(arguments, timeout: 60)
