@@ -31,13 +31,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var evaluationBatchSize: Int
     /// Random crop from a 4-pixel zero-padded image and random horizontal flip while training.
     public var augment: Bool
+    /// What a NaN or Inf in the loss or gradients does (`--on-nonfinite`).
+    public var onNonFinite: NonFinitePolicy
 
     public init(dataset: String, model: ModelName = .mlp, epochs: Int = 10, globalBatchSize: Int = 64,
                 optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3, momentum: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0, schedule: ScheduleKind = .constant,
                 warmupEpochs: Int = 0, stepEpochs: Int? = nil, gamma: Float = 0.1, seed: UInt64 = 42,
                 trainLimit: Int? = nil, testLimit: Int? = nil, bucketMegabytes: Double = 4,
-                evaluationBatchSize: Int = 256, augment: Bool = false) {
+                evaluationBatchSize: Int = 256, augment: Bool = false,
+                onNonFinite: NonFinitePolicy = .stop) {
         self.dataset = dataset
         self.model = model
         self.epochs = epochs
@@ -57,6 +60,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         self.bucketMegabytes = bucketMegabytes
         self.evaluationBatchSize = evaluationBatchSize
         self.augment = augment
+        self.onNonFinite = onNonFinite
     }
 
     /// The optimizer's hyper-parameters.

@@ -9,6 +9,8 @@ public final class GradientSynchronizer {
     public let bucketElements: Int
     /// Seconds spent in allreduce since the last `takeCommunicationSeconds()`.
     private var communicationSeconds = 0.0
+    /// Told which bucket is being reduced, for the watchdog's messages.
+    var tracker: PhaseTracker?
 
     public init(communicator: Communicator, bucketMegabytes: Double) {
         self.communicator = communicator
@@ -20,14 +22,17 @@ public final class GradientSynchronizer {
         let gradients = store.gradients
         if communicator.size > 1 {
             let start = monotonicSeconds()
-            var offset = 0
+            var offset = 0, bucket = 0
             while offset < store.count {
+                tracker?.enter(.allreduce, bucket: bucket)
+                bucket += 1
                 let count = min(bucketElements, store.count - offset)
                 try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: gradients[offset..<(offset + count)]), .sum)
                 offset += count
             }
             communicationSeconds += monotonicSeconds() - start
         }
+        if communicator.size == 1 { tracker?.enter(.allreduce, bucket: 0) }
         if globalSampleCount > 0 {
             scaleInPlace(gradients.baseAddress!, count: store.count, by: 1 / Float(globalSampleCount))
         }

@@ -65,6 +65,7 @@ public final class MetricsLog: TrainingReporter {
             ("compute_seconds", .number(r.computeSeconds)),
             ("communication_seconds", .number(r.communicationSeconds)),
             ("data_seconds", .number(r.dataSeconds)), ("lr", .number(r.learningRate)),
+            ("skipped_steps", .int(r.skippedSteps)),
         ]))
     }
 

@@ -41,6 +41,8 @@ public struct EpochRecord: Sendable {
     /// Max over ranks of the time spent preparing batches.
     public var dataSeconds: Double
     public var learningRate: Float
+    /// Updates dropped this epoch by --on-nonfinite skip.
+    public var skippedSteps: Int = 0
 }
 
 /// The end of a run: the final evaluation.

@@ -2,6 +2,7 @@ import Collectives
 import Datasets
 import Layers
 import Optimizers
+import Foundation
 import Tensors
 #if canImport(Glibc)
 import Glibc
@@ -45,19 +46,29 @@ public final class Trainer {
     public private(set) var globalStep = 0
     /// Reduced running sums of a resumed, unfinished epoch (counted once, on the coordinator).
     private var restoredPartial = (lossSum: 0.0, correct: 0, seen: 0)
+    /// Where this rank is, for the watchdog and for error messages.
+    public let tracker: PhaseTracker
+    let fault: Fault?
+    /// Updates dropped by `--on-nonfinite skip`, in total and in a row.
+    public private(set) var skippedSteps = 0
+    private var consecutiveSkips = 0
+    /// More skipped updates in a row than this stops training.
+    public static let maximumConsecutiveSkips = 10
 
     /// Builds the model and optimizer and checks that every rank agrees on them.
     ///
     /// - Parameter reporter: the coordinator's reporter; pass nil on other ranks.
     public init(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
                 threadsPerRank: Int = 1, reporter: TrainingReporter?, checkpointing: CheckpointSettings? = nil,
-                resume: LoadedCheckpoint? = nil) throws {
+                resume: LoadedCheckpoint? = nil, tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil) throws {
         let data = DatasetSplits(name: data.name, train: data.train.prefix(configuration.trainLimit),
                                  test: data.test.prefix(configuration.testLimit))
         self.configuration = configuration
         self.data = data
         self.communicator = communicator
         self.threadsPerRank = threadsPerRank
+        self.tracker = tracker
+        self.fault = fault
         self.reporter = communicator.isCoordinator ? reporter : nil
         model = makeModel(configuration.model, inputShape: data.train.shape, classes: data.train.classCount)
         model.parameters.initializeKaimingUniform(seed: configuration.seed)
@@ -66,6 +77,8 @@ public final class Trainer {
         synchronizer = GradientSynchronizer(communicator: communicator, bucketMegabytes: configuration.bucketMegabytes)
         trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
+        synchronizer.tracker = tracker
+        tracker.enter(.startup)
         try checkAgreement()
         // Rank 0's parameters are the truth, whatever the others computed.
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
@@ -110,6 +123,7 @@ public final class Trainer {
     private func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: (Double, Int, Int),
                                  testAccuracy: Double?) throws {
         guard let writer = checkpointWriter else { return }
+        tracker.enter(.checkpoint)
         var sums = [partial.0, Double(partial.1), Double(partial.2)]
         if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
         var localError: Error?
@@ -167,6 +181,7 @@ public final class Trainer {
             augment: configuration.augment,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch))
+        defer { tracker.enter(.finished) }
         for epoch in startEpoch..<max(startEpoch, configuration.epochs) {
             try trainEpoch(epoch)
         }
@@ -202,8 +217,12 @@ public final class Trainer {
         var learningRate = configuration.learningRate
         _ = synchronizer.takeCommunicationSeconds()
         let steps = plan.batchCount
+        try checkPositionAgreement(epoch: epoch, batches: steps, firstBatch: firstBatch)
+        var skippedThisEpoch = 0
         try plan.order.withUnsafeBufferPointer { order in
             for step in firstBatch..<steps {
+                tracker.setPosition(epoch: epoch, step: globalStep + 1)
+                tracker.enter(.data)
                 let t0 = monotonicSeconds()
                 let local = plan.localRange(batch: step)
                 let batch = local.count
@@ -212,6 +231,8 @@ public final class Trainer {
                     trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!,
                                          augmentation: augmentation.map { ($0, configuration.seed, epoch) })
                 }
+                tracker.enter(.forward)
+                injectFaultIfDue(batch: batch)
                 let t1 = monotonicSeconds()
                 model.parameters.zeroGradients()
                 var totals = LossTotals(lossSum: 0, correct: 0)
@@ -223,19 +244,32 @@ public final class Trainer {
                         softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes,
                                             dLogits: model.outputGradient)
                     }
+                    tracker.enter(.backward)
                     model.backward(batch: batch)
                 }
+                // Scanned before the sum so that a non-finite step can name the rank it came from.
+                let locallyFinite = totals.lossSum.isFinite
+                    && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
                 let t2 = monotonicSeconds()
                 try synchronizer.synchronize(model.parameters, globalSampleCount: plan.globalRange(batch: step).count)
                 let t3 = monotonicSeconds()
+                tracker.enter(.optimizer)
+                // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
+                let finite = allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+                let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan, locallyFinite: locallyFinite)
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
-                optimizer.update(model.parameters, learningRate: learningRate)
+                if !skip { optimizer.update(model.parameters, learningRate: learningRate) }
                 let t4 = monotonicSeconds()
                 dataSeconds += t1 - t0
                 computeSeconds += (t2 - t1) + (t4 - t3)
-                lossSum += totals.lossSum
-                correct += totals.correct
-                seen += batch
+                if !skip {
+                    consecutiveSkips = 0
+                    lossSum += totals.lossSum
+                    correct += totals.correct
+                    seen += batch
+                } else {
+                    skippedThisEpoch += 1
+                }
                 locallySeen += batch
                 globalStep += 1
                 if let every = checkpointWriter?.settings.everySteps, globalStep % every == 0, step + 1 < steps {
@@ -253,6 +287,7 @@ public final class Trainer {
         try communicator.allreduce(&sums, .sum)
         var maxima = [computeSeconds, communicationSeconds, dataSeconds, trainSeconds]
         try communicator.allreduce(&maxima, .max)
+        tracker.enter(.evaluation)
         let evaluation = try evaluate(model: model, dataset: data.test, normalization: normalization,
                                       communicator: communicator, batchSize: configuration.evaluationBatchSize)
         lastEvaluation = evaluation
@@ -263,8 +298,65 @@ public final class Trainer {
             seconds: monotonicSeconds() - epochStart,
             imagesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
-            learningRate: learningRate))
+            learningRate: learningRate, skippedSteps: skippedThisEpoch))
         try writeCheckpoint(epoch: epoch + 1, nextBatch: 0, samplesDone: 0, partial: (0, 0, 0),
                             testAccuracy: evaluation.accuracy)
+    }
+
+    /// Every rank must be at the same epoch with the same number of batches; otherwise their
+    /// collectives would pair up wrongly and hang. Names the field and the ranks.
+    private func checkPositionAgreement(epoch: Int, batches: Int, firstBatch: Int) throws {
+        if communicator.size == 1 { return }
+        let fields: [(String, Int64)] = [("the epoch", Int64(epoch)), ("the number of batches in the epoch", Int64(batches)),
+                                         ("the first batch of the epoch", Int64(firstBatch))]
+        let table = try communicator.allGather(fields.map(\.1))
+        for (index, field) in fields.enumerated() {
+            let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset, $0.element[index]) })
+            if Set(values.values).count > 1 { throw StartupError.disagreement(field: field.0, values: values) }
+        }
+    }
+
+    /// Decides, identically on every rank, what a non-finite step means; returns true to skip it.
+    private func handleNonFinite(epoch: Int, batch: Int, plan: BatchPlan, locallyFinite: Bool) throws -> Bool {
+        // Which ranks produced it: those whose own loss or gradients were not finite.
+        let flags = try communicator.allGather([locallyFinite ? 0 : 1]).map { $0[0] }
+        let ranks = flags.indices.filter { flags[$0] == 1 }
+        let global = plan.globalRange(batch: batch)
+        func samples(of rank: Int) -> String {
+            let share = shardRange(count: global.count, parts: communicator.size, part: rank)
+            let indices = plan.order[(global.lowerBound + share.lowerBound)..<(global.lowerBound + share.upperBound)]
+            let shown = indices.prefix(16).map(String.init).joined(separator: ",")
+            return indices.count > 16 ? "\(shown),… (\(indices.count) samples)" : shown
+        }
+        let culprits = ranks.isEmpty
+            ? "the sum of the gradients overflowed (every rank's own values were finite)"
+            : ranks.map { "rank \($0) (global samples \(samples(of: $0)))" }.joined(separator: "; ")
+        let location = "at epoch \(epoch + 1), step \(globalStep + 1)"
+        switch configuration.onNonFinite {
+        case .stop:
+            throw NonFiniteError(message: "non-finite loss or gradients \(location) from \(culprits); stopped before the update, so the parameters and the last checkpoint are intact (try a lower --lr, or --on-nonfinite skip)")
+        case .skip:
+            skippedSteps += 1
+            consecutiveSkips += 1
+            if consecutiveSkips > Self.maximumConsecutiveSkips {
+                throw NonFiniteError(message: "\(consecutiveSkips) non-finite steps in a row (last \(location) from \(culprits)); stopping — lower --lr or check the data")
+            }
+            if communicator.isCoordinator {
+                FileHandle.standardError.write(Data("distrain: warning: skipped the update \(location): non-finite values from \(culprits)\n".utf8))
+            }
+            return true
+        }
+    }
+
+    /// DISTRAIN_FAULT: misbehaves on purpose when this rank reaches the fault's step.
+    private func injectFaultIfDue(batch: Int) {
+        guard let fault, fault.rank == communicator.rank, fault.step == globalStep + 1 else { return }
+        switch fault.kind {
+        case .crash: fatalError("injected crash (DISTRAIN_FAULT) on rank \(communicator.rank) at step \(fault.step)")
+        case .kill: kill(getpid(), SIGKILL)
+        case .hang: while true { sleep(1000) }
+        case .slow: usleep(2_000_000)
+        case .nan: if batch > 0 { model.input[0] = .nan }
+        }
     }
 }

@@ -32,7 +32,7 @@ func printError(_ message: String) {
 func isAgreedOnAllRanks(_ error: Error) -> Bool {
     if case CollectiveError.rankFailed = error { return true }
     // Checkpoint files are parsed from bytes every rank received identically: all ranks throw alike.
-    return error is StartupError || error is CheckpointError || error is SafeTensorsError
+    return error is StartupError || error is CheckpointError || error is SafeTensorsError || error is NonFiniteError
 }
 
 /// Loads data on every rank, agrees that all succeeded, trains, and ends every rank together.
@@ -45,6 +45,14 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
     let (threads, warning) = threadsPerRank(requested: options.threads, communicator: communicator)
     BLAS.setThreadCount(threads)
     if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+
+    // Never hang silently: a rank stuck in one phase past the deadline says where and ends the job.
+    let tracker = PhaseTracker()
+    Watchdog(tracker: tracker, rank: communicator.rank, deadlineSeconds: options.collectiveTimeout) { message in
+        FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
+        fflush(nil)
+        _exit(1)  // mpirun ends the other ranks within about a second
+    }.start()
 
     var data: DatasetSplits?
     var reporter: TrainingReporter?
@@ -60,6 +68,7 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
         localError = error
     }
     do {
+        tracker.enter(.startup)
         try communicator.agreeOnSuccess(localError)
         var checkpoint: LoadedCheckpoint?
         if let resume = options.resume {
@@ -74,9 +83,12 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
         }
         let trainer = try Trainer(configuration: configuration, data: data!, communicator: communicator,
                                   threadsPerRank: threads, reporter: reporter,
-                                  checkpointing: options.checkpointSettings, resume: checkpoint)
+                                  checkpointing: options.checkpointSettings, resume: checkpoint,
+                                  tracker: tracker, fault: try Fault.fromEnvironment())
         try trainer.run()
+        tracker.enter(.finished)
     } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
+        tracker.enter(.finished)
         if communicator.isCoordinator { printError("\(error)") }
         communicator.finalize()
         throw ExitCode.failure

@@ -6,6 +6,7 @@ import Training
 extension ModelName: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
+extension NonFinitePolicy: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
 struct TrainOptions: ParsableArguments {
@@ -78,6 +79,12 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Continue from a checkpoint directory, or 'auto' for the newest one in --checkpoint-dir.")
     var resume: String?
 
+    @Option(name: .customLong("collective-timeout"), help: "Seconds a rank may stay in one phase (or wait for the others) before it reports where it is and ends the job.")
+    var collectiveTimeout: Double = 300
+
+    @Option(name: .customLong("on-nonfinite"), help: "On a NaN/Inf loss or gradient: stop (name the rank, step and samples) or skip the update (10 in a row stop).")
+    var onNonFinite: NonFinitePolicy = .stop
+
     @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
     var augment: Bool?
 
@@ -108,6 +115,10 @@ struct TrainOptions: ParsableArguments {
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
         }
+        if !(collectiveTimeout.isFinite && collectiveTimeout >= 1 && collectiveTimeout <= 86_400) {
+            throw ValidationError("--collective-timeout must be between 1 and 86400 seconds, got \(collectiveTimeout)")
+        }
+        do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         if checkpointEvery != nil && checkpointDirectory == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir DIR") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
@@ -125,7 +136,7 @@ struct TrainOptions: ParsableArguments {
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
-            augment: augment ?? augmentByDefault)
+            augment: augment ?? augmentByDefault, onNonFinite: onNonFinite)
     }
 }
 

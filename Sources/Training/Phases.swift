@@ -1,0 +1,114 @@
+import Foundation
+
+/// What a rank is doing, for messages about stuck or failing ranks.
+public enum TrainingPhase: Int, Sendable {
+    case loading, startup, data, forward, backward, allreduce, optimizer, evaluation, checkpoint, finished
+
+    public var isCollective: Bool { self == .allreduce || self == .startup }
+
+    public var name: String {
+        switch self {
+        case .loading: return "loading data"
+        case .startup: return "start-up agreement"
+        case .data: return "data"
+        case .forward: return "forward"
+        case .backward: return "backward"
+        case .allreduce: return "allreduce"
+        case .optimizer: return "optimizer"
+        case .evaluation: return "evaluation"
+        case .checkpoint: return "checkpoint"
+        case .finished: return "finished"
+        }
+    }
+}
+
+/// Where this rank is: phase, bucket, epoch, step and since when. Written by the training thread,
+/// read by the watchdog thread.
+public final class PhaseTracker: @unchecked Sendable {
+    public struct Snapshot: Sendable {
+        public var phase: TrainingPhase
+        /// Gradient bucket index during allreduce, else -1.
+        public var bucket: Int
+        public var epoch: Int
+        /// Global optimizer step being computed (1-based).
+        public var step: Int
+        public var since: Double
+
+        /// "allreduce of bucket 2 at epoch 1, step 37".
+        public var description: String {
+            let what = phase == .allreduce && bucket >= 0 ? "allreduce of gradient bucket \(bucket)" : phase.name
+            return "\(what) at epoch \(epoch + 1), step \(step)"
+        }
+    }
+
+    private let lock = NSLock()
+    private var current = Snapshot(phase: .loading, bucket: -1, epoch: 0, step: 0, since: monotonicSeconds())
+
+    public init() {}
+
+    /// Marks the start of `phase`.
+    public func enter(_ phase: TrainingPhase, bucket: Int = -1) {
+        let now = monotonicSeconds()
+        lock.lock()
+        current.phase = phase
+        current.bucket = bucket
+        current.since = now
+        lock.unlock()
+    }
+
+    /// Records the epoch (0-based) and global step (1-based) being worked on.
+    public func setPosition(epoch: Int, step: Int) {
+        lock.lock()
+        current.epoch = epoch
+        current.step = step
+        lock.unlock()
+    }
+
+    public var snapshot: Snapshot {
+        lock.lock(); defer { lock.unlock() }
+        return current
+    }
+}
+
+/// A thread that ends the process when its rank stays in one phase longer than the deadline, after
+/// saying which rank, phase and step — so a hung job never hangs silently.
+///
+/// Waiting in a collective gets a few seconds of grace on top, so that the rank that is actually stuck
+/// (in forward, say) reports first, naming its own phase.
+public final class Watchdog: @unchecked Sendable {
+    public let deadlineSeconds: Double
+    public static let collectiveGraceSeconds = 3.0
+    private let tracker: PhaseTracker
+    private let rank: Int
+    private let fire: (String) -> Void
+
+    /// - Parameter fire: prints the message and ends the process (never returns in practice).
+    public init(tracker: PhaseTracker, rank: Int, deadlineSeconds: Double, fire: @escaping (String) -> Void) {
+        self.tracker = tracker
+        self.rank = rank
+        self.deadlineSeconds = deadlineSeconds
+        self.fire = fire
+    }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: min(0.25, deadlineSeconds / 4))
+                let now = monotonicSeconds()
+                let snapshot = tracker.snapshot
+                if snapshot.phase == .finished { return }
+                let waited = now - snapshot.since
+                let limit = deadlineSeconds + (snapshot.phase.isCollective ? Self.collectiveGraceSeconds : 0)
+                if waited > limit {
+                    let what = snapshot.phase.isCollective
+                        ? "waited \(format(waited, 1)) s for the other ranks in \(snapshot.description); a rank is stuck or gone"
+                        : "stuck for \(format(waited, 1)) s in \(snapshot.description)"
+                    fire("rank \(rank) \(what) (--collective-timeout \(format(deadlineSeconds, 0)) s); ending the job")
+                    return
+                }
+            }
+        }
+        thread.name = "distrain-watchdog"
+        thread.start()
+    }
+}
