@@ -10,6 +10,16 @@ if [ $# -lt 3 ]; then
 fi
 hostfile="$1"; ranks="$2"; shift 2
 [ -r "$hostfile" ] || { echo "launch/cluster.sh: error: cannot read hostfile '$hostfile'" >&2; exit 66; }
+# Check every line before handing the file to mpirun, so a typo is one clear line, not a hang or a trace.
+lineno=0
+while IFS= read -r line || [ -n "$line" ]; do
+    lineno=$((lineno + 1))
+    entry="${line%%#*}"
+    [[ "$entry" =~ ^[[:space:]]*$ ]] && continue
+    if ! [[ "$entry" =~ ^[[:space:]]*[A-Za-z0-9._:-]+([[:space:]]+(slots|max_slots)=[1-9][0-9]*)*[[:space:]]*$ ]]; then
+        echo "launch/cluster.sh: error: $hostfile line $lineno: '$line' is not 'HOST [slots=N] [max_slots=N]'" >&2; exit 65
+    fi
+done < "$hostfile"
 if ! [[ "$ranks" =~ ^[1-9][0-9]*$ ]]; then
     echo "launch/cluster.sh: error: RANKS must be a positive number, got '$ranks'" >&2; exit 64
 fi

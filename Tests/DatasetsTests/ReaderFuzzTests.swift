@@ -1,0 +1,45 @@
+import XCTest
+@testable import Datasets
+import _TestSupport
+
+/// Seeded mutations of IDX (raw and gzip) and CIFAR-10 files through the readers: every outcome is a
+/// parse or a thrown one-line error — no crash, no hang, no allocation a header can inflate.
+final class ReaderFuzzTests: XCTestCase {
+    private final class Tally: @unchecked Sendable {
+        var parsed = 0, rejected = 0, badMessages: [String] = []
+        func record(_ body: () throws -> Void) {
+            do { try body(); parsed += 1 } catch {
+                rejected += 1
+                let message = "\(error)"
+                if message.isEmpty || message.contains("\n") { badMessages.append(message) }
+            }
+        }
+    }
+
+    func testMutatedIDXAndCIFARFilesOnlyEverThrow() {
+        let images = idxImagesFile(count: 5, rows: 4, columns: 3, pixels: (0..<60).map { UInt8($0) })
+        let labels = idxLabelsFile([0, 3, 9, 1, 2])
+        let cifar = syntheticCIFARBatch(count: 3, seed: 1).bytes
+        let tally = Tally()
+        withBoundedMemoryAndTime(headroomBytes: 512 << 20, timeoutSeconds: 300) {
+            // IDX headers: magic, then big-endian dimensions.
+            for bytes in seededMutations(of: images, count: 300, seed: 1, fieldOffsets: [0, 4, 8, 12]) {
+                tally.record { _ = try IDX.parseImages(bytes, path: "images") }
+            }
+            for bytes in seededMutations(of: labels, count: 200, seed: 2, fieldOffsets: [0, 4]) {
+                tally.record { _ = try IDX.parseLabels(bytes, path: "labels", classCount: 10) }
+            }
+            // gzip: the header, the deflate stream and the CRC/length trailer.
+            let compressed = gzipCompress(images)
+            for bytes in seededMutations(of: compressed, count: 300, seed: 3, fieldOffsets: [0, 4, compressed.count - 8, compressed.count - 4]) {
+                tally.record { _ = try IDX.parseImages(try gunzip(bytes, path: "images.gz"), path: "images.gz") }
+            }
+            for bytes in seededMutations(of: cifar, count: 300, seed: 4, fieldOffsets: [0, 3073, 6146]) {
+                tally.record { _ = try CIFAR10.parseBatch(bytes, path: "data_batch_1.bin") }
+            }
+        }
+        XCTAssertEqual(tally.parsed + tally.rejected, 1100)
+        XCTAssertGreaterThan(tally.rejected, 500, "most mutations must be caught")
+        XCTAssertEqual(tally.badMessages, [], "errors must be one non-empty line")
+    }
+}
