@@ -1,3 +1,4 @@
+import CZlib
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,3 +44,25 @@ public func isDirectory(_ path: String) -> Bool {
     var info = stat()
     return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
 }
+
+/// CRC-32 (zlib) of a file's contents, read in 1 MiB chunks; for comparing files across hosts.
+public func fileChecksum(_ path: String) throws -> UInt32 {
+    let descriptor = open(path, O_RDONLY)
+    if descriptor < 0 { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(descriptor) }
+    var crc: UInt = crc32(0, nil, 0)
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let got = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if got < 0 {
+            if errno == EINTR { continue }
+            throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        if got == 0 { break }
+        crc = buffer.withUnsafeBytes { crc32(crc, $0.bindMemory(to: UInt8.self).baseAddress, UInt32(got)) }
+    }
+    return UInt32(truncatingIfNeeded: crc)
+}
+
+/// CRC-32 of the running executable (0 when it cannot be read), computed once per process.
+public let executableChecksum: UInt32 = (try? fileChecksum("/proc/self/exe")) ?? 0

@@ -109,8 +109,8 @@ public func grouped(_ value: Double) -> String {
     return String(result.reversed())
 }
 
-func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
-func padLeft(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+public func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+public func padLeft(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 
 /// Sends every event to several reporters (console and metrics file).
 public final class ReporterGroup: TrainingReporter {

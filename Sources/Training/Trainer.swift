@@ -10,14 +10,16 @@ import Glibc
 
 /// Start-up disagreement between ranks.
 public enum StartupError: Error, CustomStringConvertible {
-    case disagreement(field: String, values: [Int: Int64])
+    /// `values` by rank; `hosts` (by rank, when known) names where each rank runs.
+    case disagreement(field: String, values: [Int: Int64], hosts: [String] = [])
 
     public var description: String {
         switch self {
-        case let .disagreement(field, values):
+        case let .disagreement(field, values, hosts):
             let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
-            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks in
-                "rank\(ranks.count > 1 ? "s" : "") \(ranks.map(String.init).joined(separator: ",")) \(value)"
+            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks -> String in
+                let names = ranks.map { rank in hosts.indices.contains(rank) ? "\(rank) on \(hosts[rank])" : String(rank) }
+                return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(String(UInt64(bitPattern: value), radix: 16))"
             }
             return "ranks disagree on \(field) (\(parts.joined(separator: "; "))); start every rank with the same arguments, data and executable"
         }
@@ -156,11 +158,16 @@ public final class Trainer {
             ("the number of test samples", Int64(data.test.count)),
             ("the parameter shapes", Int64(bitPattern: model.parameters.shapeFingerprint)),
             ("the training data checksum", Int64(bitPattern: data.train.checksum)),
+            ("the test data checksum", Int64(bitPattern: data.test.checksum)),
+            ("the executable (CRC-32 of the distrain binary)", Int64(executableChecksum)),
         ]
         let table = try communicator.allGather(fields.map(\.1))
         for (index, field) in fields.enumerated() {
             let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset, $0.element[index]) })
-            if Set(values.values).count > 1 { throw StartupError.disagreement(field: field.0, values: values) }
+            if Set(values.values).count > 1 {
+                let hosts = try communicator.allGather(text: communicator.hostName)
+                throw StartupError.disagreement(field: field.0, values: values, hosts: hosts)
+            }
         }
     }
 

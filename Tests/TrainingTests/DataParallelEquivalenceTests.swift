@@ -98,7 +98,7 @@ final class DataParallelEquivalenceTests: XCTestCase {
         }
         for message in messages {
             XCTAssertTrue(message.contains("ranks disagree on the configuration"), message)
-            XCTAssertTrue(message.contains("ranks 0,1") && message.contains("rank 2"), message)
+            XCTAssertTrue(message.contains("ranks 0 on ") && message.contains(", 1 on ") && message.contains("rank 2 on "), message)
         }
     }
 }

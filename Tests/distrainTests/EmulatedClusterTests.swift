@@ -1,0 +1,83 @@
+import XCTest
+import _TestSupport
+
+/// Three emulated hosts (network namespaces) × two ranks over TCP: the same epoch metrics as one host.
+final class EmulatedClusterTests: XCTestCase {
+    private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    private var distrain: String { builtProductsDirectory + "/distrain" }
+
+    /// Runs launch/emulated-cluster.sh; skips (saying why) where namespaces cannot be made.
+    private func emulated(_ arguments: [String]) throws -> ProcessOutcome {
+        guard findOnPath("mpirun") != nil else { throw XCTSkip("mpirun is not installed") }
+        guard getuid() == 0 else { throw XCTSkip("emulated hosts need root (network namespaces); not root here, so this multi-host test did not run") }
+        let outcome = try runProcess("/bin/bash", [repository + "/launch/emulated-cluster.sh", "--hosts", "3", "--slots", "2", "--"] + arguments,
+                                     extraEnvironment: ["DISTRAIN": distrain], timeout: 300)
+        if outcome.exitCode == 77 {
+            throw XCTSkip("cannot emulate hosts on this machine: \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return outcome
+    }
+
+    func testThreeHostsTimesTwoRanksMatchTheSingleHostRun() throws {
+        let directory = makeTemporaryDirectory("emulated")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 600, testCount: 120)
+        let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "60", "--threads", "1", "--no-progress"]
+        let cluster = try emulated(common + ["--metrics", directory + "/cluster.jsonl"])
+        XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
+        let local = try runProcess(distrain, common + ["--metrics", directory + "/local.jsonl"], timeout: 120)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        let start = try readMetrics(directory + "/cluster.jsonl")[0]
+        XCTAssertEqual(start["world_size"] as? Int, 6)
+        XCTAssertEqual(start["communicator"] as? String, "MPI")
+        let clusterEpochs = try readMetrics(directory + "/cluster.jsonl").filter { $0["event"] as? String == "epoch" }
+        let localEpochs = try readMetrics(directory + "/local.jsonl").filter { $0["event"] as? String == "epoch" }
+        XCTAssertEqual(clusterEpochs.count, 2)
+        for (a, b) in zip(clusterEpochs, localEpochs) {
+            for key in ["train_accuracy", "test_accuracy"] { XCTAssertEqual(a[key] as? Double, b[key] as? Double, key) }
+            for key in ["train_loss", "test_loss"] {
+                XCTAssertEqual(a[key] as! Double, b[key] as! Double, accuracy: 1e-5 * abs(b[key] as! Double), key)
+            }
+        }
+    }
+
+    func testDoctorOnTheEmulatedClusterSaysGo() throws {
+        let directory = makeTemporaryDirectory("doctor")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 50, testCount: 20)
+        let outcome = try emulated(["doctor", "--dataset", "fashion-mnist", "--data-dir", directory])
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        for host in ["h1", "h2", "h3"] { XCTAssertTrue(outcome.standardOutput.contains(host), outcome.standardOutput) }
+        XCTAssertTrue(outcome.standardOutput.contains("6 ranks (MPI)"), outcome.standardOutput)
+        XCTAssertTrue(outcome.standardOutput.contains("GO: every rank can train"), outcome.standardOutput)
+    }
+}
+
+/// Ranks running different executables, or seeing different data, refuse to train and name the hosts.
+final class MismatchTests: XCTestCase {
+    func testDifferentExecutablesAreRefusedNamingHosts() throws {
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let directory = makeTemporaryDirectory("mismatch")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 100, testCount: 20)
+        let original = builtProductsDirectory + "/distrain", copy = directory + "/distrain-other"
+        // A copy with one byte appended: still runs, but is not the same file.
+        var bytes = [UInt8](FileManager.default.contents(atPath: original)!)
+        bytes.append(0)
+        writeBytes(bytes, to: copy)
+        chmod(copy, 0o755)
+        let arguments = ["fashion-mnist", "--data-dir", directory, "--epochs", "1", "--no-progress"]
+        var mpi = localMPIRunArguments(ranks: 2)
+        mpi.removeFirst(2)
+        let outcome = try runProcess(mpirun, mpi + ["-n", "1", original] + arguments + [":", "-n", "1", copy] + arguments, timeout: 60)
+        XCTAssertNotEqual(outcome.exitCode, 0)
+        XCTAssertTrue(outcome.standardError.contains("ranks disagree on the executable"), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains("rank 0 on ") && outcome.standardError.contains("rank 1 on "), outcome.standardError)
+
+        let doctor = try runProcess(mpirun, mpi + ["-n", "1", original, "doctor", ":", "-n", "1", copy, "doctor"], timeout: 60)
+        XCTAssertEqual(doctor.exitCode, 1, doctor.standardError)
+        XCTAssertTrue(doctor.standardOutput.contains("NO-GO"), doctor.standardOutput)
+        XCTAssertTrue(doctor.standardOutput.contains("executables differ"), doctor.standardOutput)
+    }
+}
