@@ -24,9 +24,11 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["CMPI"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
+        // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
+        .target(name: "CAllocationCounter"),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors"]),
         .executableTarget(name: "distrain", dependencies: [
-            "Training", "Downloads", "SafeTensors",
+            "Training", "Downloads", "SafeTensors", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),

@@ -52,5 +52,5 @@ public indirect enum JSONValue: Sendable, Equatable {
 extension JSONValue {
     /// Floats print by their shortest decimal form (0.001, not 0.0010000000474974513).
     static func number(_ value: Float) -> JSONValue { .number(Double("\(value)") ?? Double(value)) }
-    static func int(_ value: Int) -> JSONValue { .integer(Int64(value)) }
+    public static func int(_ value: Int) -> JSONValue { .integer(Int64(value)) }
 }

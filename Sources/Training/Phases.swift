@@ -43,13 +43,16 @@ public final class PhaseTracker: @unchecked Sendable {
 
     private let lock = NSLock()
     private var current = Snapshot(phase: .loading, bucket: -1, epoch: 0, step: 0, since: monotonicSeconds())
+    /// Seconds spent in each phase (indexed by raw value) since the last `takeDurations()`.
+    private var durations = [Double](repeating: 0, count: TrainingPhase.finished.rawValue + 1)
 
     public init() {}
 
-    /// Marks the start of `phase`.
+    /// Marks the start of `phase` (and the end of the previous one).
     public func enter(_ phase: TrainingPhase, bucket: Int = -1) {
         let now = monotonicSeconds()
         lock.lock()
+        durations.withUnsafeMutableBufferPointer { $0[current.phase.rawValue] += now - current.since }
         current.phase = phase
         current.bucket = bucket
         current.since = now
@@ -62,6 +65,18 @@ public final class PhaseTracker: @unchecked Sendable {
         current.epoch = epoch
         current.step = step
         lock.unlock()
+    }
+
+    /// Seconds per phase since the last call (the current phase counted up to now), then resets.
+    public func takeDurations() -> [TrainingPhase: Double] {
+        let now = monotonicSeconds()
+        lock.lock(); defer { lock.unlock() }
+        durations[current.phase.rawValue] += now - current.since
+        current.since = now
+        var result: [TrainingPhase: Double] = [:]
+        for (index, seconds) in durations.enumerated() { result[TrainingPhase(rawValue: index)!] = seconds }
+        durations = [Double](repeating: 0, count: durations.count)
+        return result
     }
 
     public var snapshot: Snapshot {

@@ -1,0 +1,86 @@
+import Collectives
+import Datasets
+import Foundation
+import Layers
+import Tensors
+
+/// What `distrain bench` measures for one model on this rank.
+public struct BenchmarkResult: Sendable {
+    public var model: ModelName
+    public var inputShape: [Int]
+    /// Global batch (per-rank batch × ranks).
+    public var globalBatch: Int
+    public var perRankBatch: Int
+    public var worldSize: Int
+    public var threads: Int
+    public var steps: Int
+    /// This rank's images/s in each repetition.
+    public var imagesPerSecond: [Double]
+    /// Milliseconds per step by phase: data, forward (with the loss), backward, gradient_sync, optimizer.
+    public var millisecondsPerStep: [(String, Double)]
+    /// Heap allocations per steady-state step (nil when the counter is not linked in).
+    public var allocationsPerStep: Double?
+    /// Peak resident memory of this process, MiB.
+    public var peakResidentMegabytes: Double
+}
+
+/// The input shape `distrain bench` uses for a model: LeNet as the seed's CIFAR-10 net, the rest on 28x28.
+public func benchmarkInputShape(_ model: ModelName) -> [Int] {
+    model == .lenet ? [3, 32, 32] : [1, 28, 28]
+}
+
+/// Trains `model` on synthetic data with the production step (Trainer.trainEpoch): a warm-up epoch,
+/// then `repetitions` timed epochs of `steps` steps each. Allocations per steady-state step are
+/// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
+/// per-epoch setup; `allocationCount` reads the process's allocation counter.
+public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
+                         communicator: Communicator, allocationCount: (() -> UInt64)?) throws -> BenchmarkResult {
+    let shape = benchmarkInputShape(model)
+    let globalBatch = perRankBatch * communicator.size
+    func syntheticData(samples: Int) -> DatasetSplits {
+        // Seeded noise; the labels are learnable only by chance, which does not matter for speed.
+        var generator = SeededGenerator(seed: 7, keys: 1)
+        let size = shape.reduce(1, *)
+        let pixels = (0..<(samples * size)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let labels = (0..<samples).map { _ in UInt8(generator.next() % 10) }
+        let train = ImageDataset(shape: shape, pixels: pixels, labels: labels, classNames: mnistClassNames)
+        return DatasetSplits(name: "synthetic", train: train, test: train.prefix(1))
+    }
+    func trainer(steps: Int) throws -> Trainer {
+        let configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
+        return try Trainer(configuration: configuration, data: syntheticData(samples: steps * globalBatch),
+                           communicator: communicator, threadsPerRank: threads, reporter: nil)
+    }
+    let timed = try trainer(steps: steps)
+    try timed.trainEpoch(0)  // warm-up: buffers planned, BLAS threads started, pages touched
+    var rates: [Double] = []
+    var phases: [TrainingPhase: Double] = [:]
+    for repetition in 0..<repetitions {
+        try communicator.barrier()
+        _ = timed.tracker.takeDurations()
+        let start = monotonicSeconds()
+        try timed.trainEpoch(repetition + 1)
+        let seconds = monotonicSeconds() - start
+        for (phase, value) in timed.tracker.takeDurations() { phases[phase, default: 0] += value }
+        rates.append(Double(steps * perRankBatch) / seconds)
+    }
+    var allocations: Double?
+    if let allocationCount {
+        let short = try trainer(steps: steps), long = try trainer(steps: 2 * steps)
+        try short.trainEpoch(0); try long.trainEpoch(0)  // warm-up both
+        let a0 = allocationCount(); try short.trainEpoch(1); let a1 = allocationCount()
+        try long.trainEpoch(1); let a2 = allocationCount()
+        allocations = (Double(a2 - a1) - Double(a1 - a0)) / Double(steps)
+    }
+    let stepCount = Double(steps * repetitions)
+    let split: [(String, Double)] = [("data", .data), ("forward", .forward), ("backward", .backward),
+                                     ("gradient_sync", .allreduce), ("optimizer", .optimizer)].map { name, phase in
+        (name, 1000 * (phases[phase] ?? 0) / stepCount)
+    }
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return BenchmarkResult(model: model, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
+                           worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
+                           millisecondsPerStep: split, allocationsPerStep: allocations,
+                           peakResidentMegabytes: Double(usage.ru_maxrss) / 1024)
+}

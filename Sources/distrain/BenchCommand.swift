@@ -1,0 +1,104 @@
+import ArgumentParser
+import CAllocationCounter
+import Collectives
+import Foundation
+import Layers
+import Tensors
+import Training
+
+/// `distrain bench`: training-step speed on synthetic data, no files needed.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure training speed on synthetic data: images/s, step split, allocations per step, peak memory.",
+        discussion: """
+        Runs the real training step (forward, loss, backward, gradient allreduce, optimizer) on random data of
+        the model's input shape (lenet: 3x32x32 as the seed's CIFAR-10 net; others 1x28x28).
+        Under mpirun each rank trains --batch-size samples per step and the total is reported too.
+        Examples:
+          distrain bench --model mlp --threads 1 --json
+          mpirun -n 2 distrain bench --model lenet --threads 1
+        """)
+
+    @Option(help: "Model: mlp, lenet, cnn or mlp-large.")
+    var model: ModelName = .mlp
+
+    @Option(name: .customLong("batch-size"), help: "Samples per step PER RANK (default: 256 for mlp-large, else 64).")
+    var batchSize: Int?
+
+    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
+    var threads: Int?
+
+    @Option(help: "Steps per repetition.")
+    var steps: Int = 200
+
+    @Option(help: "Timed repetitions (the median is reported).")
+    var repetitions: Int = 5
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
+        if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
+    }
+
+    func run() throws {
+        let communicator = try makeCommunicator()
+        let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
+        BLAS.setThreadCount(threads)
+        let batch = batchSize ?? (model == .mlpLarge ? 256 : 64)
+        let counter: (() -> UInt64)? = distrain_allocation_counter_active() != 0 ? { distrain_allocation_count() } : nil
+        let result: BenchmarkResult
+        do {
+            result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
+                                      threads: threads, communicator: communicator, allocationCount: counter)
+        } catch {
+            communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
+        }
+        // Every rank's median, for the per-rank and total figures.
+        let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
+        let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded())])
+        if communicator.isCoordinator { report(result, median: median, perRank: perRank) }
+        communicator.finalize()
+    }
+
+    private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]]) {
+        let total = perRank.reduce(0.0) { $0 + Double($1[0]) }
+        let stepMilliseconds = r.millisecondsPerStep.reduce(0) { $0 + $1.1 }
+        if json {
+            var fields: [(String, JSONValue)] = [
+                ("model", .string(r.model.rawValue)), ("input_shape", .array(r.inputShape.map { .int($0) })),
+                ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
+                ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)),
+                ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
+                ("images_per_second", .number(median)),
+                ("images_per_second_min", .number(r.imagesPerSecond.min() ?? 0)),
+                ("images_per_second_max", .number(r.imagesPerSecond.max() ?? 0)),
+                ("images_per_second_per_rank", .array(perRank.map { .integer($0[0]) })),
+                ("images_per_second_total", .number(total)),
+                ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
+                ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
+                ("peak_rss_mb_per_rank", .array(perRank.map { .integer($0[1]) })),
+                ("blas", .string(BLAS.summary)),
+            ]
+            fields.append(("load_average", .string(loadAverage())))
+            print(JSONValue.object(fields).serialized)
+        } else {
+            print("distrain bench: \(r.model.rawValue) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
+            print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
+            if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", ")))") }
+            print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
+            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted")")
+            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", "))")
+            print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
+        }
+        fflush(nil)
+    }
+
+    private func loadAverage() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3).joined(separator: " ")
+    }
+}
