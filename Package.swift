@@ -17,10 +17,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
-        .target(name: "Layers", dependencies: ["Tensors"]),
-        .target(name: "Optimizers", dependencies: ["Tensors"]),
-        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"]),
+        // Elementwise C kernels (restrict + target_clones vectorize where Swift does not).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
+        .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
+        .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CKernels"]),
         .target(name: "Collectives", dependencies: ["CMPI"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),

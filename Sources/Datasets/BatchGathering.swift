@@ -1,14 +1,19 @@
+import CKernels
 /// Copies samples into a model's input buffer, normalizing bytes through a per-channel lookup table.
 public struct BatchGatherer {
     public let dataset: ImageDataset
     /// (channels, 256): normalized value of each byte per channel.
     private let table: [Float]
+    /// Per channel: normalized = byte · scale + offset (the same map as the table, vectorizable).
+    private let scales: [Float], offsets: [Float]
 
     public init(dataset: ImageDataset, normalization: Normalization) {
         precondition(normalization.mean.count == dataset.shape[0],
                      "normalization has \(normalization.mean.count) channels, data \(dataset.shape[0])")
         self.dataset = dataset
         table = normalization.lookupTable
+        scales = normalization.standardDeviation.map { 1 / (255 * $0) }
+        offsets = zip(normalization.mean, normalization.standardDeviation).map { -$0 / $1 }
     }
 
     /// Writes samples `indices` as (count, C, H, W) floats into `inputs` and their labels into `labels`,
@@ -33,9 +38,7 @@ public struct BatchGatherer {
                             continue
                         }
                         for c in 0..<channels {
-                            let lookup = table.baseAddress! + c * 256
-                            let src = source + c * plane, dst = destination + c * plane
-                            for p in 0..<plane { dst[p] = lookup[Int(src[p])] }
+                            distrain_normalize_bytes(source + c * plane, destination + c * plane, plane, scales[c], offsets[c])
                         }
                     }
                 }

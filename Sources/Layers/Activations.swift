@@ -23,7 +23,7 @@ public final class Flatten: Layer {
     public let inputShape: [Int]
     public init(inputShape: [Int]) { self.inputShape = inputShape }
     public var summary: String { "Flatten" }
-    public var outputShape: [Int] { [inputShape.reduce(1, *)] }
+    public private(set) lazy var outputShape: [Int] = [inputShape.reduce(1, *)]  // stored: read in every step
     public var aliasesInput: Bool { true }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {

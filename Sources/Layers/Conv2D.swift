@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// 2-D convolution as torch.nn.Conv2d (square kernel, stride, zero padding), optionally with a fused ReLU.
@@ -40,8 +41,8 @@ public final class Conv2D: Layer {
         if geometry.padding != 0 { text += ", padding \(geometry.padding)" }
         return text + ")" + (activation == .relu ? " + ReLU" : "")
     }
-    public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
-    public var outputShape: [Int] { [outputChannels, geometry.outputHeight, geometry.outputWidth] }
+    public private(set) lazy var inputShape: [Int] = [geometry.channels, geometry.height, geometry.width]  // stored: read in every step
+    public private(set) lazy var outputShape: [Int] = [outputChannels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
     public var parameterSpecs: [ParameterSpec] {
         let k = geometry.kernelHeight
         return [ParameterSpec(name: "\(name).weight", shape: [outputChannels, geometry.channels, k, k], fanIn: geometry.patchSize),
@@ -72,15 +73,8 @@ public final class Conv2D: Layer {
         let b = store.valuePointer(bias), source = channelMajor.base
         let relu = activation == .relu
         for o in 0..<outputChannels {
-            let bo = b[o]
             for s in 0..<batch {
-                let src = source + o * n + s * pixels
-                let dst = y + (s * outputChannels + o) * pixels
-                if relu {
-                    for p in 0..<pixels { dst[p] = max(0, src[p] + bo) }
-                } else {
-                    for p in 0..<pixels { dst[p] = src[p] + bo }
-                }
+                distrain_add_bias_copy(source + o * n + s * pixels, y + (s * outputChannels + o) * pixels, pixels, b[o], relu ? 1 : 0)
             }
         }
     }
@@ -97,14 +91,7 @@ public final class Conv2D: Layer {
             var biasSum: Float = 0
             for s in 0..<batch {
                 let offset = (s * outputChannels + o) * pixels
-                let src = dy + offset, out = y + offset
-                let dst = gathered + o * n + s * pixels
-                if relu {
-                    for p in 0..<pixels { dst[p] = out[p] > 0 ? src[p] : 0 }
-                } else {
-                    dst.update(from: src, count: pixels)
-                }
-                biasSum += vectorSum(dst, count: pixels)
+                biasSum += distrain_mask_copy_sum(y + offset, dy + offset, gathered + o * n + s * pixels, pixels, relu ? 1 : 0)
             }
             db[o] += biasSum
         }

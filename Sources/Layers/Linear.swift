@@ -24,8 +24,8 @@ public final class Linear: Layer {
     public var summary: String {
         "Linear(\(inputFeatures) → \(outputFeatures))" + (activation == .relu ? " + ReLU" : "")
     }
-    public var inputShape: [Int] { [inputFeatures] }
-    public var outputShape: [Int] { [outputFeatures] }
+    public private(set) lazy var inputShape: [Int] = [inputFeatures]  // stored: read in every step
+    public private(set) lazy var outputShape: [Int] = [outputFeatures]  // stored: read in every step
     public var parameterSpecs: [ParameterSpec] {
         [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures),
          ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)]

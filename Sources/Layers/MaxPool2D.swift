@@ -19,8 +19,8 @@ public final class MaxPool2D: Layer {
     deinit { winners.free() }
 
     public var summary: String { "MaxPool2D(\(geometry.kernelHeight)x\(geometry.kernelWidth), stride \(geometry.stride))" }
-    public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
-    public var outputShape: [Int] { [geometry.channels, geometry.outputHeight, geometry.outputWidth] }
+    public private(set) lazy var inputShape: [Int] = [geometry.channels, geometry.height, geometry.width]  // stored: read in every step
+    public private(set) lazy var outputShape: [Int] = [geometry.channels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
 
     public func reserve(batchCapacity: Int) {
         winners.reserve(batchCapacity * outputCount)

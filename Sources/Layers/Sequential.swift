@@ -46,7 +46,11 @@ public final class Sequential {
             if !layer.parameterSpecs.isEmpty { seenParameters = true }
         }
         needsInputGradient = needs
+        hasParameters = layers.map { !$0.parameterSpecs.isEmpty }
     }
+
+    /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).
+    private let hasParameters: [Bool]
 
     deinit { owned.forEach { $0.deallocate() } }
 
@@ -116,7 +120,7 @@ public final class Sequential {
         for index in layers.indices.reversed() {
             let layer = layers[index]
             let needsInput = needsInputGradient[index]
-            if layer.parameterSpecs.isEmpty && !needsInput { break }
+            if !hasParameters[index] && !needsInput { break }
             if layer.aliasesInput { continue }
             layer.backward(input: activations[index], output: activations[index + 1],
                            dOutput: activationGradients[index + 1],

@@ -1,3 +1,4 @@
+import CKernels
 // Elementwise kernels and reductions over raw buffers.
 // Swift does not vectorize Float reductions by itself (strict FP), so sums use SIMD16 accumulators.
 
@@ -18,19 +19,13 @@ public func vectorSum(_ x: UnsafePointer<Float>, count: Int) -> Float {
 /// y[r, c] += bias[c] for a rows×cols row-major matrix.
 @inline(__always)
 public func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>) {
-    for r in 0..<rows {
-        let row = y + r * columns
-        for c in 0..<columns { row[c] += bias[c] }
-    }
+    distrain_add_row_bias(y, bias, rows, columns, 0)
 }
 
 /// y[r, c] = max(0, y[r, c] + bias[c]): the bias and ReLU fused into one pass over the GEMM output.
 @inline(__always)
 public func addRowBiasReLU(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>) {
-    for r in 0..<rows {
-        let row = y + r * columns
-        for c in 0..<columns { row[c] = max(0, row[c] + bias[c]) }
-    }
+    distrain_add_row_bias(y, bias, rows, columns, 1)
 }
 
 /// sums[c] += Σ_r x[r, c] for a rows×cols row-major matrix (bias gradients of a Linear layer).
@@ -52,7 +47,12 @@ public func reluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Flo
 @inline(__always)
 public func reluBackward(output y: UnsafePointer<Float>, dOutput dy: UnsafePointer<Float>,
                          dInput dx: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+    // In C: vectorized; the in-place case (dx == dy, fused ReLU) gets its own non-aliasing kernel.
+    if UnsafePointer(dx) == dy {
+        distrain_relu_backward_inplace(y, dx, count)
+    } else {
+        distrain_relu_backward(y, dy, dx, count)
+    }
 }
 
 /// x *= scale, elementwise.
@@ -63,15 +63,5 @@ public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by scale:
 
 /// True when every element is finite (no NaN, no ±Inf).
 public func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
-    // x - x is 0 for finite values and NaN otherwise; summing keeps any NaN.
-    var accumulator = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= count {
-        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-        accumulator += v - v
-        i += 16
-    }
-    var tail: Float = 0
-    while i < count { tail += x[i] - x[i]; i += 1 }
-    return accumulator.sum() == 0 && tail == 0
+    distrain_all_finite(x, count) != 0
 }

@@ -1,0 +1,34 @@
+#ifndef DISTRAIN_KERNELS_H
+#define DISTRAIN_KERNELS_H
+#include <stddef.h>
+
+/// One Adam/AdamW step over n parameters (see Optimizers/Adam.swift for the formulas).
+/// p, g, m, v must not overlap. shrink = 1 - lr*wd for AdamW (1 for Adam); l2 = wd for Adam (0 for AdamW).
+void distrain_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                          float shrink, float l2, float beta1, float beta2, float step_size,
+                          float inverse_root_correction2, float epsilon);
+
+/// 1 when every x[i] is finite, else 0.
+int distrain_all_finite(const float *x, size_t n);
+
+#endif
+
+#include <stdint.h>
+
+/// d[i] = y[i] > 0 ? d[i] : 0 (ReLU backward in place; y is the ReLU's output).
+void distrain_relu_backward_inplace(const float *restrict y, float *restrict d, size_t n);
+
+/// dx[i] = y[i] > 0 ? dy[i] : 0 into a separate buffer.
+void distrain_relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, size_t n);
+
+/// y[r, c] += bias[c], then max(0, ·) when relu != 0; y is rows × columns, row-major.
+void distrain_add_row_bias(float *restrict y, const float *restrict bias, size_t rows, size_t columns, int relu);
+
+/// dst[i] = src[i] * scale + offset (bytes to normalized floats).
+void distrain_normalize_bytes(const uint8_t *restrict src, float *restrict dst, size_t n, float scale, float offset);
+
+/// dst[i] = src[i] + bias, then max(0, ·) when relu != 0.
+void distrain_add_bias_copy(const float *restrict src, float *restrict dst, size_t n, float bias, int relu);
+
+/// dst[i] = out[i] > 0 ? src[i] : 0 when relu != 0 (else a copy); returns the sum of dst.
+float distrain_mask_copy_sum(const float *restrict out, const float *restrict src, float *restrict dst, size_t n, int relu);

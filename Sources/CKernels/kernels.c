@@ -1,0 +1,98 @@
+// Elementwise kernels Swift does not vectorize well on the baseline x86-64 target. `restrict` lets the
+// compiler vectorize; target_clones adds AVX2 and AVX-512 versions chosen at load time (ifunc), so one
+// binary runs on any x86-64 and uses the wide units where they exist.
+#include "kernels.h"
+#include <math.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define DISTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DISTRAIN_CLONES
+#endif
+
+DISTRAIN_CLONES
+void distrain_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                          float shrink, float l2, float beta1, float beta2, float step_size,
+                          float inverse_root_correction2, float epsilon) {
+    const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
+    for (size_t i = 0; i < n; i++) {
+        float pv = p[i] * shrink;
+        float gv = g[i] + l2 * pv;
+        float mv = beta1 * m[i] + one_minus_beta1 * gv;
+        float vv = beta2 * v[i] + one_minus_beta2 * gv * gv;
+        m[i] = mv;
+        v[i] = vv;
+        p[i] = pv - step_size * mv / (sqrtf(vv) * inverse_root_correction2 + epsilon);
+    }
+}
+
+DISTRAIN_CLONES
+int distrain_all_finite(const float *x, size_t n) {
+    // x - x is 0 for finite values and NaN for NaN or infinity; the sum keeps any NaN.
+    float accumulator[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int lane = 0; lane < 16; lane++) accumulator[lane] += x[i + lane] - x[i + lane];
+    }
+    float total = 0;
+    for (; i < n; i++) total += x[i] - x[i];
+    for (int lane = 0; lane < 16; lane++) total += accumulator[lane];
+    return total == 0.0f;
+}
+
+DISTRAIN_CLONES
+void distrain_relu_backward_inplace(const float *restrict y, float *restrict d, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+}
+
+DISTRAIN_CLONES
+void distrain_relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+DISTRAIN_CLONES
+void distrain_add_row_bias(float *restrict y, const float *restrict bias, size_t rows, size_t columns, int relu) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * columns;
+        if (relu) {
+            for (size_t c = 0; c < columns; c++) { float v = row[c] + bias[c]; row[c] = v > 0.0f ? v : 0.0f; }
+        } else {
+            for (size_t c = 0; c < columns; c++) row[c] += bias[c];
+        }
+    }
+}
+
+DISTRAIN_CLONES
+void distrain_normalize_bytes(const uint8_t *restrict src, float *restrict dst, size_t n, float scale, float offset) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i] * scale + offset;
+}
+
+DISTRAIN_CLONES
+void distrain_add_bias_copy(const float *restrict src, float *restrict dst, size_t n, float bias, int relu) {
+    if (relu) {
+        for (size_t i = 0; i < n; i++) { float v = src[i] + bias; dst[i] = v > 0.0f ? v : 0.0f; }
+    } else {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] + bias;
+    }
+}
+
+DISTRAIN_CLONES
+float distrain_mask_copy_sum(const float *restrict out, const float *restrict src, float *restrict dst, size_t n, int relu) {
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; l++) {
+            float v = relu ? (out[i + l] > 0.0f ? src[i + l] : 0.0f) : src[i + l];
+            dst[i + l] = v;
+            lanes[l] += v;
+        }
+    }
+    float total = 0;
+    for (; i < n; i++) {
+        float v = relu ? (out[i] > 0.0f ? src[i] : 0.0f) : src[i];
+        dst[i] = v;
+        total += v;
+    }
+    for (int l = 0; l < 16; l++) total += lanes[l];
+    return total;
+}
