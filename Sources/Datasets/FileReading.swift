@@ -66,3 +66,9 @@ public func fileChecksum(_ path: String) throws -> UInt32 {
 
 /// CRC-32 of the running executable (0 when it cannot be read), computed once per process.
 public let executableChecksum: UInt32 = (try? fileChecksum("/proc/self/exe")) ?? 0
+
+/// Size in bytes of the file at `path` (0 when it cannot be read; the reader then reports why).
+public func fileSize(_ path: String) -> Int {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int(info.st_size) : 0
+}
