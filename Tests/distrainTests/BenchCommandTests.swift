@@ -1,0 +1,32 @@
+import XCTest
+import _TestSupport
+
+/// `distrain bench --json` reports every documented figure (speed itself is never asserted).
+final class BenchCommandTests: XCTestCase {
+    func testJSONHasEveryFigureAndCountsAllocations() throws {
+        let outcome = try runProcess(builtProductsDirectory + "/distrain",
+                                     ["bench", "--model", "lenet", "--batch-size", "4", "--steps", "3", "--repetitions", "3", "--threads", "1", "--json"],
+                                     timeout: 120)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as! [String: Any]
+        XCTAssertEqual(object["model"] as? String, "lenet")
+        XCTAssertEqual(object["input_shape"] as? [Int], [3, 32, 32])
+        XCTAssertEqual(object["repetitions"] as? Int, 3)
+        for key in ["images_per_second", "images_per_second_min", "images_per_second_max", "images_per_second_total"] {
+            XCTAssertGreaterThan(object[key] as? Double ?? 0, 0, key)
+        }
+        let split = try XCTUnwrap(object["ms_per_step"] as? [String: Double])
+        XCTAssertEqual(Set(split.keys), ["data", "forward", "backward", "gradient_sync", "optimizer", "total"])
+        XCTAssertGreaterThan(split["forward"]!, 0)
+        // The interposed malloc counter is live (debug builds allocate; release steps allocate nothing).
+        XCTAssertNotNil(object["allocations_per_step"] as? Double)
+        XCTAssertGreaterThan((object["peak_rss_mb_per_rank"] as? [Int])?.first ?? 0, 0)
+    }
+
+    func testInvalidBenchFlags() throws {
+        for arguments in [["bench", "--steps", "0"], ["bench", "--model", "resnet"], ["bench", "--batch-size", "0"]] {
+            let outcome = try runProcess(builtProductsDirectory + "/distrain", arguments, timeout: 30)
+            XCTAssertEqual(outcome.exitCode, 64, "\(arguments)")
+        }
+    }
+}
