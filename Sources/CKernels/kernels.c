@@ -96,3 +96,16 @@ float distrain_mask_copy_sum(const float *restrict out, const float *restrict sr
     for (int l = 0; l < 16; l++) total += lanes[l];
     return total;
 }
+
+DISTRAIN_CLONES
+void distrain_add_channel_bias(float *restrict y, const float *restrict bias, size_t channels, size_t pixels, int relu) {
+    for (size_t c = 0; c < channels; c++) {
+        float *row = y + c * pixels;
+        const float b = bias[c];
+        if (relu) {
+            for (size_t p = 0; p < pixels; p++) { float v = row[p] + b; row[p] = v > 0.0f ? v : 0.0f; }
+        } else {
+            for (size_t p = 0; p < pixels; p++) row[p] += b;
+        }
+    }
+}

@@ -3,9 +3,24 @@ import Tensors
 
 /// 2-D convolution as torch.nn.Conv2d (square kernel, stride, zero padding), optionally with a fused ReLU.
 ///
-/// The whole batch is unfolded by im2col and multiplied in ONE GEMM per pass.
+/// Two lowerings to GEMM, chosen by shape (`Conv2D.Lowering`):
+/// - batched: the whole batch is unfolded by im2col and multiplied in ONE GEMM per pass — best when
+///   each image has few output pixels (deep layers), where per-image GEMMs would be tiny;
+/// - per image: im2col and a GEMM per sample, whose (out, OH*OW) result is already the sample's NCHW
+///   output — best for large images with few channels (LeNet's first layer: the batched column
+///   matrix is 15 MB, 25× the input, and a 6-row GEMM over it is bound by memory, ~14 GFLOP/s).
 /// weight: (out, in, k, k), bias: (out). x: (B, in, H, W), y: (B, out, OH, OW).
 public final class Conv2D: Layer {
+    /// How a pass is lowered to GEMM.
+    public enum Lowering: Sendable {
+        /// Per image when an image has at least 256 output pixels, else batched.
+        case automatic
+        case batched
+        case perImage
+    }
+
+    /// The lowering in use (resolved from `.automatic` by shape).
+    public let lowering: Lowering
     public let geometry: WindowGeometry
     public let outputChannels: Int
     public let activation: Activation
@@ -19,7 +34,7 @@ public final class Conv2D: Layer {
     private var channelMajor = Workspace<Float>()
 
     public init(inputShape: [Int], outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                activation: Activation = .identity, name: String) {
+                activation: Activation = .identity, name: String, lowering: Lowering = .automatic) {
         precondition(inputShape.count == 3, "Conv2D needs a (C, H, W) input, got \(inputShape)")
         precondition(outputChannels > 0, "Conv2D needs output channels, got \(outputChannels)")
         geometry = WindowGeometry(channels: inputShape[0], height: inputShape[1], width: inputShape[2],
@@ -28,6 +43,11 @@ public final class Conv2D: Layer {
         self.outputChannels = outputChannels
         self.activation = activation
         self.name = name
+        if lowering == .automatic {
+            self.lowering = geometry.outputPixels >= 256 ? .perImage : .batched
+        } else {
+            self.lowering = lowering
+        }
     }
 
     deinit {
@@ -56,12 +76,14 @@ public final class Conv2D: Layer {
     }
 
     public func reserve(batchCapacity: Int) {
-        columns.reserve(geometry.patchSize * batchCapacity * geometry.outputPixels)
-        channelMajor.reserve(outputChannels * batchCapacity * geometry.outputPixels)
+        let images = lowering == .perImage ? 1 : batchCapacity
+        columns.reserve(geometry.patchSize * images * geometry.outputPixels)
+        channelMajor.reserve(outputChannels * images * geometry.outputPixels)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         if batch == 0 { return }
+        if lowering == .perImage { return forwardPerImage(x, y, batch: batch) }
         precondition(columns.capacity >= geometry.patchSize * batch * geometry.outputPixels,
                      "Conv2D \(name): batch \(batch) exceeds reserved capacity")
         let pixels = geometry.outputPixels, n = batch * pixels
@@ -82,6 +104,7 @@ public final class Conv2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         if batch == 0 { return }
+        if lowering == .perImage { return backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, batch: batch) }
         let pixels = geometry.outputPixels, n = batch * pixels
         let relu = activation == .relu
         // Gather dy (B, out, P) → (out, B*P), masking by the ReLU, and sum the bias gradient.
@@ -104,5 +127,42 @@ public final class Conv2D: Layer {
              a: store.valuePointer(weight), b: gathered, beta: 0, c: columns.base)
         dx.update(repeating: 0, count: batch * geometry.inputCount)
         col2imAccumulate(columns.base, batch: batch, geometry: geometry, dx: dx)
+    }
+
+    /// Per image: columns (C*k*k, P) of sample s; y_s(out, P) = W · columns, then bias and ReLU in place.
+    private func forwardPerImage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        precondition(columns.capacity >= geometry.patchSize * geometry.outputPixels, "Conv2D \(name): reserve() was not called")
+        let pixels = geometry.outputPixels, inputSize = geometry.inputCount, outputSize = outputChannels * pixels
+        let w = store.valuePointer(weight), b = store.valuePointer(bias)
+        for s in 0..<batch {
+            im2col(x + s * inputSize, batch: 1, geometry: geometry, columns: columns.base)
+            let ys = y + s * outputSize
+            gemm(.none, .none, m: outputChannels, n: pixels, k: geometry.patchSize, a: w, b: columns.base, beta: 0, c: ys)
+            distrain_add_channel_bias(ys, b, outputChannels, pixels, activation == .relu ? 1 : 0)
+        }
+    }
+
+    /// Per image: mask dy_s by the ReLU (and sum the bias gradient), re-unfold x_s, dW += dy_s · columnsᵀ,
+    /// and when asked dColumns = Wᵀ · dy_s folded back into dx_s.
+    private func backwardPerImage(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                                  dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let pixels = geometry.outputPixels, inputSize = geometry.inputCount, outputSize = outputChannels * pixels
+        let relu: Int32 = activation == .relu ? 1 : 0
+        let masked = channelMajor.base  // (out, P)
+        let w = store.valuePointer(weight), dW = store.gradientPointer(weight), db = store.gradientPointer(bias)
+        if let dx { dx.update(repeating: 0, count: batch * inputSize) }
+        for s in 0..<batch {
+            for o in 0..<outputChannels {
+                let offset = s * outputSize + o * pixels
+                db[o] += distrain_mask_copy_sum(y + offset, dy + offset, masked + o * pixels, pixels, relu)
+            }
+            im2col(x + s * inputSize, batch: 1, geometry: geometry, columns: columns.base)
+            gemm(.none, .transposed, m: outputChannels, n: geometry.patchSize, k: pixels,
+                 a: masked, b: columns.base, beta: 1, c: dW)
+            guard let dx else { continue }
+            gemm(.transposed, .none, m: geometry.patchSize, n: pixels, k: outputChannels,
+                 a: w, b: masked, beta: 0, c: columns.base)
+            col2imAccumulate(columns.base, batch: 1, geometry: geometry, dx: dx + s * inputSize)
+        }
     }
 }

@@ -32,3 +32,6 @@ void distrain_add_bias_copy(const float *restrict src, float *restrict dst, size
 
 /// dst[i] = out[i] > 0 ? src[i] : 0 when relu != 0 (else a copy); returns the sum of dst.
 float distrain_mask_copy_sum(const float *restrict out, const float *restrict src, float *restrict dst, size_t n, int relu);
+
+/// y[c, p] += bias[c], then max(0, ·) when relu != 0, in place; y is channels × pixels.
+void distrain_add_channel_bias(float *restrict y, const float *restrict bias, size_t channels, size_t pixels, int relu);
