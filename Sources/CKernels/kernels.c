@@ -78,21 +78,19 @@ void distrain_add_bias_copy(const float *restrict src, float *restrict dst, size
 
 DISTRAIN_CLONES
 float distrain_mask_copy_sum(const float *restrict out, const float *restrict src, float *restrict dst, size_t n, int relu) {
+    // Two simple passes (select, then a 16-lane sum) vectorize; one fused loop with the branch did not.
+    if (relu) {
+        for (size_t i = 0; i < n; i++) dst[i] = out[i] > 0.0f ? src[i] : 0.0f;
+    } else {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    }
     float lanes[16] = {0};
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        for (int l = 0; l < 16; l++) {
-            float v = relu ? (out[i + l] > 0.0f ? src[i + l] : 0.0f) : src[i + l];
-            dst[i + l] = v;
-            lanes[l] += v;
-        }
+        for (int l = 0; l < 16; l++) lanes[l] += dst[i + l];
     }
     float total = 0;
-    for (; i < n; i++) {
-        float v = relu ? (out[i] > 0.0f ? src[i] : 0.0f) : src[i];
-        dst[i] = v;
-        total += v;
-    }
+    for (; i < n; i++) total += dst[i];
     for (int l = 0; l < 16; l++) total += lanes[l];
     return total;
 }
