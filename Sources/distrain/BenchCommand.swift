@@ -51,18 +51,14 @@ struct BenchCommand: ParsableCommand {
         BLAS.setThreadCount(threads)
         let batch = batchSize ?? (model == .mlpLarge ? 256 : 64)
         let counter: (() -> UInt64)? = distrain_allocation_counter_active() != 0 ? { distrain_allocation_count() } : nil
-        let result: BenchmarkResult
-        do {
-            result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
-                                      threads: threads, communicator: communicator, allocationCount: counter)
-        } catch {
-            communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
+        try runCollectively(communicator) {
+            let result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
+                                          threads: threads, communicator: communicator, allocationCount: counter)
+            // Every rank's median, for the per-rank and total figures.
+            let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
+            let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded())])
+            if communicator.isCoordinator { report(result, median: median, perRank: perRank) }
         }
-        // Every rank's median, for the per-rank and total figures.
-        let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
-        let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded())])
-        if communicator.isCoordinator { report(result, median: median, perRank: perRank) }
-        communicator.finalize()
     }
 
     private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]]) {

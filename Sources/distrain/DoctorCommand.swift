@@ -40,25 +40,28 @@ struct DoctorCommand: ParsableCommand {
         let communicator = try makeCommunicator()
         let (threads, _) = threadsPerRank(requested: self.threads, communicator: communicator)
         BLAS.setThreadCount(threads)
-        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let sgemm = measureSGEMM()
-        let gradientCount = makeModel(model, inputShape: model == .lenet ? [3, 32, 32] : [1, 28, 28], classes: 10).parameters.count
-        let (latency, bandwidth) = try measureAllreduce(communicator, floats: gradientCount)
-        let dataChecksum = datasetChecksum()
-        let row: [Int64] = [Int64(communicator.localRank), Int64(communicator.localSize), Int64(cores), Int64(threads),
-                            Int64(bitPattern: sgemm.bitPattern), Int64(bitPattern: latency.bitPattern), Int64(bitPattern: bandwidth.bitPattern),
-                            Int64(executableChecksum), dataChecksum.map(Int64.init) ?? -1]
-        let table = try communicator.allGather(row)
-        let hosts = try communicator.allGather(text: communicator.hostName)
-        let blas = try communicator.allGather(text: BLAS.summary)
-        var verdict = true
-        if communicator.isCoordinator {
-            verdict = report(table: table, hosts: hosts, blas: blas, gradientCount: gradientCount, communicator: communicator)
+        var go = true
+        try runCollectively(communicator) {
+            let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            let sgemm = measureSGEMM()
+            let gradientCount = makeModel(model, inputShape: model == .lenet ? [3, 32, 32] : [1, 28, 28], classes: 10).parameters.count
+            let (latency, bandwidth) = try measureAllreduce(communicator, floats: gradientCount)
+            let dataChecksum = datasetChecksum()
+            let row: [Int64] = [Int64(communicator.localRank), Int64(communicator.localSize), Int64(cores), Int64(threads),
+                                Int64(bitPattern: sgemm.bitPattern), Int64(bitPattern: latency.bitPattern), Int64(bitPattern: bandwidth.bitPattern),
+                                Int64(executableChecksum), dataChecksum.map(Int64.init) ?? -1]
+            let table = try communicator.allGather(row)
+            let hosts = try communicator.allGather(text: communicator.hostName)
+            let blas = try communicator.allGather(text: BLAS.summary)
+            var verdict = true
+            if communicator.isCoordinator {
+                verdict = report(table: table, hosts: hosts, blas: blas, gradientCount: gradientCount, communicator: communicator)
+            }
+            var agreed: [Int64] = [verdict ? 0 : 1]
+            try communicator.allreduce(&agreed, .max)
+            go = agreed[0] == 0
         }
-        var agreed: [Int64] = [verdict ? 0 : 1]
-        try communicator.allreduce(&agreed, .max)
-        communicator.finalize()
-        if agreed[0] != 0 { throw ExitCode.failure }
+        if !go { throw ExitCode.failure }
     }
 
     /// Single-precision GEMM speed on this rank's threads, GFLOP/s (512³ products for ~0.3 s).

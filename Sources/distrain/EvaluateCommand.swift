@@ -53,17 +53,10 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let communicator = try makeCommunicator()
         BLAS.setThreadCount(threadsPerRank(requested: threads, communicator: communicator).threads)
-        do {
+        try runCollectively(communicator) {
             let result = try evaluateCheckpoint(communicator: communicator)
             if communicator.isCoordinator { report(result.evaluation, classNames: result.classNames, folder: result.folder) }
-        } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
-            if communicator.isCoordinator { printError("\(error)") }
-            communicator.finalize()
-            throw ExitCode.failure
-        } catch {
-            communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
         }
-        communicator.finalize()
     }
 
     private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {

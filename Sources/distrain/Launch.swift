@@ -67,7 +67,7 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
     } catch {
         localError = error
     }
-    do {
+    try runCollectively(communicator, beforeExit: { tracker.enter(.finished) }) {
         tracker.enter(.startup)
         try communicator.agreeOnSuccess(localError)
         var checkpoint: LoadedCheckpoint?
@@ -87,8 +87,19 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
                                   tracker: tracker, fault: try Fault.fromEnvironment())
         try trainer.run()
         tracker.enter(.finished)
+    }
+}
+
+/// Runs `body` on every rank and ends the job the same way everywhere, then finalizes MPI.
+///
+/// Errors every rank knows of (agreed collectively, or a single rank) print one line from the
+/// coordinator and exit 1 on every rank; an error only one rank knows of aborts the whole job with
+/// its message, so no rank is left waiting.
+func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, _ body: () throws -> Void) throws {
+    do {
+        try body()
     } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
-        tracker.enter(.finished)
+        beforeExit()
         if communicator.isCoordinator { printError("\(error)") }
         communicator.finalize()
         throw ExitCode.failure
