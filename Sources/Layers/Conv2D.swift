@@ -3,7 +3,9 @@ import Tensors
 
 /// 2-D convolution as torch.nn.Conv2d (square kernel, stride, zero padding), optionally with a fused ReLU.
 ///
-/// Two lowerings to GEMM, chosen by shape (`Conv2D.Lowering`):
+/// Three lowerings, chosen by shape (`Conv2D.Lowering`):
+/// - direct: no GEMM at all (DirectConvolution: C kernels over zero-padded flat planes) — best for
+///   stride-1 layers with few channels (LeNet), where any GEMM shape is poor;
 /// - batched: the whole batch is unfolded by im2col and multiplied in ONE GEMM per pass — best when
 ///   each image has few output pixels (deep layers), where per-image GEMMs would be tiny;
 /// - per image: im2col and a GEMM per sample, whose (out, OH*OW) result is already the sample's NCHW
@@ -13,10 +15,12 @@ import Tensors
 public final class Conv2D: Layer {
     /// How a pass is lowered to GEMM.
     public enum Lowering: Sendable {
-        /// Per image when an image has at least 256 output pixels, else batched.
+        /// Direct for stride-1 layers with ≤ 16 input and output channels, else per image when an image
+        /// has at least 256 output pixels, else batched.
         case automatic
         case batched
         case perImage
+        case direct
     }
 
     /// The lowering in use (resolved from `.automatic` by shape).
@@ -32,6 +36,8 @@ public final class Conv2D: Layer {
     private var columns = Workspace<Float>()
     /// (out, B*OH*OW): GEMM output before the NCHW scatter; backward's transposed dy.
     private var channelMajor = Workspace<Float>()
+    /// The direct lowering's buffers (nil for the GEMM lowerings).
+    private var direct: DirectConvolution?
 
     public init(inputShape: [Int], outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 activation: Activation = .identity, name: String, lowering: Lowering = .automatic) {
@@ -43,16 +49,21 @@ public final class Conv2D: Layer {
         self.outputChannels = outputChannels
         self.activation = activation
         self.name = name
-        if lowering == .automatic {
+        switch lowering {
+        case .automatic where DirectConvolution.supports(geometry) && geometry.channels <= 16 && outputChannels <= 16:
+            self.lowering = .direct
+        case .automatic:
             self.lowering = geometry.outputPixels >= 256 ? .perImage : .batched
-        } else {
+        default:
             self.lowering = lowering
         }
+        if self.lowering == .direct { direct = DirectConvolution(geometry: geometry, outputChannels: outputChannels) }
     }
 
     deinit {
         columns.free()
         channelMajor.free()
+        direct?.free()
     }
 
     public var summary: String {
@@ -76,6 +87,7 @@ public final class Conv2D: Layer {
     }
 
     public func reserve(batchCapacity: Int) {
+        if direct != nil { return direct!.reserve() }
         let images = lowering == .perImage ? 1 : batchCapacity
         columns.reserve(geometry.patchSize * images * geometry.outputPixels)
         channelMajor.reserve(outputChannels * images * geometry.outputPixels)
@@ -83,6 +95,10 @@ public final class Conv2D: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         if batch == 0 { return }
+        if let direct {
+            return direct.forward(x, y, batch: batch, weight: store.valuePointer(weight), bias: store.valuePointer(bias),
+                                  relu: activation == .relu)
+        }
         if lowering == .perImage { return forwardPerImage(x, y, batch: batch) }
         precondition(columns.capacity >= geometry.patchSize * batch * geometry.outputPixels,
                      "Conv2D \(name): batch \(batch) exceeds reserved capacity")
@@ -104,6 +120,11 @@ public final class Conv2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         if batch == 0 { return }
+        if let direct {
+            return direct.backward(input: x, output: y, dOutput: dy, dInput: dx, batch: batch,
+                                   weight: store.valuePointer(weight), weightGradient: store.gradientPointer(weight),
+                                   biasGradient: store.gradientPointer(bias), relu: activation == .relu)
+        }
         if lowering == .perImage { return backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, batch: batch) }
         let pixels = geometry.outputPixels, n = batch * pixels
         let relu = activation == .relu

@@ -81,3 +81,12 @@ struct Workspace<Element> {
 
     func free() { pointer?.deallocate() }
 }
+
+extension Workspace where Element: Numeric {
+    /// Like `reserve`, but a newly allocated buffer starts all zero (for kernels that read past what they write).
+    mutating func reserveZeroed(_ count: Int) {
+        if count <= capacity { return }
+        reserve(count)
+        base.initialize(repeating: 0, count: count)
+    }
+}

@@ -1,8 +1,10 @@
+import CKernels
 import Tensors
 
 /// Max pooling over square windows, as torch.nn.MaxPool2d (no padding; stride defaults to the window).
 ///
 /// x: (B, C, H, W), y: (B, C, OH, OW). The winning input index of each output is kept for backward.
+/// The common 2x2 stride-2 window runs a C kernel; other windows the general loop below.
 public final class MaxPool2D: Layer {
     public let geometry: WindowGeometry
     /// (B, C, OH, OW): flat input offset (within the sample) of each output's maximum.
@@ -30,6 +32,9 @@ public final class MaxPool2D: Layer {
         let g = geometry, outH = g.outputHeight, outW = g.outputWidth
         let planeIn = g.height * g.width, planeOut = outH * outW
         let winners = self.winners.base
+        if g.kernelHeight == 2 && g.kernelWidth == 2 && g.stride == 2 {
+            return distrain_maxpool2x2(x, y, winners, batch * g.channels, g.channels, g.height, g.width)
+        }
         for plane in 0..<(batch * g.channels) {
             let src = x + plane * planeIn
             let dst = y + plane * planeOut
@@ -61,9 +66,8 @@ public final class MaxPool2D: Layer {
         dx.update(repeating: 0, count: batch * perSampleIn)
         let winners = self.winners.base
         for s in 0..<batch {
-            let dxs = dx + s * perSampleIn
             let base = s * perSampleOut
-            for i in 0..<perSampleOut { dxs[Int(winners[base + i])] += dy[base + i] }
+            distrain_maxpool_backward(dy + base, winners + base, dx + s * perSampleIn, perSampleOut)
         }
     }
 }

@@ -39,36 +39,63 @@ final class Conv2DTests: XCTestCase {
                                    name: "c", lowering: .perImage), batch: 2, seed: 8)
     }
 
-    /// Both lowerings compute the same function: outputs and every gradient agree.
+    func testDirectLoweringBackwardMatchesFiniteDifferences() {
+        // Padding, ReLU, a width that is not a multiple of the 8-float vector, more than 6 output channels
+        // (two channel tiles), and no padding with a 1x1 and a 7x7 kernel.
+        checkLayerGradients(Conv2D(inputShape: [2, 6, 5], outputChannels: 7, kernelSize: 3, padding: 1,
+                                   activation: .relu, name: "c", lowering: .direct), batch: 3, seed: 6)
+        checkLayerGradients(Conv2D(inputShape: [3, 9, 11], outputChannels: 4, kernelSize: 5,
+                                   name: "c", lowering: .direct), batch: 2, seed: 9)
+        checkLayerGradients(Conv2D(inputShape: [3, 4, 5], outputChannels: 2, kernelSize: 1,
+                                   name: "c", lowering: .direct), batch: 2, seed: 10)
+        checkLayerGradients(Conv2D(inputShape: [2, 8, 9], outputChannels: 3, kernelSize: 7, padding: 3,
+                                   activation: .relu, name: "c", lowering: .direct), batch: 2, seed: 11)
+    }
+
+    /// Every lowering computes the same function: outputs and every gradient agree, for LeNet's shapes
+    /// (no padding) and a padded one.
     func testLoweringsAgree() {
-        func run(_ lowering: Conv2D.Lowering) -> (y: [Float], dW: [Float], dx: [Float]) {
-            let conv = Conv2D(inputShape: [3, 17, 16], outputChannels: 5, kernelSize: 5, padding: 2, activation: .relu,
-                              name: "c", lowering: lowering)
-            XCTAssertEqual(conv.lowering, lowering)
-            // The conv's backward is called directly below, with its own input and a dx buffer.
-            let model = Sequential(inputShape: [3, 17, 16], layers: [conv])
-            model.parameters.initializeKaimingUniform(seed: 3)
-            model.reserve(batchCapacity: 4)
-            for i in 0..<(4 * 3 * 17 * 16) { model.input[i] = Float((i * 37) % 23) / 11 - 1 }
-            let y = model.forward(batch: 4, context: .inference)
-            let count = 4 * 5 * 17 * 16
-            let output = Array(UnsafeBufferPointer(start: y, count: count))
-            for i in 0..<count { model.outputGradient[i] = Float((i * 13) % 7) - 3 }
-            model.parameters.zeroGradients()
-            var dx = [Float](repeating: 0, count: 4 * 3 * 17 * 16)
-            var dy = Array(UnsafeBufferPointer(start: model.outputGradient, count: count))
-            dx.withUnsafeMutableBufferPointer { dxp in
-                dy.withUnsafeMutableBufferPointer { dyp in
-                    conv.backward(input: model.input, output: y, dOutput: dyp.baseAddress!, dInput: dxp.baseAddress!, batch: 4)
-                }
+        for (shape, outputs, padding) in [([3, 17, 16], 5, 2), ([3, 32, 32], 6, 0), ([6, 14, 14], 16, 0)] {
+            let batched = convolutionResults(.batched, shape: shape, outputs: outputs, padding: padding)
+            for lowering in [Conv2D.Lowering.perImage, .direct] {
+                let other = convolutionResults(lowering, shape: shape, outputs: outputs, padding: padding)
+                assertClose(other.y, batched.y, relative: 1e-5, absolute: 1e-5)
+                assertClose(other.dW, batched.dW, relative: 1e-4, absolute: 1e-4)
+                assertClose(other.db, batched.db, relative: 1e-4, absolute: 1e-4)
+                assertClose(other.dx, batched.dx, relative: 1e-5, absolute: 1e-5)
             }
-            return (output, Array(model.parameters.gradients), dx)
         }
-        let batched = run(.batched), perImage = run(.perImage)
-        assertClose(perImage.y, batched.y, relative: 1e-5, absolute: 1e-5)
-        assertClose(perImage.dW, batched.dW, relative: 1e-4, absolute: 1e-4)
-        assertClose(perImage.dx, batched.dx, relative: 1e-5, absolute: 1e-5)
-        XCTAssertEqual(Conv2D(inputShape: [3, 32, 32], outputChannels: 6, kernelSize: 5, name: "a").lowering, .perImage)
-        XCTAssertEqual(Conv2D(inputShape: [6, 14, 14], outputChannels: 16, kernelSize: 5, name: "b").lowering, .batched)
+        XCTAssertEqual(Conv2D(inputShape: [3, 32, 32], outputChannels: 6, kernelSize: 5, name: "a").lowering, .direct)
+        XCTAssertEqual(Conv2D(inputShape: [6, 14, 14], outputChannels: 16, kernelSize: 5, name: "b").lowering, .direct)
+        XCTAssertEqual(Conv2D(inputShape: [1, 28, 28], outputChannels: 32, kernelSize: 3, padding: 1, name: "c").lowering, .perImage)
+        XCTAssertEqual(Conv2D(inputShape: [64, 7, 7], outputChannels: 128, kernelSize: 3, padding: 1, name: "d").lowering, .batched)
+        XCTAssertEqual(Conv2D(inputShape: [3, 9, 9], outputChannels: 4, kernelSize: 3, stride: 2, name: "e").lowering, .batched)
+    }
+
+    /// One forward and backward of a fresh ReLU conv with fixed inputs and output gradients, by `lowering`.
+    private func convolutionResults(_ lowering: Conv2D.Lowering, shape: [Int], outputs: Int, padding: Int)
+        -> (y: [Float], dW: [Float], db: [Float], dx: [Float]) {
+        let conv = Conv2D(inputShape: shape, outputChannels: outputs, kernelSize: 5, padding: padding, activation: .relu,
+                          name: "c", lowering: lowering)
+        XCTAssertEqual(conv.lowering, lowering)
+        // The conv's backward is called directly below, with its own input and a dx buffer.
+        let model = Sequential(inputShape: shape, layers: [conv])
+        model.parameters.initializeKaimingUniform(seed: 3)
+        model.reserve(batchCapacity: 4)
+        let inputCount = 4 * shape.reduce(1, *), count = 4 * conv.outputCount
+        for i in 0..<inputCount { model.input[i] = Float((i * 37) % 23) / 11 - 1 }
+        let y = model.forward(batch: 4, context: .inference)
+        let output = Array(UnsafeBufferPointer(start: y, count: count))
+        for i in 0..<count { model.outputGradient[i] = Float((i * 13) % 7) - 3 }
+        model.parameters.zeroGradients()
+        var dx = [Float](repeating: 0, count: inputCount)
+        var dy = Array(UnsafeBufferPointer(start: model.outputGradient, count: count))
+        dx.withUnsafeMutableBufferPointer { dxp in
+            dy.withUnsafeMutableBufferPointer { dyp in
+                conv.backward(input: model.input, output: y, dOutput: dyp.baseAddress!, dInput: dxp.baseAddress!, batch: 4)
+            }
+        }
+        let gradients = Array(model.parameters.gradients), weights = conv.parameterSpecs[0].shape.reduce(1, *)
+        return (output, Array(gradients[..<weights]), Array(gradients[weights...]), dx)
     }
 }

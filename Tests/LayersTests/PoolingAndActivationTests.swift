@@ -8,6 +8,24 @@ final class PoolingAndActivationTests: XCTestCase {
         checkLayerGradients(MaxPool2D(inputShape: [2, 4, 6], kernelSize: 2), batch: 2, inputRange: 3)
     }
 
+    /// The 2x2 C kernel on odd sizes (the last row and column are dropped, as in PyTorch), several
+    /// channels and samples: outputs equal a naive max and gradients match finite differences.
+    func testMaxPool2x2KernelOnOddSizes() {
+        checkLayerGradients(MaxPool2D(inputShape: [3, 5, 7], kernelSize: 2), batch: 2, seed: 5, inputRange: 3)
+        let shape = [3, 5, 7]
+        let model = Sequential(inputShape: shape, layers: [MaxPool2D(inputShape: shape, kernelSize: 2)])
+        model.reserve(batchCapacity: 2)
+        for i in 0..<(2 * 105) { model.input[i] = Float((i * 29) % 31) - 15 }
+        let y = model.forward(batch: 2, context: .inference)
+        var index = 0
+        for plane in 0..<6 { for oy in 0..<2 { for ox in 0..<3 {
+            let at = { (r: Int, c: Int) in model.input[plane * 35 + r * 7 + c] }
+            let expected = max(max(at(2 * oy, 2 * ox), at(2 * oy, 2 * ox + 1)), max(at(2 * oy + 1, 2 * ox), at(2 * oy + 1, 2 * ox + 1)))
+            XCTAssertEqual(y[index], expected)
+            index += 1
+        } } }
+    }
+
     func testMaxPoolWithOverlappingStrideMatchesFiniteDifferences() {
         checkLayerGradients(MaxPool2D(inputShape: [1, 5, 5], kernelSize: 3, stride: 2), batch: 2, seed: 8, inputRange: 3)
     }

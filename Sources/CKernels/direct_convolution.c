@@ -1,0 +1,211 @@
+// Direct stride-1 convolution kernels (see include/direct_convolution.h for the flat-plane trick).
+//
+// Written with 8-float vector types rather than intrinsics so one source serves every target_clones
+// variant: AVX2 (16 ymm registers, the tiles below are sized for it), AVX-512 (Zen 4 runs 512-bit FMAs
+// as two 256-bit halves, so ymm tiles lose nothing there) and the SSE baseline (correct, slower).
+// Register tiles are fixed at compile time by instantiating an always-inline body per tile shape.
+#include "direct_convolution.h"
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define DISTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DISTRAIN_CLONES
+#endif
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float v8 __attribute__((vector_size(32)));
+/// The same vector at 4-byte alignment: a load or store through it is an unaligned vector access.
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+INLINE v8 load8(const float *p) { return *(const v8u *)p; }
+INLINE void store8(float *p, v8 v) { *(v8u *)p = v; }
+INLINE v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+INLINE float sum8(v8 v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+size_t distrain_conv_full_plane(size_t output_rows, size_t width) { return (output_rows * width + 7) / 8 * 8; }
+
+// The flat reads of the last plane reach (full_plane - 1) + (k-1)*Wx + (k-1): at most 7 + (k-1) past
+// the plane's end, plus 16 floats of margin for the two-vector tiles.
+size_t distrain_conv_slack(size_t k) { return k + 24; }
+
+// MARK: - Forward ("valid" correlation into full-width planes)
+
+/// One tile: OB output channels × QV vectors of 8 outputs starting at q0. 2×6 = 12 accumulators,
+/// 2 input loads and 1 broadcast register fit AVX2's 16 registers.
+INLINE void valid_tile(const float *restrict x, const float *restrict w, float *restrict full,
+                       size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                       size_t o0, size_t q0, const int OB, const int QV) {
+    v8 acc[6][2];
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < QV; v++) acc[o][v] = splat8(0);
+    const size_t kk = k * k;
+    for (size_t c = 0; c < channels; c++) {
+        for (size_t ki = 0; ki < k; ki++) {
+            const float *row = x + c * plane + ki * width + q0;
+            const float *wrow = w + (o0 * channels + c) * kk + ki * k;
+            for (size_t kj = 0; kj < k; kj++) {
+                v8 in[2];
+                for (int v = 0; v < QV; v++) in[v] = load8(row + kj + 8 * v);
+                for (int o = 0; o < OB; o++) {
+                    const v8 weight = splat8(wrow[o * channels * kk + kj]);
+                    for (int v = 0; v < QV; v++) acc[o][v] += in[v] * weight;
+                }
+            }
+        }
+    }
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < QV; v++) store8(full + (o0 + o) * full_plane + q0 + 8 * v, acc[o][v]);
+}
+
+#define VALID_TILE_CASE(OB, QV) \
+    case OB: valid_tile(x, w, full, channels, plane, width, k, full_plane, o0, q0, OB, QV); break;
+
+INLINE void valid_tiles(const float *restrict x, const float *restrict w, float *restrict full,
+                        size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                        size_t o0, size_t ob, size_t q0, const int QV) {
+    switch (ob) {
+        VALID_TILE_CASE(1, QV) VALID_TILE_CASE(2, QV) VALID_TILE_CASE(3, QV)
+        VALID_TILE_CASE(4, QV) VALID_TILE_CASE(5, QV) VALID_TILE_CASE(6, QV)
+    }
+}
+
+DISTRAIN_CLONES
+void distrain_conv_valid(const float *restrict x, const float *restrict w, float *restrict full,
+                         size_t channels, size_t height, size_t width, size_t k, size_t outputs) {
+    const size_t plane = height * width, full_plane = distrain_conv_full_plane(height - k + 1, width);
+    for (size_t o0 = 0; o0 < outputs; o0 += 6) {
+        const size_t ob = outputs - o0 < 6 ? outputs - o0 : 6;
+        size_t q0 = 0;
+        for (; q0 + 16 <= full_plane; q0 += 16) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 2);
+        if (q0 < full_plane) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 1);
+    }
+}
+
+// MARK: - Weight gradient
+
+/// One tile: OB output channels × all K kernel columns of row ki of channel c, summed over every q.
+/// Each step loads OB gradient vectors and K input vectors for OB*K FMAs.
+INLINE void weight_tile(const float *restrict x, const float *restrict dfull, float *restrict dw,
+                        size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                        size_t o0, size_t c, size_t ki, const int OB, const int K) {
+    v8 acc[6][7];
+    for (int o = 0; o < OB; o++)
+        for (int j = 0; j < K; j++) acc[o][j] = splat8(0);
+    const float *row = x + c * plane + ki * width;
+    for (size_t q = 0; q < full_plane; q += 8) {
+        v8 d[6];
+        for (int o = 0; o < OB; o++) d[o] = load8(dfull + (o0 + o) * full_plane + q);
+        for (int j = 0; j < K; j++) {
+            const v8 in = load8(row + q + j);
+            for (int o = 0; o < OB; o++) acc[o][j] += d[o] * in;
+        }
+    }
+    const size_t kk = k * k;
+    for (int o = 0; o < OB; o++) {
+        float *target = dw + ((o0 + o) * channels + c) * kk + ki * k;
+        for (int j = 0; j < K; j++) target[j] += sum8(acc[o][j]);
+    }
+}
+
+/// All (c, ki) rows for a kernel width K known at compile time; OB = as many channels as keep
+/// OB*K accumulators + OB + 1 vectors within 16 registers.
+INLINE void weight_gradient_k(const float *restrict x, const float *restrict dfull, float *restrict dw,
+                              size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                              size_t outputs, const int K, const int OB) {
+    for (size_t c = 0; c < channels; c++) {
+        for (size_t ki = 0; ki < k; ki++) {
+            size_t o0 = 0;
+            for (; o0 + OB <= outputs; o0 += OB) weight_tile(x, dfull, dw, channels, plane, width, k, full_plane, o0, c, ki, OB, K);
+            for (; o0 < outputs; o0++) weight_tile(x, dfull, dw, channels, plane, width, k, full_plane, o0, c, ki, 1, K);
+        }
+    }
+}
+
+DISTRAIN_CLONES
+void distrain_conv_weight_gradient(const float *restrict x, const float *restrict dfull, float *restrict dw,
+                                   size_t channels, size_t height, size_t width, size_t k, size_t outputs) {
+    const size_t plane = height * width, full_plane = distrain_conv_full_plane(height - k + 1, width);
+    switch (k) {
+        case 1: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 1, 6); break;
+        case 2: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 2, 4); break;
+        case 3: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 3, 3); break;
+        case 4: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 4, 2); break;
+        case 5: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 5, 2); break;
+        case 6: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 6, 1); break;
+        case 7: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 7, 1); break;
+        default:
+            // Wider kernels: plain loops (Conv2D does not choose the direct lowering for them).
+            for (size_t o = 0; o < outputs; o++)
+                for (size_t c = 0; c < channels; c++)
+                    for (size_t ki = 0; ki < k; ki++)
+                        for (size_t kj = 0; kj < k; kj++) {
+                            float total = 0;
+                            const float *in = x + c * plane + ki * width + kj, *d = dfull + o * full_plane;
+                            for (size_t q = 0; q < full_plane; q++) total += d[q] * in[q];
+                            dw[((o * channels + c) * k + ki) * k + kj] += total;
+                        }
+    }
+}
+
+// MARK: - Layout helpers
+
+DISTRAIN_CLONES
+void distrain_conv_extract(const float *restrict full, const float *restrict bias, float *restrict y,
+                           size_t outputs, size_t out_rows, size_t out_width, size_t width, int relu) {
+    const size_t full_plane = distrain_conv_full_plane(out_rows, width);
+    for (size_t o = 0; o < outputs; o++) {
+        const float b = bias ? bias[o] : 0.0f;
+        for (size_t r = 0; r < out_rows; r++) {
+            const float *src = full + o * full_plane + r * width;
+            float *dst = y + (o * out_rows + r) * out_width;
+            if (relu) {
+                for (size_t i = 0; i < out_width; i++) { float v = src[i] + b; dst[i] = v > 0.0f ? v : 0.0f; }
+            } else {
+                for (size_t i = 0; i < out_width; i++) dst[i] = src[i] + b;
+            }
+        }
+    }
+}
+
+void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
+                         size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane) {
+    const size_t padded_width = left + width + right, padded = (top + height + bottom) * padded_width;
+    for (size_t p = 0; p < planes; p++) {
+        float *out = dst + p * dst_plane;
+        const float *in = src + p * height * width;
+        memset(out, 0, top * padded_width * sizeof(float));
+        for (size_t r = 0; r < height; r++) {
+            float *line = out + (top + r) * padded_width;
+            memset(line, 0, left * sizeof(float));
+            memcpy(line + left, in + r * width, width * sizeof(float));
+            memset(line + left + width, 0, right * sizeof(float));
+        }
+        memset(out + (top + height) * padded_width, 0, (bottom * padded_width + dst_plane - padded) * sizeof(float));
+    }
+}
+
+DISTRAIN_CLONES
+float distrain_mask_sum_inplace(const float *restrict y, float *restrict d, size_t n, int relu) {
+    if (relu) {
+        for (size_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+    }
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; l++) lanes[l] += d[i + l];
+    }
+    float total = 0;
+    for (; i < n; i++) total += d[i];
+    for (int l = 0; l < 16; l++) total += lanes[l];
+    return total;
+}
+
+void distrain_conv_flip_weights(const float *restrict w, float *restrict flipped, size_t outputs, size_t channels, size_t k) {
+    const size_t kk = k * k;
+    for (size_t o = 0; o < outputs; o++)
+        for (size_t c = 0; c < channels; c++)
+            for (size_t i = 0; i < kk; i++) flipped[(c * outputs + o) * kk + (kk - 1 - i)] = w[(o * channels + c) * kk + i];
+}
