@@ -7,11 +7,7 @@
 #include "direct_convolution.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define DISTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DISTRAIN_CLONES
-#endif
+#include "clones.h"
 #define INLINE static inline __attribute__((always_inline))
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -73,9 +69,8 @@ INLINE void valid_tiles(const float *restrict x, const float *restrict w, float 
 }
 
 DISTRAIN_CLONES
-void distrain_conv_valid(const float *restrict x, const float *restrict w, float *restrict full,
-                         size_t channels, size_t height, size_t width, size_t k, size_t outputs) {
-    const size_t plane = height * width, full_plane = distrain_conv_full_plane(height - k + 1, width);
+void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
+                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
     for (size_t o0 = 0; o0 < outputs; o0 += 6) {
         const size_t ob = outputs - o0 < 6 ? outputs - o0 : 6;
         size_t q0 = 0;
@@ -89,7 +84,7 @@ void distrain_conv_valid(const float *restrict x, const float *restrict w, float
 /// One tile: OB output channels × all K kernel columns of row ki of channel c, summed over every q.
 /// Each step loads OB gradient vectors and K input vectors for OB*K FMAs.
 INLINE void weight_tile(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                        size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                        size_t channels, size_t plane, size_t width, size_t k, size_t d_plane, size_t full_plane,
                         size_t o0, size_t c, size_t ki, const int OB, const int K) {
     v8 acc[6][7];
     for (int o = 0; o < OB; o++)
@@ -97,7 +92,7 @@ INLINE void weight_tile(const float *restrict x, const float *restrict dfull, fl
     const float *row = x + c * plane + ki * width;
     for (size_t q = 0; q < full_plane; q += 8) {
         v8 d[6];
-        for (int o = 0; o < OB; o++) d[o] = load8(dfull + (o0 + o) * full_plane + q);
+        for (int o = 0; o < OB; o++) d[o] = load8(dfull + (o0 + o) * d_plane + q);
         for (int j = 0; j < K; j++) {
             const v8 in = load8(row + q + j);
             for (int o = 0; o < OB; o++) acc[o][j] += d[o] * in;
@@ -113,29 +108,29 @@ INLINE void weight_tile(const float *restrict x, const float *restrict dfull, fl
 /// All (c, ki) rows for a kernel width K known at compile time; OB = as many channels as keep
 /// OB*K accumulators + OB + 1 vectors within 16 registers.
 INLINE void weight_gradient_k(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                              size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
+                              size_t channels, size_t plane, size_t width, size_t k, size_t d_plane, size_t full_plane,
                               size_t outputs, const int K, const int OB) {
     for (size_t c = 0; c < channels; c++) {
         for (size_t ki = 0; ki < k; ki++) {
             size_t o0 = 0;
-            for (; o0 + OB <= outputs; o0 += OB) weight_tile(x, dfull, dw, channels, plane, width, k, full_plane, o0, c, ki, OB, K);
-            for (; o0 < outputs; o0++) weight_tile(x, dfull, dw, channels, plane, width, k, full_plane, o0, c, ki, 1, K);
+            for (; o0 + OB <= outputs; o0 += OB) weight_tile(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, o0, c, ki, OB, K);
+            for (; o0 < outputs; o0++) weight_tile(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, o0, c, ki, 1, K);
         }
     }
 }
 
 DISTRAIN_CLONES
-void distrain_conv_weight_gradient(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                                   size_t channels, size_t height, size_t width, size_t k, size_t outputs) {
-    const size_t plane = height * width, full_plane = distrain_conv_full_plane(height - k + 1, width);
+void distrain_conv_weight_gradient(const float *restrict x, size_t plane, size_t width, const float *restrict dfull,
+                                   size_t d_plane, size_t full_plane, float *restrict dw,
+                                   size_t channels, size_t k, size_t outputs) {
     switch (k) {
-        case 1: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 1, 6); break;
-        case 2: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 2, 4); break;
-        case 3: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 3, 3); break;
-        case 4: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 4, 2); break;
-        case 5: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 5, 2); break;
-        case 6: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 6, 1); break;
-        case 7: weight_gradient_k(x, dfull, dw, channels, plane, width, k, full_plane, outputs, 7, 1); break;
+        case 1: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 1, 6); break;
+        case 2: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 2, 4); break;
+        case 3: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 3, 3); break;
+        case 4: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 4, 2); break;
+        case 5: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 5, 2); break;
+        case 6: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 6, 1); break;
+        case 7: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 7, 1); break;
         default:
             // Wider kernels: plain loops (Conv2D does not choose the direct lowering for them).
             for (size_t o = 0; o < outputs; o++)
@@ -143,7 +138,7 @@ void distrain_conv_weight_gradient(const float *restrict x, const float *restric
                     for (size_t ki = 0; ki < k; ki++)
                         for (size_t kj = 0; kj < k; kj++) {
                             float total = 0;
-                            const float *in = x + c * plane + ki * width + kj, *d = dfull + o * full_plane;
+                            const float *in = x + c * plane + ki * width + kj, *d = dfull + o * d_plane;
                             for (size_t q = 0; q < full_plane; q++) total += d[q] * in[q];
                             dw[((o * channels + c) * k + ki) * k + kj] += total;
                         }
@@ -153,13 +148,13 @@ void distrain_conv_weight_gradient(const float *restrict x, const float *restric
 // MARK: - Layout helpers
 
 DISTRAIN_CLONES
-void distrain_conv_extract(const float *restrict full, const float *restrict bias, float *restrict y,
-                           size_t outputs, size_t out_rows, size_t out_width, size_t width, int relu) {
-    const size_t full_plane = distrain_conv_full_plane(out_rows, width);
+void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t offset, size_t width,
+                           const float *restrict bias, float *restrict y, size_t outputs, size_t out_rows,
+                           size_t out_width, int relu) {
     for (size_t o = 0; o < outputs; o++) {
         const float b = bias ? bias[o] : 0.0f;
         for (size_t r = 0; r < out_rows; r++) {
-            const float *src = full + o * full_plane + r * width;
+            const float *src = full + o * full_plane + offset + r * width;
             float *dst = y + (o * out_rows + r) * out_width;
             if (relu) {
                 for (size_t i = 0; i < out_width; i++) { float v = src[i] + b; dst[i] = v > 0.0f ? v : 0.0f; }
@@ -171,19 +166,20 @@ void distrain_conv_extract(const float *restrict full, const float *restrict bia
 }
 
 void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
-                         size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane) {
-    const size_t padded_width = left + width + right, padded = (top + height + bottom) * padded_width;
+                         size_t front, size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane) {
+    const size_t padded_width = left + width + right;
+    const size_t used = front + (top + height + bottom) * padded_width;
     for (size_t p = 0; p < planes; p++) {
         float *out = dst + p * dst_plane;
         const float *in = src + p * height * width;
-        memset(out, 0, top * padded_width * sizeof(float));
-        for (size_t r = 0; r < height; r++) {
-            float *line = out + (top + r) * padded_width;
-            memset(line, 0, left * sizeof(float));
+        memset(out, 0, (front + top * padded_width) * sizeof(float));
+        float *line = out + front + top * padded_width;
+        for (size_t r = 0; r < height; r++, line += padded_width) {
+            for (size_t i = 0; i < left; i++) line[i] = 0.0f;
             memcpy(line + left, in + r * width, width * sizeof(float));
-            memset(line + left + width, 0, right * sizeof(float));
+            for (size_t i = left + width; i < padded_width; i++) line[i] = 0.0f;
         }
-        memset(out + (top + height) * padded_width, 0, (bottom * padded_width + dst_plane - padded) * sizeof(float));
+        memset(line, 0, (bottom * padded_width + dst_plane - used) * sizeof(float));
     }
 }
 

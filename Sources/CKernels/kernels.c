@@ -1,14 +1,9 @@
 // Elementwise kernels Swift does not vectorize well on the baseline x86-64 target. `restrict` lets the
-// compiler vectorize; target_clones adds AVX2 and AVX-512 versions chosen at load time (ifunc), so one
-// binary runs on any x86-64 and uses the wide units where they exist.
+// compiler vectorize; DISTRAIN_CLONES (clones.h) adds AVX2 and AVX-512 versions chosen at load time.
 #include "kernels.h"
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define DISTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DISTRAIN_CLONES
-#endif
+#include "clones.h"
 
 DISTRAIN_CLONES
 void distrain_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,

@@ -2,10 +2,16 @@ import CKernels
 import Tensors
 
 /// The direct (no GEMM) lowering of a stride-1 convolution, one image at a time, with the C kernels of
-/// CKernels/direct_convolution.c. Each input plane is zero-padded into a scratch plane of width
-/// Wp = W + 2p and read flat, so every (c, ki, kj) term is a contiguous vector load; outputs come out
-/// in full-width rows and the valid columns are copied out. The input gradient is the same "valid"
-/// correlation of dy padded by k-1-p on every side with the weights rotated by 180°.
+/// CKernels/direct_convolution.c. Each input plane is zero-padded into a scratch plane (Hp, Wp) =
+/// (H + 2p, W + 2p) and read flat, so every (c, ki, kj) term is one contiguous vector load; outputs come
+/// out as full-width rows q = oy*Wp + ox (columns ox ≥ OW are garbage) and the valid columns are copied out.
+///
+/// Backward lays dy out the same flat way — OH rows of width Wp with zeros in the garbage columns —
+/// behind F = (k-1)*(Wp+1) zeros. Then
+/// - dW[o,c,ki,kj] = Σ_q dy[o, q] · xpad[c, q + ki*Wp + kj], and
+/// - dxpad[c, P] = Σ w[o,c,ki,kj] · dy[o, P - ki*Wp - kj], which is again a "valid" correlation of the
+///   dy planes (read from their start, F zeros early) with the weights rotated by 180°; the zeros in
+///   front, in the garbage columns and after the rows are exactly the zero padding it needs.
 ///
 /// Why it exists: with few channels (LeNet's 3→6 and 6→16) an im2col matrix is 25× the image and a
 /// 6- or 16-row GEMM over it is bound by memory; here the image and the weights stay in L1.
@@ -13,20 +19,18 @@ struct DirectConvolution {
     let geometry: WindowGeometry
     let outputChannels: Int
 
-    /// (C, Hp, Wp) + slack: one zero-padded input image.
+    /// (C, Hp*Wp) + slack: one zero-padded input image.
     private var paddedInput = Workspace<Float>()
-    /// (max(O, C), fullPlane): full-width output rows (forward) or input-gradient rows (backward).
+    /// (O, outputFullPlane) full-width output rows in forward; (C, inputFullPlane) dxpad rows in backward.
     private var fullRows = Workspace<Float>()
-    /// (O, fullPlane of OH × Wp): dy with zeros in the wrapped columns, for the weight gradient.
-    private var gradientRows = Workspace<Float>()
-    /// (O, OH + 2q, OW + 2q) + slack with q = k-1-p: dy padded for the input gradient.
-    private var paddedGradient = Workspace<Float>()
+    /// (O, gradientPlane): each plane F zeros, dy as OH rows of width Wp (zero garbage columns), zeros.
+    private var gradientPlanes = Workspace<Float>()
     /// (C, O, k, k): the weights rotated by 180° for the input gradient.
     private var flippedWeights = Workspace<Float>()
 
-    /// True when this lowering handles the geometry: stride 1, kernel ≤ 7, padding < kernel.
+    /// True when this lowering handles the geometry: stride 1, a square kernel ≤ 7.
     static func supports(_ g: WindowGeometry) -> Bool {
-        g.stride == 1 && g.kernelHeight == g.kernelWidth && g.kernelHeight <= 7 && g.padding < g.kernelHeight
+        g.stride == 1 && g.kernelHeight == g.kernelWidth && g.kernelHeight <= 7
     }
 
     init(geometry: WindowGeometry, outputChannels: Int) {
@@ -37,42 +41,39 @@ struct DirectConvolution {
 
     private var k: Int { geometry.kernelHeight }
     private var p: Int { geometry.padding }
-    private var paddedHeight: Int { geometry.height + 2 * p }
+    private var paddedPlane: Int { (geometry.height + 2 * p) * paddedWidth }
     private var paddedWidth: Int { geometry.width + 2 * p }
-    /// Padding of dy for the input gradient.
-    private var gradientPadding: Int { k - 1 - p }
-    private var gradientHeight: Int { geometry.outputHeight + 2 * gradientPadding }
-    private var gradientWidth: Int { geometry.outputWidth + 2 * gradientPadding }
     private var outputFullPlane: Int { distrain_conv_full_plane(geometry.outputHeight, paddedWidth) }
-    private var inputFullPlane: Int { distrain_conv_full_plane(geometry.height, gradientWidth) }
+    private var inputFullPlane: Int { distrain_conv_full_plane(geometry.height + 2 * p, paddedWidth) }
+    /// Zeros in front of each dy plane: the farthest an input position reaches back, (k-1) rows and k-1 columns.
+    private var gradientFront: Int { (k - 1) * (paddedWidth + 1) }
+    private var gradientPlane: Int { gradientFront + inputFullPlane }
 
     /// Plans every buffer once; the slack after the padded planes must stay zero (the flat reads run into it).
     mutating func reserve() {
-        let slack = distrain_conv_slack(k), c = geometry.channels, o = outputChannels
-        paddedInput.reserveZeroed(c * paddedHeight * paddedWidth + slack)
+        let c = geometry.channels, o = outputChannels
+        paddedInput.reserveZeroed(c * paddedPlane + distrain_conv_slack(k))
         fullRows.reserveZeroed(max(o * outputFullPlane, c * inputFullPlane))
-        gradientRows.reserveZeroed(o * outputFullPlane)
-        paddedGradient.reserveZeroed(o * gradientHeight * gradientWidth + slack)
+        gradientPlanes.reserveZeroed(o * gradientPlane)
         flippedWeights.reserveZeroed(c * o * k * k)
     }
 
     func free() {
         paddedInput.free()
         fullRows.free()
-        gradientRows.free()
-        paddedGradient.free()
+        gradientPlanes.free()
         flippedWeights.free()
     }
 
     /// y(B, O, OH, OW) = act(conv(x(B, C, H, W), w) + b).
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>, relu: Bool) {
-        let g = geometry, outputSize = outputChannels * g.outputPixels
+        let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
         for s in 0..<batch {
             padInput(x + s * g.inputCount)
-            distrain_conv_valid(paddedInput.base, w, fullRows.base, g.channels, paddedHeight, paddedWidth, k, outputChannels)
-            distrain_conv_extract(fullRows.base, b, y + s * outputSize, outputChannels, g.outputHeight, g.outputWidth,
-                                  paddedWidth, relu ? 1 : 0)
+            distrain_conv_valid(paddedInput.base, paddedPlane, paddedWidth, w, fullRows.base, outputFullPlane, g.channels, k, o)
+            distrain_conv_extract(fullRows.base, outputFullPlane, 0, paddedWidth, b, y + s * outputSize, o,
+                                  g.outputHeight, g.outputWidth, relu ? 1 : 0)
         }
     }
 
@@ -81,7 +82,7 @@ struct DirectConvolution {
                   dInput dx: UnsafeMutablePointer<Float>?, batch: Int, weight w: UnsafePointer<Float>,
                   weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>, relu: Bool) {
         let g = geometry, o = outputChannels, pixels = g.outputPixels, outputSize = o * pixels
-        let q = gradientPadding
+        let front = gradientFront
         if dx != nil { distrain_conv_flip_weights(w, flippedWeights.base, o, g.channels, k) }
         for s in 0..<batch {
             let dys = dy + s * outputSize
@@ -90,20 +91,20 @@ struct DirectConvolution {
                 db[channel] += distrain_mask_sum_inplace(y + s * outputSize + offset, dys + offset, pixels, relu ? 1 : 0)
             }
             padInput(x + s * g.inputCount)
-            // Rows of width Wp with zeros in the wrapped columns and the rounding tail.
-            distrain_pad_planes(dys, gradientRows.base, o, g.outputHeight, g.outputWidth, 0, 0, 0,
-                                paddedWidth - g.outputWidth, outputFullPlane)
-            distrain_conv_weight_gradient(paddedInput.base, gradientRows.base, dW, g.channels, paddedHeight, paddedWidth, k, o)
+            distrain_pad_planes(dys, gradientPlanes.base, o, g.outputHeight, g.outputWidth, front, 0, 0, 0,
+                                paddedWidth - g.outputWidth, gradientPlane)
+            distrain_conv_weight_gradient(paddedInput.base, paddedPlane, paddedWidth, gradientPlanes.base + front, gradientPlane,
+                                          outputFullPlane, dW, g.channels, k, o)
             guard let dx else { continue }
-            distrain_pad_planes(dys, paddedGradient.base, o, g.outputHeight, g.outputWidth, q, q, q, q,
-                                gradientHeight * gradientWidth)
-            distrain_conv_valid(paddedGradient.base, flippedWeights.base, fullRows.base, o, gradientHeight, gradientWidth, k, g.channels)
-            distrain_conv_extract(fullRows.base, nil, dx + s * g.inputCount, g.channels, g.height, g.width, gradientWidth, 0)
+            distrain_conv_valid(gradientPlanes.base, gradientPlane, paddedWidth, flippedWeights.base, fullRows.base,
+                                inputFullPlane, o, k, g.channels)
+            distrain_conv_extract(fullRows.base, inputFullPlane, p * paddedWidth + p, paddedWidth, nil, dx + s * g.inputCount,
+                                  g.channels, g.height, g.width, 0)
         }
     }
 
     private func padInput(_ image: UnsafePointer<Float>) {
         let g = geometry
-        distrain_pad_planes(image, paddedInput.base, g.channels, g.height, g.width, p, p, p, p, paddedHeight * paddedWidth)
+        distrain_pad_planes(image, paddedInput.base, g.channels, g.height, g.width, 0, p, p, p, p, paddedPlane)
     }
 }

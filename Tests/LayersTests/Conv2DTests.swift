@@ -41,7 +41,7 @@ final class Conv2DTests: XCTestCase {
 
     func testDirectLoweringBackwardMatchesFiniteDifferences() {
         // Padding, ReLU, a width that is not a multiple of the 8-float vector, more than 6 output channels
-        // (two channel tiles), and no padding with a 1x1 and a 7x7 kernel.
+        // (two channel tiles), no padding, and 1x1, 7x7 and 2x2 kernels.
         checkLayerGradients(Conv2D(inputShape: [2, 6, 5], outputChannels: 7, kernelSize: 3, padding: 1,
                                    activation: .relu, name: "c", lowering: .direct), batch: 3, seed: 6)
         checkLayerGradients(Conv2D(inputShape: [3, 9, 11], outputChannels: 4, kernelSize: 5,
@@ -50,6 +50,9 @@ final class Conv2DTests: XCTestCase {
                                    name: "c", lowering: .direct), batch: 2, seed: 10)
         checkLayerGradients(Conv2D(inputShape: [2, 8, 9], outputChannels: 3, kernelSize: 7, padding: 3,
                                    activation: .relu, name: "c", lowering: .direct), batch: 2, seed: 11)
+        // An even kernel with padding as wide as the kernel.
+        checkLayerGradients(Conv2D(inputShape: [2, 4, 3], outputChannels: 3, kernelSize: 2, padding: 2,
+                                   name: "c", lowering: .direct), batch: 2, seed: 12)
     }
 
     /// Every lowering computes the same function: outputs and every gradient agree, for LeNet's shapes

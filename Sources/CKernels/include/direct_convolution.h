@@ -9,37 +9,40 @@
 // into the next row and are garbage; callers keep only the valid columns (distrain_conv_extract), and
 // for the weight gradient they give those columns a zero gradient so they add nothing.
 //
-// Shared shapes (all row-major, one image):
-//   x:    (C, Hx, Wx) planes, already zero-padded by the caller; followed by at least
-//         distrain_conv_slack(k) readable, finite floats (the flat reads run past the last plane)
-//   OHx = Hx - k + 1 output rows; a "full" output plane holds distrain_conv_full_plane(OHx, Wx) floats
-//   w:    (O, C, k, k)
+// Shapes (row-major, one image):
+//   x:    `channels` planes of `plane` floats apart, each read flat with row width `width`; the caller
+//         zero-pads them and keeps the flat reads (up to full_plane + (k-1)*(width+1) floats from a
+//         plane's start) inside readable, finite memory (distrain_conv_slack(k) after the last plane)
+//   w:    (outputs, channels, k, k)
+//   full: `outputs` planes of `full_plane` floats (a multiple of 8: distrain_conv_full_plane)
 
-/// Floats one full-width output plane occupies: OHx*Wx rounded up to whole 8-float vectors.
-size_t distrain_conv_full_plane(size_t output_rows, size_t width);
+/// Floats a full-width output of `rows` rows of `width` occupies: rows*width rounded up to 8-float vectors.
+size_t distrain_conv_full_plane(size_t rows, size_t width);
 
-/// Readable zero floats a caller must keep after the last input plane for kernel size k.
+/// Readable zero floats a caller must keep after the last input plane of a forward pass, kernel size k.
 size_t distrain_conv_slack(size_t k);
 
-/// full[o, q] = Σ_{c,ki,kj} w[o,c,ki,kj] · x[c, q + ki*Wx + kj] for q < full_plane; full is (O, full_plane).
-void distrain_conv_valid(const float *restrict x, const float *restrict w, float *restrict full,
-                         size_t channels, size_t height, size_t width, size_t k, size_t outputs);
+/// full[o, q] = Σ_{c,ki,kj} w[o,c,ki,kj] · x[c, q + ki*width + kj] for q < full_plane.
+void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
+                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs);
 
-/// dw[o,c,ki,kj] += Σ_q dfull[o, q] · x[c, q + ki*Wx + kj]; dfull is (O, full_plane) and must be 0 at
-/// every garbage position (wrapped columns and the rounding tail).
-void distrain_conv_weight_gradient(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                                   size_t channels, size_t height, size_t width, size_t k, size_t outputs);
+/// dw[o,c,ki,kj] += Σ_{q < full_plane} dfull[o, q] · x[c, q + ki*width + kj]; dfull planes are `d_plane`
+/// floats apart and must be 0 at every garbage position (wrapped columns and the rounding tail).
+void distrain_conv_weight_gradient(const float *restrict x, size_t plane, size_t width, const float *restrict dfull,
+                                   size_t d_plane, size_t full_plane, float *restrict dw,
+                                   size_t channels, size_t k, size_t outputs);
 
-/// y[o, oy, ox] = full[o, oy*Wx + ox] (+ bias[o] when bias is not NULL, then max(0, ·) when relu != 0)
-/// for the valid ox < out_width. full is (O, full_plane); y is (O, out_rows, out_width).
-void distrain_conv_extract(const float *restrict full, const float *restrict bias, float *restrict y,
-                           size_t outputs, size_t out_rows, size_t out_width, size_t width, int relu);
+/// y[o, r, i] = full[o, offset + r*width + i] for r < out_rows, i < out_width, plus bias[o] when bias is not
+/// NULL, then max(0, ·) when relu != 0. y is (outputs, out_rows, out_width).
+void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t offset, size_t width,
+                           const float *restrict bias, float *restrict y, size_t outputs, size_t out_rows,
+                           size_t out_width, int relu);
 
-/// Copies `planes` planes (H, W) into zero-filled planes (H + top + bottom, W + left + right) placed at
-/// (top, left), every destination float written; dst planes follow each other with stride `dst_plane`
-/// (>= padded H*W; the gap after each plane is zeroed too).
+/// Copies `planes` planes (H, W) into destination planes `dst_plane` floats apart, each laid out as
+/// `front` zeros, then the plane zero-padded to (top + H + bottom, left + W + right), then zeros to the
+/// plane's end. Every destination float is written.
 void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
-                         size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane);
+                         size_t front, size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane);
 
 /// d[i] = y[i] > 0 ? d[i] : 0 in place when relu != 0; returns the sum of the (masked) d.
 float distrain_mask_sum_inplace(const float *restrict y, float *restrict d, size_t n, int relu);
