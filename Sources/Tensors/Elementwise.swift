@@ -55,10 +55,9 @@ public func reluBackward(output y: UnsafePointer<Float>, dOutput dy: UnsafePoint
     }
 }
 
-/// x *= scale, elementwise.
-@inline(__always)
-public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by scale: Float) {
-    for i in 0..<count { x[i] *= scale }
+/// x *= scale (0 < scale ≤ 1) in place; true when every result is finite. One pass for both.
+public func scaleInPlaceCheckingFinite(_ x: UnsafeMutablePointer<Float>, count: Int, by scale: Float) -> Bool {
+    distrain_scale_all_finite(x, count, scale) != 0
 }
 
 /// True when every element is finite (no NaN, no ±Inf).

@@ -17,8 +17,11 @@ public final class GradientSynchronizer {
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
     }
 
-    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount.
-    public func synchronize(_ store: ParameterStore, globalSampleCount: Int) throws {
+    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount. Returns true when every summed
+    /// gradient is finite (a NaN or Inf on any rank survives the sum, so every rank gets the same answer);
+    /// the check rides on the scaling pass instead of reading the gradients once more.
+    @discardableResult
+    public func synchronize(_ store: ParameterStore, globalSampleCount: Int) throws -> Bool {
         let gradients = store.gradients
         if communicator.size > 1 {
             let start = monotonicSeconds()
@@ -34,8 +37,9 @@ public final class GradientSynchronizer {
         }
         if communicator.size == 1 { tracker?.enter(.allreduce, bucket: 0) }
         if globalSampleCount > 0 {
-            scaleInPlace(gradients.baseAddress!, count: store.count, by: 1 / Float(globalSampleCount))
+            return scaleInPlaceCheckingFinite(gradients.baseAddress!, count: store.count, by: 1 / Float(globalSampleCount))
         }
+        return allFinite(gradients.baseAddress!, count: store.count)
     }
 
     /// Communication time accumulated since the last call, and resets it.

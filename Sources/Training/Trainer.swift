@@ -254,16 +254,17 @@ public final class Trainer {
                     tracker.enter(.backward)
                     model.backward(batch: batch)
                 }
-                // Scanned before the sum so that a non-finite step can name the rank it came from.
-                let locallyFinite = totals.lossSum.isFinite
-                    && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+                // Scanned before the sum so that a non-finite step can name the rank it came from (alone,
+                // the summed check below says it all).
+                let locallyFinite = communicator.size == 1 || (totals.lossSum.isFinite
+                    && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count))
                 let t2 = monotonicSeconds()
-                try synchronizer.synchronize(model.parameters, globalSampleCount: plan.globalRange(batch: step).count)
+                // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
+                let finite = try synchronizer.synchronize(model.parameters, globalSampleCount: plan.globalRange(batch: step).count)
                 let t3 = monotonicSeconds()
                 tracker.enter(.optimizer)
-                // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
-                let finite = allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
-                let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan, locallyFinite: locallyFinite)
+                let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan,
+                                                                locallyFinite: communicator.size > 1 && locallyFinite)
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
                 if !skip { optimizer.update(model.parameters, learningRate: learningRate) }
                 let t4 = monotonicSeconds()

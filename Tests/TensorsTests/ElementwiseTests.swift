@@ -1,0 +1,27 @@
+import Tensors
+import XCTest
+
+final class ElementwiseTests: XCTestCase {
+    /// The finiteness scans see a NaN or ±Inf at any position — in the 16-lane body and in the tail —
+    /// and the fused scale-and-check scales every element exactly once.
+    func testFinitenessChecksFindEveryNonFiniteValueAndScaleOnce() {
+        for count in [1, 5, 16, 37] {
+            let values = (0..<count).map { Float($0) * 3 - 40 }
+            var scaled = values
+            XCTAssertTrue(scaleInPlaceCheckingFinite(&scaled, count: count, by: 0.25))
+            XCTAssertEqual(scaled, values.map { $0 * 0.25 })
+            XCTAssertTrue(allFinite(values, count: count))
+            for position in [0, count / 2, count - 1] {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var poisoned = values
+                    poisoned[position] = bad
+                    XCTAssertFalse(allFinite(poisoned, count: count), "\(bad) at \(position) of \(count)")
+                    XCTAssertFalse(scaleInPlaceCheckingFinite(&poisoned, count: count, by: 0.5), "\(bad) at \(position) of \(count)")
+                }
+            }
+        }
+        XCTAssertTrue(allFinite([], count: 0))
+        // Finite values whose sum would overflow are still finite one by one.
+        XCTAssertTrue(allFinite([Float](repeating: .greatestFiniteMagnitude, count: 40), count: 40))
+    }
+}
