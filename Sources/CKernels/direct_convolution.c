@@ -81,67 +81,77 @@ void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, co
 
 // MARK: - Weight gradient
 
-/// One tile: OB output channels × all K kernel columns of row ki of channel c, summed over every q.
+/// The shapes of one weight-gradient call (see distrain_conv_weight_gradient).
+struct weight_shape {
+    size_t images, x_image, plane, width, d_image, d_plane, full_plane, channels, k, outputs;
+};
+
+/// One tile: OB output channels × all K kernel columns of row ki of channel c, summed over every q of
+/// every image (so the horizontal sums at the end are paid once per group of images, not per image).
 /// Each step loads OB gradient vectors and K input vectors for OB*K FMAs.
-INLINE void weight_tile(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                        size_t channels, size_t plane, size_t width, size_t k, size_t d_plane, size_t full_plane,
-                        size_t o0, size_t c, size_t ki, const int OB, const int K) {
+INLINE void weight_tile(const struct weight_shape *s, const float *restrict x, const float *restrict dfull,
+                        float *restrict dw, size_t o0, size_t c, size_t ki, const int OB, const int K) {
     v8 acc[6][7];
     for (int o = 0; o < OB; o++)
         for (int j = 0; j < K; j++) acc[o][j] = splat8(0);
-    const float *row = x + c * plane + ki * width;
-    for (size_t q = 0; q < full_plane; q += 8) {
-        v8 d[6];
-        for (int o = 0; o < OB; o++) d[o] = load8(dfull + (o0 + o) * d_plane + q);
-        for (int j = 0; j < K; j++) {
-            const v8 in = load8(row + q + j);
-            for (int o = 0; o < OB; o++) acc[o][j] += d[o] * in;
+    for (size_t b = 0; b < s->images; b++) {
+        const float *row = x + b * s->x_image + c * s->plane + ki * s->width;
+        const float *d0 = dfull + b * s->d_image + o0 * s->d_plane;
+        for (size_t q = 0; q < s->full_plane; q += 8) {
+            v8 d[6];
+            for (int o = 0; o < OB; o++) d[o] = load8(d0 + o * s->d_plane + q);
+            for (int j = 0; j < K; j++) {
+                const v8 in = load8(row + q + j);
+                for (int o = 0; o < OB; o++) acc[o][j] += d[o] * in;
+            }
         }
     }
-    const size_t kk = k * k;
+    const size_t k = s->k, kk = k * k;
     for (int o = 0; o < OB; o++) {
-        float *target = dw + ((o0 + o) * channels + c) * kk + ki * k;
+        float *target = dw + ((o0 + o) * s->channels + c) * kk + ki * k;
         for (int j = 0; j < K; j++) target[j] += sum8(acc[o][j]);
     }
 }
 
 /// All (c, ki) rows for a kernel width K known at compile time; OB = as many channels as keep
 /// OB*K accumulators + OB + 1 vectors within 16 registers.
-INLINE void weight_gradient_k(const float *restrict x, const float *restrict dfull, float *restrict dw,
-                              size_t channels, size_t plane, size_t width, size_t k, size_t d_plane, size_t full_plane,
-                              size_t outputs, const int K, const int OB) {
-    for (size_t c = 0; c < channels; c++) {
-        for (size_t ki = 0; ki < k; ki++) {
+INLINE void weight_gradient_k(const struct weight_shape *s, const float *restrict x, const float *restrict dfull,
+                              float *restrict dw, const int K, const int OB) {
+    for (size_t c = 0; c < s->channels; c++) {
+        for (size_t ki = 0; ki < s->k; ki++) {
             size_t o0 = 0;
-            for (; o0 + OB <= outputs; o0 += OB) weight_tile(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, o0, c, ki, OB, K);
-            for (; o0 < outputs; o0++) weight_tile(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, o0, c, ki, 1, K);
+            for (; o0 + OB <= s->outputs; o0 += OB) weight_tile(s, x, dfull, dw, o0, c, ki, OB, K);
+            for (; o0 < s->outputs; o0++) weight_tile(s, x, dfull, dw, o0, c, ki, 1, K);
         }
     }
 }
 
 DISTRAIN_CLONES
-void distrain_conv_weight_gradient(const float *restrict x, size_t plane, size_t width, const float *restrict dfull,
-                                   size_t d_plane, size_t full_plane, float *restrict dw,
-                                   size_t channels, size_t k, size_t outputs) {
+void distrain_conv_weight_gradient(const float *restrict x, size_t x_image, size_t plane, size_t width,
+                                   const float *restrict dfull, size_t d_image, size_t d_plane, size_t full_plane,
+                                   size_t images, float *restrict dw, size_t channels, size_t k, size_t outputs) {
+    const struct weight_shape s = {images, x_image, plane, width, d_image, d_plane, full_plane, channels, k, outputs};
     switch (k) {
-        case 1: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 1, 6); break;
-        case 2: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 2, 4); break;
-        case 3: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 3, 3); break;
-        case 4: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 4, 2); break;
-        case 5: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 5, 2); break;
-        case 6: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 6, 1); break;
-        case 7: weight_gradient_k(x, dfull, dw, channels, plane, width, k, d_plane, full_plane, outputs, 7, 1); break;
+        case 1: weight_gradient_k(&s, x, dfull, dw, 1, 6); break;
+        case 2: weight_gradient_k(&s, x, dfull, dw, 2, 4); break;
+        case 3: weight_gradient_k(&s, x, dfull, dw, 3, 3); break;
+        case 4: weight_gradient_k(&s, x, dfull, dw, 4, 2); break;
+        case 5: weight_gradient_k(&s, x, dfull, dw, 5, 2); break;
+        case 6: weight_gradient_k(&s, x, dfull, dw, 6, 1); break;
+        case 7: weight_gradient_k(&s, x, dfull, dw, 7, 1); break;
         default:
             // Wider kernels: plain loops (Conv2D does not choose the direct lowering for them).
-            for (size_t o = 0; o < outputs; o++)
-                for (size_t c = 0; c < channels; c++)
-                    for (size_t ki = 0; ki < k; ki++)
-                        for (size_t kj = 0; kj < k; kj++) {
-                            float total = 0;
-                            const float *in = x + c * plane + ki * width + kj, *d = dfull + o * d_plane;
-                            for (size_t q = 0; q < full_plane; q++) total += d[q] * in[q];
-                            dw[((o * channels + c) * k + ki) * k + kj] += total;
-                        }
+            for (size_t b = 0; b < images; b++)
+                for (size_t o = 0; o < outputs; o++)
+                    for (size_t c = 0; c < channels; c++)
+                        for (size_t ki = 0; ki < k; ki++)
+                            for (size_t kj = 0; kj < k; kj++) {
+                                float total = 0;
+                                const float *in = x + b * x_image + c * plane + ki * width + kj;
+                                const float *d = dfull + b * d_image + o * d_plane;
+                                for (size_t q = 0; q < full_plane; q++) total += d[q] * in[q];
+                                dw[((o * channels + c) * k + ki) * k + kj] += total;
+                            }
     }
 }
 

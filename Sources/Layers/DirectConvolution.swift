@@ -18,12 +18,15 @@ import Tensors
 struct DirectConvolution {
     let geometry: WindowGeometry
     let outputChannels: Int
+    /// Images whose weight gradients are summed in one kernel call: the register sums are reduced once
+    /// per group, and a group's padded planes (≤ ~40 KB per LeNet image) stay in L2.
+    static let imagesPerGroup = 8
 
-    /// (C, Hp*Wp) + slack: one zero-padded input image.
+    /// (G, C, Hp*Wp) + slack: the zero-padded input images of one group.
     private var paddedInput = Workspace<Float>()
     /// (O, outputFullPlane) full-width output rows in forward; (C, inputFullPlane) dxpad rows in backward.
     private var fullRows = Workspace<Float>()
-    /// (O, gradientPlane): each plane F zeros, dy as OH rows of width Wp (zero garbage columns), zeros.
+    /// (G, O, gradientPlane): each plane F zeros, dy as OH rows of width Wp (zero garbage columns), zeros.
     private var gradientPlanes = Workspace<Float>()
     /// (C, O, k, k): the weights rotated by 180° for the input gradient.
     private var flippedWeights = Workspace<Float>()
@@ -52,9 +55,9 @@ struct DirectConvolution {
     /// Plans every buffer once; the slack after the padded planes must stay zero (the flat reads run into it).
     mutating func reserve() {
         let c = geometry.channels, o = outputChannels
-        paddedInput.reserveZeroed(c * paddedPlane + distrain_conv_slack(k))
+        paddedInput.reserveZeroed(Self.imagesPerGroup * c * paddedPlane + distrain_conv_slack(k))
         fullRows.reserveZeroed(max(o * outputFullPlane, c * inputFullPlane))
-        gradientPlanes.reserveZeroed(o * gradientPlane)
+        gradientPlanes.reserveZeroed(Self.imagesPerGroup * o * gradientPlane)
         flippedWeights.reserveZeroed(c * o * k * k)
     }
 
@@ -82,29 +85,36 @@ struct DirectConvolution {
                   dInput dx: UnsafeMutablePointer<Float>?, batch: Int, weight w: UnsafePointer<Float>,
                   weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>, relu: Bool) {
         let g = geometry, o = outputChannels, pixels = g.outputPixels, outputSize = o * pixels
-        let front = gradientFront
+        let front = gradientFront, inputImage = g.channels * paddedPlane, gradientImage = o * gradientPlane
         if dx != nil { distrain_conv_flip_weights(w, flippedWeights.base, o, g.channels, k) }
-        for s in 0..<batch {
-            let dys = dy + s * outputSize
-            for channel in 0..<o {
-                let offset = channel * pixels
-                db[channel] += distrain_mask_sum_inplace(y + s * outputSize + offset, dys + offset, pixels, relu ? 1 : 0)
+        for groupStart in stride(from: 0, to: batch, by: Self.imagesPerGroup) {
+            let images = min(Self.imagesPerGroup, batch - groupStart)
+            for slot in 0..<images {
+                let s = groupStart + slot, dys = dy + s * outputSize
+                for channel in 0..<o {
+                    let offset = channel * pixels
+                    db[channel] += distrain_mask_sum_inplace(y + s * outputSize + offset, dys + offset, pixels, relu ? 1 : 0)
+                }
+                padInput(x + s * g.inputCount, slot: slot)
+                let planes = gradientPlanes.base + slot * gradientImage
+                distrain_pad_planes(dys, planes, o, g.outputHeight, g.outputWidth, front, 0, 0, 0,
+                                    paddedWidth - g.outputWidth, gradientPlane)
+                guard let dx else { continue }
+                distrain_conv_valid(planes, gradientPlane, paddedWidth, flippedWeights.base, fullRows.base,
+                                    inputFullPlane, o, k, g.channels)
+                distrain_conv_extract(fullRows.base, inputFullPlane, p * paddedWidth + p, paddedWidth, nil,
+                                      dx + s * g.inputCount, g.channels, g.height, g.width, 0)
             }
-            padInput(x + s * g.inputCount)
-            distrain_pad_planes(dys, gradientPlanes.base, o, g.outputHeight, g.outputWidth, front, 0, 0, 0,
-                                paddedWidth - g.outputWidth, gradientPlane)
-            distrain_conv_weight_gradient(paddedInput.base, paddedPlane, paddedWidth, gradientPlanes.base + front, gradientPlane,
-                                          outputFullPlane, dW, g.channels, k, o)
-            guard let dx else { continue }
-            distrain_conv_valid(gradientPlanes.base, gradientPlane, paddedWidth, flippedWeights.base, fullRows.base,
-                                inputFullPlane, o, k, g.channels)
-            distrain_conv_extract(fullRows.base, inputFullPlane, p * paddedWidth + p, paddedWidth, nil, dx + s * g.inputCount,
-                                  g.channels, g.height, g.width, 0)
+            distrain_conv_weight_gradient(paddedInput.base, inputImage, paddedPlane, paddedWidth,
+                                          gradientPlanes.base + front, gradientImage, gradientPlane, outputFullPlane,
+                                          images, dW, g.channels, k, o)
         }
     }
 
-    private func padInput(_ image: UnsafePointer<Float>) {
+    /// Zero-pads one image into slot `slot` of the group's input planes.
+    private func padInput(_ image: UnsafePointer<Float>, slot: Int = 0) {
         let g = geometry
-        distrain_pad_planes(image, paddedInput.base, g.channels, g.height, g.width, 0, p, p, p, p, paddedPlane)
+        distrain_pad_planes(image, paddedInput.base + slot * g.channels * paddedPlane, g.channels, g.height, g.width,
+                            0, p, p, p, p, paddedPlane)
     }
 }

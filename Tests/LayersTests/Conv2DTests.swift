@@ -56,7 +56,8 @@ final class Conv2DTests: XCTestCase {
     }
 
     /// Every lowering computes the same function: outputs and every gradient agree, for LeNet's shapes
-    /// (no padding) and a padded one.
+    /// (no padding) and a padded one, over 11 images (the direct lowering sums weight gradients in
+    /// groups of 8, so this covers a full and a partial group).
     func testLoweringsAgree() {
         for (shape, outputs, padding) in [([3, 17, 16], 5, 2), ([3, 32, 32], 6, 0), ([6, 14, 14], 16, 0)] {
             let batched = convolutionResults(.batched, shape: shape, outputs: outputs, padding: padding)
@@ -76,7 +77,7 @@ final class Conv2DTests: XCTestCase {
     }
 
     /// One forward and backward of a fresh ReLU conv with fixed inputs and output gradients, by `lowering`.
-    private func convolutionResults(_ lowering: Conv2D.Lowering, shape: [Int], outputs: Int, padding: Int)
+    private func convolutionResults(_ lowering: Conv2D.Lowering, shape: [Int], outputs: Int, padding: Int, batch: Int = 11)
         -> (y: [Float], dW: [Float], db: [Float], dx: [Float]) {
         let conv = Conv2D(inputShape: shape, outputChannels: outputs, kernelSize: 5, padding: padding, activation: .relu,
                           name: "c", lowering: lowering)
@@ -84,10 +85,10 @@ final class Conv2DTests: XCTestCase {
         // The conv's backward is called directly below, with its own input and a dx buffer.
         let model = Sequential(inputShape: shape, layers: [conv])
         model.parameters.initializeKaimingUniform(seed: 3)
-        model.reserve(batchCapacity: 4)
-        let inputCount = 4 * shape.reduce(1, *), count = 4 * conv.outputCount
+        model.reserve(batchCapacity: batch)
+        let inputCount = batch * shape.reduce(1, *), count = batch * conv.outputCount
         for i in 0..<inputCount { model.input[i] = Float((i * 37) % 23) / 11 - 1 }
-        let y = model.forward(batch: 4, context: .inference)
+        let y = model.forward(batch: batch, context: .inference)
         let output = Array(UnsafeBufferPointer(start: y, count: count))
         for i in 0..<count { model.outputGradient[i] = Float((i * 13) % 7) - 3 }
         model.parameters.zeroGradients()
@@ -95,7 +96,7 @@ final class Conv2DTests: XCTestCase {
         var dy = Array(UnsafeBufferPointer(start: model.outputGradient, count: count))
         dx.withUnsafeMutableBufferPointer { dxp in
             dy.withUnsafeMutableBufferPointer { dyp in
-                conv.backward(input: model.input, output: y, dOutput: dyp.baseAddress!, dInput: dxp.baseAddress!, batch: 4)
+                conv.backward(input: model.input, output: y, dOutput: dyp.baseAddress!, dInput: dxp.baseAddress!, batch: batch)
             }
         }
         let gradients = Array(model.parameters.gradients), weights = conv.parameterSpecs[0].shape.reduce(1, *)

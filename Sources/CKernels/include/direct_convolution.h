@@ -26,11 +26,12 @@ size_t distrain_conv_slack(size_t k);
 void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
                          float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs);
 
-/// dw[o,c,ki,kj] += Σ_{q < full_plane} dfull[o, q] · x[c, q + ki*width + kj]; dfull planes are `d_plane`
-/// floats apart and must be 0 at every garbage position (wrapped columns and the rounding tail).
-void distrain_conv_weight_gradient(const float *restrict x, size_t plane, size_t width, const float *restrict dfull,
-                                   size_t d_plane, size_t full_plane, float *restrict dw,
-                                   size_t channels, size_t k, size_t outputs);
+/// dw[o,c,ki,kj] += Σ_b Σ_{q < full_plane} dfull_b[o, q] · x_b[c, q + ki*width + kj] over `images` images
+/// (x_b = x + b*x_image, dfull_b = dfull + b*d_image). dfull planes are `d_plane` floats apart and must be 0
+/// at every garbage position (wrapped columns and the rounding tail).
+void distrain_conv_weight_gradient(const float *restrict x, size_t x_image, size_t plane, size_t width,
+                                   const float *restrict dfull, size_t d_image, size_t d_plane, size_t full_plane,
+                                   size_t images, float *restrict dw, size_t channels, size_t k, size_t outputs);
 
 /// y[o, r, i] = full[o, offset + r*width + i] for r < out_rows, i < out_width, plus bias[o] when bias is not
 /// NULL, then max(0, ·) when relu != 0. y is (outputs, out_rows, out_width).
