@@ -48,8 +48,8 @@ public final class MaxPool2D: Layer {
                         let rowStart = (oy * g.stride + ki) * g.width + ox * g.stride
                         for kj in 0..<g.kernelWidth {
                             let value = src[rowStart + kj]
-                            // `!(value <= best)` lets a NaN win, so it propagates as in PyTorch.
-                            if !(value <= best) { best = value; bestIndex = rowStart + kj }
+                            // As PyTorch: larger, or a NaN, takes over — a NaN anywhere in the window wins.
+                            if value > best || value.isNaN { best = value; bestIndex = rowStart + kj }
                         }
                     }
                     dst[oy * outW + ox] = best
@@ -62,9 +62,12 @@ public final class MaxPool2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
-        let perSampleIn = inputCount, perSampleOut = outputCount
-        dx.update(repeating: 0, count: batch * perSampleIn)
+        let g = geometry, perSampleIn = inputCount, perSampleOut = outputCount
         let winners = self.winners.base
+        if g.kernelHeight == 2 && g.kernelWidth == 2 && g.stride == 2 {
+            return distrain_maxpool2x2_backward(dy, winners, dx, batch * g.channels, g.channels, g.height, g.width)
+        }
+        dx.update(repeating: 0, count: batch * perSampleIn)
         for s in 0..<batch {
             let base = s * perSampleOut
             distrain_maxpool_backward(dy + base, winners + base, dx + s * perSampleIn, perSampleOut)

@@ -8,22 +8,61 @@ final class PoolingAndActivationTests: XCTestCase {
         checkLayerGradients(MaxPool2D(inputShape: [2, 4, 6], kernelSize: 2), batch: 2, inputRange: 3)
     }
 
-    /// The 2x2 C kernel on odd sizes (the last row and column are dropped, as in PyTorch), several
-    /// channels and samples: outputs equal a naive max and gradients match finite differences.
+    /// The 2x2 C kernel on odd sizes (the last row and column are dropped, as in PyTorch), rows long
+    /// enough for its 8-wide vector path plus a scalar tail, several channels and samples: outputs equal
+    /// a naive first-maximum scan, backward routes each gradient to that maximum (0 elsewhere, including
+    /// the dropped row and column), and gradients match finite differences.
     func testMaxPool2x2KernelOnOddSizes() {
-        checkLayerGradients(MaxPool2D(inputShape: [3, 5, 7], kernelSize: 2), batch: 2, seed: 5, inputRange: 3)
-        let shape = [3, 5, 7]
-        let model = Sequential(inputShape: shape, layers: [MaxPool2D(inputShape: shape, kernelSize: 2)])
+        checkLayerGradients(MaxPool2D(inputShape: [2, 3, 17], kernelSize: 2), batch: 2, seed: 5, inputRange: 3)
+        let shape = [3, 5, 19], outH = 2, outW = 9, planeIn = 5 * 19
+        let pool = MaxPool2D(inputShape: shape, kernelSize: 2)
+        let model = Sequential(inputShape: shape, layers: [pool])
         model.reserve(batchCapacity: 2)
-        for i in 0..<(2 * 105) { model.input[i] = Float((i * 29) % 31) - 15 }
+        // Repeated values make ties, so "first maximum" matters.
+        for i in 0..<(2 * 3 * planeIn) { model.input[i] = Float((i * 29) % 7) - 3 }
         let y = model.forward(batch: 2, context: .inference)
-        var index = 0
-        for plane in 0..<6 { for oy in 0..<2 { for ox in 0..<3 {
-            let at = { (r: Int, c: Int) in model.input[plane * 35 + r * 7 + c] }
-            let expected = max(max(at(2 * oy, 2 * ox), at(2 * oy, 2 * ox + 1)), max(at(2 * oy + 1, 2 * ox), at(2 * oy + 1, 2 * ox + 1)))
-            XCTAssertEqual(y[index], expected)
-            index += 1
+        var expectedDx = [Float](repeating: 0, count: 2 * 3 * planeIn)
+        var dy = [Float](repeating: 0, count: 2 * 3 * outH * outW)
+        for plane in 0..<6 { for oy in 0..<outH { for ox in 0..<outW {
+            let out = (plane * outH + oy) * outW + ox
+            var best = -Float.infinity, bestIndex = -1
+            for (r, c) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let index = plane * planeIn + (2 * oy + r) * 19 + 2 * ox + c
+                if model.input[index] > best { best = model.input[index]; bestIndex = index }
+            }
+            XCTAssertEqual(y[out], best, "output \(out)")
+            dy[out] = Float(out + 1)
+            expectedDx[bestIndex] = Float(out + 1)
         } } }
+        var dx = [Float](repeating: .nan, count: expectedDx.count)
+        dx.withUnsafeMutableBufferPointer { dxp in
+            dy.withUnsafeMutableBufferPointer { dyp in
+                pool.backward(input: model.input, output: y, dOutput: dyp.baseAddress!, dInput: dxp.baseAddress!, batch: 2)
+            }
+        }
+        XCTAssertEqual(dx, expectedDx)
+    }
+
+    /// A NaN anywhere in a window wins it, as in PyTorch — in the vector path, the scalar tail and the general loop.
+    func testMaxPool2x2PropagatesNaN() {
+        let shape = [1, 2, 18]
+        let model = Sequential(inputShape: shape, layers: [MaxPool2D(inputShape: shape, kernelSize: 2)])
+        model.reserve(batchCapacity: 1)
+        for i in 0..<36 { model.input[i] = Float(i) }
+        model.input[18 + 3] = .nan   // window 1 (vector path), bottom-right
+        model.input[16] = .nan       // window 8 (scalar tail), top-left
+        let y = model.forward(batch: 1, context: .inference)
+        XCTAssert(y[1].isNaN && y[8].isNaN)
+        XCTAssertEqual(y[0], 19)
+        XCTAssertEqual(y[7], 33)
+        // The general loop (3x3 windows, stride 2) follows the same rule.
+        let general = Sequential(inputShape: [1, 3, 5], layers: [MaxPool2D(inputShape: [1, 3, 5], kernelSize: 3, stride: 2)])
+        general.reserve(batchCapacity: 1)
+        for i in 0..<15 { general.input[i] = Float(i) }
+        general.input[0] = .nan  // first candidate of window 0
+        let pooled = general.forward(batch: 1, context: .inference)
+        XCTAssert(pooled[0].isNaN)
+        XCTAssertEqual(pooled[1], 14)
     }
 
     func testMaxPoolWithOverlappingStrideMatchesFiniteDifferences() {

@@ -8,6 +8,12 @@
 void distrain_maxpool2x2(const float *restrict x, float *restrict y, int *restrict winners, size_t planes,
                          size_t channels, size_t height, size_t width);
 
+/// The 2x2 stride-2 backward over `planes` planes: every dx position is written (dy at each window's
+/// winner, 0 elsewhere, 0 in an odd last row or column), so dx needs no zeroing first. Windows do not
+/// overlap, so each position receives at most one gradient.
+void distrain_maxpool2x2_backward(const float *restrict dy, const int *restrict winners, float *restrict dx,
+                                  size_t planes, size_t channels, size_t height, size_t width);
+
 /// dx[winners[i]] += dy[i] for one sample's `count` outputs (dx zeroed by the caller).
 void distrain_maxpool_backward(const float *restrict dy, const int *restrict winners, float *restrict dx, size_t count);
 
