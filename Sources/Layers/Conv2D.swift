@@ -66,6 +66,7 @@ public final class Conv2D: Layer {
         direct?.free()
     }
 
+    public var multiplyAccumulatesPerSample: Int { outputChannels * geometry.patchSize * geometry.outputPixels }
     public var summary: String {
         var text = "Conv2D(\(geometry.channels) → \(outputChannels), \(geometry.kernelHeight)x\(geometry.kernelWidth)"
         if geometry.stride != 1 { text += ", stride \(geometry.stride)" }

@@ -37,6 +37,10 @@ public protocol Layer: AnyObject {
     var parameterSpecs: [ParameterSpec] { get }
     /// True when the output is the input itself (Flatten): no buffer, no copy.
     var aliasesInput: Bool { get }
+    /// Multiply-adds of one sample's forward pass in the layer's GEMM or convolution (0 for the cheap
+    /// elementwise layers). Backward costs the same again for the weight gradient and once more for
+    /// the input gradient; `distrain bench` turns this into GFLOP/s.
+    var multiplyAccumulatesPerSample: Int { get }
 
     /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas.
     func bind(to store: ParameterStore, slices: [ParameterSlice])
@@ -52,6 +56,7 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameterSpecs: [ParameterSpec] { [] }
     public var aliasesInput: Bool { false }
+    public var multiplyAccumulatesPerSample: Int { 0 }
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}
     public func reserve(batchCapacity: Int) {}
     /// Elements of one input sample.

@@ -21,6 +21,7 @@ public final class Linear: Layer {
         self.name = name
     }
 
+    public var multiplyAccumulatesPerSample: Int { inputFeatures * outputFeatures }
     public var summary: String {
         "Linear(\(inputFeatures) → \(outputFeatures))" + (activation == .relu ? " + ReLU" : "")
     }

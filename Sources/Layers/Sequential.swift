@@ -128,6 +128,17 @@ public final class Sequential {
         }
     }
 
+    /// Floating-point operations of one training sample: forward, the weight gradients, and the input
+    /// gradients the backward pass actually computes (none for the input layer), 2 per multiply-add.
+    public var trainingFlopsPerSample: Int {
+        var multiplyAccumulates = 0
+        for (index, layer) in layers.enumerated() {
+            let forward = layer.multiplyAccumulatesPerSample
+            multiplyAccumulates += 2 * forward + (needsInputGradient[index] ? forward : 0)
+        }
+        return 2 * multiplyAccumulates
+    }
+
     /// A multi-line description: one line per layer and the parameter count.
     public var summary: String {
         var lines = ["input \(inputShape.map(String.init).joined(separator: "x"))"]

@@ -20,8 +20,33 @@ public struct BenchmarkResult: Sendable {
     public var millisecondsPerStep: [(String, Double)]
     /// Heap allocations per steady-state step (nil when the counter is not linked in).
     public var allocationsPerStep: Double?
-    /// Peak resident memory of this process, MiB.
+    /// Peak resident memory of this process up to the end of the timed steps, MiB (includes the
+    /// synthetic dataset, `datasetMegabytes`).
     public var peakResidentMegabytes: Double
+    /// Size of the synthetic training set held as bytes, MiB.
+    public var datasetMegabytes: Double
+    /// Floating-point operations of one training image (forward, weight and input gradients).
+    public var trainingFlopsPerImage: Int
+    /// This rank's median SGEMM speed on 1024×1024 matrices with the same threads, measured in the
+    /// same run right after the timed steps: the reference the model's GFLOP/s is a fraction of.
+    public var sgemmGigaflops: Double
+}
+
+/// Median GFLOP/s of `repetitions` n×n×n SGEMMs (after one warm-up) with the current BLAS threads.
+public func measureSgemmGigaflops(size n: Int = 1024, repetitions: Int = 9) -> Double {
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n), b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+    let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    for i in 0..<(n * n) { a[i] = Float(i % 101) / 101 - 0.5; b[i] = Float(i % 97) / 97 - 0.5 }
+    c.initialize(repeating: 0, count: n * n)
+    var rates: [Double] = []
+    for repetition in 0...repetitions {  // the first call warms up (threads, pages, caches)
+        let start = monotonicSeconds()
+        gemm(.none, .none, m: n, n: n, k: n, a: a, b: b, beta: 0, c: c)
+        let seconds = monotonicSeconds() - start
+        if repetition > 0 { rates.append(2 * Double(n * n * n) / seconds / 1e9) }
+    }
+    return rates.sorted()[rates.count / 2]
 }
 
 /// The input shape `distrain bench` uses for a model: LeNet as the seed's CIFAR-10 net, the rest on 28x28.
@@ -64,6 +89,10 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
         for (phase, value) in timed.tracker.takeDurations() { phases[phase, default: 0] += value }
         rates.append(Double(steps * perRankBatch) / seconds)
     }
+    // The high-water mark of the timed run: synthetic dataset, model, buffers — before the extra
+    // trainers below that count allocations.
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     var allocations: Double?
     if let allocationCount {
         let short = try trainer(steps: steps), long = try trainer(steps: 2 * steps)
@@ -77,10 +106,11 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
                                      ("gradient_sync", .allreduce), ("optimizer", .optimizer)].map { name, phase in
         (name, 1000 * (phases[phase] ?? 0) / stepCount)
     }
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let sgemm = measureSgemmGigaflops()
     return BenchmarkResult(model: model, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
                            millisecondsPerStep: split, allocationsPerStep: allocations,
-                           peakResidentMegabytes: Double(usage.ru_maxrss) / 1024)
+                           peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
+                           datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
+                           trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm)
 }

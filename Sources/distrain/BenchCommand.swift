@@ -56,7 +56,8 @@ struct BenchCommand: ParsableCommand {
                                           threads: threads, communicator: communicator, allocationCount: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
-            let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded())])
+            let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),
+                                                      Int64(result.sgemmGigaflops * 1000)])
             if communicator.isCoordinator { report(result, median: median, perRank: perRank) }
         }
     }
@@ -64,6 +65,9 @@ struct BenchCommand: ParsableCommand {
     private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]]) {
         let total = perRank.reduce(0.0) { $0 + Double($1[0]) }
         let stepMilliseconds = r.millisecondsPerStep.reduce(0) { $0 + $1.1 }
+        let gigaflopsPerImage = Double(r.trainingFlopsPerImage) / 1e9
+        // Rank 0's model speed against rank 0's own SGEMM speed in the same run.
+        let gigaflops = median * gigaflopsPerImage, fractionOfPeak = gigaflops / r.sgemmGigaflops
         if json {
             var fields: [(String, JSONValue)] = [
                 ("model", .string(r.model.rawValue)), ("input_shape", .array(r.inputShape.map { .int($0) })),
@@ -77,7 +81,12 @@ struct BenchCommand: ParsableCommand {
                 ("images_per_second_total", .number(total)),
                 ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
                 ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
+                ("training_gflop_per_image", .number(gigaflopsPerImage)),
+                ("gflops_per_second", .number(gigaflops)),
+                ("sgemm_gflops_per_second_per_rank", .array(perRank.map { .number(Double($0[2]) / 1000) })),
+                ("fraction_of_sgemm_peak", .number(fractionOfPeak)),
                 ("peak_rss_mb_per_rank", .array(perRank.map { .integer($0[1]) })),
+                ("synthetic_dataset_mb", .number(r.datasetMegabytes)),
                 ("blas", .string(BLAS.summary)),
             ]
             fields.append(("load_average", .string(loadAverage())))
@@ -87,8 +96,9 @@ struct BenchCommand: ParsableCommand {
             print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", ")))") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
+            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of its \(format(r.sgemmGigaflops, 1)) GFLOP/s 1024³ SGEMM measured just after (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
             print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted")")
-            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", "))")
+            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the \(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
             print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
         }
         fflush(nil)

@@ -25,6 +25,20 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(cnn.parameters.slice(named: "10.weight")?.shape, [256, 128 * 3 * 3])
     }
 
+    /// FLOPs per training sample, worked by hand: forward multiply-adds, the same again for the weight
+    /// gradients, and once more for every input gradient except the first layer's; 2 FLOPs each.
+    func testTrainingFlopsPerSample() {
+        // LeNet 3x32x32: conv1 6·75·784, conv2 16·150·100, fc 400·120 + 120·84 + 84·10.
+        let lenet = 352_800 + 240_000 + 48_000 + 10_080 + 840
+        XCTAssertEqual(makeModel(.lenet, inputShape: [3, 32, 32], classes: 10).trainingFlopsPerSample,
+                       2 * (2 * lenet + (lenet - 352_800)))
+        // 784-1024-1024-10: the first Linear computes no input gradient.
+        let large = 784 * 1024 + 1024 * 1024 + 1024 * 10
+        XCTAssertEqual(makeModel(.mlpLarge, inputShape: [1, 28, 28], classes: 10).trainingFlopsPerSample,
+                       2 * (2 * large + (large - 784 * 1024)))
+        XCTAssertEqual(makeModel(.mlpLarge, inputShape: [1, 28, 28], classes: 10).trainingFlopsPerSample, 9_564_160)
+    }
+
     func testWholeModelBackwardMatchesFiniteDifferencesOnAFewParameters() {
         let model = makeModel(.lenet, inputShape: [1, 12, 12], classes: 3)
         model.parameters.initializeKaimingUniform(seed: 11)

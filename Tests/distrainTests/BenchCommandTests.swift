@@ -21,6 +21,15 @@ final class BenchCommandTests: XCTestCase {
         // The interposed malloc counter is live (debug builds allocate; release steps allocate nothing).
         XCTAssertNotNil(object["allocations_per_step"] as? Double)
         XCTAssertGreaterThan((object["peak_rss_mb_per_rank"] as? [Int])?.first ?? 0, 0)
+        // LeNet on 3x32x32: 3,204,720 FLOPs per training image (worked out in LayersTests.ModelTests).
+        XCTAssertEqual(object["training_gflop_per_image"] as? Double ?? 0, 0.00320472, accuracy: 1e-12)
+        let imagesPerSecond = try XCTUnwrap(object["images_per_second"] as? Double)
+        let gigaflops = try XCTUnwrap(object["gflops_per_second"] as? Double)
+        XCTAssertEqual(gigaflops, imagesPerSecond * 0.00320472, accuracy: gigaflops * 1e-9)
+        let sgemm = try XCTUnwrap((object["sgemm_gflops_per_second_per_rank"] as? [Double])?.first)
+        XCTAssertGreaterThan(sgemm, 0)
+        XCTAssertEqual(object["fraction_of_sgemm_peak"] as? Double ?? 0, gigaflops / sgemm, accuracy: gigaflops / sgemm * 1e-3)
+        XCTAssertEqual(object["synthetic_dataset_mb"] as? Double ?? 0, Double(3 * 4 * 3072) / 1_048_576, accuracy: 1e-12)
     }
 
     func testInvalidBenchFlags() throws {
