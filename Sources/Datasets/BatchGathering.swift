@@ -6,6 +6,8 @@ public struct BatchGatherer {
     private let table: [Float]
     /// Per channel: normalized = byte · scale + offset (the same map as the table, vectorizable).
     private let scales: [Float], offsets: [Float]
+    /// One sample's bytes, read from file-backed data (allocated once, not per batch).
+    private let scratch: SampleScratch
 
     public init(dataset: ImageDataset, normalization: Normalization) {
         precondition(normalization.mean.count == dataset.shape[0],
@@ -14,21 +16,29 @@ public struct BatchGatherer {
         table = normalization.lookupTable
         scales = normalization.standardDeviation.map { 1 / (255 * $0) }
         offsets = zip(normalization.mean, normalization.standardDeviation).map { -$0 / $1 }
+        scratch = SampleScratch(bytes: dataset.sampleSize)
     }
 
     /// Writes samples `indices` as (count, C, H, W) floats into `inputs` and their labels into `labels`,
     /// augmenting each with choices keyed by (seed, epoch, sample index) when `augmentation` is given.
+    /// Throws only for file-backed data that can no longer be read.
     public func gather(indices: UnsafeBufferPointer<Int32>, into inputs: UnsafeMutablePointer<Float>,
                        labels: UnsafeMutablePointer<UInt8>,
-                       augmentation: (Augmentation, seed: UInt64, epoch: Int)? = nil) {
+                       augmentation: (Augmentation, seed: UInt64, epoch: Int)? = nil) throws {
         let channels = dataset.shape[0], height = dataset.shape[1], width = dataset.shape[2]
         let plane = height * width
         let size = channels * plane
-        dataset.pixels.withUnsafeBufferPointer { pixels in
-            dataset.labels.withUnsafeBufferPointer { allLabels in
-                table.withUnsafeBufferPointer { table in
+        try table.withUnsafeBufferPointer { table in
+            try dataset.labels.withUnsafeBufferPointer { allLabels in
+                // The sample's bytes: in place for in-memory data, else read into the scratch buffer.
+                func sampleBytes(_ index: Int, _ pixels: UnsafePointer<UInt8>?) throws -> UnsafePointer<UInt8> {
+                    if let pixels { return pixels + index * size }
+                    if case let .files(files) = dataset.storage { try files.read(sample: index, into: scratch.bytes) }
+                    return UnsafePointer(scratch.bytes)
+                }
+                func gatherAll(_ pixels: UnsafePointer<UInt8>?) throws {
                     for (row, index) in indices.enumerated() {
-                        let source = pixels.baseAddress! + Int(index) * size
+                        let source = try sampleBytes(Int(index), pixels)
                         let destination = inputs + row * size
                         labels[row] = allLabels[Int(index)]
                         if let (augment, seed, epoch) = augmentation {
@@ -42,7 +52,18 @@ public struct BatchGatherer {
                         }
                     }
                 }
+                switch dataset.storage {
+                case let .memory(pixels): try pixels.withUnsafeBufferPointer { try gatherAll($0.baseAddress) }
+                case .files: try gatherAll(nil)
+                }
             }
         }
     }
+}
+
+/// A byte buffer owned by a BatchGatherer (a class so the struct can free it when the last copy goes).
+final class SampleScratch: @unchecked Sendable {
+    let bytes: UnsafeMutablePointer<UInt8>
+    init(bytes count: Int) { bytes = .allocate(capacity: max(count, 1)) }
+    deinit { bytes.deallocate() }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reader for the official "CIFAR-10 binary version" (cifar-10-batches-bin).
 ///
 /// Each file is a run of 3,073-byte records: one label byte, then 1,024 red, 1,024 green and 1,024
@@ -26,30 +30,34 @@ public enum CIFAR10 {
         return isDirectory(child) ? child : nil
     }
 
-    /// Parses one batch file into pixels (count × 3072) and labels.
-    public static func parseBatch(_ bytes: [UInt8], path: String) throws -> (pixels: [UInt8], labels: [UInt8]) {
-        if bytes.isEmpty { throw DatasetError.malformed(path: path, problem: "is empty; expected records of \(recordSize) bytes") }
-        if bytes.count % recordSize != 0 {
-            throw DatasetError.malformed(path: path, problem: "size \(bytes.count) bytes is not a multiple of the \(recordSize)-byte CIFAR-10 record; the file is truncated or not CIFAR-10 binary data")
+    /// Opens one batch file and checks it: a regular, non-empty file of whole 3,073-byte records whose
+    /// labels are all 0...9. Returns the open records and their labels; the pixels stay in the file.
+    /// Reads in ~1 MiB blocks, so checking costs no more memory than that whatever the file's size.
+    public static func openBatch(path: String) throws -> (records: RecordFiles, labels: [UInt8]) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw DatasetError.unreadable(path: path, reason: "not a regular file") }
+        let size = Int(info.st_size)
+        if size == 0 { throw DatasetError.malformed(path: path, problem: "is empty; expected records of \(recordSize) bytes") }
+        if size % recordSize != 0 {
+            throw DatasetError.malformed(path: path, problem: "size \(size) bytes is not a multiple of the \(recordSize)-byte CIFAR-10 record; the file is truncated or not CIFAR-10 binary data")
         }
-        let count = bytes.count / recordSize
-        var pixels = [UInt8](repeating: 0, count: count * imageSize)
-        var labels = [UInt8](repeating: 0, count: count)
-        try bytes.withUnsafeBufferPointer { source in
-            try pixels.withUnsafeMutableBufferPointer { destination in
-                for record in 0..<count {
-                    let base = record * recordSize
-                    let label = source[base]
-                    if label > 9 {
-                        throw DatasetError.malformed(path: path, problem: "record \(record) has label \(label); CIFAR-10 labels are 0...9")
-                    }
-                    labels[record] = label
-                    (destination.baseAddress! + record * imageSize)
-                        .update(from: source.baseAddress! + base + 1, count: imageSize)
+        let records = try RecordFiles(paths: [path], recordSize: recordSize, payloadOffset: 1, payloadSize: imageSize)
+        if records.count != size / recordSize {
+            throw DatasetError.malformed(path: path, problem: "changed size while it was opened; restore it and restart")
+        }
+        var labels: [UInt8] = []
+        labels.reserveCapacity(records.count)
+        try records.forEachRecordBlock { block, count in
+            for r in 0..<count {
+                let label = block[r * recordSize]
+                if label > 9 {
+                    throw DatasetError.malformed(path: path, problem: "record \(labels.count) has label \(label); CIFAR-10 labels are 0...9")
                 }
+                labels.append(label)
             }
         }
-        return (pixels, labels)
+        return (records, labels)
     }
 
     /// Class names from batches.meta.txt (one per line), or the official names when it is absent.
@@ -80,23 +88,18 @@ public enum CIFAR10 {
             throw DatasetError.missing(path: "\(folder)/\(name)", hint: "expected \(requiredFiles.joined(separator: ", ")); \(downloadHint)")
         }
         let names = try classNames(folder: folder)
-        var trainPixels: [UInt8] = [], trainLabels: [UInt8] = []
-        // Reserve once: appending five 30 MB batches would otherwise double the buffer on the way.
-        let records = trainFiles.reduce(0) { $0 + fileSize("\(folder)/\($1)") / recordSize }
-        trainPixels.reserveCapacity(records * imageSize)
-        trainLabels.reserveCapacity(records)
+        // Pixels stay in the files (read per batch, see RecordFiles); only the labels are kept in memory.
+        var trainRecords: [RecordFiles] = [], trainLabels: [UInt8] = []
         for name in trainFiles {
-            let path = "\(folder)/\(name)"
-            let batch = try parseBatch(try readFileBytes(path), path: path)
-            trainPixels += batch.pixels
+            let batch = try openBatch(path: "\(folder)/\(name)")
+            trainRecords.append(batch.records)
             trainLabels += batch.labels
         }
-        let testPath = "\(folder)/\(testFile)"
-        let test = try parseBatch(try readFileBytes(testPath), path: testPath)
+        let test = try openBatch(path: "\(folder)/\(testFile)")
         return DatasetSplits(
             name: "cifar10",
-            train: ImageDataset(shape: [3, 32, 32], pixels: trainPixels, labels: trainLabels, classNames: names),
-            test: ImageDataset(shape: [3, 32, 32], pixels: test.pixels, labels: test.labels, classNames: names))
+            train: ImageDataset(shape: [3, 32, 32], files: RecordFiles(concatenating: trainRecords), labels: trainLabels, classNames: names),
+            test: ImageDataset(shape: [3, 32, 32], files: test.records, labels: test.labels, classNames: names))
     }
 }
 

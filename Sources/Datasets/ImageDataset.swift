@@ -1,9 +1,17 @@
+/// Where an ImageDataset's pixel bytes live.
+public enum PixelStorage: Sendable {
+    /// (count, C, H, W) bytes in memory (IDX files, which are gzip-compressed, and tests).
+    case memory([UInt8])
+    /// Records in files, read per sample on demand (CIFAR-10: see RecordFiles for why).
+    case files(RecordFiles)
+}
+
 /// Labeled images kept as bytes (4x smaller than floats); batches are normalized as they are gathered.
 public struct ImageDataset: Sendable {
     /// Per-sample shape (channels, height, width).
     public let shape: [Int]
-    /// (count, C, H, W) pixel bytes, 0...255.
-    public let pixels: [UInt8]
+    /// The pixel bytes, (count, C, H, W) in sample order, 0...255.
+    public let storage: PixelStorage
     /// One class index per sample, each < classNames.count.
     public let labels: [UInt8]
     /// Human-readable class names, index = label.
@@ -14,7 +22,18 @@ public struct ImageDataset: Sendable {
         precondition(pixels.count == labels.count * shape.reduce(1, *),
                      "\(pixels.count) pixel bytes do not make \(labels.count) images of \(shape)")
         self.shape = shape
-        self.pixels = pixels
+        storage = .memory(pixels)
+        self.labels = labels
+        self.classNames = classNames
+    }
+
+    /// A dataset whose pixels stay in `files` (one sample per record) and are read as batches need them.
+    public init(shape: [Int], files: RecordFiles, labels: [UInt8], classNames: [String]) {
+        precondition(shape.count == 3, "image shape must be (C, H, W), got \(shape)")
+        precondition(files.payloadSize == shape.reduce(1, *) && files.count == labels.count,
+                     "\(files.count) records of \(files.payloadSize) bytes do not make \(labels.count) images of \(shape)")
+        self.shape = shape
+        storage = .files(files)
         self.labels = labels
         self.classNames = classNames
     }
@@ -29,15 +48,65 @@ public struct ImageDataset: Sendable {
     /// The first `limit` samples (all of them when `limit` is nil or larger).
     public func prefix(_ limit: Int?) -> ImageDataset {
         guard let limit, limit < count else { return self }
-        return ImageDataset(shape: shape, pixels: Array(pixels[0..<(limit * sampleSize)]),
-                            labels: Array(labels[0..<limit]), classNames: classNames)
+        let labels = Array(labels[0..<limit])
+        switch storage {
+        case let .memory(pixels):
+            return ImageDataset(shape: shape, pixels: Array(pixels[0..<(limit * sampleSize)]), labels: labels, classNames: classNames)
+        case let .files(files):
+            return ImageDataset(shape: shape, files: files.prefix(limit), labels: labels, classNames: classNames)
+        }
+    }
+
+    /// The pixel bytes of sample `index`.
+    public func pixels(ofSample index: Int) throws -> [UInt8] {
+        switch storage {
+        case let .memory(pixels):
+            return Array(pixels[(index * sampleSize)..<((index + 1) * sampleSize)])
+        case let .files(files):
+            var bytes = [UInt8](repeating: 0, count: sampleSize)
+            try bytes.withUnsafeMutableBufferPointer { try files.read(sample: index, into: $0.baseAddress!) }
+            return bytes
+        }
+    }
+
+    /// Every pixel byte, (count, C, H, W) — a copy; for small sets and tests.
+    public func allPixels() throws -> [UInt8] {
+        if case let .memory(pixels) = storage { return pixels }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count * sampleSize)
+        try forEachSampleBlock { block, samples in bytes += UnsafeBufferPointer(start: block, count: samples * sampleSize) }
+        return bytes
+    }
+
+    /// Calls `body` with consecutive blocks of whole samples in order: (pixels of the block, samples in it).
+    /// Memory for file-backed data stays at one ~1 MiB block.
+    public func forEachSampleBlock(_ body: (UnsafePointer<UInt8>, Int) throws -> Void) throws {
+        switch storage {
+        case let .memory(pixels):
+            try pixels.withUnsafeBufferPointer { if count > 0 { try body($0.baseAddress!, count) } }
+        case let .files(files):
+            if files.recordSize == files.payloadSize {
+                return try files.forEachRecordBlock(body)
+            }
+            // Drop each record's non-pixel bytes (the label) so the block is plain samples.
+            let compact = UnsafeMutablePointer<UInt8>.allocate(capacity: ((1 << 20) / files.recordSize + 1) * sampleSize)
+            defer { compact.deallocate() }
+            try files.forEachRecordBlock { records, n in
+                for r in 0..<n {
+                    (compact + r * sampleSize).update(from: records + r * files.recordSize + files.payloadOffset, count: sampleSize)
+                }
+                try body(compact, n)
+            }
+        }
     }
 
     /// A 64-bit FNV-1a checksum of pixels and labels, for comparing data across ranks and hosts.
-    public var checksum: UInt64 {
+    public func checksum() throws -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        pixels.withUnsafeBufferPointer { buffer in
-            for byte in buffer { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        try forEachSampleBlock { block, samples in
+            for byte in UnsafeBufferPointer(start: block, count: samples * sampleSize) {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+            }
         }
         for label in labels { hash = (hash ^ UInt64(label)) &* 0x100_0000_01B3 }
         return hash

@@ -10,11 +10,11 @@ public struct Normalization: Sendable, Equatable, Codable {
     }
 
     /// The training set's own per-channel mean and standard deviation (of pixels scaled to [0, 1]).
-    public static func measured(on dataset: ImageDataset) -> Normalization {
+    public static func measured(on dataset: ImageDataset) throws -> Normalization {
         let channels = dataset.shape[0], plane = dataset.shape[1] * dataset.shape[2]
         var histogram = [[Int]](repeating: [Int](repeating: 0, count: 256), count: channels)
-        dataset.pixels.withUnsafeBufferPointer { pixels in
-            for sample in 0..<dataset.count {
+        try dataset.forEachSampleBlock { pixels, samples in
+            for sample in 0..<samples {
                 for c in 0..<channels {
                     let base = (sample * channels + c) * plane
                     for p in 0..<plane { histogram[c][Int(pixels[base + p])] += 1 }

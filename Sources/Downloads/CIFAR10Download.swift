@@ -68,7 +68,7 @@ public func fetchCIFAR10(into root: String, source: DownloadSource = .officialCI
             throw DownloadError.badArchive(path: source.url, problem: "the archive lacks \(CIFAR10.folderName)/\(name)")
         }
         do {
-            _ = try CIFAR10.parseBatch(try readFileBytes(path), path: path)
+            _ = try CIFAR10.openBatch(path: path)
         } catch {
             throw DownloadError.badArchive(path: source.url, problem: "\(error)")
         }

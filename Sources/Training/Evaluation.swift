@@ -32,9 +32,9 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
     while start < share.upperBound {
         let count = min(capacity, share.upperBound - start)
         for i in 0..<count { indices[i] = Int32(start + i) }
-        indices.withUnsafeBufferPointer { indexBuffer in
-            labels.withUnsafeMutableBufferPointer { labelBuffer in
-                gatherer.gather(indices: UnsafeBufferPointer(rebasing: indexBuffer[0..<count]),
+        try indices.withUnsafeBufferPointer { indexBuffer in
+            try labels.withUnsafeMutableBufferPointer { labelBuffer in
+                try gatherer.gather(indices: UnsafeBufferPointer(rebasing: indexBuffer[0..<count]),
                                 into: model.input, labels: labelBuffer.baseAddress!)
             }
         }

@@ -75,7 +75,7 @@ public final class Trainer {
         model = makeModel(configuration.model, inputShape: data.train.shape, classes: data.train.classCount)
         model.parameters.initializeKaimingUniform(seed: configuration.seed)
         optimizer = makeOptimizer(configuration.optimizerSettings, parameterCount: model.parameters.count)
-        normalization = Normalization.measured(on: data.train)
+        normalization = try Normalization.measured(on: data.train)
         synchronizer = GradientSynchronizer(communicator: communicator, bucketMegabytes: configuration.bucketMegabytes)
         trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
@@ -157,8 +157,8 @@ public final class Trainer {
             ("the number of training samples", Int64(data.train.count)),
             ("the number of test samples", Int64(data.test.count)),
             ("the parameter shapes", Int64(bitPattern: model.parameters.shapeFingerprint)),
-            ("the training data checksum", Int64(bitPattern: data.train.checksum)),
-            ("the test data checksum", Int64(bitPattern: data.test.checksum)),
+            ("the training data checksum", Int64(bitPattern: try data.train.checksum())),
+            ("the test data checksum", Int64(bitPattern: try data.test.checksum())),
             ("the executable (CRC-32 of the distrain binary)", Int64(executableChecksum)),
         ]
         let table = try communicator.allGather(fields.map(\.1))
@@ -234,8 +234,8 @@ public final class Trainer {
                 let local = plan.localRange(batch: step)
                 let batch = local.count
                 let indices = UnsafeBufferPointer(rebasing: order[local])
-                labels.withUnsafeMutableBufferPointer {
-                    trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!,
+                try labels.withUnsafeMutableBufferPointer {
+                    try trainGatherer.gather(indices: indices, into: model.input, labels: $0.baseAddress!,
                                          augmentation: augmentation.map { ($0, configuration.seed, epoch) })
                 }
                 tracker.enter(.forward)

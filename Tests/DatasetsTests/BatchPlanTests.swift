@@ -44,19 +44,19 @@ final class BatchPlanTests: XCTestCase {
 }
 
 final class NormalizationTests: XCTestCase {
-    func testMeasuredMeanAndStandardDeviationAndGather() {
+    func testMeasuredMeanAndStandardDeviationAndGather() throws {
         // Two 1x1x2 images: pixels 0, 255, 255, 255 → mean 0.75, std sqrt(0.75·0.25)
         let data = ImageDataset(shape: [1, 1, 2], pixels: [0, 255, 255, 255], labels: [3, 4], classNames: mnistClassNames)
-        let normalization = Normalization.measured(on: data)
+        let normalization = try Normalization.measured(on: data)
         assertClose(normalization.mean, [0.75])
         assertClose(normalization.standardDeviation, [(0.75 * 0.25).squareRoot()])
         let gatherer = BatchGatherer(dataset: data, normalization: normalization)
         var inputs = [Float](repeating: 0, count: 4)
         var labels = [UInt8](repeating: 0, count: 2)
         let indices: [Int32] = [1, 0]
-        indices.withUnsafeBufferPointer { idx in
-            inputs.withUnsafeMutableBufferPointer { x in
-                labels.withUnsafeMutableBufferPointer { y in gatherer.gather(indices: idx, into: x.baseAddress!, labels: y.baseAddress!) }
+        try indices.withUnsafeBufferPointer { idx in
+            try inputs.withUnsafeMutableBufferPointer { x in
+                try labels.withUnsafeMutableBufferPointer { y in try gatherer.gather(indices: idx, into: x.baseAddress!, labels: y.baseAddress!) }
             }
         }
         let s = Float((0.75 * 0.25).squareRoot())

@@ -31,9 +31,45 @@ final class CIFAR10ReaderTests: XCTestCase {
         // Record 0 of data_batch_2 is training sample 7: its label byte, then its 3072 pixels as written.
         let batch2 = syntheticCIFARBatch(count: 7, seed: 2)
         XCTAssertEqual(splits.train.labels[7], batch2.labels[0])
-        XCTAssertEqual(Array(splits.train.pixels[(7 * 3072)..<(8 * 3072)]), Array(batch2.bytes[1..<3073]))
+        XCTAssertEqual(try splits.train.pixels(ofSample: 7), Array(batch2.bytes[1..<3073]))
+        XCTAssertEqual(try splits.train.pixels(ofSample: 34), Array(syntheticCIFARBatch(count: 7, seed: 5).bytes[(6 * 3073 + 1)..<(7 * 3073)]))
         XCTAssertEqual(splits.test.labels, syntheticCIFARBatch(count: 5, seed: 99).labels)
         XCTAssertEqual(splits.train.classNames[9], "truck")
+    }
+
+    /// The pixels stay in the files: blocks, checksums and prefixes read them back exactly as an
+    /// in-memory copy of the same bytes would give them.
+    func testFileBackedPixelsMatchAnInMemoryCopy() throws {
+        let splits = try CIFAR10.load(directory: root)
+        guard case .files = splits.train.storage else { return XCTFail("CIFAR-10 pixels should stay in the files") }
+        var bytes: [UInt8] = []
+        for seed in 1...5 {
+            let batch = syntheticCIFARBatch(count: 7, seed: UInt64(seed)).bytes
+            for record in 0..<7 { bytes += batch[(record * 3073 + 1)..<((record + 1) * 3073)] }
+        }
+        let copy = ImageDataset(shape: [3, 32, 32], pixels: bytes, labels: splits.train.labels, classNames: splits.train.classNames)
+        var streamed: [UInt8] = []
+        try splits.train.forEachSampleBlock { block, count in streamed += UnsafeBufferPointer(start: block, count: count * 3072) }
+        XCTAssertEqual(streamed, bytes)
+        XCTAssertEqual(try splits.train.checksum(), try copy.checksum())
+        XCTAssertEqual(try Normalization.measured(on: splits.train), try Normalization.measured(on: copy))
+        let prefix = splits.train.prefix(9)
+        XCTAssertEqual(prefix.count, 9)
+        XCTAssertEqual(try prefix.checksum(), try copy.prefix(9).checksum())
+        XCTAssertEqual(try prefix.pixels(ofSample: 8), Array(bytes[(8 * 3072)..<(9 * 3072)]))
+    }
+
+    /// A file cut short after it was opened ends a read with a one-line error naming it, not a crash.
+    func testFileTruncatedDuringTheRunIsAnError() throws {
+        let splits = try CIFAR10.load(directory: root)
+        let path = folder + "/data_batch_5.bin"
+        XCTAssertEqual(truncate(path, 3073), 0)
+        XCTAssertNoThrow(try splits.train.pixels(ofSample: 28))  // record 0 of batch 5 is still there
+        XCTAssertThrowsError(try splits.train.pixels(ofSample: 30)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains(path) && message.contains("truncated"), message)
+            XCTAssertFalse(message.contains("\n"))
+        }
     }
 
     func testAcceptsTheFolderItselfOrItsParent() throws {

@@ -40,16 +40,16 @@ final class IDXReaderTests: XCTestCase {
         writeDataset(compressed: false)
         let splits = try load()
         XCTAssertEqual(splits.train.shape, [1, 2, 2])
-        XCTAssertEqual(splits.train.pixels, Array(0..<12))
+        XCTAssertEqual(try splits.train.allPixels(), Array(0..<12))
         XCTAssertEqual(splits.train.labels, [0, 9, 4])
-        XCTAssertEqual(splits.test.pixels, [255, 254, 253, 252, 1, 2, 3, 4])
+        XCTAssertEqual(try splits.test.allPixels(), [255, 254, 253, 252, 1, 2, 3, 4])
         XCTAssertEqual(splits.test.labels, [7, 1])
     }
 
     func testReadsGzipFilesIdentically() throws {
         writeDataset(compressed: true)
         let splits = try load()
-        XCTAssertEqual(splits.train.pixels, Array(0..<12))
+        XCTAssertEqual(try splits.train.allPixels(), Array(0..<12))
         XCTAssertEqual(splits.test.labels, [7, 1])
     }
 

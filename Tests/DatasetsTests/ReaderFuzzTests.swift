@@ -34,8 +34,20 @@ final class ReaderFuzzTests: XCTestCase {
             for bytes in seededMutations(of: compressed, count: 300, seed: 3, fieldOffsets: [0, 4, compressed.count - 8, compressed.count - 4]) {
                 tally.record { _ = try IDX.parseImages(try gunzip(bytes, path: "images.gz"), path: "images.gz") }
             }
+            // CIFAR-10 is read from the file itself (the pixels stay there), so each mutation is written out.
+            let folder = makeTemporaryDirectory("cifar-fuzz")
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             for bytes in seededMutations(of: cifar, count: 300, seed: 4, fieldOffsets: [0, 3073, 6146]) {
-                tally.record { _ = try CIFAR10.parseBatch(bytes, path: "data_batch_1.bin") }
+                let path = folder + "/data_batch_1.bin"
+                writeBytes(bytes, to: path)
+                tally.record {
+                    let batch = try CIFAR10.openBatch(path: path)
+                    // Every record that opened must also read back whole.
+                    for sample in 0..<batch.records.count {
+                        var pixels = [UInt8](repeating: 0, count: CIFAR10.imageSize)
+                        try pixels.withUnsafeMutableBufferPointer { try batch.records.read(sample: sample, into: $0.baseAddress!) }
+                    }
+                }
             }
         }
         XCTAssertEqual(tally.parsed + tally.rejected, 1100)
