@@ -12,20 +12,23 @@ public struct Normalization: Sendable, Equatable, Codable {
     /// The training set's own per-channel mean and standard deviation (of pixels scaled to [0, 1]).
     public static func measured(on dataset: ImageDataset) throws -> Normalization {
         let channels = dataset.shape[0], plane = dataset.shape[1] * dataset.shape[2]
-        var histogram = [[Int]](repeating: [Int](repeating: 0, count: 256), count: channels)
-        try dataset.forEachSampleBlock { pixels, samples in
-            for sample in 0..<samples {
-                for c in 0..<channels {
-                    let base = (sample * channels + c) * plane
-                    for p in 0..<plane { histogram[c][Int(pixels[base + p])] += 1 }
+        // (channels, 256) byte counts; a flat buffer — nested arrays cost a uniqueness check per increment.
+        var histogram = [Int](repeating: 0, count: channels * 256)
+        try histogram.withUnsafeMutableBufferPointer { counts in
+            try dataset.forEachSampleBlock { pixels, samples in
+                for sample in 0..<samples {
+                    for c in 0..<channels {
+                        let base = pixels + (sample * channels + c) * plane, row = counts.baseAddress! + c * 256
+                        for p in 0..<plane { row[Int(base[p])] += 1 }
+                    }
                 }
             }
         }
         var means: [Float] = [], deviations: [Float] = []
         for c in 0..<channels {
             var total = 0.0, squares = 0.0, count = 0.0
-            for value in 0..<256 where histogram[c][value] > 0 {
-                let x = Double(value) / 255, n = Double(histogram[c][value])
+            for value in 0..<256 where histogram[c * 256 + value] > 0 {
+                let x = Double(value) / 255, n = Double(histogram[c * 256 + value])
                 total += x * n
                 squares += x * x * n
                 count += n
