@@ -68,14 +68,24 @@ INLINE void valid_tiles(const float *restrict x, const float *restrict w, float 
     }
 }
 
-DISTRAIN_CLONES
-void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
-                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
+INLINE void valid_all(const float *restrict x, size_t plane, size_t width, const float *restrict w,
+                      float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
     for (size_t o0 = 0; o0 < outputs; o0 += 6) {
         const size_t ob = outputs - o0 < 6 ? outputs - o0 : 6;
         size_t q0 = 0;
         for (; q0 + 16 <= full_plane; q0 += 16) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 2);
         if (q0 < full_plane) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 1);
+    }
+}
+
+DISTRAIN_CLONES
+void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
+                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
+    // The common kernel sizes get their own copy with k a constant, so the kj loop unrolls.
+    switch (k) {
+        case 3: valid_all(x, plane, width, w, full, full_plane, channels, 3, outputs); break;
+        case 5: valid_all(x, plane, width, w, full, full_plane, channels, 5, outputs); break;
+        default: valid_all(x, plane, width, w, full, full_plane, channels, k, outputs); break;
     }
 }
 
