@@ -204,19 +204,37 @@ void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t 
 }
 
 DISTRAIN_CLONES
-float distrain_mask_sum_inplace(const float *restrict y, float *restrict d, size_t n, int relu) {
-    if (relu) {
-        for (size_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+void distrain_conv_gradient_planes(const float *restrict y, const float *restrict dy, float *restrict planes,
+                                   float *restrict bias_gradient, size_t outputs, size_t rows, size_t out_width,
+                                   size_t width, size_t front, size_t plane, int relu) {
+    for (size_t o = 0; o < outputs; o++) {
+        float *out = planes + o * plane;
+        const float *yo = y + o * rows * out_width, *dyo = dy + o * rows * out_width;
+        memset(out, 0, front * sizeof(float));
+        float *line = out + front;
+        for (size_t r = 0; r < rows; r++, line += width) {
+            const float *yr = yo + r * out_width, *dr = dyo + r * out_width;
+            if (relu) {
+                for (size_t i = 0; i < out_width; i++) line[i] = yr[i] > 0.0f ? dr[i] : 0.0f;
+            } else {
+                for (size_t i = 0; i < out_width; i++) line[i] = dr[i];
+            }
+            for (size_t i = out_width; i < width; i++) line[i] = 0.0f;
+        }
+        memset(line, 0, (plane - front - rows * width) * sizeof(float));
+        // The garbage columns are zero, so the bias gradient is a plain (vectorizable) sum of the rows.
+        const float *written = out + front;
+        const size_t n = rows * width;
+        float lanes[16] = {0};
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            for (int l = 0; l < 16; l++) lanes[l] += written[i + l];
+        }
+        float total = 0;
+        for (; i < n; i++) total += written[i];
+        for (int l = 0; l < 16; l++) total += lanes[l];
+        bias_gradient[o] += total;
     }
-    float lanes[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int l = 0; l < 16; l++) lanes[l] += d[i + l];
-    }
-    float total = 0;
-    for (; i < n; i++) total += d[i];
-    for (int l = 0; l < 16; l++) total += lanes[l];
-    return total;
 }
 
 void distrain_conv_flip_weights(const float *restrict w, float *restrict flipped, size_t outputs, size_t channels, size_t k) {

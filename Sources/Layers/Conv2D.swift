@@ -88,7 +88,7 @@ public final class Conv2D: Layer {
     }
 
     public func reserve(batchCapacity: Int) {
-        if direct != nil { return direct!.reserve() }
+        if direct != nil { return direct!.reserve(batchCapacity: batchCapacity) }
         let images = lowering == .perImage ? 1 : batchCapacity
         columns.reserve(geometry.patchSize * images * geometry.outputPixels)
         channelMajor.reserve(outputChannels * images * geometry.outputPixels)

@@ -22,7 +22,8 @@ struct DirectConvolution {
     /// per group, and a group's padded planes (≤ ~40 KB per LeNet image) stay in L2.
     static let imagesPerGroup = 8
 
-    /// (G, C, Hp*Wp) + slack: the zero-padded input images of one group.
+    /// (B, C, Hp*Wp) + slack: the zero-padded input images of the last forward pass, which backward
+    /// reuses (as the batched GEMM lowering reuses its im2col columns).
     private var paddedInput = Workspace<Float>()
     /// (O, outputFullPlane) full-width output rows in forward; (C, inputFullPlane) dxpad rows in backward.
     private var fullRows = Workspace<Float>()
@@ -53,9 +54,9 @@ struct DirectConvolution {
     private var gradientPlane: Int { gradientFront + inputFullPlane }
 
     /// Plans every buffer once; the slack after the padded planes must stay zero (the flat reads run into it).
-    mutating func reserve() {
+    mutating func reserve(batchCapacity: Int) {
         let c = geometry.channels, o = outputChannels
-        paddedInput.reserveZeroed(Self.imagesPerGroup * c * paddedPlane + distrain_conv_slack(k))
+        paddedInput.reserveZeroed(batchCapacity * c * paddedPlane + distrain_conv_slack(k))
         fullRows.reserveZeroed(max(o * outputFullPlane, c * inputFullPlane))
         gradientPlanes.reserveZeroed(Self.imagesPerGroup * o * gradientPlane)
         flippedWeights.reserveZeroed(c * o * k * k)
@@ -73,46 +74,43 @@ struct DirectConvolution {
                  weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>, relu: Bool) {
         let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
         for s in 0..<batch {
-            padInput(x + s * g.inputCount)
-            distrain_conv_valid(paddedInput.base, paddedPlane, paddedWidth, w, fullRows.base, outputFullPlane, g.channels, k, o)
+            padInput(x + s * g.inputCount, slot: s)
+            distrain_conv_valid(paddedInput.base + s * g.channels * paddedPlane, paddedPlane, paddedWidth, w, fullRows.base, outputFullPlane, g.channels, k, o)
             distrain_conv_extract(fullRows.base, outputFullPlane, 0, paddedWidth, b, y + s * outputSize, o,
                                   g.outputHeight, g.outputWidth, relu ? 1 : 0)
         }
     }
 
-    /// Masks dy by the ReLU (in place), accumulates db and dW, and writes dx when asked.
+    /// Masks dy by the ReLU, accumulates db and dW, and writes dx when asked. `x` must be the input of
+    /// the last forward pass, whose padded copy is reused.
     func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, dOutput dy: UnsafeMutablePointer<Float>,
                   dInput dx: UnsafeMutablePointer<Float>?, batch: Int, weight w: UnsafePointer<Float>,
                   weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>, relu: Bool) {
-        let g = geometry, o = outputChannels, pixels = g.outputPixels, outputSize = o * pixels
+        let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
         let front = gradientFront, inputImage = g.channels * paddedPlane, gradientImage = o * gradientPlane
         if dx != nil { distrain_conv_flip_weights(w, flippedWeights.base, o, g.channels, k) }
         for groupStart in stride(from: 0, to: batch, by: Self.imagesPerGroup) {
             let images = min(Self.imagesPerGroup, batch - groupStart)
             for slot in 0..<images {
-                let s = groupStart + slot, dys = dy + s * outputSize
-                for channel in 0..<o {
-                    let offset = channel * pixels
-                    db[channel] += distrain_mask_sum_inplace(y + s * outputSize + offset, dys + offset, pixels, relu ? 1 : 0)
-                }
-                padInput(x + s * g.inputCount, slot: slot)
+                let s = groupStart + slot
                 let planes = gradientPlanes.base + slot * gradientImage
-                distrain_pad_planes(dys, planes, o, g.outputHeight, g.outputWidth, front, 0, 0, 0,
-                                    paddedWidth - g.outputWidth, gradientPlane)
+                // dy masked by the ReLU, laid out flat with zero garbage columns; db summed on the way.
+                distrain_conv_gradient_planes(y + s * outputSize, dy + s * outputSize, planes, db, o, g.outputHeight,
+                                              g.outputWidth, paddedWidth, front, gradientPlane, relu ? 1 : 0)
                 guard let dx else { continue }
                 distrain_conv_valid(planes, gradientPlane, paddedWidth, flippedWeights.base, fullRows.base,
                                     inputFullPlane, o, k, g.channels)
                 distrain_conv_extract(fullRows.base, inputFullPlane, p * paddedWidth + p, paddedWidth, nil,
                                       dx + s * g.inputCount, g.channels, g.height, g.width, 0)
             }
-            distrain_conv_weight_gradient(paddedInput.base, inputImage, paddedPlane, paddedWidth,
+            distrain_conv_weight_gradient(paddedInput.base + groupStart * inputImage, inputImage, paddedPlane, paddedWidth,
                                           gradientPlanes.base + front, gradientImage, gradientPlane, outputFullPlane,
                                           images, dW, g.channels, k, o)
         }
     }
 
-    /// Zero-pads one image into slot `slot` of the group's input planes.
-    private func padInput(_ image: UnsafePointer<Float>, slot: Int = 0) {
+    /// Zero-pads one image into slot `slot` of the padded batch.
+    private func padInput(_ image: UnsafePointer<Float>, slot: Int) {
         let g = geometry
         distrain_pad_planes(image, paddedInput.base + slot * g.channels * paddedPlane, g.channels, g.height, g.width,
                             0, p, p, p, p, paddedPlane)

@@ -45,8 +45,13 @@ void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t
 void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
                          size_t front, size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane);
 
-/// d[i] = y[i] > 0 ? d[i] : 0 in place when relu != 0; returns the sum of the (masked) d.
-float distrain_mask_sum_inplace(const float *restrict y, float *restrict d, size_t n, int relu);
+/// The backward layout of dy for `outputs` planes of (rows, out_width): each destination plane (`plane`
+/// floats apart) is `front` zeros, then `rows` rows of `width` floats — dy masked by the ReLU (dy where
+/// y > 0, else 0, when relu != 0) followed by zeros in the garbage columns — then zeros to its end.
+/// bias_gradient[o] += the sum of plane o's masked dy. y and dy are (outputs, rows, out_width).
+void distrain_conv_gradient_planes(const float *restrict y, const float *restrict dy, float *restrict planes,
+                                   float *restrict bias_gradient, size_t outputs, size_t rows, size_t out_width,
+                                   size_t width, size_t front, size_t plane, int relu);
 
 /// Reorders weights (O, C, k, k) into the input-gradient kernel (C, O, k, k) rotated by 180°:
 /// flipped[c, o, ki, kj] = w[o, c, k-1-ki, k-1-kj].
