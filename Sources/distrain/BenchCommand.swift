@@ -96,7 +96,7 @@ struct BenchCommand: ParsableCommand {
             print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", ")))") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
-            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of its \(format(r.sgemmGigaflops, 1)) GFLOP/s 1024³ SGEMM measured just after (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
+            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
             print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted")")
             print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the \(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
             print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
