@@ -74,6 +74,11 @@ void distrain_add_row_bias(float *restrict y, const float *restrict bias, size_t
     }
 }
 
+void distrain_prefetch(const void *p, size_t n) {
+    const char *bytes = p;
+    for (size_t offset = 0; offset < n; offset += 64) __builtin_prefetch(bytes + offset);
+}
+
 DISTRAIN_CLONES
 void distrain_normalize_bytes(const uint8_t *restrict src, float *restrict dst, size_t n, float scale, float offset) {
     for (size_t i = 0; i < n; i++) dst[i] = (float)src[i] * scale + offset;

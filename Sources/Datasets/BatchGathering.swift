@@ -6,6 +6,8 @@ public struct BatchGatherer {
     private let table: [Float]
     /// Per channel: normalized = byte · scale + offset (the same map as the table, vectorizable).
     private let scales: [Float], offsets: [Float]
+    /// How many samples ahead the gather prefetches in-memory data.
+    static let prefetchDistance = 4
     /// One sample's bytes, read from file-backed data (allocated once, not per batch).
     private let scratch: SampleScratch
 
@@ -38,6 +40,11 @@ public struct BatchGatherer {
                 }
                 func gatherAll(_ pixels: UnsafePointer<UInt8>?) throws {
                     for (row, index) in indices.enumerated() {
+                        // Samples are scattered over the dataset: start fetching a later one while this
+                        // one is converted, so the conversion does not wait on memory.
+                        if let pixels, row + Self.prefetchDistance < indices.count {
+                            distrain_prefetch(pixels + Int(indices[row + Self.prefetchDistance]) * size, size)
+                        }
                         let source = try sampleBytes(Int(index), pixels)
                         let destination = inputs + row * size
                         labels[row] = allLabels[Int(index)]

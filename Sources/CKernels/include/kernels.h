@@ -27,6 +27,9 @@ void distrain_relu_backward(const float *restrict y, const float *restrict dy, f
 /// y[r, c] += bias[c], then max(0, ·) when relu != 0; y is rows × columns, row-major.
 void distrain_add_row_bias(float *restrict y, const float *restrict bias, size_t rows, size_t columns, int relu);
 
+/// Asks the CPU to start loading bytes [p, p + n) into cache (a hint; no effect on results).
+void distrain_prefetch(const void *p, size_t n);
+
 /// dst[i] = src[i] * scale + offset (bytes to normalized floats).
 void distrain_normalize_bytes(const uint8_t *restrict src, float *restrict dst, size_t n, float scale, float offset);
 
