@@ -73,6 +73,8 @@ struct DirectConvolution {
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>, relu: Bool) {
         let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
+        precondition(paddedInput.capacity >= batch * g.channels * paddedPlane + distrain_conv_slack(k),
+                     "direct convolution: batch \(batch) exceeds the reserved capacity")
         for s in 0..<batch {
             padInput(x + s * g.inputCount, slot: s)
             distrain_conv_valid(paddedInput.base + s * g.channels * paddedPlane, paddedPlane, paddedWidth, w, fullRows.base, outputFullPlane, g.channels, k, o)
