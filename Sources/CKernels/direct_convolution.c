@@ -17,6 +17,10 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));
 INLINE v8 load8(const float *p) { return *(const v8u *)p; }
 INLINE void store8(float *p, v8 v) { *(v8u *)p = v; }
 INLINE v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+/// a where mask lanes are set, else b (a macro: a helper taking vectors would change ABI between clones).
+typedef int v8i __attribute__((vector_size(32)));
+#define SELECT8(mask, a, b) ((v8)(((mask) & (v8i)(a)) | (~(mask) & (v8i)(b))))
+
 INLINE float sum8(v8 v) {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
@@ -210,18 +214,34 @@ void distrain_conv_gradient_planes(const float *restrict y, const float *restric
     for (size_t o = 0; o < outputs; o++) {
         float *out = planes + o * plane;
         const float *yo = y + o * rows * out_width, *dyo = dy + o * rows * out_width;
+        const float *end = out + plane;
         memset(out, 0, front * sizeof(float));
         float *line = out + front;
+        const v8 zero = {0, 0, 0, 0, 0, 0, 0, 0};
         for (size_t r = 0; r < rows; r++, line += width) {
             const float *yr = yo + r * out_width, *dr = dyo + r * out_width;
-            if (relu) {
-                for (size_t i = 0; i < out_width; i++) line[i] = yr[i] > 0.0f ? dr[i] : 0.0f;
+            if (out_width >= 8) {
+                // Whole vectors; the last one ends exactly at the row's end, overlapping the one before
+                // (it rewrites the same values), so no scalar tail.
+                for (size_t i = 0;; i += 8) {
+                    if (i + 8 > out_width) i = out_width - 8;
+                    // Direct vector accesses, no helper calls: in the baseline clone a call passing
+                    // vectors would change ABI.
+                    const v8 d = *(const v8u *)(dr + i);
+                    *(v8u *)(line + i) = relu ? SELECT8(*(const v8u *)(yr + i) > zero, d, zero) : d;
+                    if (i + 8 == out_width) break;
+                }
             } else {
-                for (size_t i = 0; i < out_width; i++) line[i] = dr[i];
+                for (size_t i = 0; i < out_width; i++) line[i] = (!relu || yr[i] > 0.0f) ? dr[i] : 0.0f;
             }
-            for (size_t i = out_width; i < width; i++) line[i] = 0.0f;
+            // The garbage columns: one zero vector when it fits in the plane (it may run into the next
+            // row's first columns, which that row then overwrites, or into the zero tail).
+            if (width > out_width) {
+                if (line + out_width + 8 <= end) *(v8u *)(line + out_width) = zero;
+                else for (size_t i = out_width; i < width; i++) line[i] = 0.0f;
+            }
         }
-        memset(line, 0, (plane - front - rows * width) * sizeof(float));
+        memset(line, 0, (size_t)(end - line) * sizeof(float));
         // The garbage columns are zero, so the bias gradient is a plain (vectorizable) sum of the rows.
         const float *written = out + front;
         const size_t n = rows * width;
