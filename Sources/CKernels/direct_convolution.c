@@ -180,7 +180,16 @@ void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t
         for (size_t r = 0; r < out_rows; r++) {
             const float *src = full + o * full_plane + offset + r * width;
             float *dst = y + (o * out_rows + r) * out_width;
-            if (relu) {
+            if (out_width >= 8) {
+                // Whole vectors, the last one overlapping so it ends at the row's end (no scalar tail).
+                const v8 bias8 = {b, b, b, b, b, b, b, b}, zero = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (size_t i = 0;; i += 8) {
+                    if (i + 8 > out_width) i = out_width - 8;
+                    const v8 v = *(const v8u *)(src + i) + bias8;
+                    *(v8u *)(dst + i) = relu ? SELECT8(v > zero, v, zero) : v;
+                    if (i + 8 == out_width) break;
+                }
+            } else if (relu) {
                 for (size_t i = 0; i < out_width; i++) { float v = src[i] + b; dst[i] = v > 0.0f ? v : 0.0f; }
             } else {
                 for (size_t i = 0; i < out_width; i++) dst[i] = src[i] + b;
