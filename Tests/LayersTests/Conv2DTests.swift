@@ -71,7 +71,9 @@ final class Conv2DTests: XCTestCase {
         }
         XCTAssertEqual(Conv2D(inputShape: [3, 32, 32], outputChannels: 6, kernelSize: 5, name: "a").lowering, .direct)
         XCTAssertEqual(Conv2D(inputShape: [6, 14, 14], outputChannels: 16, kernelSize: 5, name: "b").lowering, .direct)
-        XCTAssertEqual(Conv2D(inputShape: [1, 28, 28], outputChannels: 32, kernelSize: 3, padding: 1, name: "c").lowering, .perImage)
+        XCTAssertEqual(Conv2D(inputShape: [1, 28, 28], outputChannels: 32, kernelSize: 3, padding: 1, name: "c").lowering, .direct)
+        XCTAssertEqual(Conv2D(inputShape: [32, 14, 14], outputChannels: 64, kernelSize: 3, padding: 1, name: "f").lowering, .batched)
+        XCTAssertEqual(Conv2D(inputShape: [32, 28, 28], outputChannels: 32, kernelSize: 3, padding: 1, name: "g").lowering, .perImage)
         XCTAssertEqual(Conv2D(inputShape: [64, 7, 7], outputChannels: 128, kernelSize: 3, padding: 1, name: "d").lowering, .batched)
         XCTAssertEqual(Conv2D(inputShape: [3, 9, 9], outputChannels: 4, kernelSize: 3, stride: 2, name: "e").lowering, .batched)
     }
