@@ -21,7 +21,7 @@ public struct Augmentation: Sendable, Equatable {
     @inline(__always)
     public func choice(seed: UInt64, epoch: Int, sampleIndex: Int) -> (dy: Int, dx: Int, flip: Bool) {
         // Key 0xA46: a stream of its own, apart from shuffling and dropout.
-        var generator = SeededGenerator(seed: seed, keys: 0xA46, UInt64(epoch), UInt64(sampleIndex))
+        var generator = SeededGenerator(seed: seed, 0xA46, UInt64(epoch), UInt64(sampleIndex))
         let random = generator.next()
         let span = UInt64(2 * padding + 1)
         let dy = Int(random % span), dx = Int((random / span) % span)

@@ -72,7 +72,7 @@ public final class Dropout: Layer {
         let mask = self.mask.base
         for s in 0..<batch {
             let sampleIndex = context.sampleIndices.map { UInt64($0[s]) } ?? UInt64(s)
-            var generator = SeededGenerator(seed: context.seed, keys: 0x4452_4F50, layerKey, UInt64(context.epoch), sampleIndex)
+            var generator = SeededGenerator(seed: context.seed, 0x4452_4F50, layerKey, UInt64(context.epoch), sampleIndex)
             let m = mask + s * count, xs = x + s * count, ys = y + s * count
             for i in 0..<count {
                 m[i] = generator.nextUnitFloat() < keep ? scale : 0

@@ -91,7 +91,8 @@ struct DirectConvolution {
         let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
         let front = gradientFront, inputImage = g.channels * paddedPlane, gradientImage = o * gradientPlane
         if dx != nil { distrain_conv_flip_weights(w, flippedWeights.base, o, g.channels, k) }
-        for groupStart in stride(from: 0, to: batch, by: Self.imagesPerGroup) {
+        for group in 0..<((batch + Self.imagesPerGroup - 1) / Self.imagesPerGroup) {
+            let groupStart = group * Self.imagesPerGroup
             let images = min(Self.imagesPerGroup, batch - groupStart)
             for slot in 0..<images {
                 let s = groupStart + slot

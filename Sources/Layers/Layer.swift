@@ -60,9 +60,18 @@ extension Layer {
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}
     public func reserve(batchCapacity: Int) {}
     /// Elements of one input sample.
-    public var inputCount: Int { inputShape.reduce(1, *) }
+    public var inputCount: Int { elementCount(inputShape) }
     /// Elements of one output sample.
-    public var outputCount: Int { outputShape.reduce(1, *) }
+    public var outputCount: Int { elementCount(outputShape) }
+}
+
+/// The product of a shape's dimensions. An index loop, not `reduce`: layers call this inside the
+/// training step, and the generic iteration behind `reduce` allocates in debug builds.
+@inline(__always)
+func elementCount(_ shape: [Int]) -> Int {
+    var count = 1
+    for index in 0..<shape.count { count *= shape[index] }
+    return count
 }
 
 /// An activation fused into the output pass of a Linear or Conv2D layer.

@@ -62,7 +62,8 @@ public final class MaxPool2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
-        let g = geometry, perSampleIn = inputCount, perSampleOut = outputCount
+        // Counts from the geometry: the protocol's shape-product properties allocate in debug builds.
+        let g = geometry, perSampleIn = g.inputCount, perSampleOut = g.channels * g.outputPixels
         let winners = self.winners.base
         if g.kernelHeight == 2 && g.kernelWidth == 2 && g.stride == 2 {
             return distrain_maxpool2x2_backward(dy, winners, dx, batch * g.channels, g.channels, g.height, g.width)

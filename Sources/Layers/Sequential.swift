@@ -108,7 +108,11 @@ public final class Sequential {
     @discardableResult
     public func forward(batch: Int, context: ForwardContext) -> UnsafeMutablePointer<Float> {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
-        for (index, layer) in layers.enumerated() where !layer.aliasesInput {
+        // Plain index loops in the step: `enumerated()` and `reversed()` iterate through generic
+        // accessors that allocate in debug builds, and the step must not allocate in any build.
+        for index in 0..<layers.count {
+            let layer = layers[index]
+            if layer.aliasesInput { continue }
             layer.forward(activations[index], activations[index + 1], batch: batch, context: context)
         }
         return output
@@ -117,7 +121,9 @@ public final class Sequential {
     /// Accumulates every parameter gradient from `outputGradient`, skipping work no parameter needs.
     public func backward(batch: Int) {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
-        for index in layers.indices.reversed() {
+        var index = layers.count
+        while index > 0 {
+            index -= 1
             let layer = layers[index]
             let needsInput = needsInputGradient[index]
             if !hasParameters[index] && !needsInput { break }

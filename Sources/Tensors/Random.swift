@@ -15,10 +15,40 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// Creates a generator from a seed and a list of extra keys.
     public init(seed: UInt64, keyList: [UInt64]) {
         var mixer = seed
-        for key in keyList { mixer = SeededGenerator.splitMix(&mixer) ^ (key &* 0x9E37_79B9_7F4A_7C15) }
-        var s = mixer
+        for key in keyList { SeededGenerator.mix(&mixer, key) }
+        self.init(mixed: mixer)
+    }
+
+    /// The generator `init(seed:keys:)` gives for three keys, built without an array: per-sample
+    /// streams inside a training step must not allocate, in debug builds either.
+    public init(seed: UInt64, _ key0: UInt64, _ key1: UInt64, _ key2: UInt64) {
+        var mixer = seed
+        SeededGenerator.mix(&mixer, key0)
+        SeededGenerator.mix(&mixer, key1)
+        SeededGenerator.mix(&mixer, key2)
+        self.init(mixed: mixer)
+    }
+
+    /// The generator `init(seed:keys:)` gives for four keys, built without an array.
+    public init(seed: UInt64, _ key0: UInt64, _ key1: UInt64, _ key2: UInt64, _ key3: UInt64) {
+        var mixer = seed
+        SeededGenerator.mix(&mixer, key0)
+        SeededGenerator.mix(&mixer, key1)
+        SeededGenerator.mix(&mixer, key2)
+        SeededGenerator.mix(&mixer, key3)
+        self.init(mixed: mixer)
+    }
+
+    private init(mixed: UInt64) {
+        var s = mixed
         state = (SeededGenerator.splitMix(&s), SeededGenerator.splitMix(&s),
                  SeededGenerator.splitMix(&s), SeededGenerator.splitMix(&s))
+    }
+
+    /// Folds one key into the seed mixer.
+    @inline(__always)
+    private static func mix(_ mixer: inout UInt64, _ key: UInt64) {
+        mixer = SeededGenerator.splitMix(&mixer) ^ (key &* 0x9E37_79B9_7F4A_7C15)
     }
 
     @inline(__always)

@@ -18,7 +18,6 @@ final class BenchCommandTests: XCTestCase {
         let split = try XCTUnwrap(object["ms_per_step"] as? [String: Double])
         XCTAssertEqual(Set(split.keys), ["data", "forward", "backward", "gradient_sync", "optimizer", "total"])
         XCTAssertGreaterThan(split["forward"]!, 0)
-        // The interposed malloc counter is live (debug builds allocate; release steps allocate nothing).
         XCTAssertNotNil(object["allocations_per_step"] as? Double)
         XCTAssertGreaterThan((object["peak_rss_mb_per_rank"] as? [Int])?.first ?? 0, 0)
         // LeNet on 3x32x32: 3,204,720 FLOPs per training image (worked out in LayersTests.ModelTests).
@@ -30,6 +29,21 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertGreaterThan(sgemm, 0)
         XCTAssertEqual(object["fraction_of_sgemm_peak"] as? Double ?? 0, gigaflops / sgemm, accuracy: gigaflops / sgemm * 1e-3)
         XCTAssertEqual(object["synthetic_dataset_mb"] as? Double ?? 0, Double(3 * 4 * 3072) / 1_048_576, accuracy: 1e-12)
+    }
+
+    /// A steady-state training step allocates nothing on the heap, for every model — counted by the
+    /// interposed malloc over whole epochs (2N steps minus N steps), in this debug build too. Fewer than
+    /// one allocation per step on average: any allocation inside the step would count ≥ 1.
+    func testTrainingStepsDoNotAllocate() throws {
+        for model in ["mlp", "lenet", "cnn", "mlp-large"] {
+            let outcome = try runProcess(builtProductsDirectory + "/distrain",
+                                         ["bench", "--model", model, "--batch-size", "4", "--steps", "5", "--repetitions", "1",
+                                          "--threads", "1", "--json"], timeout: 300)
+            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+            let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as! [String: Any]
+            let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double, "\(model): the malloc counter must be live")
+            XCTAssertLessThan(allocations, 1, "\(model) allocates \(allocations) times per training step")
+        }
     }
 
     func testInvalidBenchFlags() throws {
