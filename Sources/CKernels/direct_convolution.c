@@ -199,20 +199,19 @@ void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t
 }
 
 void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
-                         size_t front, size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane) {
-    const size_t padded_width = left + width + right;
-    const size_t used = front + (top + height + bottom) * padded_width;
+                         size_t padding) {
+    const size_t padded_width = width + 2 * padding, border = padding * padded_width;
     for (size_t p = 0; p < planes; p++) {
-        float *out = dst + p * dst_plane;
+        float *out = dst + p * (height + 2 * padding) * padded_width;
         const float *in = src + p * height * width;
-        memset(out, 0, (front + top * padded_width) * sizeof(float));
-        float *line = out + front + top * padded_width;
+        memset(out, 0, border * sizeof(float));
+        float *line = out + border;
         for (size_t r = 0; r < height; r++, line += padded_width) {
-            for (size_t i = 0; i < left; i++) line[i] = 0.0f;
-            memcpy(line + left, in + r * width, width * sizeof(float));
-            for (size_t i = left + width; i < padded_width; i++) line[i] = 0.0f;
+            for (size_t i = 0; i < padding; i++) line[i] = 0.0f;
+            memcpy(line + padding, in + r * width, width * sizeof(float));
+            for (size_t i = padding + width; i < padded_width; i++) line[i] = 0.0f;
         }
-        memset(line, 0, (bottom * padded_width + dst_plane - used) * sizeof(float));
+        memset(line, 0, border * sizeof(float));
     }
 }
 
@@ -252,17 +251,7 @@ void distrain_conv_gradient_planes(const float *restrict y, const float *restric
         }
         memset(line, 0, (size_t)(end - line) * sizeof(float));
         // The garbage columns are zero, so the bias gradient is a plain (vectorizable) sum of the rows.
-        const float *written = out + front;
-        const size_t n = rows * width;
-        float lanes[16] = {0};
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16) {
-            for (int l = 0; l < 16; l++) lanes[l] += written[i + l];
-        }
-        float total = 0;
-        for (; i < n; i++) total += written[i];
-        for (int l = 0; l < 16; l++) total += lanes[l];
-        bias_gradient[o] += total;
+        bias_gradient[o] += distrain_lane_sum(out + front, rows * width);
     }
 }
 

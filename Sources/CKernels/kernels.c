@@ -101,15 +101,7 @@ float distrain_mask_copy_sum(const float *restrict out, const float *restrict sr
     } else {
         for (size_t i = 0; i < n; i++) dst[i] = src[i];
     }
-    float lanes[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int l = 0; l < 16; l++) lanes[l] += dst[i + l];
-    }
-    float total = 0;
-    for (; i < n; i++) total += dst[i];
-    for (int l = 0; l < 16; l++) total += lanes[l];
-    return total;
+    return distrain_lane_sum(dst, n);
 }
 
 DISTRAIN_CLONES

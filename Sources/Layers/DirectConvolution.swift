@@ -115,7 +115,6 @@ struct DirectConvolution {
     /// Zero-pads one image into slot `slot` of the padded batch.
     private func padInput(_ image: UnsafePointer<Float>, slot: Int) {
         let g = geometry
-        distrain_pad_planes(image, paddedInput.base + slot * g.channels * paddedPlane, g.channels, g.height, g.width,
-                            0, p, p, p, p, paddedPlane)
+        distrain_pad_planes(image, paddedInput.base + slot * g.channels * paddedPlane, g.channels, g.height, g.width, p)
     }
 }

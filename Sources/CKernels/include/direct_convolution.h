@@ -39,11 +39,10 @@ void distrain_conv_extract(const float *restrict full, size_t full_plane, size_t
                            const float *restrict bias, float *restrict y, size_t outputs, size_t out_rows,
                            size_t out_width, int relu);
 
-/// Copies `planes` planes (H, W) into destination planes `dst_plane` floats apart, each laid out as
-/// `front` zeros, then the plane zero-padded to (top + H + bottom, left + W + right), then zeros to the
-/// plane's end. Every destination float is written.
+/// Copies `planes` planes (H, W) into consecutive planes (H + 2·padding, W + 2·padding) with zeros
+/// around each. Every destination float is written.
 void distrain_pad_planes(const float *restrict src, float *restrict dst, size_t planes, size_t height, size_t width,
-                         size_t front, size_t top, size_t bottom, size_t left, size_t right, size_t dst_plane);
+                         size_t padding);
 
 /// The backward layout of dy for `outputs` planes of (rows, out_width): each destination plane (`plane`
 /// floats apart) is `front` zeros, then `rows` rows of `width` floats — dy masked by the ReLU (dy where
