@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CKernels"]),
-        .target(name: "Collectives", dependencies: ["CMPI"]),
+        .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).

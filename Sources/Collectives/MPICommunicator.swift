@@ -13,6 +13,10 @@ public final class MPICommunicator: Communicator {
     public var kind: String { "MPI" }
     private let world: MPI_Comm
     private var finalized = false
+    /// Found on the first `makeSumArena` (collective), then reused.
+    private var topology: HostTopology?
+    /// Shared windows of the arenas handed out; freed together in `finalize()`.
+    private var windows: [MPI_Win] = []
 
     /// True when this process was started by Open MPI's mpirun (or a compatible launcher).
     public static var isLaunchedByMPIRun: Bool {
@@ -39,14 +43,6 @@ public final class MPICommunicator: Communicator {
         localSize = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
     }
 
-    private func check(_ status: Int32, _ call: String) throws {
-        guard status != MPI_SUCCESS else { return }
-        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
-        var length: Int32 = 0
-        MPI_Error_string(status, &text, &length)
-        throw CollectiveError.library(call: call, message: String(cString: text))
-    }
-
     private func datatype(_ kind: ScalarKind) -> MPI_Datatype {
         switch kind {
         case .float: return cmpi_float()
@@ -63,10 +59,51 @@ public final class MPICommunicator: Communicator {
         var start = 0
         while start < buffer.count {
             let count = min(piece, buffer.count - start)
-            try check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, Int32(count),
+            try checkMPI(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, Int32(count),
                                     datatype(T.scalarKind), op, world), "MPI_Allreduce")
             start += count
         }
+    }
+
+    /// A shared-memory arena (SharedMemorySumArena) when several ranks share a host and every host runs
+    /// as many ranks; otherwise, or if the window cannot be allocated, the allreduce arena.
+    public func makeSumArena(count: Int, bucketElements: Int) throws -> SumArena {
+        if size > 1 {
+            let topology = try hostTopology()
+            if topology.hostSize > 1 && topology.uniform,
+               let arena = try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,
+                                                         topology: topology, world: world) {
+                windows.append(arena.window)
+                return arena
+            }
+        }
+        return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
+    }
+
+    private func hostTopology() throws -> HostTopology {
+        if let topology { return topology }
+        var split: MPI_Comm?
+        try checkMPI(MPI_Comm_split_type(world, cmpi_comm_type_shared(), Int32(rank), cmpi_info_null(), &split),
+                     "MPI_Comm_split_type")
+        let host = split!
+        var value: Int32 = 0
+        MPI_Comm_rank(host, &value)
+        let hostRank = Int(value)
+        MPI_Comm_size(host, &value)
+        let hostSize = Int(value)
+        // min(size) and min(-size) over the world: equal magnitudes mean every host runs as many ranks.
+        var extremes: [Int32] = [Int32(hostSize), -Int32(hostSize)]
+        try checkMPI(MPI_Allreduce(cmpi_in_place(), &extremes, 2, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
+        let uniform = extremes[0] == -extremes[1]
+        var peers: MPI_Comm?
+        if uniform && hostSize < size {
+            var comm: MPI_Comm?
+            try checkMPI(MPI_Comm_split(world, Int32(hostRank), Int32(rank), &comm), "MPI_Comm_split")
+            peers = comm!
+        }
+        let found = HostTopology(host: host, hostRank: hostRank, hostSize: hostSize, peers: peers, uniform: uniform)
+        topology = found
+        return found
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
@@ -75,13 +112,13 @@ public final class MPICommunicator: Communicator {
         var start = 0
         while start < buffer.count {
             let count = min(piece, buffer.count - start)
-            try check(MPI_Bcast(buffer.baseAddress! + start, Int32(count), cmpi_byte(), Int32(root), world), "MPI_Bcast")
+            try checkMPI(MPI_Bcast(buffer.baseAddress! + start, Int32(count), cmpi_byte(), Int32(root), world), "MPI_Bcast")
             start += count
         }
     }
 
     public func barrier() throws {
-        try check(MPI_Barrier(world), "MPI_Barrier")
+        try checkMPI(MPI_Barrier(world), "MPI_Barrier")
     }
 
     public func abort(message: String, exitCode: Int32) -> Never {
@@ -94,6 +131,11 @@ public final class MPICommunicator: Communicator {
     public func finalize() {
         if finalized { return }
         finalized = true
+        for window in windows {
+            MPI_Win_unlock_all(window)
+            var handle: MPI_Win? = window
+            MPI_Win_free(&handle)
+        }
         MPI_Finalize()
     }
 

@@ -33,8 +33,11 @@ public final class ParameterStore {
     public let count: Int
     /// Parameter values, `count` floats.
     public let values: UnsafeMutableBufferPointer<Float>
-    /// Gradients, `count` floats; backward passes accumulate into them.
-    public let gradients: UnsafeMutableBufferPointer<Float>
+    /// Gradients, `count` floats; backward passes accumulate into them. Own memory until
+    /// `moveGradients(to:owner:)` moves them into the gradient synchronizer's arena.
+    public private(set) var gradients: UnsafeMutableBufferPointer<Float>
+    /// Keeps the memory of moved gradients alive; nil while the store owns them.
+    private var gradientOwner: AnyObject?
 
     /// Lays out the given specs one after the other and zero-fills both arenas.
     public init(specs: [ParameterSpec]) {
@@ -58,7 +61,17 @@ public final class ParameterStore {
 
     deinit {
         values.deallocate()
-        gradients.deallocate()
+        if gradientOwner == nil { gradients.deallocate() }
+    }
+
+    /// Moves the gradients into `storage` (`count` floats, kept alive by `owner`), where they stay: the
+    /// arena the gradient sum over ranks works in, so backward writes straight into it.
+    public func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
+        precondition(storage.count == count, "gradient storage holds \(storage.count) floats, the model has \(count)")
+        if count > 0 { storage.baseAddress!.update(from: gradients.baseAddress!, count: count) }
+        if gradientOwner == nil { gradients.deallocate() }
+        gradients = storage
+        gradientOwner = owner
     }
 
     /// PyTorch's default initialization for Linear and Conv2d, weights and biases alike:

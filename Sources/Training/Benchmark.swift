@@ -30,6 +30,8 @@ public struct BenchmarkResult: Sendable {
     /// This rank's best SGEMM speed on 1024×1024 matrices with the same threads, measured in the
     /// same run right after the timed steps: the peak the model's GFLOP/s is a fraction of.
     public var sgemmGigaflops: Double
+    /// How gradients were summed over ranks (SumArena.summary).
+    public var gradientSum: String
 }
 
 /// The best GFLOP/s of `repetitions` n×n×n SGEMMs (after one warm-up) with the current BLAS threads:
@@ -114,5 +116,6 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
                            millisecondsPerStep: split, allocationsPerStep: allocations,
                            peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
                            datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
-                           trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm)
+                           trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm,
+                           gradientSum: timed.synchronizer.arena.summary)
 }

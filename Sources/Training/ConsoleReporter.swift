@@ -22,7 +22,7 @@ public final class ConsoleReporter: TrainingReporter {
 
     public func started(_ r: StartRecord) throws {
         say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, \(r.parameters) parameters")
-        let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator))"
+        let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); gradients: \(r.gradientSum))"
         say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
         say("  \(r.optimizer) lr \(r.learningRate) (\(r.schedule) schedule), \(r.epochs) epochs, seed \(r.seed)\(r.augment ? ", augmentation: random crop (pad 4) + horizontal flip" : "")")
         say("  BLAS: \(r.blas)")

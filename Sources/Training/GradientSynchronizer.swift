@@ -1,45 +1,39 @@
 import Collectives
 import Tensors
 
-/// Sums the gradient arena over ranks in fixed-size buckets, then divides by the global sample count,
-/// so every rank holds the exact mean gradient over the global batch whatever the world size.
+/// Sums the gradients over ranks and divides by the global sample count, so every rank holds the exact
+/// mean gradient over the global batch whatever the world size.
+///
+/// The gradients live in the communicator's sum arena (under MPI, memory shared by the ranks of a host),
+/// moved there once at construction: backward writes straight into the memory the sum works in.
 public final class GradientSynchronizer {
     let communicator: Communicator
-    /// Floats per allreduce call.
+    let arena: SumArena
+    /// Floats per allreduce call between hosts (and in the portable arena).
     public let bucketElements: Int
-    /// Seconds spent in allreduce since the last `takeCommunicationSeconds()`.
+    /// Seconds spent summing over ranks since the last `takeCommunicationSeconds()`.
     private var communicationSeconds = 0.0
     /// Told which bucket is being reduced, for the watchdog's messages.
     var tracker: PhaseTracker?
 
-    public init(communicator: Communicator, bucketMegabytes: Double) {
+    /// Moves `store`'s gradients into a new sum arena. Collective: every rank calls it at the same point.
+    public init(communicator: Communicator, store: ParameterStore, bucketMegabytes: Double) throws {
         self.communicator = communicator
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
+        arena = try communicator.makeSumArena(count: store.count, bucketElements: bucketElements)
+        store.moveGradients(to: arena.buffer, owner: arena)
     }
 
-    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount. Returns true when every summed
-    /// gradient is finite (a NaN or Inf on any rank survives the sum, so every rank gets the same answer);
-    /// the check rides on the scaling pass instead of reading the gradients once more.
+    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount (÷ 1 when it is 0). Returns true when
+    /// every summed gradient is finite; the check rides on the pass that writes the result.
     @discardableResult
-    public func synchronize(_ store: ParameterStore, globalSampleCount: Int) throws -> Bool {
-        let gradients = store.gradients
-        if communicator.size > 1 {
-            let start = monotonicSeconds()
-            var offset = 0, bucket = 0
-            while offset < store.count {
-                tracker?.enter(.allreduce, bucket: bucket)
-                bucket += 1
-                let count = min(bucketElements, store.count - offset)
-                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: gradients[offset..<(offset + count)]), .sum)
-                offset += count
-            }
-            communicationSeconds += monotonicSeconds() - start
+    public func synchronize(globalSampleCount: Int) throws -> Bool {
+        let start = monotonicSeconds()
+        let finite = try arena.sumOverRanks(scale: 1 / Float(max(globalSampleCount, 1))) { bucket in
+            tracker?.enter(.allreduce, bucket: bucket)
         }
-        if communicator.size == 1 { tracker?.enter(.allreduce, bucket: 0) }
-        if globalSampleCount > 0 {
-            return scaleInPlaceCheckingFinite(gradients.baseAddress!, count: store.count, by: 1 / Float(globalSampleCount))
-        }
-        return allFinite(gradients.baseAddress!, count: store.count)
+        if communicator.size > 1 { communicationSeconds += monotonicSeconds() - start }
+        return finite
     }
 
     /// Communication time accumulated since the last call, and resets it.

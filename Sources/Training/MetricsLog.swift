@@ -49,6 +49,7 @@ public final class MetricsLog: TrainingReporter {
             ("schedule", .string(r.schedule)), ("epochs", .int(r.epochs)),
             ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("threads_per_rank", .int(r.threadsPerRank)),
             ("blas", .string(r.blas)), ("communicator", .string(r.communicator)),
+            ("gradient_sum", .string(r.gradientSum)),
             ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),
             ("steps_per_epoch", .int(r.stepsPerEpoch)),
         ]))

@@ -17,6 +17,8 @@ public struct StartRecord: Sendable {
     public var threadsPerRank: Int
     public var blas: String
     public var communicator: String
+    /// How gradients are summed over ranks (SumArena.summary).
+    public var gradientSum: String
     public var trainSamples: Int
     public var testSamples: Int
     public var stepsPerEpoch: Int

@@ -76,7 +76,8 @@ public final class Trainer {
         model.parameters.initializeKaimingUniform(seed: configuration.seed)
         optimizer = makeOptimizer(configuration.optimizerSettings, parameterCount: model.parameters.count)
         normalization = try Normalization.measured(on: data.train)
-        synchronizer = GradientSynchronizer(communicator: communicator, bucketMegabytes: configuration.bucketMegabytes)
+        synchronizer = try GradientSynchronizer(communicator: communicator, store: model.parameters,
+                                               bucketMegabytes: configuration.bucketMegabytes)
         trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         synchronizer.tracker = tracker
@@ -187,6 +188,7 @@ public final class Trainer {
             schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
             augment: configuration.augment,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
+            gradientSum: synchronizer.arena.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch))
         defer { tracker.enter(.finished) }
         for epoch in startEpoch..<max(startEpoch, configuration.epochs) {
@@ -260,7 +262,7 @@ public final class Trainer {
                     && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count))
                 let t2 = monotonicSeconds()
                 // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
-                let finite = try synchronizer.synchronize(model.parameters, globalSampleCount: plan.globalRange(batch: step).count)
+                let finite = try synchronizer.synchronize(globalSampleCount: plan.globalRange(batch: step).count)
                 let t3 = monotonicSeconds()
                 tracker.enter(.optimizer)
                 let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan,

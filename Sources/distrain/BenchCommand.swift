@@ -72,7 +72,7 @@ struct BenchCommand: ParsableCommand {
             var fields: [(String, JSONValue)] = [
                 ("model", .string(r.model.rawValue)), ("input_shape", .array(r.inputShape.map { .int($0) })),
                 ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
-                ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)),
+                ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
                 ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
                 ("images_per_second", .number(median)),
                 ("images_per_second_min", .number(r.imagesPerSecond.min() ?? 0)),
@@ -94,7 +94,7 @@ struct BenchCommand: ParsableCommand {
         } else {
             print("distrain bench: \(r.model.rawValue) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
             print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
-            if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", ")))") }
+            if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
             print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
             print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted")")

@@ -12,6 +12,7 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(object["model"] as? String, "lenet")
         XCTAssertEqual(object["input_shape"] as? [Int], [3, 32, 32])
         XCTAssertEqual(object["repetitions"] as? Int, 3)
+        XCTAssertEqual(object["gradient_sum"] as? String, "local")
         for key in ["images_per_second", "images_per_second_min", "images_per_second_max", "images_per_second_total"] {
             XCTAssertGreaterThan(object[key] as? Double ?? 0, 0, key)
         }
@@ -44,6 +45,25 @@ final class BenchCommandTests: XCTestCase {
             let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double, "\(model): the malloc counter must be live")
             XCTAssertLessThan(allocations, 1, "\(model) allocates \(allocations) times per training step")
         }
+    }
+
+    /// Under mpirun: per-rank and total figures, the shared-memory gradient sum, and still no allocation
+    /// per step on either rank's path.
+    func testTwoRankBenchSumsInSharedMemoryWithoutAllocating() throws {
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain",
+                                     "bench", "--model", "mlp", "--batch-size", "4", "--steps", "5", "--repetitions", "2",
+                                     "--threads", "1", "--json"], timeout: 300)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as! [String: Any]
+        XCTAssertEqual(object["world_size"] as? Int, 2)
+        XCTAssertEqual(object["global_batch"] as? Int, 8)
+        XCTAssertEqual(object["gradient_sum"] as? String, "shared memory (2 ranks per host)")
+        let perRank = try XCTUnwrap(object["images_per_second_per_rank"] as? [Int])
+        XCTAssertEqual(perRank.count, 2)
+        XCTAssertEqual(object["images_per_second_total"] as? Double ?? 0, Double(perRank.reduce(0, +)), accuracy: 1e-9)
+        let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double)
+        XCTAssertLessThan(allocations, 1, "two-rank steps allocate \(allocations) times per step")
     }
 
     func testInvalidBenchFlags() throws {

@@ -31,6 +31,8 @@ final class EmulatedClusterTests: XCTestCase {
         let start = try readMetrics(directory + "/cluster.jsonl")[0]
         XCTAssertEqual(start["world_size"] as? Int, 6)
         XCTAssertEqual(start["communicator"] as? String, "MPI")
+        // Hierarchical: each emulated host sums in shared memory, slices are allreduced between hosts.
+        XCTAssertEqual(start["gradient_sum"] as? String, "shared memory (2 ranks per host) + allreduce across 3 hosts")
         let clusterEpochs = try readMetrics(directory + "/cluster.jsonl").filter { $0["event"] as? String == "epoch" }
         let localEpochs = try readMetrics(directory + "/local.jsonl").filter { $0["event"] as? String == "epoch" }
         XCTAssertEqual(clusterEpochs.count, 2)

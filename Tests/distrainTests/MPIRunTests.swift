@@ -39,6 +39,8 @@ final class MPIRunTests: XCTestCase {
             let events = try readMetrics(path)
             XCTAssertEqual(events.first?["world_size"] as? Int, ranks)
             XCTAssertEqual(events.first?["per_rank_batch"] as? Int, 60 / ranks)
+            // One host: the gradient sum goes through shared memory, not MPI_Allreduce.
+            XCTAssertEqual(events.first?["gradient_sum"] as? String, "shared memory (\(ranks) ranks per host)")
             let epochs = events.filter { $0["event"] as? String == "epoch" }
             XCTAssertEqual(epochs.count, 2)
             for (mine, theirs) in zip(epochs, reference) {

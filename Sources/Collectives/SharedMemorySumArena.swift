@@ -1,0 +1,152 @@
+import CKernels
+import CMPI
+
+/// How the ranks of an MPI job sit on hosts, for sums that stay in shared memory inside a host.
+struct HostTopology {
+    /// The ranks of this host (MPI_COMM_TYPE_SHARED), this rank's index among them, and their count.
+    let host: MPI_Comm
+    let hostRank: Int
+    let hostSize: Int
+    /// The ranks with this rank's host index on every host (nil on a single host or when hosts run
+    /// different numbers of ranks).
+    let peers: MPI_Comm?
+    /// Every host runs the same number of ranks.
+    let uniform: Bool
+}
+
+/// Gradient sums through memory shared by the ranks of a host (an MPI-3 shared window), as the
+/// intra-node step of NCCL's and Horovod's hierarchical allreduce.
+///
+/// Each rank's arena is its segment of the window, so backward writes its gradients where the other
+/// ranks of the host can read them. Host rank r sums slice r of every arena in rank order, then, across
+/// hosts, allreduces that slice with the ranks holding the same host index (the network carries each
+/// value once per host), scales it and writes it into every arena of its host. Two host barriers frame
+/// this: contributions complete before any slice is read, and every slice written before anyone goes on.
+/// Measured on a 2-vCPU VM, 2 ranks: 18 µs for the seed MLP's 109,386 gradients against 213 µs for
+/// Open MPI's MPI_Allreduce, whose shared-memory path copies through small fragments.
+///
+/// The window lives until `MPICommunicator.finalize()` (freeing it is collective, and a deinit runs on
+/// each rank at its own time).
+final class SharedMemorySumArena: SumArena {
+    let buffer: UnsafeMutableBufferPointer<Float>
+    let window: MPI_Win
+    private let topology: HostTopology
+    private let worldSize: Int
+    private let bucketElements: Int
+    /// This rank's slice of every arena: the elements it sums for the host.
+    private let slice: Range<Int>
+    /// Every host rank's arena, as sources and as targets for distrain_sum_spread (hostSize pointers each).
+    private let sources: UnsafeMutablePointer<UnsafePointer<Float>?>
+    private let targets: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
+    /// Each host rank's verdict on its slice (1 = all finite), one float after its arena.
+    private let verdicts: [UnsafeMutablePointer<Float>]
+
+    /// Allocates the window on every rank of every host, or returns nil on every rank when any rank could
+    /// not (the caller then falls back to allreduce).
+    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm) throws -> SharedMemorySumArena? {
+        // Arena, padded to whole cache lines so that no two ranks write one line, then one line of verdict.
+        let arenaFloats = (max(count, 1) + 15) / 16 * 16
+        var info = cmpi_info_null()
+        MPI_Info_create(&info)
+        defer { MPI_Info_free(&info) }
+        MPI_Info_set(info, "alloc_shared_noncontig", "true")  // each segment on its own pages, touched by its owner
+        var window: MPI_Win?
+        var base: UnsafeMutableRawPointer?
+        let status = MPI_Win_allocate_shared(MPI_Aint((arenaFloats + 16) * 4), 4, info, topology.host, &base, &window)
+        var succeeded: Int32 = status == MPI_SUCCESS ? 1 : 0
+        try checkMPI(MPI_Allreduce(cmpi_in_place(), &succeeded, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
+        guard succeeded == 1 else {
+            if status == MPI_SUCCESS { MPI_Win_free(&window) }
+            return nil
+        }
+        return try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
+                                        bucketElements: bucketElements, topology: topology, world: world)
+    }
+
+    private init(count: Int, arenaFloats: Int, window: MPI_Win, bucketElements: Int, topology: HostTopology,
+                 world: MPI_Comm) throws {
+        self.window = window
+        self.topology = topology
+        var size: Int32 = 0
+        MPI_Comm_size(world, &size)
+        worldSize = Int(size)
+        self.bucketElements = bucketElements
+        MPI_Win_set_errhandler(window, cmpi_errors_return())
+        var arenas: [UnsafeMutablePointer<Float>] = []
+        for rank in 0..<topology.hostSize {
+            var bytes: MPI_Aint = 0
+            var unit: Int32 = 0
+            var base: UnsafeMutableRawPointer?
+            try checkMPI(MPI_Win_shared_query(window, Int32(rank), &bytes, &unit, &base), "MPI_Win_shared_query")
+            arenas.append(base!.bindMemory(to: Float.self, capacity: arenaFloats + 16))
+        }
+        let own = arenas[topology.hostRank]
+        own.initialize(repeating: 0, count: arenaFloats + 16)
+        buffer = UnsafeMutableBufferPointer(start: own, count: count)
+        verdicts = arenas.map { $0 + arenaFloats }
+        sources = .allocate(capacity: topology.hostSize)
+        targets = .allocate(capacity: topology.hostSize)
+        for (rank, arena) in arenas.enumerated() {
+            (sources + rank).initialize(to: UnsafePointer(arena))
+            (targets + rank).initialize(to: arena)
+        }
+        let share = ((count + topology.hostSize - 1) / topology.hostSize + 15) / 16 * 16
+        let lower = min(topology.hostRank * share, count)
+        slice = lower..<min(lower + share, count)
+        // Passive-target epoch for the window's lifetime; MPI_Win_sync orders the loads and stores.
+        try checkMPI(MPI_Win_lock_all(cmpi_mode_nocheck(), window), "MPI_Win_lock_all")
+        try hostBarrier()  // every arena zeroed before anyone reads one
+    }
+
+    deinit {
+        sources.deallocate()
+        targets.deallocate()
+    }
+
+    var summary: String {
+        let hosts = topology.peers == nil ? 1 : worldSize / topology.hostSize
+        return "shared memory (\(topology.hostSize) ranks per host)" + (hosts > 1 ? " + allreduce across \(hosts) hosts" : "")
+    }
+
+    func sumOverRanks(scale: Float, enteringBucket: (Int) -> Void) throws -> Bool {
+        enteringBucket(0)
+        try hostBarrier()  // every contribution is complete
+        let lower = slice.lowerBound, upper = slice.upperBound
+        let hostRank = topology.hostRank, hostSize = topology.hostSize
+        let finite: Bool
+        if let peers = topology.peers {
+            _ = distrain_sum_spread(sources, hostSize, targets + hostRank, 1, lower, upper, 1)
+            var offset = lower, bucket = 0
+            while offset < upper {
+                if bucket > 0 { enteringBucket(bucket) }
+                let count = min(bucketElements, upper - offset)
+                try checkMPI(MPI_Allreduce(cmpi_in_place(), targets[hostRank]! + offset, Int32(count), cmpi_float(),
+                                           cmpi_op_sum(), peers), "MPI_Allreduce")
+                offset += count
+                bucket += 1
+            }
+            finite = distrain_sum_spread(sources + hostRank, 1, targets, hostSize, lower, upper, scale) != 0
+        } else {
+            finite = distrain_sum_spread(sources, hostSize, targets, hostSize, lower, upper, scale) != 0
+        }
+        verdicts[hostRank].pointee = finite ? 1 : 0
+        try hostBarrier()  // every slice is summed and written into every arena
+        for rank in 0..<hostSize where verdicts[rank].pointee != 1 { return false }
+        return true
+    }
+
+    private func hostBarrier() throws {
+        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
+        try checkMPI(MPI_Barrier(topology.host), "MPI_Barrier")
+        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
+    }
+}
+
+/// Throws the library's text for a failed MPI call.
+func checkMPI(_ status: Int32, _ call: String) throws {
+    guard status != MPI_SUCCESS else { return }
+    var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+    var length: Int32 = 0
+    MPI_Error_string(status, &text, &length)
+    throw CollectiveError.library(call: call, message: String(cString: text))
+}
