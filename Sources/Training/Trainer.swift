@@ -243,30 +243,23 @@ public final class Trainer {
                 tracker.enter(.forward)
                 injectFaultIfDue(batch: batch)
                 let t1 = monotonicSeconds()
-                model.parameters.zeroGradients()
-                var totals = LossTotals(lossSum: 0, correct: 0)
-                if batch > 0 {
-                    let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: epoch,
-                                                 sampleIndices: indices.baseAddress)
-                    let logits = model.forward(batch: batch, context: context)
-                    totals = labels.withUnsafeBufferPointer {
-                        softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes,
-                                            dLogits: model.outputGradient)
-                    }
-                    tracker.enter(.backward)
-                    model.backward(batch: batch)
+                let totals = labels.withUnsafeBufferPointer {
+                    computeGradients(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
+                                     sampleIndices: indices.baseAddress)
                 }
-                // Scanned before the sum so that a non-finite step can name the rank it came from (alone,
-                // the summed check below says it all).
-                let locallyFinite = communicator.size == 1 || (totals.lossSum.isFinite
-                    && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count))
                 let t2 = monotonicSeconds()
                 // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
                 let finite = try synchronizer.synchronize(globalSampleCount: plan.globalRange(batch: step).count)
                 let t3 = monotonicSeconds()
                 tracker.enter(.optimizer)
+                // Rare path: which ranks produced it? Each recomputes its own gradients (the sum replaced
+                // them) rather than every step paying a scan for it.
                 let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan,
-                                                                locallyFinite: communicator.size > 1 && locallyFinite)
+                                                                locallyFinite: communicator.size > 1 && labels.withUnsafeBufferPointer {
+                    let again = computeGradients(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
+                                                 sampleIndices: indices.baseAddress)
+                    return again.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+                })
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
                 if !skip { optimizer.update(model.parameters, learningRate: learningRate) }
                 let t4 = monotonicSeconds()
@@ -327,6 +320,21 @@ public final class Trainer {
     }
 
     /// Decides, identically on every rank, what a non-finite step means; returns true to skip it.
+    /// Zeroes the gradients, then forward, loss and backward for the gathered batch (nothing on an empty
+    /// local batch). Deterministic: the same batch and parameters give the same bits again.
+    private func computeGradients(batch: Int, labels: UnsafePointer<UInt8>, classes: Int, epoch: Int,
+                                  sampleIndices: UnsafePointer<Int32>?) -> LossTotals {
+        model.parameters.zeroGradients()
+        guard batch > 0 else { return LossTotals(lossSum: 0, correct: 0) }
+        let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: epoch, sampleIndices: sampleIndices)
+        let logits = model.forward(batch: batch, context: context)
+        let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes,
+                                         dLogits: model.outputGradient)
+        tracker.enter(.backward)
+        model.backward(batch: batch)
+        return totals
+    }
+
     private func handleNonFinite(epoch: Int, batch: Int, plan: BatchPlan, locallyFinite: Bool) throws -> Bool {
         // Which ranks produced it: those whose own loss or gradients were not finite.
         let flags = try communicator.allGather([locallyFinite ? 0 : 1]).map { $0[0] }
