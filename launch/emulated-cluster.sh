@@ -4,7 +4,8 @@
 # TCP as the only transport. Used by the tests; also a way to try hostfile runs without a cluster.
 # All emulated hosts share this machine's cores, so idle ranks yield (mpi_yield_when_idle).
 #
-#   sudo launch/emulated-cluster.sh [--hosts 3] [--slots 2] -- <distrain arguments...>
+#   sudo launch/emulated-cluster.sh [--hosts 3] [--slots 2] [--ranks N] -- <distrain arguments...>
+#   (--ranks: fewer than hosts × slots leaves the last host short — hosts with different rank counts)
 #   sudo launch/emulated-cluster.sh -- doctor --dataset fashion-mnist
 #   sudo launch/emulated-cluster.sh -- fashion-mnist --epochs 2 --batch-size 120
 #
@@ -13,17 +14,20 @@
 # failure or Ctrl-C. Exit 77 means "cannot emulate here" (not root, no ip, namespaces refused).
 set -euo pipefail
 
-hosts=3; slots=2
+hosts=3; slots=2; ranks=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --hosts) hosts="$2"; shift 2 ;;
         --slots) slots="$2"; shift 2 ;;
+        --ranks) ranks="$2"; shift 2 ;;
         --) shift; break ;;
-        *) echo "emulated-cluster.sh: error: unknown option '$1'; usage: [--hosts N] [--slots N] -- <distrain arguments>" >&2; exit 64 ;;
+        *) echo "emulated-cluster.sh: error: unknown option '$1'; usage: [--hosts N] [--slots N] [--ranks N] -- <distrain arguments>" >&2; exit 64 ;;
     esac
 done
 [[ "$hosts" =~ ^[1-9]$ ]] || { echo "emulated-cluster.sh: error: --hosts must be 1..9, got '$hosts'" >&2; exit 64; }
 [[ "$slots" =~ ^[1-9][0-9]*$ ]] || { echo "emulated-cluster.sh: error: --slots must be a positive number, got '$slots'" >&2; exit 64; }
+ranks="${ranks:-$((hosts * slots))}"
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] && [ "$ranks" -le $((hosts * slots)) ] || { echo "emulated-cluster.sh: error: --ranks must be 1..$((hosts * slots)) (hosts × slots), got '$ranks'" >&2; exit 64; }
 [ $# -gt 0 ] || { echo "emulated-cluster.sh: error: give the distrain arguments after --" >&2; exit 64; }
 [ "$(id -u)" -eq 0 ] || { echo "emulated-cluster.sh: cannot emulate hosts: network namespaces need root" >&2; exit 77; }
 command -v ip >/dev/null || { echo "emulated-cluster.sh: cannot emulate hosts: 'ip' (iproute2) is not installed" >&2; exit 77; }
@@ -85,7 +89,7 @@ AGENT
 chmod +x "$work/agent"
 
 status=0
-mpirun --allow-run-as-root --hostfile "$work/hostfile" -n $((hosts * slots)) \
+mpirun --allow-run-as-root --hostfile "$work/hostfile" -n "$ranks" \
     --mca plm_rsh_agent "$work/agent" \
     --mca btl tcp,self --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
     --bind-to none --mca mpi_yield_when_idle 1 \

@@ -8,10 +8,10 @@ final class EmulatedClusterTests: XCTestCase {
     private var distrain: String { builtProductsDirectory + "/distrain" }
 
     /// Runs launch/emulated-cluster.sh; skips (saying why) where namespaces cannot be made.
-    private func emulated(_ arguments: [String]) throws -> ProcessOutcome {
+    private func emulated(_ arguments: [String], cluster: [String] = ["--hosts", "3", "--slots", "2"]) throws -> ProcessOutcome {
         guard findOnPath("mpirun") != nil else { throw XCTSkip("mpirun is not installed") }
         guard getuid() == 0 else { throw XCTSkip("emulated hosts need root (network namespaces); not root here, so this multi-host test did not run") }
-        let outcome = try runProcess("/bin/bash", [repository + "/launch/emulated-cluster.sh", "--hosts", "3", "--slots", "2", "--"] + arguments,
+        let outcome = try runProcess("/bin/bash", [repository + "/launch/emulated-cluster.sh"] + cluster + ["--"] + arguments,
                                      extraEnvironment: ["DISTRAIN": distrain], timeout: 300)
         if outcome.exitCode == 77 {
             throw XCTSkip("cannot emulate hosts on this machine: \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -20,19 +20,31 @@ final class EmulatedClusterTests: XCTestCase {
     }
 
     func testThreeHostsTimesTwoRanksMatchTheSingleHostRun() throws {
+        // Hierarchical: each emulated host sums in shared memory, slices are allreduced between hosts.
+        try checkClusterMatchesSingleHostRun(cluster: ["--hosts", "3", "--slots", "2"], ranks: 6,
+                                             gradientSum: "shared memory (2 ranks per host) + allreduce across 3 hosts")
+    }
+
+    /// Hosts with different rank counts (2 + 1) cannot split the sum into equal host slices: the plain
+    /// allreduce takes over, with the same results.
+    func testUnevenHostsFallBackToAllreduceWithTheSameResults() throws {
+        try checkClusterMatchesSingleHostRun(cluster: ["--hosts", "2", "--slots", "2", "--ranks", "3"], ranks: 3,
+                                             gradientSum: "allreduce")
+    }
+
+    private func checkClusterMatchesSingleHostRun(cluster options: [String], ranks: Int, gradientSum: String) throws {
         let directory = makeTemporaryDirectory("emulated")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         writeSyntheticIDXDataset(directory: directory, trainCount: 600, testCount: 120)
         let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "60", "--threads", "1", "--no-progress"]
-        let cluster = try emulated(common + ["--metrics", directory + "/cluster.jsonl"])
+        let cluster = try emulated(common + ["--metrics", directory + "/cluster.jsonl"], cluster: options)
         XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
         let local = try runProcess(distrain, common + ["--metrics", directory + "/local.jsonl"], timeout: 120)
         XCTAssertEqual(local.exitCode, 0, local.standardError)
         let start = try readMetrics(directory + "/cluster.jsonl")[0]
-        XCTAssertEqual(start["world_size"] as? Int, 6)
+        XCTAssertEqual(start["world_size"] as? Int, ranks)
         XCTAssertEqual(start["communicator"] as? String, "MPI")
-        // Hierarchical: each emulated host sums in shared memory, slices are allreduced between hosts.
-        XCTAssertEqual(start["gradient_sum"] as? String, "shared memory (2 ranks per host) + allreduce across 3 hosts")
+        XCTAssertEqual(start["gradient_sum"] as? String, gradientSum)
         let clusterEpochs = try readMetrics(directory + "/cluster.jsonl").filter { $0["event"] as? String == "epoch" }
         let localEpochs = try readMetrics(directory + "/local.jsonl").filter { $0["event"] as? String == "epoch" }
         XCTAssertEqual(clusterEpochs.count, 2)
