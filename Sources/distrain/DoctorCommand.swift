@@ -46,16 +46,19 @@ struct DoctorCommand: ParsableCommand {
             let sgemm = measureSGEMM()
             let gradientCount = makeModel(model, inputShape: model == .lenet ? [3, 32, 32] : [1, 28, 28], classes: 10).parameters.count
             let (latency, bandwidth) = try measureAllreduce(communicator, floats: gradientCount)
+            let (sumMicroseconds, sumPath) = try measureGradientSum(communicator, floats: gradientCount)
             let dataChecksum = datasetChecksum()
             let row: [Int64] = [Int64(communicator.localRank), Int64(communicator.localSize), Int64(cores), Int64(threads),
                                 Int64(bitPattern: sgemm.bitPattern), Int64(bitPattern: latency.bitPattern), Int64(bitPattern: bandwidth.bitPattern),
-                                Int64(executableChecksum), dataChecksum.map(Int64.init) ?? -1]
+                                Int64(executableChecksum), dataChecksum.map(Int64.init) ?? -1,
+                                Int64(bitPattern: sumMicroseconds.bitPattern)]
             let table = try communicator.allGather(row)
             let hosts = try communicator.allGather(text: communicator.hostName)
             let blas = try communicator.allGather(text: BLAS.summary)
             var verdict = true
             if communicator.isCoordinator {
-                verdict = report(table: table, hosts: hosts, blas: blas, gradientCount: gradientCount, communicator: communicator)
+                verdict = report(table: table, hosts: hosts, blas: blas, gradientCount: gradientCount, sumPath: sumPath,
+                                 communicator: communicator)
             }
             var agreed: [Int64] = [verdict ? 0 : 1]
             try communicator.allreduce(&agreed, .max)
@@ -104,6 +107,21 @@ struct DoctorCommand: ParsableCommand {
         return (latency, Double(floats * 4) / median / 1e9)
     }
 
+    /// Median time of the gradient sum training does (the communicator's sum arena, at the model's
+    /// gradient size) in µs, and how it travels.
+    private func measureGradientSum(_ communicator: Communicator, floats: Int) throws -> (Double, String) {
+        let arena = try communicator.makeSumArena(count: floats, bucketElements: 1_048_576)
+        arena.buffer.update(repeating: 1)
+        var times: [Double] = []
+        for _ in 0..<22 {
+            try communicator.barrier()
+            let start = monotonicSeconds()
+            _ = try arena.sumOverRanks(scale: 0.5) { _ in }
+            times.append(monotonicSeconds() - start)
+        }
+        return (times.dropFirst(2).sorted()[10] * 1e6, arena.summary)
+    }
+
     /// CRC-32 over the dataset's files on this host (nil: no --dataset; 0: files unreadable).
     private func datasetChecksum() -> UInt32? {
         guard let dataset else { return nil }
@@ -128,16 +146,18 @@ struct DoctorCommand: ParsableCommand {
     }
 
     /// Prints the table and the verdict; returns true for GO.
-    private func report(table: [[Int64]], hosts: [String], blas: [String], gradientCount: Int, communicator: Communicator) -> Bool {
+    private func report(table: [[Int64]], hosts: [String], blas: [String], gradientCount: Int, sumPath: String,
+                        communicator: Communicator) -> Bool {
         func double(_ value: Int64) -> Double { Double(bitPattern: UInt64(bitPattern: value)) }
-        print("distrain doctor: \(communicator.size) rank\(communicator.size == 1 ? "" : "s") (\(communicator.kind)), gradient of \(model.rawValue) = \(grouped(Double(gradientCount))) floats")
+        print("distrain doctor: \(communicator.size) rank\(communicator.size == 1 ? "" : "s") (\(communicator.kind)), gradient of \(model.rawValue) = \(grouped(Double(gradientCount))) floats, summed by \(sumPath)")
         print(pad("rank", 5) + pad("host", 16) + pad("local", 7) + pad("threads/cores", 15) + pad("sgemm GFLOP/s", 15)
-              + pad("allreduce µs", 14) + pad("MB/s", 8) + pad("executable", 11) + "data")
+              + pad("allreduce µs", 14) + pad("MB/s", 8) + pad("sum µs", 9) + pad("executable", 11) + "data")
         for (rank, row) in table.enumerated() {
             let data = row[8] < 0 ? "-" : row[8] == 0 ? "MISSING" : String(UInt32(truncatingIfNeeded: row[8]), radix: 16)
             print(pad(String(rank), 5) + pad(hosts[rank], 16) + pad("\(row[0])/\(row[1])", 7)
                   + pad("\(row[3])×\(row[1]) of \(row[2])", 15) + pad(format(double(row[4]), 1), 15)
                   + pad(format(double(row[5]), 1), 14) + pad(format(double(row[6]) * 1000, 0), 8)
+                  + pad(format(double(row[9]), 1), 9)
                   + pad(String(UInt32(truncatingIfNeeded: row[7]), radix: 16), 11) + data)
         }
         print("BLAS: " + Set(blas).sorted().joined(separator: " | "))
