@@ -55,9 +55,9 @@ public protocol Communicator: AnyObject {
     /// Combines `buffer` elementwise over all ranks, in place; every rank receives the result.
     func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws
     /// A zeroed arena of `count` floats for repeated in-place sums over ranks (the gradients). Every
-    /// rank calls it at the same point with the same arguments. Allreduces move at most `bucketElements`
-    /// floats per call.
-    func makeSumArena(count: Int, bucketElements: Int) throws -> SumArena
+    /// rank calls it at the same point with the same count; if any rank asks for `.allreduce`, all get
+    /// it. Allreduces move at most `bucketElements` floats per call.
+    func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena
     /// Copies `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns when every rank has arrived.
@@ -69,8 +69,8 @@ public protocol Communicator: AnyObject {
 }
 
 extension Communicator {
-    /// The portable arena: private memory and `allreduce`.
-    public func makeSumArena(count: Int, bucketElements: Int) throws -> SumArena {
+    /// The portable arena: private memory and `allreduce`, whatever the method.
+    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena {
         AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
     }
 

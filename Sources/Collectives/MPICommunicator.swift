@@ -66,9 +66,17 @@ public final class MPICommunicator: Communicator {
     }
 
     /// A shared-memory arena (SharedMemorySumArena) when several ranks share a host and every host runs
-    /// as many ranks; otherwise, or if the window cannot be allocated, the allreduce arena.
-    public func makeSumArena(count: Int, bucketElements: Int) throws -> SumArena {
+    /// as many ranks; otherwise, if the window cannot be allocated, or if any rank asks for
+    /// `.allreduce`, the allreduce arena.
+    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena {
         if size > 1 {
+            // Decided together: ranks started with different flags must still take the same path.
+            var wantsAllreduce: Int32 = method == .allreduce ? 1 : 0
+            try checkMPI(MPI_Allreduce(cmpi_in_place(), &wantsAllreduce, 1, cmpi_int32(), cmpi_op_max(), world),
+                         "MPI_Allreduce")
+            if wantsAllreduce == 1 {
+                return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
+            }
             let topology = try hostTopology()
             if topology.hostSize > 1 && topology.uniform,
                let arena = try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,

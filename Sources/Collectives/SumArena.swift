@@ -1,5 +1,14 @@
 import CKernels
 
+/// How gradients may travel between ranks (`--gradient-sum`).
+public enum SumMethod: String, CaseIterable, Sendable {
+    /// Shared memory between the ranks of a host where the communicator can (MPI, several ranks on a
+    /// host, every host with as many), allreduce otherwise.
+    case auto
+    /// Always the communicator's allreduce (the escape hatch, and the before/after comparison).
+    case allreduce
+}
+
 /// Float storage that every rank fills with its contribution and then sums over all ranks in place.
 ///
 /// The gradient arena lives in one (`ParameterStore.moveGradients`), so backward writes straight into

@@ -63,7 +63,8 @@ public func benchmarkInputShape(_ model: ModelName) -> [Int] {
 /// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
 /// per-epoch setup; `allocationCount` reads the process's allocation counter.
 public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, allocationCount: (() -> UInt64)?) throws -> BenchmarkResult {
+                         communicator: Communicator, gradientSum: SumMethod = .auto,
+                         allocationCount: (() -> UInt64)?) throws -> BenchmarkResult {
     let shape = benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
@@ -78,7 +79,7 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     func trainer(steps: Int) throws -> Trainer {
         let configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
         return try Trainer(configuration: configuration, data: syntheticData(samples: steps * globalBatch),
-                           communicator: communicator, threadsPerRank: threads, reporter: nil)
+                           communicator: communicator, threadsPerRank: threads, reporter: nil, gradientSum: gradientSum)
     }
     let timed = try trainer(steps: steps)
     try timed.trainEpoch(0)  // warm-up: buffers planned, BLAS threads started, pages touched

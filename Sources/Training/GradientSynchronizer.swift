@@ -17,10 +17,10 @@ public final class GradientSynchronizer {
     var tracker: PhaseTracker?
 
     /// Moves `store`'s gradients into a new sum arena. Collective: every rank calls it at the same point.
-    public init(communicator: Communicator, store: ParameterStore, bucketMegabytes: Double) throws {
+    public init(communicator: Communicator, store: ParameterStore, bucketMegabytes: Double, method: SumMethod = .auto) throws {
         self.communicator = communicator
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
-        arena = try communicator.makeSumArena(count: store.count, bucketElements: bucketElements)
+        arena = try communicator.makeSumArena(count: store.count, bucketElements: bucketElements, method: method)
         store.moveGradients(to: arena.buffer, owner: arena)
     }
 

@@ -60,9 +60,11 @@ public final class Trainer {
     /// Builds the model and optimizer and checks that every rank agrees on them.
     ///
     /// - Parameter reporter: the coordinator's reporter; pass nil on other ranks.
+    /// - Parameter gradientSum: how gradients travel between ranks (`--gradient-sum`).
     public init(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
                 threadsPerRank: Int = 1, reporter: TrainingReporter?, checkpointing: CheckpointSettings? = nil,
-                resume: LoadedCheckpoint? = nil, tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil) throws {
+                resume: LoadedCheckpoint? = nil, tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil,
+                gradientSum: SumMethod = .auto) throws {
         let data = DatasetSplits(name: data.name, train: data.train.prefix(configuration.trainLimit),
                                  test: data.test.prefix(configuration.testLimit))
         self.configuration = configuration
@@ -77,7 +79,7 @@ public final class Trainer {
         optimizer = makeOptimizer(configuration.optimizerSettings, parameterCount: model.parameters.count)
         normalization = try Normalization.measured(on: data.train)
         synchronizer = try GradientSynchronizer(communicator: communicator, store: model.parameters,
-                                               bucketMegabytes: configuration.bucketMegabytes)
+                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum)
         trainGatherer = BatchGatherer(dataset: data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         synchronizer.tracker = tracker

@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions (the median is reported).")
     var repetitions: Int = 5
 
+    @Option(name: .customLong("gradient-sum"), help: "auto: shared memory within each host; allreduce: MPI_Allreduce only (to compare).")
+    var gradientSum: SumMethod = .auto
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -53,7 +56,8 @@ struct BenchCommand: ParsableCommand {
         let counter: (() -> UInt64)? = distrain_allocation_counter_active() != 0 ? { distrain_allocation_count() } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
-                                          threads: threads, communicator: communicator, allocationCount: counter)
+                                          threads: threads, communicator: communicator, gradientSum: gradientSum,
+                                          allocationCount: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
             let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),

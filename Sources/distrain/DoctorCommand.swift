@@ -28,6 +28,9 @@ struct DoctorCommand: ParsableCommand {
     @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
     var threads: Int?
 
+    @Option(name: .customLong("gradient-sum"), help: "The gradient sum to time: auto (shared memory within each host) or allreduce.")
+    var gradientSum: SumMethod = .auto
+
     func validate() throws {
         if let dataset, !["fashion-mnist", "mnist", "cifar10"].contains(dataset) {
             throw ValidationError("unknown dataset '\(dataset)': use fashion-mnist, mnist or cifar10")
@@ -110,7 +113,7 @@ struct DoctorCommand: ParsableCommand {
     /// Median time of the gradient sum training does (the communicator's sum arena, at the model's
     /// gradient size) in µs, and how it travels.
     private func measureGradientSum(_ communicator: Communicator, floats: Int) throws -> (Double, String) {
-        let arena = try communicator.makeSumArena(count: floats, bucketElements: 1_048_576)
+        let arena = try communicator.makeSumArena(count: floats, bucketElements: 1_048_576, method: gradientSum)
         arena.buffer.update(repeating: 1)
         var times: [Double] = []
         for _ in 0..<22 {

@@ -84,7 +84,7 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
         let trainer = try Trainer(configuration: configuration, data: data!, communicator: communicator,
                                   threadsPerRank: threads, reporter: reporter,
                                   checkpointing: options.checkpointSettings, resume: checkpoint,
-                                  tracker: tracker, fault: try Fault.fromEnvironment())
+                                  tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: options.gradientSum)
         try trainer.run()
         tracker.enter(.finished)
     }

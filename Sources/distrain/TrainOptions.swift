@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Layers
 import Optimizers
 import Training
@@ -7,6 +8,7 @@ extension ModelName: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
+extension SumMethod: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
 struct TrainOptions: ParsableArguments {
@@ -61,8 +63,11 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Write JSON Lines metrics (start, epoch, end events) to this file.")
     var metrics: String?
 
-    @Option(name: .customLong("bucket-mb"), help: "Size of each gradient allreduce in MiB.")
+    @Option(name: .customLong("bucket-mb"), help: "Size of each gradient allreduce between hosts in MiB.")
     var bucketMB: Double = 4
+
+    @Option(name: .customLong("gradient-sum"), help: "auto: sum gradients in shared memory within each host (allreduce between hosts); allreduce: MPI_Allreduce only.")
+    var gradientSum: SumMethod = .auto
 
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
     var dataDirectory: String?

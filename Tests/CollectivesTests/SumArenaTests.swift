@@ -58,7 +58,7 @@ final class SumArenaTests: XCTestCase {
         let group = InProcessGroup(size: 3, timeoutSeconds: 30)
         let count = 2_500  // three buckets of 1,024
         let results = try group.run { comm -> ([Float], Bool, Bool, [Int]) in
-            let arena = try comm.makeSumArena(count: count, bucketElements: 1024)
+            let arena = try comm.makeSumArena(count: count, bucketElements: 1024, method: .auto)
             XCTAssertEqual(arena.summary, "allreduce")
             for i in 0..<count { arena.buffer[i] = Float(comm.rank + 1) * Float(i % 17) }
             var buckets: [Int] = []

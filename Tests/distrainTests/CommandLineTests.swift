@@ -22,6 +22,8 @@ final class CommandLineTests: XCTestCase {
             (["fashion-mnist", "--threads", "0"], "--threads"),
             (["fashion-mnist", "--nesterov"], "--nesterov"),
             (["fashion-mnist", "--bucket-mb", "0"], "--bucket-mb"),
+            (["fashion-mnist", "--gradient-sum", "shm"], "--gradient-sum"),
+            (["bench", "--gradient-sum", "nccl"], "--gradient-sum"),
             (["fashion-mnist", "--epochs", "many"], "many"),
             (["fashion-mnist", "--no-such-flag"], "--no-such-flag"),
             (["mnist"], "--data-dir"),

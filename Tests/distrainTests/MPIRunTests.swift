@@ -60,6 +60,32 @@ final class MPIRunTests: XCTestCase {
         }
     }
 
+    /// `--gradient-sum allreduce` takes MPI_Allreduce with the same results; asked by one rank only
+    /// (MPMD), every rank takes it, so the job cannot split into two kinds of collective.
+    func testAllreduceGradientSumGivesTheSameMetricsAndIsAgreedByAllRanks() throws {
+        writeSyntheticIDXDataset(directory: directory, trainCount: 300, testCount: 60)
+        let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "60", "--threads", "1", "--no-progress"]
+        let shared = try mpirun(2, common + ["--metrics", directory + "/shared.jsonl"])
+        XCTAssertEqual(shared.exitCode, 0, shared.standardError)
+        var arguments = localMPIRunArguments(ranks: 2)
+        arguments.removeFirst(2)  // MPMD: "-n k program args" per rank group, separated by ":"
+        arguments += ["-n", "1", distrain] + common + ["--metrics", directory + "/allreduce.jsonl"]
+            + [":", "-n", "1", distrain] + common + ["--gradient-sum", "allreduce"]
+        let mixed = try runProcess(findOnPath("mpirun")!, arguments, timeout: 120)
+        XCTAssertFalse(mixed.timedOut, "the job hung")
+        XCTAssertEqual(mixed.exitCode, 0, mixed.standardError)
+        let sharedEvents = try readMetrics(directory + "/shared.jsonl"), allreduceEvents = try readMetrics(directory + "/allreduce.jsonl")
+        XCTAssertEqual(sharedEvents.first?["gradient_sum"] as? String, "shared memory (2 ranks per host)")
+        XCTAssertEqual(allreduceEvents.first?["gradient_sum"] as? String, "allreduce")
+        let a = sharedEvents.filter { $0["event"] as? String == "epoch" }, b = allreduceEvents.filter { $0["event"] as? String == "epoch" }
+        XCTAssertEqual(a.count, 2)
+        XCTAssertEqual(b.count, 2)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x["test_accuracy"] as? Double, y["test_accuracy"] as? Double)
+            XCTAssertEqual(x["train_loss"] as! Double, y["train_loss"] as! Double, accuracy: 1e-5 * abs(y["train_loss"] as! Double))
+        }
+    }
+
     func testOneRanksBadDataEndsTheWholeJobWithItsMessage() throws {
         writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 50)
         let bad = directory + "/bad"
