@@ -108,7 +108,7 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     }
     let stepCount = Double(steps * repetitions)
     let split: [(String, Double)] = [("data", .data), ("forward", .forward), ("backward", .backward),
-                                     ("gradient_sync", .allreduce), ("optimizer", .optimizer)].map { name, phase in
+                                     ("gradient_sync", .gradientSum), ("optimizer", .optimizer)].map { name, phase in
         (name, 1000 * (phases[phase] ?? 0) / stepCount)
     }
     let sgemm = measureSgemmGigaflops()

@@ -30,7 +30,7 @@ public final class GradientSynchronizer {
     public func synchronize(globalSampleCount: Int) throws -> Bool {
         let start = monotonicSeconds()
         let finite = try arena.sumOverRanks(scale: 1 / Float(max(globalSampleCount, 1))) { bucket in
-            tracker?.enter(.allreduce, bucket: bucket)
+            tracker?.enter(.gradientSum, bucket: bucket)
         }
         if communicator.size > 1 { communicationSeconds += monotonicSeconds() - start }
         return finite

@@ -2,9 +2,9 @@ import Foundation
 
 /// What a rank is doing, for messages about stuck or failing ranks.
 public enum TrainingPhase: Int, Sendable {
-    case loading, startup, data, forward, backward, allreduce, optimizer, evaluation, checkpoint, finished
+    case loading, startup, data, forward, backward, gradientSum, optimizer, evaluation, checkpoint, finished
 
-    public var isCollective: Bool { self == .allreduce || self == .startup }
+    public var isCollective: Bool { self == .gradientSum || self == .startup }
 
     public var name: String {
         switch self {
@@ -13,7 +13,7 @@ public enum TrainingPhase: Int, Sendable {
         case .data: return "data"
         case .forward: return "forward"
         case .backward: return "backward"
-        case .allreduce: return "allreduce"
+        case .gradientSum: return "gradient sum"
         case .optimizer: return "optimizer"
         case .evaluation: return "evaluation"
         case .checkpoint: return "checkpoint"
@@ -27,16 +27,16 @@ public enum TrainingPhase: Int, Sendable {
 public final class PhaseTracker: @unchecked Sendable {
     public struct Snapshot: Sendable {
         public var phase: TrainingPhase
-        /// Gradient bucket index during allreduce, else -1.
+        /// Gradient bucket index during the gradient sum, else -1.
         public var bucket: Int
         public var epoch: Int
         /// Global optimizer step being computed (1-based).
         public var step: Int
         public var since: Double
 
-        /// "allreduce of bucket 2 at epoch 1, step 37".
+        /// "gradient sum (bucket 2) at epoch 1, step 37".
         public var description: String {
-            let what = phase == .allreduce && bucket >= 0 ? "allreduce of gradient bucket \(bucket)" : phase.name
+            let what = phase == .gradientSum && bucket >= 0 ? "gradient sum (bucket \(bucket))" : phase.name
             return "\(what) at epoch \(epoch + 1), step \(step)"
         }
     }

@@ -38,7 +38,7 @@ public struct EpochRecord: Sendable {
     public var imagesPerSecond: Double
     /// Max over ranks of the time spent computing (forward, loss, backward, optimizer).
     public var computeSeconds: Double
-    /// Max over ranks of the time spent in gradient allreduces.
+    /// Max over ranks of the time spent summing gradients over ranks (waits for the others included).
     public var communicationSeconds: Double
     /// Max over ranks of the time spent preparing batches.
     public var dataSeconds: Double
