@@ -78,11 +78,16 @@ public final class MPICommunicator: Communicator {
                 return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
             }
             let topology = try hostTopology()
-            if topology.hostSize > 1 && topology.uniform,
-               let arena = try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,
-                                                         topology: topology, world: world) {
-                windows.append(arena.window)
-                return arena
+            if topology.hostSize > 1 && topology.uniform {
+                switch try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,
+                                                     topology: topology, world: world) {
+                case .ready(let arena):
+                    windows.append(arena.window)
+                    return arena
+                case .unavailable(let reason):
+                    return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements,
+                                             fallbackReason: reason)
+                }
             }
         }
         return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)

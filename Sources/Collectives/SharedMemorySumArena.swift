@@ -1,5 +1,8 @@
 import CKernels
 import CMPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How the ranks of an MPI job sit on hosts, for sums that stay in shared memory inside a host.
 struct HostTopology {
@@ -41,11 +44,30 @@ final class SharedMemorySumArena: SumArena {
     /// Each host rank's verdict on its slice (1 = all finite), one float after its arena.
     private let verdicts: [UnsafeMutablePointer<Float>]
 
-    /// Allocates the window on every rank of every host, or returns nil on every rank when any rank could
-    /// not (the caller then falls back to allreduce).
-    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm) throws -> SharedMemorySumArena? {
+    /// The window on every rank of every host, or on every rank the reason it cannot be had (the caller
+    /// then falls back to allreduce).
+    enum Allocation {
+        case ready(SharedMemorySumArena)
+        case unavailable(reason: String)
+    }
+
+    /// Allocates the window on every rank of every host, or none (every rank gets the same answer).
+    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm) throws -> Allocation {
         // Arena, padded to whole cache lines so that no two ranks write one line, then one line of verdict.
         let arenaFloats = (max(count, 1) + 15) / 16 * 16
+        // Open MPI backs the window with a file in /dev/shm; with too little room there it prints a
+        // warning and then hangs in the collective allocation instead of failing. So check first.
+        let hostBytes = (arenaFloats + 16) * 4 * topology.hostSize
+        let room = backingRoom()
+        var roomy: Int32 = room.map { $0.free >= hostBytes + (1 << 20) } ?? true ? 1 : 0
+        try checkMPI(MPI_Allreduce(cmpi_in_place(), &roomy, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
+        guard roomy == 1 else {
+            let needed = "\(hostBytes / 1_048_576 + 1) MB"
+            guard let room, room.free < hostBytes + (1 << 20) else {
+                return .unavailable(reason: "too little shared memory on another host for \(needed); enlarge /dev/shm")
+            }
+            return .unavailable(reason: "\(room.directory) has \(room.free / 1_048_576) MB free, the sum needs \(needed); enlarge it, e.g. docker run --shm-size=1g")
+        }
         var info = cmpi_info_null()
         MPI_Info_create(&info)
         defer { MPI_Info_free(&info) }
@@ -57,10 +79,19 @@ final class SharedMemorySumArena: SumArena {
         try checkMPI(MPI_Allreduce(cmpi_in_place(), &succeeded, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
         guard succeeded == 1 else {
             if status == MPI_SUCCESS { MPI_Win_free(&window) }
-            return nil
+            return .unavailable(reason: "the shared-memory window could not be allocated")
         }
-        return try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
-                                        bucketElements: bucketElements, topology: topology, world: world)
+        return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
+                                               bucketElements: bucketElements, topology: topology, world: world))
+    }
+
+    /// Free bytes where Open MPI puts shared windows (`osc_sm_backing_directory`, /dev/shm by default),
+    /// or nil when that cannot be told.
+    private static func backingRoom() -> (directory: String, free: Int)? {
+        let directory = getenv("OMPI_MCA_osc_sm_backing_directory").map { String(cString: $0) } ?? "/dev/shm"
+        var status = statvfs()
+        guard statvfs(directory, &status) == 0 else { return nil }
+        return (directory, Int(status.f_bavail) * Int(status.f_frsize))
     }
 
     private init(count: Int, arenaFloats: Int, window: MPI_Win, bucketElements: Int, topology: HostTopology,

@@ -34,11 +34,14 @@ public final class AllreduceSumArena: SumArena {
     private let storage: UnsafeMutableBufferPointer<Float>
     let communicator: Communicator
     let bucketElements: Int
+    /// Why a faster arena was not used, for `summary` (nil: it was not asked for or not possible).
+    let fallbackReason: String?
 
-    public init(communicator: Communicator, count: Int, bucketElements: Int) {
+    public init(communicator: Communicator, count: Int, bucketElements: Int, fallbackReason: String? = nil) {
         precondition(count >= 0 && bucketElements > 0)
         self.communicator = communicator
         self.bucketElements = bucketElements
+        self.fallbackReason = fallbackReason
         storage = .allocate(capacity: max(count, 1))
         storage.initialize(repeating: 0)
         buffer = UnsafeMutableBufferPointer(rebasing: storage[0..<count])
@@ -46,7 +49,9 @@ public final class AllreduceSumArena: SumArena {
 
     deinit { storage.deallocate() }
 
-    public var summary: String { communicator.size == 1 ? "local" : "allreduce" }
+    public var summary: String {
+        communicator.size == 1 ? "local" : fallbackReason.map { "allreduce (\($0))" } ?? "allreduce"
+    }
 
     public func sumOverRanks(scale: Float, enteringBucket: (Int) -> Void) throws -> Bool {
         enteringBucket(0)

@@ -66,6 +66,33 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertLessThan(allocations, 1, "two-rank steps allocate \(allocations) times per step")
     }
 
+    /// Too little room where Open MPI puts shared windows (a 4 MiB tmpfs, as in a container with a small
+    /// /dev/shm): Open MPI would warn and hang in the allocation, so the ranks check first and fall back
+    /// to allreduce, saying why. A small model still fits and still gets shared memory there.
+    func testTooLittleSharedMemoryFallsBackToAllreduceSayingWhy() throws {
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root; not root here, so this did not run") }
+        let directory = makeTemporaryDirectory("tiny-shm")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let mount = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", directory], timeout: 30)
+        guard mount.exitCode == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.standardError)") }
+        defer { _ = try? runProcess("/bin/umount", [directory], timeout: 30) }
+        func gradientSum(_ model: String) throws -> String {
+            let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain",
+                                         "bench", "--model", model, "--batch-size", "4", "--steps", "2", "--repetitions", "1",
+                                         "--threads", "1", "--json"],
+                                         extraEnvironment: ["OMPI_MCA_osc_sm_backing_directory": directory], timeout: 120)
+            XCTAssertFalse(outcome.timedOut, "\(model): the job hung")
+            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+            let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any]
+            return object?["gradient_sum"] as? String ?? "?"
+        }
+        let large = try gradientSum("mlp-large")  // 1,863,690 gradients: 15 MB for two ranks
+        XCTAssertTrue(large.hasPrefix("allreduce (\(directory) has "), large)
+        XCTAssertTrue(large.contains("enlarge it"), large)
+        XCTAssertEqual(try gradientSum("mlp"), "shared memory (2 ranks per host)")  // 0.8 MB fits
+    }
+
     func testInvalidBenchFlags() throws {
         for arguments in [["bench", "--steps", "0"], ["bench", "--model", "resnet"], ["bench", "--batch-size", "0"]] {
             let outcome = try runProcess(builtProductsDirectory + "/distrain", arguments, timeout: 30)
