@@ -254,13 +254,10 @@ public final class Trainer {
                 let finite = try synchronizer.synchronize(globalSampleCount: plan.globalRange(batch: step).count)
                 let t3 = monotonicSeconds()
                 tracker.enter(.optimizer)
-                // Rare path: which ranks produced it? Each recomputes its own gradients (the sum replaced
-                // them) rather than every step paying a scan for it.
                 let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan,
                                                                 locallyFinite: communicator.size > 1 && labels.withUnsafeBufferPointer {
-                    let again = computeGradients(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
-                                                 sampleIndices: indices.baseAddress)
-                    return again.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+                    recomputedShareIsFinite(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
+                                            sampleIndices: indices.baseAddress)
                 })
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
                 if !skip { optimizer.update(model.parameters, learningRate: learningRate) }
@@ -335,6 +332,16 @@ public final class Trainer {
         tracker.enter(.backward)
         model.backward(batch: batch)
         return totals
+    }
+
+    /// After a non-finite sum (the rare path): recomputes this rank's gradients for the batch, which the
+    /// sum replaced, and says whether they and its loss are finite — so the message can name the ranks
+    /// without every step paying a scan of its own gradients before the sum.
+    private func recomputedShareIsFinite(batch: Int, labels: UnsafePointer<UInt8>, classes: Int, epoch: Int,
+                                         sampleIndices: UnsafePointer<Int32>?) -> Bool {
+        let totals = computeGradients(batch: batch, labels: labels, classes: classes, epoch: epoch, sampleIndices: sampleIndices)
+        tracker.enter(.optimizer)
+        return totals.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
     }
 
     private func handleNonFinite(epoch: Int, batch: Int, plan: BatchPlan, locallyFinite: Bool) throws -> Bool {
