@@ -8,7 +8,7 @@ import Tensors
 ///   stride-1 layers with few input channels (LeNet's two convs, the CNN's first), whose im2col GEMM
 ///   has a tiny inner dimension (C·k² = 9 to 150) and is bound by memory;
 /// - batched: the whole batch is unfolded by im2col and multiplied in ONE GEMM per pass — best when
-///   each image has few output pixels (deep layers), where per-image GEMMs would be tiny;
+///   each image has few output pixels (deep layers, 7×7), where per-image GEMMs would be tiny;
 /// - per image: im2col and a GEMM per sample, whose (out, OH*OW) result is already the sample's NCHW
 ///   output — best for large images with few channels (LeNet's first layer: the batched column
 ///   matrix is 15 MB, 25× the input, and a 6-row GEMM over it is bound by memory, ~14 GFLOP/s).
@@ -17,8 +17,10 @@ public final class Conv2D: Layer {
     /// How a pass is lowered to GEMM.
     public enum Lowering: Sendable {
         /// Direct for stride-1 layers with ≤ 16 input channels, else per image when an image has at
-        /// least 256 output pixels, else batched. (Measured: direct on the CNN's 1→32 first layer made
-        /// its step 8% faster; on its 32→64 and 64→128 layers it was slower than the GEMMs.)
+        /// least 128 output pixels, else batched. (Measured: direct on the CNN's 1→32 first layer made
+        /// its step 8% faster; on its 32→64 and 64→128 layers it was slower than the GEMMs. Per image on
+        /// the 32→64 layer at 14×14 — a 226 KB column matrix that stays in L2 — beat one 14 MB batched
+        /// matrix by 8–24% of the CNN's step in six paired runs; at 7×7 per image was slower.)
         case automatic
         case batched
         case perImage
@@ -55,7 +57,7 @@ public final class Conv2D: Layer {
         case .automatic where DirectConvolution.supports(geometry) && geometry.channels <= 16:
             self.lowering = .direct
         case .automatic:
-            self.lowering = geometry.outputPixels >= 256 ? .perImage : .batched
+            self.lowering = geometry.outputPixels >= 128 ? .perImage : .batched
         default:
             self.lowering = lowering
         }
