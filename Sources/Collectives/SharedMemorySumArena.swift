@@ -147,14 +147,9 @@ final class SharedMemorySumArena: SumArena {
         let finite: Bool
         if let peers = topology.peers {
             _ = distrain_sum_spread(sources, hostSize, targets + hostRank, 1, lower, upper, 1)
-            var offset = lower, bucket = 0
-            while offset < upper {
-                if bucket > 0 { enteringBucket(bucket) }
-                let count = min(bucketElements, upper - offset)
-                try checkMPI(MPI_Allreduce(cmpi_in_place(), targets[hostRank]! + offset, Int32(count), cmpi_float(),
-                                           cmpi_op_sum(), peers), "MPI_Allreduce")
-                offset += count
-                bucket += 1
+            try forEachBucket(of: slice, bucketElements: bucketElements, enteringBucket: enteringBucket) { piece in
+                try checkMPI(MPI_Allreduce(cmpi_in_place(), targets[hostRank]! + piece.lowerBound, Int32(piece.count),
+                                           cmpi_float(), cmpi_op_sum(), peers), "MPI_Allreduce")
             }
             finite = distrain_sum_spread(sources + hostRank, 1, targets, hostSize, lower, upper, scale) != 0
         } else {

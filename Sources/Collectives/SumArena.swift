@@ -17,7 +17,7 @@ public enum SumMethod: String, CaseIterable, Sendable {
 public protocol SumArena: AnyObject {
     /// This rank's floats.
     var buffer: UnsafeMutableBufferPointer<Float> { get }
-    /// How the sum travels, for logs: "allreduce", "shared memory (4 ranks on 1 host)", …
+    /// How the sum travels, for logs: "local", "allreduce", "shared memory (4 ranks per host)", …
     var summary: String { get }
     /// buffer ← scale · Σ_ranks buffer, the same bits on every rank. Returns true when every result is
     /// finite (a NaN or Inf on any rank survives the sum, so every rank returns the same answer).
@@ -34,7 +34,7 @@ public final class AllreduceSumArena: SumArena {
     private let storage: UnsafeMutableBufferPointer<Float>
     let communicator: Communicator
     let bucketElements: Int
-    /// Why a faster arena was not used, for `summary` (nil: it was not asked for or not possible).
+    /// Why the shared-memory arena could not be used, for `summary` (nil when it was not tried).
     let fallbackReason: String?
 
     public init(communicator: Communicator, count: Int, bucketElements: Int, fallbackReason: String? = nil) {
@@ -56,15 +56,24 @@ public final class AllreduceSumArena: SumArena {
     public func sumOverRanks(scale: Float, enteringBucket: (Int) -> Void) throws -> Bool {
         enteringBucket(0)
         if communicator.size > 1 {
-            var offset = 0, bucket = 0
-            while offset < buffer.count {
-                if bucket > 0 { enteringBucket(bucket) }
-                let count = min(bucketElements, buffer.count - offset)
-                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + count)]), .sum)
-                offset += count
-                bucket += 1
+            try forEachBucket(of: 0..<buffer.count, bucketElements: bucketElements, enteringBucket: enteringBucket) { piece in
+                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: buffer[piece]), .sum)
             }
         }
         return distrain_scale_all_finite(buffer.baseAddress!, buffer.count, scale) != 0
+    }
+}
+
+/// Runs `body` on consecutive pieces of at most `bucketElements` of `range`, telling `enteringBucket`
+/// the index of every piece after the first (the callers announce bucket 0 before their first wait).
+func forEachBucket(of range: Range<Int>, bucketElements: Int, enteringBucket: (Int) -> Void,
+                   _ body: (Range<Int>) throws -> Void) rethrows {
+    var offset = range.lowerBound, bucket = 0
+    while offset < range.upperBound {
+        if bucket > 0 { enteringBucket(bucket) }
+        let end = min(offset + bucketElements, range.upperBound)
+        try body(offset..<end)
+        offset = end
+        bucket += 1
     }
 }

@@ -55,11 +55,6 @@ public func reluBackward(output y: UnsafePointer<Float>, dOutput dy: UnsafePoint
     }
 }
 
-/// x *= scale (0 < scale ≤ 1) in place; true when every result is finite. One pass for both.
-public func scaleInPlaceCheckingFinite(_ x: UnsafeMutablePointer<Float>, count: Int, by scale: Float) -> Bool {
-    distrain_scale_all_finite(x, count, scale) != 0
-}
-
 /// True when every element is finite (no NaN, no ±Inf).
 public func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
     distrain_all_finite(x, count) != 0

@@ -318,7 +318,6 @@ public final class Trainer {
         }
     }
 
-    /// Decides, identically on every rank, what a non-finite step means; returns true to skip it.
     /// Zeroes the gradients, then forward, loss and backward for the gathered batch (nothing on an empty
     /// local batch). Deterministic: the same batch and parameters give the same bits again.
     private func computeGradients(batch: Int, labels: UnsafePointer<UInt8>, classes: Int, epoch: Int,
@@ -344,6 +343,7 @@ public final class Trainer {
         return totals.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
     }
 
+    /// Decides, identically on every rank, what a non-finite step means; returns true to skip it.
     private func handleNonFinite(epoch: Int, batch: Int, plan: BatchPlan, locallyFinite: Bool) throws -> Bool {
         // Which ranks produced it: those whose own loss or gradients were not finite.
         let flags = try communicator.allGather([locallyFinite ? 0 : 1]).map { $0[0] }

@@ -34,4 +34,15 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(outcome.exitCode, 64)
         XCTAssertTrue(outcome.standardError.contains("-n needs a positive number"), outcome.standardError)
     }
+
+    /// `--ranks` must fit the emulated hosts' slots; checked before anything is created (no root needed).
+    func testEmulatedClusterRejectsBadRankCounts() throws {
+        for ranks in ["7", "0", "two"] {
+            let outcome = try runProcess("/bin/bash", [repository + "/launch/emulated-cluster.sh", "--hosts", "3", "--slots", "2",
+                                                       "--ranks", ranks, "--", "doctor"], timeout: 30)
+            XCTAssertEqual(outcome.exitCode, 64, ranks)
+            XCTAssertEqual(outcome.standardError.split(separator: "\n").count, 1, outcome.standardError)
+            XCTAssertTrue(outcome.standardError.contains("--ranks must be 1..6 (hosts × slots), got '\(ranks)'"), outcome.standardError)
+        }
+    }
 }
