@@ -33,17 +33,17 @@ size_t distrain_conv_slack(size_t k) { return k + 24; }
 
 // MARK: - Forward ("valid" correlation into full-width planes)
 
-/// One tile: OB output channels × QV vectors of 8 outputs starting at q0. 2×6 = 12 accumulators,
-/// 2 input loads and 1 broadcast register fit AVX2's 16 registers.
+/// One tile: OB output channels × QV vectors of 8 outputs starting at q0, over kernel rows
+/// [ki_begin, ki_end). 2×6 = 12 accumulators, 2 input loads and 1 broadcast register fit AVX2's 16.
 INLINE void valid_tile(const float *restrict x, const float *restrict w, float *restrict full,
                        size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
-                       size_t o0, size_t q0, const int OB, const int QV) {
+                       size_t o0, size_t q0, size_t ki_begin, size_t ki_end, const int OB, const int QV) {
     v8 acc[6][2];
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < QV; v++) acc[o][v] = splat8(0);
     const size_t kk = k * k;
     for (size_t c = 0; c < channels; c++) {
-        for (size_t ki = 0; ki < k; ki++) {
+        for (size_t ki = ki_begin; ki < ki_end; ki++) {
             const float *row = x + c * plane + ki * width + q0;
             const float *wrow = w + (o0 * channels + c) * kk + ki * k;
             for (size_t kj = 0; kj < k; kj++) {
@@ -61,11 +61,17 @@ INLINE void valid_tile(const float *restrict x, const float *restrict w, float *
 }
 
 #define VALID_TILE_CASE(OB, QV) \
-    case OB: valid_tile(x, w, full, channels, plane, width, k, full_plane, o0, q0, OB, QV); break;
+    case OB: valid_tile(x, w, full, channels, plane, width, k, full_plane, o0, q0, ki_begin, ki_end, OB, QV); break;
 
+/// The tile at q0 (8·QV outputs) reads x[q0 + ki*width .. q0 + ki*width + 8·QV + k - 2] for kernel row ki;
+/// the rows whose reads all fall outside [nonzero_begin, nonzero_end) would only add zeros, and are skipped.
 INLINE void valid_tiles(const float *restrict x, const float *restrict w, float *restrict full,
                         size_t channels, size_t plane, size_t width, size_t k, size_t full_plane,
-                        size_t o0, size_t ob, size_t q0, const int QV) {
+                        size_t nonzero_begin, size_t nonzero_end, size_t o0, size_t ob, size_t q0, const int QV) {
+    const size_t last_read = q0 + 8 * QV + k - 2;  // for ki = 0
+    const size_t ki_begin = last_read >= nonzero_begin ? 0 : (nonzero_begin - last_read + width - 1) / width;
+    size_t ki_end = q0 >= nonzero_end ? 0 : (nonzero_end - q0 + width - 1) / width;
+    if (ki_end > k) ki_end = k;
     switch (ob) {
         VALID_TILE_CASE(1, QV) VALID_TILE_CASE(2, QV) VALID_TILE_CASE(3, QV)
         VALID_TILE_CASE(4, QV) VALID_TILE_CASE(5, QV) VALID_TILE_CASE(6, QV)
@@ -73,23 +79,27 @@ INLINE void valid_tiles(const float *restrict x, const float *restrict w, float 
 }
 
 INLINE void valid_all(const float *restrict x, size_t plane, size_t width, const float *restrict w,
-                      float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
+                      float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs,
+                      size_t nonzero_begin, size_t nonzero_end) {
     for (size_t o0 = 0; o0 < outputs; o0 += 6) {
         const size_t ob = outputs - o0 < 6 ? outputs - o0 : 6;
         size_t q0 = 0;
-        for (; q0 + 16 <= full_plane; q0 += 16) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 2);
-        if (q0 < full_plane) valid_tiles(x, w, full, channels, plane, width, k, full_plane, o0, ob, q0, 1);
+        for (; q0 + 16 <= full_plane; q0 += 16)
+            valid_tiles(x, w, full, channels, plane, width, k, full_plane, nonzero_begin, nonzero_end, o0, ob, q0, 2);
+        if (q0 < full_plane)
+            valid_tiles(x, w, full, channels, plane, width, k, full_plane, nonzero_begin, nonzero_end, o0, ob, q0, 1);
     }
 }
 
 DISTRAIN_CLONES
 void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
-                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs) {
+                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs,
+                         size_t nonzero_begin, size_t nonzero_end) {
     // The common kernel sizes get their own copy with k a constant, so the kj loop unrolls.
     switch (k) {
-        case 3: valid_all(x, plane, width, w, full, full_plane, channels, 3, outputs); break;
-        case 5: valid_all(x, plane, width, w, full, full_plane, channels, 5, outputs); break;
-        default: valid_all(x, plane, width, w, full, full_plane, channels, k, outputs); break;
+        case 3: valid_all(x, plane, width, w, full, full_plane, channels, 3, outputs, nonzero_begin, nonzero_end); break;
+        case 5: valid_all(x, plane, width, w, full, full_plane, channels, 5, outputs, nonzero_begin, nonzero_end); break;
+        default: valid_all(x, plane, width, w, full, full_plane, channels, k, outputs, nonzero_begin, nonzero_end); break;
     }
 }
 

@@ -77,7 +77,9 @@ struct DirectConvolution {
                      "direct convolution: batch \(batch) exceeds the reserved capacity")
         for s in 0..<batch {
             padInput(x + s * g.inputCount, slot: s)
-            distrain_conv_valid(paddedInput.base + s * g.channels * paddedPlane, paddedPlane, paddedWidth, w, fullRows.base, outputFullPlane, g.channels, k, o)
+            // Rows of zero padding above and below the image: kernel rows reading only those are skipped.
+            distrain_conv_valid(paddedInput.base + s * g.channels * paddedPlane, paddedPlane, paddedWidth, w, fullRows.base,
+                                outputFullPlane, g.channels, k, o, p * paddedWidth, (p + g.height) * paddedWidth)
             distrain_conv_extract(fullRows.base, outputFullPlane, 0, paddedWidth, b, y + s * outputSize, o,
                                   g.outputHeight, g.outputWidth, relu ? 1 : 0)
         }
@@ -101,8 +103,9 @@ struct DirectConvolution {
                 distrain_conv_gradient_planes(y + s * outputSize, dy + s * outputSize, planes, db, o, g.outputHeight,
                                               g.outputWidth, paddedWidth, front, gradientPlane, relu ? 1 : 0)
                 guard let dx else { continue }
+                // dy is nonzero only in its OH rows after the F front zeros.
                 distrain_conv_valid(planes, gradientPlane, paddedWidth, flippedWeights.base, fullRows.base,
-                                    inputFullPlane, o, k, g.channels)
+                                    inputFullPlane, o, k, g.channels, front, front + g.outputHeight * paddedWidth)
                 distrain_conv_extract(fullRows.base, inputFullPlane, p * paddedWidth + p, paddedWidth, nil,
                                       dx + s * g.inputCount, g.channels, g.height, g.width, 0)
             }

@@ -1,4 +1,6 @@
+import CKernels
 import Layers
+import Tensors
 import XCTest
 import _TestSupport
 
@@ -53,6 +55,38 @@ final class Conv2DTests: XCTestCase {
         // An even kernel with padding as wide as the kernel.
         checkLayerGradients(Conv2D(inputShape: [2, 4, 3], outputChannels: 3, kernelSize: 2, padding: 2,
                                    name: "c", lowering: .direct), batch: 2, seed: 12)
+    }
+
+    /// The direct kernel skips kernel rows that read only the zero rows above and below the declared
+    /// nonzero range; every valid output must be what the full sum gives (exactly: the skipped terms are
+    /// products with zeros) and what a naive correlation gives.
+    func testDirectKernelSkipsOnlyRowsOfZeros() {
+        var rng = SeededGenerator(seed: 21, keys: 1)
+        let cases = [1, 3, 5].flatMap { k in [5, 14, 23].flatMap { width in
+            [(0, 0), (1, 0), (0, 2), (4, 4), (7, 6)].map { (k: k, width: width, top: $0.0, bottom: $0.1) } } }
+        for (k, width, top, bottom) in cases {
+            let rows = 3, channels = 2, outputs = 7
+            let height = top + rows + bottom, plane = height * width
+            guard height >= k else { continue }
+            let outRows = height - k + 1, outWidth = width - k + 1
+            let fullPlane = distrain_conv_full_plane(outRows, width)
+            var x = [Float](repeating: 0, count: channels * plane + distrain_conv_slack(k))
+            for c in 0..<channels { for i in (top * width)..<((top + rows) * width) { x[c * plane + i] = Float(rng.next() % 200) / 50 - 2 } }
+            let w = (0..<(outputs * channels * k * k)).map { _ in Float(rng.next() % 200) / 50 - 2 }
+            var skipping = [Float](repeating: .nan, count: outputs * fullPlane), full = skipping
+            distrain_conv_valid(x, plane, width, w, &skipping, fullPlane, channels, k, outputs, top * width, (top + rows) * width)
+            distrain_conv_valid(x, plane, width, w, &full, fullPlane, channels, k, outputs, 0, plane)
+            for o in 0..<outputs { for oy in 0..<outRows { for ox in 0..<outWidth {
+                let q = o * fullPlane + oy * width + ox
+                var naive = 0.0
+                for c in 0..<channels { for ki in 0..<k { for kj in 0..<k {
+                    naive += Double(w[((o * channels + c) * k + ki) * k + kj]) * Double(x[c * plane + (oy + ki) * width + ox + kj])
+                } } }
+                let place = "k \(k) width \(width) top \(top) bottom \(bottom) at (\(o), \(oy), \(ox))"
+                XCTAssertEqual(skipping[q], full[q], place)
+                XCTAssertEqual(Double(skipping[q]), naive, accuracy: 1e-4, place)
+            } } }
+        }
     }
 
     /// Every lowering computes the same function: outputs and every gradient agree, for LeNet's shapes

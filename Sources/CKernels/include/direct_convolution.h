@@ -23,8 +23,13 @@ size_t distrain_conv_full_plane(size_t rows, size_t width);
 size_t distrain_conv_slack(size_t k);
 
 /// full[o, q] = Σ_{c,ki,kj} w[o,c,ki,kj] · x[c, q + ki*width + kj] for q < full_plane.
+/// Every plane of x must be zero outside flat indices [nonzero_begin, nonzero_end) (the caller's zero
+/// padding rows; pass 0 and the plane's length when there are none): whole kernel rows that would read
+/// only there are skipped. Backward's dx pass reads dy planes with (k-1) zero rows on either side, where
+/// this skips ~30% of LeNet's conv2 work.
 void distrain_conv_valid(const float *restrict x, size_t plane, size_t width, const float *restrict w,
-                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs);
+                         float *restrict full, size_t full_plane, size_t channels, size_t k, size_t outputs,
+                         size_t nonzero_begin, size_t nonzero_end);
 
 /// dw[o,c,ki,kj] += Σ_b Σ_{q < full_plane} dfull_b[o, q] · x_b[c, q + ki*width + kj] over `images` images
 /// (x_b = x + b*x_image, dfull_b = dfull + b*d_image). dfull planes are `d_plane` floats apart and must be 0
