@@ -36,23 +36,6 @@ int distrain_all_finite(const float *x, size_t n) {
 }
 
 DISTRAIN_CLONES
-int distrain_scale_all_finite(float *x, size_t n, float scale) {
-    float accumulator[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int lane = 0; lane < 16; lane++) {
-            const float v = x[i + lane] * scale;
-            x[i + lane] = v;
-            accumulator[lane] += v - v;
-        }
-    }
-    float total = 0;
-    for (; i < n; i++) { x[i] *= scale; total += x[i] - x[i]; }
-    for (int lane = 0; lane < 16; lane++) total += accumulator[lane];
-    return total == 0.0f;
-}
-
-DISTRAIN_CLONES
 void distrain_relu_backward_inplace(const float *restrict y, float *restrict d, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
 }

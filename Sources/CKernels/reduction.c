@@ -1,12 +1,12 @@
 // See reduction.h. Blocks of 16 floats: each block is summed over the sources in a local array (which the
-// compiler keeps in vector registers), scaled, checked and stored to every target, so aliasing between
+// compiler keeps in vector registers), checked and stored to every target, so aliasing between
 // targets and sources never matters and the whole pass is one read per source and one write per target.
 #include "reduction.h"
 #include "clones.h"
 
 DISTRAIN_CLONES
 int distrain_sum_spread(const float *const *sources, size_t source_count, float *const *targets,
-                        size_t target_count, size_t begin, size_t end, float scale) {
+                        size_t target_count, size_t begin, size_t end) {
     float nonfinite[16] = {0};  // v - v: 0 for finite v, NaN otherwise; a sum keeps any NaN
     size_t i = begin;
     for (; i + 16 <= end; i += 16) {
@@ -16,10 +16,7 @@ int distrain_sum_spread(const float *const *sources, size_t source_count, float 
             const float *source = sources[s] + i;
             for (int l = 0; l < 16; l++) block[l] += source[l];
         }
-        for (int l = 0; l < 16; l++) {
-            block[l] *= scale;
-            nonfinite[l] += block[l] - block[l];
-        }
+        for (int l = 0; l < 16; l++) nonfinite[l] += block[l] - block[l];
         for (size_t t = 0; t < target_count; t++) {
             float *target = targets[t] + i;
             for (int l = 0; l < 16; l++) target[l] = block[l];
@@ -29,7 +26,6 @@ int distrain_sum_spread(const float *const *sources, size_t source_count, float 
     for (; i < end; i++) {
         float v = sources[0][i];
         for (size_t s = 1; s < source_count; s++) v += sources[s][i];
-        v *= scale;
         tail += v - v;
         for (size_t t = 0; t < target_count; t++) targets[t][i] = v;
     }

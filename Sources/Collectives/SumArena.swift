@@ -19,15 +19,15 @@ public protocol SumArena: AnyObject {
     var buffer: UnsafeMutableBufferPointer<Float> { get }
     /// How the sum travels, for logs: "local", "allreduce", "shared memory (4 ranks per host)", …
     var summary: String { get }
-    /// buffer ← scale · Σ_ranks buffer, the same bits on every rank. Returns true when every result is
-    /// finite (a NaN or Inf on any rank survives the sum, so every rank returns the same answer).
+    /// buffer ← Σ_ranks buffer, the same bits on every rank. Returns true when every result is finite
+    /// (a NaN or Inf on any rank survives the sum, so every rank returns the same answer).
     ///
     /// - Parameter enteringBucket: told the index of each piece before it is exchanged (hang reports).
-    func sumOverRanks(scale: Float, enteringBucket: (Int) -> Void) throws -> Bool
+    func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool
 }
 
 /// The portable arena: private memory, summed with the communicator's allreduce in pieces of
-/// `bucketElements`, then scaled (one pass that also checks finiteness).
+/// `bucketElements`, then checked for finiteness (one read-only pass).
 public final class AllreduceSumArena: SumArena {
     public let buffer: UnsafeMutableBufferPointer<Float>
     /// The allocation behind `buffer` (at least one float, so that an empty arena has an address).
@@ -53,14 +53,14 @@ public final class AllreduceSumArena: SumArena {
         communicator.size == 1 ? "local" : fallbackReason.map { "allreduce (\($0))" } ?? "allreduce"
     }
 
-    public func sumOverRanks(scale: Float, enteringBucket: (Int) -> Void) throws -> Bool {
+    public func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool {
         enteringBucket(0)
         if communicator.size > 1 {
             try forEachBucket(of: 0..<buffer.count, bucketElements: bucketElements, enteringBucket: enteringBucket) { piece in
                 try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: buffer[piece]), .sum)
             }
         }
-        return distrain_scale_all_finite(buffer.baseAddress!, buffer.count, scale) != 0
+        return distrain_all_finite(buffer.baseAddress!, buffer.count) != 0
     }
 }
 

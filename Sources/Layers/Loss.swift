@@ -13,11 +13,12 @@ public struct LossTotals: Sendable, Equatable {
 
 /// Numerically stable softmax cross-entropy for (B, classes) logits.
 ///
-/// Writes dLogits = softmax - onehot per sample (unscaled: the caller divides the summed gradients by
-/// the global batch count once, after the allreduce), when `dLogits` is given.
+/// Writes dLogits = (softmax - onehot) · `gradientScale` per sample when `dLogits` is given. Training
+/// passes 1 / (global batch count), as a mean-reduced loss would: backward then produces each rank's
+/// share of the mean gradient, and the sum over ranks needs no scaling pass of its own.
 /// Ties in the arg-max go to the lowest class index, as torch.argmax.
 public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
-                                dLogits: UnsafeMutablePointer<Float>?) -> LossTotals {
+                                dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float = 1) -> LossTotals {
     var totals = LossTotals(lossSum: 0, correct: 0)
     for s in 0..<batch {
         let row = logits + s * classes
@@ -36,6 +37,7 @@ public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePoin
             let inverse = 1 / denominator
             for c in 0..<classes { grad[c] = expf(row[c] - maximum) * inverse }
             grad[label] -= 1
+            if gradientScale != 1 { for c in 0..<classes { grad[c] *= gradientScale } }
         }
     }
     return totals

@@ -47,10 +47,20 @@ public final class Sequential {
         }
         needsInputGradient = needs
         hasParameters = layers.map { !$0.parameterSpecs.isEmpty }
+        var ranges: [Range<Int>] = []
+        cursor = 0
+        for layer in layers {
+            let slices = parameters.slices[cursor..<(cursor + layer.parameterSpecs.count)]
+            ranges.append((slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0))
+            cursor += slices.count
+        }
+        gradientRanges = ranges
     }
 
     /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).
     private let hasParameters: [Bool]
+    /// Each layer's parameters as one range of the store (its slices are consecutive; empty if none).
+    private let gradientRanges: [Range<Int>]
 
     deinit { owned.forEach { $0.deallocate() } }
 
@@ -119,8 +129,14 @@ public final class Sequential {
     }
 
     /// Accumulates every parameter gradient from `outputGradient`, skipping work no parameter needs.
-    public func backward(batch: Int) {
+    ///
+    /// With `checkingFiniteness`, also returns whether every gradient is finite, checking each layer's
+    /// right after its backward wrote them — while they are still in cache, where one pass over the
+    /// whole store afterwards would read them back from memory (local training's only check).
+    @discardableResult
+    public func backward(batch: Int, checkingFiniteness: Bool = false) -> Bool {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        var finite = true
         var index = layers.count
         while index > 0 {
             index -= 1
@@ -131,7 +147,12 @@ public final class Sequential {
             layer.backward(input: activations[index], output: activations[index + 1],
                            dOutput: activationGradients[index + 1],
                            dInput: needsInput ? activationGradients[index] : nil, batch: batch)
+            if checkingFiniteness && hasParameters[index] {
+                let range = gradientRanges[index]
+                finite = finite && allFinite(parameters.gradients.baseAddress! + range.lowerBound, count: range.count)
+            }
         }
+        return finite
     }
 
     /// Floating-point operations of one training sample: forward, the weight gradients, and the input

@@ -1,8 +1,9 @@
 import Collectives
 import Tensors
 
-/// Sums the gradients over ranks and divides by the global sample count, so every rank holds the exact
-/// mean gradient over the global batch whatever the world size.
+/// Sums the gradients over ranks, so every rank holds the exact mean gradient over the global batch
+/// whatever the world size: each rank's backward already produced its share of that mean (the loss
+/// gradient carries 1 / global sample count), so the sum is a plain sum with no scaling pass.
 ///
 /// The gradients live in the communicator's sum arena (under MPI, memory shared by the ranks of a host),
 /// moved there once at construction: backward writes straight into the memory the sum works in.
@@ -24,12 +25,11 @@ public final class GradientSynchronizer {
         store.moveGradients(to: arena.buffer, owner: arena)
     }
 
-    /// In-place: gradients ← Σ_ranks gradients / globalSampleCount (÷ 1 when it is 0). Returns true when
-    /// every summed gradient is finite; the check rides on the pass that writes the result.
+    /// In-place: gradients ← Σ_ranks gradients. Returns true when every summed gradient is finite.
     @discardableResult
-    public func synchronize(globalSampleCount: Int) throws -> Bool {
+    public func synchronize() throws -> Bool {
         let start = monotonicSeconds()
-        let finite = try arena.sumOverRanks(scale: 1 / Float(max(globalSampleCount, 1))) { bucket in
+        let finite = try arena.sumOverRanks { bucket in
             tracker?.enter(.gradientSum, bucket: bucket)
         }
         if communicator.size > 1 { communicationSeconds += monotonicSeconds() - start }

@@ -245,19 +245,22 @@ public final class Trainer {
                 tracker.enter(.forward)
                 injectFaultIfDue(batch: batch)
                 let t1 = monotonicSeconds()
-                let totals = labels.withUnsafeBufferPointer {
-                    computeGradients(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
-                                     sampleIndices: indices.baseAddress)
+                let globalSamples = plan.globalRange(batch: step).count
+                // Alone, backward checks each layer's gradients while they are in cache; with other ranks
+                // the sum's pass does (a NaN or Inf anywhere survives it, so every rank sees it in the same step).
+                let alone = communicator.size == 1
+                let (totals, gradientsFinite) = labels.withUnsafeBufferPointer {
+                    computeGradients(batch: batch, globalSamples: globalSamples, labels: $0.baseAddress!, classes: classes,
+                                     epoch: epoch, sampleIndices: indices.baseAddress, checkingFiniteness: alone)
                 }
                 let t2 = monotonicSeconds()
-                // A NaN or Inf anywhere survives the sum, so every rank sees it in the same step.
-                let finite = try synchronizer.synchronize(globalSampleCount: plan.globalRange(batch: step).count)
+                let finite = alone ? gradientsFinite : try synchronizer.synchronize()
                 let t3 = monotonicSeconds()
                 tracker.enter(.optimizer)
                 let skip = finite ? false : try handleNonFinite(epoch: epoch, batch: step, plan: plan,
                                                                 locallyFinite: communicator.size > 1 && labels.withUnsafeBufferPointer {
-                    recomputedShareIsFinite(batch: batch, labels: $0.baseAddress!, classes: classes, epoch: epoch,
-                                            sampleIndices: indices.baseAddress)
+                    recomputedShareIsFinite(batch: batch, globalSamples: globalSamples, labels: $0.baseAddress!,
+                                            classes: classes, epoch: epoch, sampleIndices: indices.baseAddress)
                 })
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: step, stepsPerEpoch: steps)
                 if !skip { optimizer.update(model.parameters, learningRate: learningRate) }
@@ -320,25 +323,31 @@ public final class Trainer {
 
     /// Zeroes the gradients, then forward, loss and backward for the gathered batch (nothing on an empty
     /// local batch). Deterministic: the same batch and parameters give the same bits again.
-    private func computeGradients(batch: Int, labels: UnsafePointer<UInt8>, classes: Int, epoch: Int,
-                                  sampleIndices: UnsafePointer<Int32>?) -> LossTotals {
+    /// Forward, loss and backward of this rank's `batch` samples: the gradient store ends with this rank's
+    /// share of the mean gradient over the step's `globalSamples` (the loss gradient carries the
+    /// 1 / globalSamples). Returns the loss totals and, when `checkingFiniteness`, whether every gradient
+    /// is finite (true otherwise).
+    private func computeGradients(batch: Int, globalSamples: Int, labels: UnsafePointer<UInt8>, classes: Int,
+                                  epoch: Int, sampleIndices: UnsafePointer<Int32>?,
+                                  checkingFiniteness: Bool = false) -> (LossTotals, Bool) {
         model.parameters.zeroGradients()
-        guard batch > 0 else { return LossTotals(lossSum: 0, correct: 0) }
+        guard batch > 0 else { return (LossTotals(lossSum: 0, correct: 0), true) }
         let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: epoch, sampleIndices: sampleIndices)
         let logits = model.forward(batch: batch, context: context)
         let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes,
-                                         dLogits: model.outputGradient)
+                                         dLogits: model.outputGradient, gradientScale: 1 / Float(max(globalSamples, 1)))
         tracker.enter(.backward)
-        model.backward(batch: batch)
-        return totals
+        let finite = model.backward(batch: batch, checkingFiniteness: checkingFiniteness)
+        return (totals, finite)
     }
 
     /// After a non-finite sum (the rare path): recomputes this rank's gradients for the batch, which the
     /// sum replaced, and says whether they and its loss are finite — so the message can name the ranks
     /// without every step paying a scan of its own gradients before the sum.
-    private func recomputedShareIsFinite(batch: Int, labels: UnsafePointer<UInt8>, classes: Int, epoch: Int,
-                                         sampleIndices: UnsafePointer<Int32>?) -> Bool {
-        let totals = computeGradients(batch: batch, labels: labels, classes: classes, epoch: epoch, sampleIndices: sampleIndices)
+    private func recomputedShareIsFinite(batch: Int, globalSamples: Int, labels: UnsafePointer<UInt8>, classes: Int,
+                                         epoch: Int, sampleIndices: UnsafePointer<Int32>?) -> Bool {
+        let (totals, _) = computeGradients(batch: batch, globalSamples: globalSamples, labels: labels, classes: classes,
+                                           epoch: epoch, sampleIndices: sampleIndices)
         tracker.enter(.optimizer)
         return totals.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
     }

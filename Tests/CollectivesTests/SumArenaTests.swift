@@ -8,7 +8,7 @@ import XCTest
 final class SumArenaTests: XCTestCase {
     /// Three sources, the targets include two of them; a range with a 16-float body and a tail, inside
     /// longer arrays whose outside must stay untouched.
-    func testSumSpreadSumsInOrderScalesAndWritesEveryTarget() {
+    func testSumSpreadSumsInOrderAndWritesEveryTarget() {
         let length = 64, begin = 5, end = 5 + 16 + 7
         var original: [[Float]] = (0..<3).map { s in (0..<length).map { i in Float(i * 3 + s) * 0.5 - 10 } }
         original.append([Float](repeating: -1, count: length))  // a target only
@@ -20,10 +20,10 @@ final class SumArenaTests: XCTestCase {
         defer { storage.forEach { $0.deallocate() } }
         let sources: [UnsafePointer<Float>?] = storage[0..<3].map { UnsafePointer($0) }
         let targets: [UnsafeMutablePointer<Float>?] = [storage[0], storage[2], storage[3]]
-        let finite = distrain_sum_spread(sources, 3, targets, 3, begin, end, 0.25)
+        let finite = distrain_sum_spread(sources, 3, targets, 3, begin, end)
         XCTAssertEqual(finite, 1)
         for i in 0..<length {
-            let expected = ((original[0][i] + original[1][i]) + original[2][i]) * 0.25
+            let expected = (original[0][i] + original[1][i]) + original[2][i]
             let inside = (begin..<end).contains(i)
             XCTAssertEqual(storage[0][i], inside ? expected : original[0][i], "target 0 at \(i)")
             XCTAssertEqual(storage[1][i], original[1][i], "a source that is not a target is never written (\(i))")
@@ -43,18 +43,18 @@ final class SumArenaTests: XCTestCase {
                 b[position] = bad
                 let sources: [UnsafePointer<Float>?] = [UnsafePointer(a), UnsafePointer(b)]
                 let targets: [UnsafeMutablePointer<Float>?] = [a]
-                XCTAssertEqual(distrain_sum_spread(sources, 2, targets, 1, 0, 21, 1), 0, "\(bad) at \(position)")
+                XCTAssertEqual(distrain_sum_spread(sources, 2, targets, 1, 0, 21), 0, "\(bad) at \(position)")
             }
         }
-        // Finite inputs whose scaled sum overflows are not finite either.
+        // Finite inputs whose sum overflows are not finite either.
         let big = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         defer { big.deallocate() }
         big.initialize(to: .greatestFiniteMagnitude)
-        XCTAssertEqual(distrain_sum_spread([UnsafePointer(big), UnsafePointer(big)], 2, [big], 1, 0, 1, 1), 0)
+        XCTAssertEqual(distrain_sum_spread([UnsafePointer(big), UnsafePointer(big)], 2, [big], 1, 0, 1), 0)
     }
 
-    /// The portable arena: every rank ends with scale · Σ contributions and the same verdict.
-    func testAllreduceArenaSumsScalesAndAgreesOnFiniteness() throws {
+    /// The portable arena: every rank ends with Σ contributions and the same verdict.
+    func testAllreduceArenaSumsAndAgreesOnFiniteness() throws {
         let group = InProcessGroup(size: 3, timeoutSeconds: 30)
         let count = 2_500  // three buckets of 1,024
         let results = try group.run { comm -> ([Float], Bool, Bool, [Int]) in
@@ -62,17 +62,17 @@ final class SumArenaTests: XCTestCase {
             XCTAssertEqual(arena.summary, "allreduce")
             for i in 0..<count { arena.buffer[i] = Float(comm.rank + 1) * Float(i % 17) }
             var buckets: [Int] = []
-            let finite = try arena.sumOverRanks(scale: 0.5) { buckets.append($0) }
+            let finite = try arena.sumOverRanks { buckets.append($0) }
             let values = Array(arena.buffer)
             if comm.rank == 1 { arena.buffer[count - 1] = .nan }
-            let secondFinite = try arena.sumOverRanks(scale: 1) { _ in }
+            let secondFinite = try arena.sumOverRanks { _ in }
             return (values, finite, secondFinite, buckets)
         }
         for (values, finite, secondFinite, buckets) in results {
             XCTAssertTrue(finite)
             XCTAssertFalse(secondFinite, "a NaN on rank 1 reaches every rank's verdict")
             XCTAssertEqual(buckets, [0, 1, 2])
-            for i in 0..<count { XCTAssertEqual(values[i], 6 * Float(i % 17) * 0.5, "element \(i)") }
+            for i in 0..<count { XCTAssertEqual(values[i], 6 * Float(i % 17), "element \(i)") }
         }
     }
 }

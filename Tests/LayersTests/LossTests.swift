@@ -13,6 +13,11 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(totals.correct, 1)  // sample 1 ties: argmax is class 0, label 1
         let e = [exp(1.0), exp(2.0), exp(3.0)], s = e.reduce(0, +)
         assertClose(grad, [e[0] / s, e[1] / s, e[2] / s - 1, 1.0 / 3, 1.0 / 3 - 1, 1.0 / 3], relative: 1e-6)
+        // Training's gradient scale (1 / global batch) multiplies dLogits and leaves the totals alone.
+        var scaled = [Float](repeating: 0, count: 6)
+        let same = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: &scaled, gradientScale: 0.125)
+        XCTAssertEqual(same, totals)
+        assertClose(scaled, grad.map { $0 * 0.125 }, relative: 1e-6)
     }
 
     func testVeryLargeLogitsStayFinite() {

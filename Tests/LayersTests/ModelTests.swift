@@ -62,4 +62,28 @@ final class ModelTests: XCTestCase {
         assertCloseAwayFromKinks(checkedIndices.map { store.gradients[$0] }, numeric, tolerance: 1e-2,
                                  "whole LeNet", file: #filePath, line: #line)
     }
+    /// backward(checkingFiniteness:) checks every layer's gradients, not only the last ones written:
+    /// an infinity in the input after forward reaches only the first layer's weight gradient.
+    func testBackwardFinitenessCheckCoversEveryLayer() {
+        let model = makeModel(.mlp, inputShape: [1, 4, 4], classes: 3)
+        model.parameters.initializeKaimingUniform(seed: 5)
+        model.reserve(batchCapacity: 2)
+        for i in 0..<32 { model.input[i] = Float(i % 5) / 2 - 1 }
+        let labels: [UInt8] = [1, 2]
+        func backward(poisoningInput: Bool) -> Bool {
+            let logits = model.forward(batch: 2, context: .inference)
+            _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: model.outputGradient,
+                                    gradientScale: 0.5)
+            if poisoningInput { model.input[7] = .infinity }
+            model.parameters.zeroGradients()
+            return model.backward(batch: 2, checkingFiniteness: true)
+        }
+        XCTAssertTrue(backward(poisoningInput: false))
+        XCTAssertFalse(backward(poisoningInput: true))
+        let store = model.parameters, first = store.slices[0]
+        XCTAssertFalse((first.offset..<(first.offset + first.count)).allSatisfy { store.gradients[$0].isFinite })
+        XCTAssertTrue((store.slices[1].offset..<store.count).allSatisfy { store.gradients[$0].isFinite },
+                      "only the first layer's weight gradient sees the input")
+        XCTAssertTrue(model.backward(batch: 2), "without the check backward reports finite")
+    }
 }

@@ -7,9 +7,9 @@ import _TestSupport
 final class NonFiniteTests: XCTestCase {
     private let data = syntheticSplits(train: 80, test: 10)
 
-    private func run(_ policy: NonFinitePolicy, fault: Fault?) throws -> [Result<([Float], Int), Error>] {
+    private func run(_ policy: NonFinitePolicy, fault: Fault?, ranks: Int = 4) throws -> [Result<([Float], Int), Error>] {
         let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 16, onNonFinite: policy)
-        let group = InProcessGroup(size: 4, timeoutSeconds: 60)
+        let group = InProcessGroup(size: ranks, timeoutSeconds: 60)
         let results = ResultBox()
         _ = try? group.run { comm -> Int in
             do {
@@ -21,7 +21,18 @@ final class NonFiniteTests: XCTestCase {
             }
             return 0
         }
-        return results.all(4)
+        return results.all(ranks)
+    }
+
+    /// Alone, the check runs inside backward (layer by layer) instead of in the sum: same outcomes.
+    func testLocalTrainingStopsOrSkipsOnANaN() throws {
+        guard case let .failure(error) = try run(.stop, fault: Fault(rank: 0, step: 4, kind: .nan), ranks: 1)[0] else {
+            return XCTFail("the run must stop")
+        }
+        XCTAssertTrue("\(error)".contains("at epoch 1, step 4 from rank 0 (global samples "), "\(error)")
+        let (parameters, skipped) = try run(.skip, fault: Fault(rank: 0, step: 4, kind: .nan), ranks: 1)[0].get()
+        XCTAssertEqual(skipped, 1)
+        XCTAssertTrue(parameters.allSatisfy(\.isFinite))
     }
 
     func testStopEndsEveryRankAtTheSameStepNamingTheRankAndSamples() throws {

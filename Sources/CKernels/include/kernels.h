@@ -11,8 +11,6 @@ void distrain_adam_update(float *restrict p, const float *restrict g, float *res
 /// 1 when every x[i] is finite, else 0.
 int distrain_all_finite(const float *x, size_t n);
 
-/// x[i] *= scale in place (0 < scale <= 1); returns 1 when every result is finite, else 0 — one pass for both.
-int distrain_scale_all_finite(float *x, size_t n, float scale);
 
 #endif
 

@@ -4,11 +4,11 @@
 #define DISTRAIN_REDUCTION_H
 #include <stddef.h>
 
-/// For i in [begin, end): v = (sources[0][i] + sources[1][i] + … in that order) · scale, written to
+/// For i in [begin, end): v = sources[0][i] + sources[1][i] + … (in that order), written to
 /// targets[t][i] for every t. Targets may be sources (each element is read before any is written).
 /// The fixed order gives every rank that passes the same sources the same bits.
 /// Returns 1 when every v is finite, else 0.
 int distrain_sum_spread(const float *const *sources, size_t source_count, float *const *targets,
-                        size_t target_count, size_t begin, size_t end, float scale);
+                        size_t target_count, size_t begin, size_t end);
 
 #endif
