@@ -11,9 +11,6 @@ void distrain_adam_update(float *restrict p, const float *restrict g, float *res
 /// 1 when every x[i] is finite, else 0.
 int distrain_all_finite(const float *x, size_t n);
 
-
-#endif
-
 #include <stdint.h>
 
 /// d[i] = y[i] > 0 ? d[i] : 0 (ReLU backward in place; y is the ReLU's output).
@@ -39,3 +36,5 @@ float distrain_mask_copy_sum(const float *restrict out, const float *restrict sr
 
 /// y[c, p] += bias[c], then max(0, ·) when relu != 0, in place; y is channels × pixels.
 void distrain_add_channel_bias(float *restrict y, const float *restrict bias, size_t channels, size_t pixels, int relu);
+
+#endif
