@@ -34,11 +34,14 @@ public final class Sequential {
         self.inputShape = inputShape
         parameters = ParameterStore(specs: layers.flatMap(\.parameterSpecs))
         var cursor = 0
+        var ranges: [Range<Int>] = []
         for layer in layers {
-            let count = layer.parameterSpecs.count
-            layer.bind(to: parameters, slices: Array(parameters.slices[cursor..<(cursor + count)]))
-            cursor += count
+            let slices = Array(parameters.slices[cursor..<(cursor + layer.parameterSpecs.count)])
+            layer.bind(to: parameters, slices: slices)
+            ranges.append((slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0))
+            cursor += slices.count
         }
+        gradientRanges = ranges
         var seenParameters = false
         var needs: [Bool] = []
         for layer in layers {
@@ -47,14 +50,6 @@ public final class Sequential {
         }
         needsInputGradient = needs
         hasParameters = layers.map { !$0.parameterSpecs.isEmpty }
-        var ranges: [Range<Int>] = []
-        cursor = 0
-        for layer in layers {
-            let slices = parameters.slices[cursor..<(cursor + layer.parameterSpecs.count)]
-            ranges.append((slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0))
-            cursor += slices.count
-        }
-        gradientRanges = ranges
     }
 
     /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).

@@ -322,11 +322,10 @@ public final class Trainer {
     }
 
     /// Zeroes the gradients, then forward, loss and backward for the gathered batch (nothing on an empty
-    /// local batch). Deterministic: the same batch and parameters give the same bits again.
-    /// Forward, loss and backward of this rank's `batch` samples: the gradient store ends with this rank's
-    /// share of the mean gradient over the step's `globalSamples` (the loss gradient carries the
-    /// 1 / globalSamples). Returns the loss totals and, when `checkingFiniteness`, whether every gradient
-    /// is finite (true otherwise).
+    /// local batch): the store ends with this rank's share of the mean gradient over the step's
+    /// `globalSamples` (the loss gradient carries the 1 / globalSamples). Deterministic: the same batch and
+    /// parameters give the same bits again. Returns the loss totals and, when `checkingFiniteness`,
+    /// whether every gradient is finite (true otherwise).
     private func computeGradients(batch: Int, globalSamples: Int, labels: UnsafePointer<UInt8>, classes: Int,
                                   epoch: Int, sampleIndices: UnsafePointer<Int32>?,
                                   checkingFiniteness: Bool = false) -> (LossTotals, Bool) {
