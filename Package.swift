@@ -5,6 +5,8 @@ let package = Package(
     name: "distrain",
     products: [
         .executable(name: "distrain", targets: ["distrain"]),
+        // The engine as a library: models, optimizers, datasets and the Trainer (README: "As a Swift library").
+        .library(name: "DistrainKit", targets: ["DistrainKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,10 +30,11 @@ let package = Package(
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
-        .target(name: "CAllocationCounter"),
+        .target(name: "CAllocationCounter", dependencies: ["CKernels"]),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors"]),
+        .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
-            "Training", "Downloads", "SafeTensors", "CAllocationCounter",
+            "DistrainKit", "Training", "Downloads", "SafeTensors", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -44,6 +47,7 @@ let package = Package(
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
+        .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
         .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
     ],
     // Swift 5 language mode: kernels share raw buffers across threads on purpose (ranks as threads in tests).

@@ -1,11 +1,16 @@
 // Counts heap allocations by interposing the C allocator: the executable's malloc & co. take precedence
 // over libc's for the whole process (Swift runtime, Foundation, OpenBLAS) and forward to glibc's
 // internal entry points. One relaxed atomic increment per call; used by `distrain bench`.
+//
+// Each allocation is attributed to distrain's own code or to the BLAS library, by whether the calling
+// thread is inside a GEMM call (marked by the GEMM wrapper): the step must make no
+// allocation of its own, while OpenBLAS's AVX-512 small-matrix kernels malloc on every call.
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
 #include "allocation_counter.h"
+#include "library_scope.h"
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
@@ -14,10 +19,11 @@ extern void *__libc_memalign(size_t alignment, size_t size);
 extern void __libc_free(void *pointer);
 
 static uint64_t allocations = 0;
+static uint64_t blas_allocations = 0;
 static int active = 0;
 
 static inline void count(void) {
-    __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(distrain_inside_blas() ? &blas_allocations : &allocations, 1, __ATOMIC_RELAXED);
     active = 1;
 }
 
@@ -37,4 +43,5 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 uint64_t distrain_allocation_count(void) { return __atomic_load_n(&allocations, __ATOMIC_RELAXED); }
+uint64_t distrain_blas_allocation_count(void) { return __atomic_load_n(&blas_allocations, __ATOMIC_RELAXED); }
 int distrain_allocation_counter_active(void) { return active; }

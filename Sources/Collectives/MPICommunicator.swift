@@ -151,7 +151,4 @@ public final class MPICommunicator: Communicator {
         }
         MPI_Finalize()
     }
-
-    /// Seconds since an arbitrary point, from MPI's high-resolution clock.
-    public static func wallTime() -> Double { MPI_Wtime() }
 }

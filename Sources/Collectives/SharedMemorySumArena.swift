@@ -25,8 +25,8 @@ struct HostTopology {
 /// hosts, allreduces that slice with the ranks holding the same host index (the network carries each
 /// value once per host), and writes it into every arena of its host. Two host barriers frame
 /// this: contributions complete before any slice is read, and every slice written before anyone goes on.
-/// Measured on a 2-vCPU VM, 2 ranks: 19 µs for the seed MLP's 101,770 gradients against 88–242 µs for
-/// Open MPI's MPI_Allreduce, whose shared-memory path copies through small fragments.
+/// Open MPI's MPI_Allreduce copies through small shared-memory fragments instead, several times slower
+/// for a whole gradient arena (BENCHMARKS.md).
 ///
 /// The window lives until `MPICommunicator.finalize()` (freeing it is collective, and a deinit runs on
 /// each rank at its own time).

@@ -11,7 +11,7 @@ public enum SumMethod: String, CaseIterable, Sendable {
 
 /// Float storage that every rank fills with its contribution and then sums over all ranks in place.
 ///
-/// The gradient arena lives in one (`ParameterStore.moveGradients`), so backward writes straight into
+/// The gradient arena lives in one (`Sequential.moveGradients`), so backward writes straight into
 /// the memory the sum reads: under MPI that is memory shared by the ranks of a host, and the sum needs
 /// no copies in or out and no message passing inside a host.
 public protocol SumArena: AnyObject {

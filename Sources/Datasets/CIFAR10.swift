@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,13 @@ public enum CIFAR10 {
     /// Class names when batches.meta.txt is absent (the official order).
     public static let defaultClassNames = ["airplane", "automobile", "bird", "cat", "deer",
                                            "dog", "frog", "horse", "ship", "truck"]
+
+    /// Where the data is looked for without `--data-dir`, and where `distrain download` puts it:
+    /// `$DISTRAIN_DATA` when set, else `./data`.
+    public static var defaultDirectory: String {
+        if let root = ProcessInfo.processInfo.environment["DISTRAIN_DATA"], !root.isEmpty { return root }
+        return "./data"
+    }
 
     /// The data folder for `--data-dir`: the folder itself when it holds the batches, else its
     /// `cifar-10-batches-bin` child (the tarball's parent), else nil.

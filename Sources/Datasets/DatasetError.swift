@@ -8,6 +8,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case malformed(path: String, problem: String)
     /// Two files that must agree do not.
     case mismatch(first: String, second: String, problem: String)
+    /// No dataset has this name; `choices` lists the names there are.
+    case unknownDataset(name: String, choices: String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .missing(path, hint): return "missing data file \(path): \(hint)"
         case let .malformed(path, problem): return "\(path): \(problem)"
         case let .mismatch(first, second, problem): return "\(first) and \(second) disagree: \(problem)"
+        case let .unknownDataset(name, choices): return "unknown dataset '\(name)': use one of \(choices)"
         }
     }
 }

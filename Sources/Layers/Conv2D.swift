@@ -16,11 +16,9 @@ import Tensors
 public final class Conv2D: Layer {
     /// How a pass is lowered to GEMM.
     public enum Lowering: Sendable {
-        /// Direct for stride-1 layers with ≤ 16 input channels, else per image when an image has at
-        /// least 128 output pixels, else batched. (Measured: direct on the CNN's 1→32 first layer made
-        /// its step 8% faster; on its 32→64 and 64→128 layers it was slower than the GEMMs. Per image on
-        /// the 32→64 layer at 14×14 — a 226 KB column matrix that stays in L2 — beat one 14 MB batched
-        /// matrix by 8–24% of the CNN's step in six paired runs; at 7×7 per image was slower.)
+        /// Direct for stride-1 layers with ≤ 16 input channels (few input channels make GEMMs thin),
+        /// else per image when an image has at least 128 output pixels (its column matrix stays in L2),
+        /// else batched. The thresholds and their measurements are in BENCHMARKS.md.
         case automatic
         case batched
         case perImage

@@ -42,7 +42,8 @@ public protocol Layer: AnyObject {
     /// the input gradient; `distrain bench` turns this into GFLOP/s.
     var multiplyAccumulatesPerSample: Int { get }
 
-    /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas.
+    /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas. Called again whenever
+    /// the arenas move (`Sequential.moveGradients`), so pointers taken here may be kept.
     func bind(to store: ParameterStore, slices: [ParameterSlice])
     /// Allocates workspace for batches of up to `batchCapacity` samples; called before any pass.
     func reserve(batchCapacity: Int)

@@ -34,14 +34,15 @@ public final class Sequential {
         self.inputShape = inputShape
         parameters = ParameterStore(specs: layers.flatMap(\.parameterSpecs))
         var cursor = 0
-        var ranges: [Range<Int>] = []
+        var slicesByLayer: [[ParameterSlice]] = []
         for layer in layers {
-            let slices = Array(parameters.slices[cursor..<(cursor + layer.parameterSpecs.count)])
-            layer.bind(to: parameters, slices: slices)
-            ranges.append((slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0))
-            cursor += slices.count
+            slicesByLayer.append(Array(parameters.slices[cursor..<(cursor + layer.parameterSpecs.count)]))
+            cursor += slicesByLayer.last!.count
         }
-        gradientRanges = ranges
+        self.slicesByLayer = slicesByLayer
+        gradientRanges = slicesByLayer.map { slices in
+            (slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0)
+        }
         var seenParameters = false
         var needs: [Bool] = []
         for layer in layers {
@@ -50,6 +51,23 @@ public final class Sequential {
         }
         needsInputGradient = needs
         hasParameters = layers.map { !$0.parameterSpecs.isEmpty }
+        bindLayers()
+    }
+
+    /// Each layer's slices of the store, in its `parameterSpecs` order.
+    private let slicesByLayer: [[ParameterSlice]]
+
+    /// Hands every layer its slices; again whenever the store's memory moves, so pointers a layer keeps
+    /// from `bind` stay valid.
+    private func bindLayers() {
+        for (layer, slices) in zip(layers, slicesByLayer) { layer.bind(to: parameters, slices: slices) }
+    }
+
+    /// Moves the gradients into `storage` (`parameters.count` floats, kept alive by `owner`) — the arena
+    /// the gradient sum over ranks works in — and binds every layer again to the new memory.
+    public func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
+        parameters.moveGradients(to: storage, owner: owner)
+        bindLayers()
     }
 
     /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).

@@ -1,20 +1,5 @@
 import CKernels
 // Elementwise kernels and reductions over raw buffers.
-// Swift does not vectorize Float reductions by itself (strict FP), so sums use SIMD16 accumulators.
-
-/// Sum of `count` floats, vectorized.
-@inline(__always)
-public func vectorSum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var accumulator = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= count {
-        accumulator += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-        i += 16
-    }
-    var total = accumulator.sum()
-    while i < count { total += x[i]; i += 1 }
-    return total
-}
 
 /// y[r, c] += bias[c] for a rows×cols row-major matrix.
 @inline(__always)

@@ -34,7 +34,7 @@ public final class ParameterStore {
     /// Parameter values, `count` floats.
     public let values: UnsafeMutableBufferPointer<Float>
     /// Gradients, `count` floats; backward passes accumulate into them. Own memory until
-    /// `moveGradients(to:owner:)` moves them into the gradient synchronizer's arena.
+    /// `Sequential.moveGradients(to:owner:)` moves them into the gradient synchronizer's arena.
     public private(set) var gradients: UnsafeMutableBufferPointer<Float>
     /// Keeps the memory of moved gradients alive; nil while the store owns them.
     private var gradientOwner: AnyObject?
@@ -66,7 +66,10 @@ public final class ParameterStore {
 
     /// Moves the gradients into `storage` (`count` floats, kept alive by `owner`), where they stay: the
     /// arena the gradient sum over ranks works in, so backward writes straight into it.
-    public func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
+    ///
+    /// Package-internal: only `Sequential.moveGradients` calls it, and it binds every layer again right
+    /// after, so a layer that keeps pointers from `bind` never writes into the freed buffer.
+    package func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
         precondition(storage.count == count, "gradient storage holds \(storage.count) floats, the model has \(count)")
         if count > 0 { storage.baseAddress!.update(from: gradients.baseAddress!, count: count) }
         if gradientOwner == nil { gradients.deallocate() }

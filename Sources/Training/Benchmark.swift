@@ -18,8 +18,12 @@ public struct BenchmarkResult: Sendable {
     public var imagesPerSecond: [Double]
     /// Milliseconds per step by phase: data, forward (with the loss), backward, gradient_sync, optimizer.
     public var millisecondsPerStep: [(String, Double)]
-    /// Heap allocations per steady-state step (nil when the counter is not linked in).
+    /// Heap allocations per steady-state step made by distrain's own code (nil when the counter is not
+    /// linked in): must be 0.
     public var allocationsPerStep: Double?
+    /// Heap allocations per steady-state step made inside the BLAS library (OpenBLAS 0.3.21's AVX-512
+    /// small-matrix kernels malloc on every call; 0 on AVX2 hosts); nil when not counted.
+    public var blasAllocationsPerStep: Double?
     /// Peak resident memory of this process up to the end of the timed steps, MiB (includes the
     /// synthetic dataset, `datasetMegabytes`).
     public var peakResidentMegabytes: Double
@@ -58,13 +62,24 @@ public func benchmarkInputShape(_ model: ModelName) -> [Int] {
     model == .lenet ? [3, 32, 32] : [1, 28, 28]
 }
 
-/// Trains `model` on synthetic data with the production step (Trainer.trainEpoch): a warm-up epoch,
+/// Heap allocations since the process started: outside BLAS calls (distrain, Swift, Foundation) and inside them.
+public struct AllocationCounts: Sendable {
+    public var own: UInt64
+    public var blas: UInt64
+
+    public init(own: UInt64, blas: UInt64) {
+        self.own = own
+        self.blas = blas
+    }
+}
+
+/// Trains `model` on synthetic data with the production step (Trainer.trainEpoch; `fault` as in training): a warm-up epoch,
 /// then `repetitions` timed epochs of `steps` steps each. Allocations per steady-state step are
 /// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
-/// per-epoch setup; `allocationCount` reads the process's allocation counter.
+/// per-epoch setup; `allocationCounts` reads the process's allocation counters.
 public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, gradientSum: SumMethod = .auto,
-                         allocationCount: (() -> UInt64)?) throws -> BenchmarkResult {
+                         communicator: Communicator, gradientSum: SumMethod = .auto, fault: Fault? = nil,
+                         allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
@@ -78,8 +93,10 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     }
     func trainer(steps: Int) throws -> Trainer {
         let configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
-        return try Trainer(configuration: configuration, data: syntheticData(samples: steps * globalBatch),
-                           communicator: communicator, threadsPerRank: threads, reporter: nil, gradientSum: gradientSum)
+        let data = syntheticData(samples: steps * globalBatch), model = configuration.makeModel(for: data)
+        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                           configuration: configuration, communicator: communicator, threadsPerRank: threads,
+                           fault: fault, gradientSum: gradientSum)
     }
     let timed = try trainer(steps: steps)
     try timed.trainEpoch(0)  // warm-up: buffers planned, BLAS threads started, pages touched
@@ -87,24 +104,28 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     var phases: [TrainingPhase: Double] = [:]
     for repetition in 0..<repetitions {
         try communicator.barrier()
-        _ = timed.tracker.takeDurations()
+        let before = timed.tracker.totalSeconds()
         let start = monotonicSeconds()
         try timed.trainEpoch(repetition + 1)
         let seconds = monotonicSeconds() - start
-        for (phase, value) in timed.tracker.takeDurations() { phases[phase, default: 0] += value }
+        let spent = timed.tracker.totalSeconds().since(before)
+        for phase in [TrainingPhase.data, .forward, .backward, .gradientSum, .optimizer] { phases[phase, default: 0] += spent[phase] }
         rates.append(Double(steps * perRankBatch) / seconds)
     }
     // The high-water mark of the timed run: synthetic dataset, model, buffers — before the extra
     // trainers below that count allocations.
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    var allocations: Double?
-    if let allocationCount {
+    var allocations: (own: Double, blas: Double)?
+    if let allocationCounts {
         let short = try trainer(steps: steps), long = try trainer(steps: 2 * steps)
         try short.trainEpoch(0); try long.trainEpoch(0)  // warm-up both
-        let a0 = allocationCount(); try short.trainEpoch(1); let a1 = allocationCount()
-        try long.trainEpoch(1); let a2 = allocationCount()
-        allocations = (Double(a2 - a1) - Double(a1 - a0)) / Double(steps)
+        let a0 = allocationCounts(); try short.trainEpoch(1); let a1 = allocationCounts()
+        try long.trainEpoch(1); let a2 = allocationCounts()
+        func perStep(_ count: (AllocationCounts) -> UInt64) -> Double {
+            (Double(count(a2) - count(a1)) - Double(count(a1) - count(a0))) / Double(steps)
+        }
+        allocations = (perStep(\.own), perStep(\.blas))
     }
     let stepCount = Double(steps * repetitions)
     let split: [(String, Double)] = [("data", .data), ("forward", .forward), ("backward", .backward),
@@ -114,7 +135,8 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     let sgemm = measureSgemmGigaflops()
     return BenchmarkResult(model: model, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
-                           millisecondsPerStep: split, allocationsPerStep: allocations,
+                           millisecondsPerStep: split, allocationsPerStep: allocations?.own,
+                           blasAllocationsPerStep: allocations?.blas,
                            peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
                            datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
                            trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm,

@@ -1,3 +1,4 @@
+import Datasets
 import Layers
 import Optimizers
 
@@ -79,5 +80,20 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in "\(self)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         return hash
+    }
+}
+
+extension TrainingConfiguration {
+    /// The `--model` architecture for `data`'s input shape and classes, initialized as PyTorch does from
+    /// `--seed` (rank 0's copy is broadcast to the others by the Trainer anyway).
+    public func makeModel(for data: DatasetSplits) -> Sequential {
+        let model = Layers.makeModel(model, inputShape: data.train.shape, classes: data.train.classCount)
+        model.parameters.initializeKaimingUniform(seed: seed)
+        return model
+    }
+
+    /// The `--optimizer` with its hyper-parameters, for `model`'s parameters.
+    public func makeOptimizer(for model: Sequential) -> Optimizer {
+        Optimizers.makeOptimizer(optimizerSettings, parameterCount: model.parameters.count)
     }
 }

@@ -5,9 +5,10 @@ import Glibc
 /// A fault to inject for tests and cluster checks: `DISTRAIN_FAULT=rank:step:kind`.
 ///
 /// At global step `step` (1-based), rank `rank`: crash (a Swift trap), kill (SIGKILL), hang (sleeps
-/// forever in forward), nan (NaN in its input batch), slow (sleeps 2 s in forward, then goes on).
+/// forever in forward), nan (NaN in its input batch), slow (sleeps 2 s in forward, then goes on),
+/// allocate (one heap allocation in every step from `step` on: proves `distrain bench` counts them).
 public struct Fault: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case crash, kill, hang, nan, slow }
+    public enum Kind: String, Sendable, CaseIterable { case crash, kill, hang, nan, slow, allocate }
 
     public var rank: Int
     public var step: Int
@@ -35,6 +36,26 @@ public struct Fault: Sendable, Equatable {
         let text = String(cString: pointer)
         return text.isEmpty ? nil : try Fault(parsing: text)
     }
+
+    /// Misbehaves on purpose when `rank` reaches the fault's step, in the forward phase of that step;
+    /// `input` holds the step's `batch` gathered samples.
+    func injectIfDue(rank: Int, step: Int, input: UnsafeMutablePointer<Float>, batch: Int) {
+        guard rank == self.rank, step == self.step || (kind == .allocate && step > self.step) else { return }
+        switch kind {
+        case .crash: fatalError("injected crash (DISTRAIN_FAULT) on rank \(rank) at step \(step)")
+        case .kill: kill(getpid(), SIGKILL)
+        case .hang: while true { sleep(1000) }
+        case .slow: usleep(2_000_000)
+        case .nan: if batch > 0 { input[0] = .nan }
+        case .allocate:
+            let block = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+            block.initialize(repeating: step, count: 8)
+            Fault.allocationSink = block[7]  // used, so the allocation cannot be optimized away
+            block.deallocate()
+        }
+    }
+
+    nonisolated(unsafe) private static var allocationSink = 0
 }
 
 /// DISTRAIN_FAULT could not be parsed.
@@ -43,18 +64,4 @@ public struct FaultSpecificationError: Error, CustomStringConvertible {
     public var description: String {
         "DISTRAIN_FAULT='\(text)' is not rank:step:kind (step ≥ 1, kind one of \(Fault.Kind.allCases.map(\.rawValue).joined(separator: ", "))), e.g. DISTRAIN_FAULT=1:20:crash"
     }
-}
-
-/// Training stopped because the loss or the gradients were not finite.
-public struct NonFiniteError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-}
-
-/// What to do when a step's loss or gradients are NaN or infinite (`--on-nonfinite`).
-public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
-    /// End the job naming the rank, step and samples; the last checkpoint stays as it was.
-    case stop
-    /// Drop that update on every rank and go on; too many in a row stops.
-    case skip
 }

@@ -1,4 +1,5 @@
 import Collectives
+import Layers
 import Tensors
 
 /// Sums the gradients over ranks, so every rank holds the exact mean gradient over the global batch
@@ -12,33 +13,31 @@ public final class GradientSynchronizer {
     let arena: SumArena
     /// Floats per allreduce call between hosts (and in the portable arena).
     public let bucketElements: Int
-    /// Seconds spent summing over ranks since the last `takeCommunicationSeconds()`.
-    private var communicationSeconds = 0.0
-    /// Told which bucket is being reduced, for the watchdog's messages.
-    var tracker: PhaseTracker?
+    /// Told which bucket is being reduced: the watchdog's messages and the phase clock.
+    let tracker: PhaseTracker
 
-    /// Moves `store`'s gradients into a new sum arena. Collective: every rank calls it at the same point.
-    public init(communicator: Communicator, store: ParameterStore, bucketMegabytes: Double, method: SumMethod = .auto) throws {
+    /// Moves `model`'s gradients into a new sum arena. Collective: every rank calls it at the same point.
+    public init(communicator: Communicator, model: Sequential, bucketMegabytes: Double, method: SumMethod = .auto,
+                tracker: PhaseTracker) throws {
         self.communicator = communicator
+        self.tracker = tracker
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
-        arena = try communicator.makeSumArena(count: store.count, bucketElements: bucketElements, method: method)
-        store.moveGradients(to: arena.buffer, owner: arena)
+        arena = try communicator.makeSumArena(count: model.parameters.count, bucketElements: bucketElements, method: method)
+        model.moveGradients(to: arena.buffer, owner: arena)
     }
 
-    /// In-place: gradients ← Σ_ranks gradients. Returns true when every summed gradient is finite.
-    @discardableResult
-    public func synchronize() throws -> Bool {
-        let start = monotonicSeconds()
-        let finite = try arena.sumOverRanks { bucket in
-            tracker?.enter(.gradientSum, bucket: bucket)
+    /// Whether backward should check each layer's gradients for NaN/Inf as it writes them: alone there is
+    /// no sum whose pass could check them, and backward has them in cache.
+    public var finitenessIsCheckedInBackward: Bool { communicator.size == 1 }
+
+    /// In place: gradients ← Σ_ranks gradients; returns true when every summed gradient is finite.
+    ///
+    /// One rank has nothing to sum and returns backward's own verdict, `finiteAfterBackward`; with more,
+    /// the sum's pass checks (a NaN or Inf on any rank survives the sum, so every rank sees it).
+    public func sum(finiteAfterBackward: Bool) throws -> Bool {
+        if communicator.size == 1 { return finiteAfterBackward }
+        return try arena.sumOverRanks { bucket in
+            tracker.enter(.gradientSum, bucket: bucket)
         }
-        if communicator.size > 1 { communicationSeconds += monotonicSeconds() - start }
-        return finite
-    }
-
-    /// Communication time accumulated since the last call, and resets it.
-    public func takeCommunicationSeconds() -> Double {
-        defer { communicationSeconds = 0 }
-        return communicationSeconds
     }
 }

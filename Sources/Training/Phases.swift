@@ -43,7 +43,7 @@ public final class PhaseTracker: @unchecked Sendable {
 
     private let lock = NSLock()
     private var current = Snapshot(phase: .loading, bucket: -1, epoch: 0, step: 0, since: monotonicSeconds())
-    /// Seconds spent in each phase (indexed by raw value) since the last `takeDurations()`.
+    /// Seconds spent in each phase (indexed by raw value) since the tracker was made.
     private var durations = [Double](repeating: 0, count: TrainingPhase.finished.rawValue + 1)
 
     public init() {}
@@ -67,21 +67,32 @@ public final class PhaseTracker: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Seconds per phase since the last call (the current phase counted up to now), then resets.
-    public func takeDurations() -> [TrainingPhase: Double] {
+    /// Seconds spent in each phase since the tracker was made, the current phase counted up to now.
+    /// Cumulative, so several readers (the epoch metrics, `distrain bench`) can each take differences.
+    public func totalSeconds() -> PhaseSeconds {
         let now = monotonicSeconds()
         lock.lock(); defer { lock.unlock() }
         durations[current.phase.rawValue] += now - current.since
         current.since = now
-        var result: [TrainingPhase: Double] = [:]
-        for (index, seconds) in durations.enumerated() { result[TrainingPhase(rawValue: index)!] = seconds }
-        durations = [Double](repeating: 0, count: durations.count)
-        return result
+        return PhaseSeconds(seconds: durations)
     }
 
     public var snapshot: Snapshot {
         lock.lock(); defer { lock.unlock() }
         return current
+    }
+}
+
+/// Seconds per phase, from `PhaseTracker.totalSeconds()`; subtract two readings for an interval.
+public struct PhaseSeconds: Sendable {
+    /// Indexed by `TrainingPhase.rawValue`.
+    fileprivate var seconds: [Double]
+
+    public subscript(phase: TrainingPhase) -> Double { seconds[phase.rawValue] }
+
+    /// The seconds spent between `earlier` and this reading.
+    public func since(_ earlier: PhaseSeconds) -> PhaseSeconds {
+        PhaseSeconds(seconds: zip(seconds, earlier.seconds).map { $0 - $1 })
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CAllocationCounter
 import Collectives
+import DistrainKit
 import Foundation
 import Layers
 import Tensors
@@ -46,6 +47,7 @@ struct BenchCommand: ParsableCommand {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
+        do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -53,11 +55,13 @@ struct BenchCommand: ParsableCommand {
         let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
         BLAS.setThreadCount(threads)
         let batch = batchSize ?? (model == .mlpLarge ? 256 : 64)
-        let counter: (() -> UInt64)? = distrain_allocation_counter_active() != 0 ? { distrain_allocation_count() } : nil
+        let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
+            ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count()) } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum,
-                                          allocationCount: counter)
+                                          fault: try Fault.fromEnvironment(),
+                                          allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
             let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),
@@ -85,6 +89,7 @@ struct BenchCommand: ParsableCommand {
                 ("images_per_second_total", .number(total)),
                 ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
                 ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
+                ("blas_allocations_per_step", r.blasAllocationsPerStep.map { .number($0) } ?? .null),
                 ("training_gflop_per_image", .number(gigaflopsPerImage)),
                 ("gflops_per_second", .number(gigaflops)),
                 ("sgemm_gflops_per_second_per_rank", .array(perRank.map { .number(Double($0[2]) / 1000) })),
@@ -101,7 +106,7 @@ struct BenchCommand: ParsableCommand {
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
             print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
-            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted")")
+            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted") by distrain, \(r.blasAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside BLAS")
             print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the \(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
             print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
         }

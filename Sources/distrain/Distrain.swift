@@ -19,6 +19,6 @@ struct Distrain: ParsableCommand {
           mpirun -n 4 distrain fashion-mnist --model cnn --checkpoint-dir runs/cnn --resume auto
           distrain evaluate --checkpoint runs/cnn fashion-mnist
         """,
-        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, EvaluateCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self]
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self, EvaluateCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self]
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import DistrainKit
 import Datasets
 import Foundation
 import Layers
@@ -19,29 +20,23 @@ struct DoctorCommand: ParsableCommand {
     @Option(help: "Model whose gradient size the allreduce bandwidth is measured at.")
     var model: ModelName = .mlp
 
-    @Option(help: "Also check that every host has the same files of this dataset: fashion-mnist, mnist or cifar10.")
+    @Option(help: "Also check that every host has the same files of this dataset: \(DatasetRegistry.names).")
     var dataset: String?
 
-    @Option(name: .customLong("data-dir"), help: "Directory of the dataset's files (default per dataset).")
-    var dataDirectory: String?
+    @OptionGroup var dataLocation: DataLocationOptions
 
-    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
-    var threads: Int?
+    @OptionGroup var resources: ThreadOptions
 
     @Option(name: .customLong("gradient-sum"), help: "The gradient sum to time: auto (shared memory within each host) or allreduce.")
     var gradientSum: SumMethod = .auto
 
     func validate() throws {
-        if let dataset, !["fashion-mnist", "mnist", "cifar10"].contains(dataset) {
-            throw ValidationError("unknown dataset '\(dataset)': use fashion-mnist, mnist or cifar10")
-        }
-        if dataset == "mnist" && dataDirectory == nil { throw ValidationError("--dataset mnist needs --data-dir DIR") }
-        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        if let dataset { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
     }
 
     func run() throws {
         let communicator = try makeCommunicator()
-        let (threads, _) = threadsPerRank(requested: self.threads, communicator: communicator)
+        let (threads, _) = threadsPerRank(requested: resources.threads, communicator: communicator)
         BLAS.setThreadCount(threads)
         var go = true
         try runCollectively(communicator) {
@@ -128,18 +123,8 @@ struct DoctorCommand: ParsableCommand {
     /// CRC-32 over the dataset's files on this host (nil: no --dataset; 0: files unreadable).
     private func datasetChecksum() -> UInt32? {
         guard let dataset else { return nil }
-        var paths: [String] = []
-        switch dataset {
-        case "cifar10":
-            let folder = CIFAR10.resolveFolder(dataDirectory ?? CIFAR10Command.defaultDirectory) ?? "missing"
-            paths = CIFAR10.requiredFiles.map { "\(folder)/\($0)" }
-        default:
-            let directory = dataDirectory ?? debianFashionMNISTDirectory
-            let names = IDXFileNames()
-            for base in [names.trainImages, names.trainLabels, names.testImages, names.testLabels] {
-                paths.append(pathExists("\(directory)/\(base).gz") ? "\(directory)/\(base).gz" : "\(directory)/\(base)")
-            }
-        }
+        guard let registered = try? registeredDataset(dataset), let directory = try? dataLocation.directory(for: registered) else { return 0 }
+        let paths = registered.files(directory)
         var combined: UInt32 = 0
         for path in paths {
             guard let crc = try? fileChecksum(path) else { return 0 }

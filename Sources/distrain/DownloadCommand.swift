@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Downloads
 import Foundation
 
@@ -37,7 +38,7 @@ struct DownloadCommand: ParsableCommand {
     }
 
     func run() throws {
-        let root = to ?? CIFAR10Command.defaultDirectory
+        let root = to ?? CIFAR10.defaultDirectory
         let source = url.map { DownloadSource(url: $0, md5: md5!) } ?? .officialCIFAR10
         let reporter = DownloadProgress(isTerminal: isatty(STDERR_FILENO) != 0)
         FileHandle.standardError.write(Data("distrain: downloading \(source.url) into \(root)\n".utf8))
@@ -45,7 +46,7 @@ struct DownloadCommand: ParsableCommand {
             let result = try fetchCIFAR10(into: root, source: source, progress: reporter.update)
             reporter.finish()
             print(result.alreadyPresent ? "CIFAR-10 is already in \(result.folder)" : "CIFAR-10 is ready in \(result.folder) (MD5 verified)")
-            let flag = root == CIFAR10Command.defaultDirectory ? "" : " --data-dir \(root)"
+            let flag = root == CIFAR10.defaultDirectory ? "" : " --data-dir \(root)"
             print("train with: mpirun -n 4 distrain cifar10\(flag)   (or: distrain cifar10\(flag))")
         } catch {
             reporter.finish()

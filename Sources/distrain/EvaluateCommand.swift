@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import DistrainKit
 import Datasets
 import Foundation
 import SafeTensors
@@ -21,11 +22,10 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
     var checkpoint: String
 
-    @Argument(help: "The dataset: fashion-mnist, mnist or cifar10.")
+    @Argument(help: "The dataset: \(DatasetRegistry.names).")
     var dataset: String
 
-    @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
-    var dataDirectory: String?
+    @OptionGroup var dataLocation: DataLocationOptions
 
     @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test samples only.")
     var testLimit: Int?
@@ -33,26 +33,21 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Samples per forward pass per rank.")
     var batchSize: Int = 256
 
-    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
-    var threads: Int?
+    @OptionGroup var resources: ThreadOptions
 
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
 
     func validate() throws {
-        guard ["fashion-mnist", "mnist", "cifar10"].contains(dataset) else {
-            throw ValidationError("unknown dataset '\(dataset)': use fashion-mnist, mnist or cifar10")
-        }
-        if dataset == "mnist" && dataDirectory == nil { throw ValidationError("mnist needs --data-dir DIR") }
+        _ = try dataLocation.directory(for: try registeredDataset(dataset))
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
     }
 
     func run() throws {
         let communicator = try makeCommunicator()
-        BLAS.setThreadCount(threadsPerRank(requested: threads, communicator: communicator).threads)
+        BLAS.setThreadCount(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let result = try evaluateCheckpoint(communicator: communicator)
             if communicator.isCoordinator { report(result.evaluation, classNames: result.classNames, folder: result.folder) }
@@ -97,17 +92,8 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     private func loadDataset() throws -> DatasetSplits {
-        switch dataset {
-        case "cifar10":
-            return try CIFAR10.load(directory: dataDirectory ?? CIFAR10Command.defaultDirectory)
-        case "mnist":
-            return try loadIDXDataset(name: "mnist", directory: dataDirectory!, classNames: mnistClassNames,
-                                      hint: "put the four MNIST IDX files there")
-        default:
-            return try loadIDXDataset(name: "fashion-mnist", directory: dataDirectory ?? debianFashionMNISTDirectory,
-                                      classNames: fashionMNISTClassNames,
-                                      hint: "install it with 'sudo apt-get install dataset-fashion-mnist' or pass --data-dir DIR")
-        }
+        let registered = try registeredDataset(dataset)
+        return try registered.load(try dataLocation.directory(for: registered))
     }
 
     private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String) {

@@ -1,15 +1,11 @@
 import ArgumentParser
 import Collectives
 import Datasets
+import DistrainKit
 import Foundation
 import Tensors
 import SafeTensors
 import Training
-
-/// The communicator for this process: MPI under mpirun, otherwise local mode with no MPI_Init at all.
-func makeCommunicator() throws -> Communicator {
-    MPICommunicator.isLaunchedByMPIRun ? try MPICommunicator() : InProcessCommunicator.single()
-}
 
 /// BLAS threads per rank: --threads, else cores on this host ÷ ranks on this host (at least 1).
 func threadsPerRank(requested: Int?, communicator: Communicator) -> (threads: Int, warning: String?) {
@@ -35,14 +31,15 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
     return error is StartupError || error is CheckpointError || error is SafeTensorsError || error is NonFiniteError
 }
 
-/// Loads data on every rank, agrees that all succeeded, trains, and ends every rank together.
+/// Loads `dataset` on every rank, agrees that all succeeded, trains, and ends every rank together.
 ///
 /// Errors that all ranks know of end the job with one message from the coordinator and exit 1 on every
 /// rank after MPI_Finalize; an error only one rank knows of aborts the whole job with its message.
-func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
-                 load: () throws -> DatasetSplits) throws {
+func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
+    let configuration = options.configuration(dataset: dataset)
+    let directory = try options.dataLocation.directory(for: dataset)
     let communicator = try makeCommunicator()
-    let (threads, warning) = threadsPerRank(requested: options.threads, communicator: communicator)
+    let (threads, warning) = threadsPerRank(requested: options.resources.threads, communicator: communicator)
     BLAS.setThreadCount(threads)
     if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
 
@@ -58,7 +55,7 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
     var reporter: TrainingReporter?
     var localError: Error?
     do {
-        data = try load()
+        data = try dataset.load(directory)
         if communicator.isCoordinator {
             var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: options.progress && isatty(STDOUT_FILENO) != 0)]
             if let path = options.metrics { reporters.append(try MetricsLog(path: path)) }
@@ -81,7 +78,9 @@ func runTraining(options: TrainOptions, configuration: TrainingConfiguration,
                 print("no checkpoint in \(options.checkpointDirectory ?? "?") yet: starting from scratch")
             }
         }
-        let trainer = try Trainer(configuration: configuration, data: data!, communicator: communicator,
+        let model = configuration.makeModel(for: data!)
+        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data!,
+                                  configuration: configuration, communicator: communicator,
                                   threadsPerRank: threads, reporter: reporter,
                                   checkpointing: options.checkpointSettings, resume: checkpoint,
                                   tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: options.gradientSum)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import Datasets
 import Layers
 import Optimizers
 import Training
@@ -12,6 +13,10 @@ extension SumMethod: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
 struct TrainOptions: ParsableArguments {
+    @OptionGroup var resources: ThreadOptions
+
+    @OptionGroup var dataLocation: DataLocationOptions
+
     @Option(help: "Model: \(ModelName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var model: ModelName = .mlp
 
@@ -51,9 +56,6 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Seed for initialization, shuffling and dropout.")
     var seed: UInt64 = 42
 
-    @Option(help: "BLAS threads per rank (default: cores on this host ÷ ranks on this host).")
-    var threads: Int?
-
     @Option(name: .customLong("train-limit"), help: "Train on the first N training samples only.")
     var trainLimit: Int?
 
@@ -68,9 +70,6 @@ struct TrainOptions: ParsableArguments {
 
     @Option(name: .customLong("gradient-sum"), help: "auto: sum gradients in shared memory within each host (allreduce between hosts); allreduce: MPI_Allreduce only.")
     var gradientSum: SumMethod = .auto
-
-    @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.")
-    var dataDirectory: String?
 
     @Option(name: .customLong("checkpoint-dir"), help: "Write a checkpoint here after every epoch (atomically; keeps the newest --keep plus 'best').")
     var checkpointDirectory: String?
@@ -112,9 +111,6 @@ struct TrainOptions: ParsableArguments {
         if warmupEpochs < 0 { throw ValidationError("--warmup-epochs must be 0 or more, got \(warmupEpochs)") }
         if let stepEpochs, stepEpochs < 1 { throw ValidationError("--step-epochs must be at least 1, got \(stepEpochs)") }
         if !(gamma.isFinite && gamma > 0) { throw ValidationError("--gamma must be a positive number, got \(gamma)") }
-        if let threads, threads < 1 || threads > 1024 {
-            throw ValidationError("--threads must be between 1 and 1024, got \(threads)")
-        }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
@@ -131,17 +127,16 @@ struct TrainOptions: ParsableArguments {
         if let resume, resume.isEmpty { throw ValidationError("--resume needs a checkpoint directory or 'auto'") }
         if resume == "auto" && checkpointDirectory == nil { throw ValidationError("--resume auto needs --checkpoint-dir DIR") }
         if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }
-        if let dataDirectory, dataDirectory.isEmpty { throw ValidationError("--data-dir needs a directory") }
     }
 
     /// The run's configuration for `dataset`.
-    func configuration(dataset: String, augmentByDefault: Bool = false) -> TrainingConfiguration {
+    func configuration(dataset: RegisteredDataset) -> TrainingConfiguration {
         TrainingConfiguration(
-            dataset: dataset, model: model, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
+            dataset: dataset.name, model: model, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
-            augment: augment ?? augmentByDefault, onNonFinite: onNonFinite)
+            augment: augment ?? dataset.augmentsByDefault, onNonFinite: onNonFinite)
     }
 }
 

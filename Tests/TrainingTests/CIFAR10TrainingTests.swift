@@ -13,7 +13,7 @@ final class CIFAR10TrainingTests: XCTestCase {
                                                   optimizer: .sgd, learningRate: 0.05, momentum: 0.9, augment: true)
         func train(_ world: Int) throws -> [Float] {
             try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
-                let trainer = try Trainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
+                let trainer = try makeTrainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
                 try trainer.run()
                 return Array(trainer.model.parameters.values)
             }[0]
@@ -24,7 +24,7 @@ final class CIFAR10TrainingTests: XCTestCase {
         var plain = configuration
         plain.augment = false
         let unaugmented = try InProcessGroup(size: 1).run { comm -> [Float] in
-            let trainer = try Trainer(configuration: plain, data: data, communicator: comm, reporter: nil)
+            let trainer = try makeTrainer(configuration: plain, data: data, communicator: comm, reporter: nil)
             try trainer.run()
             return Array(trainer.model.parameters.values)
         }[0]
@@ -35,7 +35,7 @@ final class CIFAR10TrainingTests: XCTestCase {
         let data = syntheticCIFARSplits(train: 400, test: 100)
         let configuration = TrainingConfiguration(dataset: "cifar10", model: .lenet, epochs: 4, globalBatchSize: 20,
                                                   optimizer: .adam, learningRate: 2e-3, augment: true)
-        let trainer = try Trainer(configuration: configuration, data: data, communicator: InProcessCommunicator.single(), reporter: nil)
+        let trainer = try makeTrainer(configuration: configuration, data: data, communicator: InProcessCommunicator.single(), reporter: nil)
         XCTAssertGreaterThan(try trainer.run().accuracy, 0.5, "chance is 0.1")
     }
 }

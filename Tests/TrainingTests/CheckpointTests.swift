@@ -24,7 +24,7 @@ final class CheckpointTests: XCTestCase {
                        resume: String? = nil) throws -> [Float] {
         try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [Float] in
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
-            let trainer = try Trainer(configuration: configuration, data: self.data, communicator: comm, reporter: nil,
+            let trainer = try makeTrainer(configuration: configuration, data: self.data, communicator: comm, reporter: nil,
                                       checkpointing: checkpointing, resume: loaded)
             try trainer.run()
             return Array(trainer.model.parameters.values)

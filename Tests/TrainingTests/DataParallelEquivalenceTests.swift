@@ -10,7 +10,7 @@ final class DataParallelEquivalenceTests: XCTestCase {
     /// Trains on `worldSize` in-process ranks; returns every rank's final parameters and evaluation.
     private func train(_ configuration: TrainingConfiguration, data: DatasetSplits, worldSize: Int) throws -> [([Float], EvaluationResult)] {
         try InProcessGroup(size: worldSize, timeoutSeconds: 120).run { comm in
-            let trainer = try Trainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
+            let trainer = try makeTrainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
             let evaluation = try trainer.run()
             return (Array(trainer.model.parameters.values), evaluation)
         }
@@ -90,7 +90,7 @@ final class DataParallelEquivalenceTests: XCTestCase {
             let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 1, globalBatchSize: 4,
                                                       learningRate: comm.rank == 2 ? 0.5 : 1e-3)
             do {
-                _ = try Trainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
+                _ = try makeTrainer(configuration: configuration, data: data, communicator: comm, reporter: nil)
                 return "started"
             } catch {
                 return "\(error)"

@@ -7,7 +7,7 @@ import _TestSupport
 final class EndToEndTests: XCTestCase {
     func testLearnsSyntheticDataWellAboveChance() throws {
         let data = syntheticSplits(train: 600, test: 200)
-        let trainer = try Trainer(configuration: TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 32),
+        let trainer = try makeTrainer(configuration: TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 32),
                                   data: data, communicator: InProcessCommunicator.single(), reporter: nil)
         XCTAssertGreaterThan(try trainer.run().accuracy, 0.9)
     }
@@ -21,7 +21,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(data.train.count, 60_000)
         XCTAssertEqual(data.test.count, 10_000)
         let configuration = TrainingConfiguration(dataset: "fashion-mnist", epochs: 2, trainLimit: 4000, testLimit: 2000)
-        let trainer = try Trainer(configuration: configuration, data: data, communicator: InProcessCommunicator.single(), reporter: nil)
+        let trainer = try makeTrainer(configuration: configuration, data: data, communicator: InProcessCommunicator.single(), reporter: nil)
         let accuracy = try trainer.run().accuracy
         XCTAssertGreaterThan(accuracy, 0.75)
     }

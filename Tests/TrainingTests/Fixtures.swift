@@ -1,4 +1,6 @@
+import Collectives
 import Datasets
+import Training
 import _TestSupport
 
 /// A small learnable dataset (see `syntheticImages`) of 28x28 images in 10 classes.
@@ -19,4 +21,14 @@ func syntheticCIFARSplits(train: Int, test: Int) -> DatasetSplits {
         return ImageDataset(shape: [3, 32, 32], pixels: pixels, labels: batch.labels, classNames: CIFAR10.defaultClassNames)
     }
     return DatasetSplits(name: "cifar10", train: dataset(train, seed: 1), test: dataset(test, seed: 2))
+}
+
+/// A Trainer for `configuration`'s named model and optimizer — what the CLI builds from its flags.
+func makeTrainer(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
+                 reporter: TrainingReporter? = nil, checkpointing: CheckpointSettings? = nil,
+                 resume: LoadedCheckpoint? = nil, fault: Fault? = nil) throws -> Trainer {
+    let model = configuration.makeModel(for: data)
+    return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                       configuration: configuration, communicator: communicator, reporter: reporter,
+                       checkpointing: checkpointing, resume: resume, fault: fault)
 }

@@ -13,7 +13,7 @@ final class NonFiniteTests: XCTestCase {
         let results = ResultBox()
         _ = try? group.run { comm -> Int in
             do {
-                let trainer = try Trainer(configuration: configuration, data: self.data, communicator: comm, reporter: nil, fault: fault)
+                let trainer = try makeTrainer(configuration: configuration, data: self.data, communicator: comm, reporter: nil, fault: fault)
                 try trainer.run()
                 results.set(comm.rank, .success((Array(trainer.model.parameters.values), trainer.skippedSteps)))
             } catch {

@@ -32,19 +32,60 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(object["synthetic_dataset_mb"] as? Double ?? 0, Double(3 * 4 * 3072) / 1_048_576, accuracy: 1e-12)
     }
 
-    /// A steady-state training step allocates nothing on the heap, for every model — counted by the
-    /// interposed malloc over whole epochs (2N steps minus N steps), in this debug build too. Fewer than
-    /// one allocation per step on average: any allocation inside the step would count ≥ 1.
+    /// A steady-state training step allocates nothing on the heap in distrain's own code, for every model —
+    /// counted by the interposed malloc over whole epochs (2N steps minus N steps), in this debug build too.
+    /// Fewer than one allocation per step on average: any allocation inside the step would count ≥ 1.
+    /// Allocations inside BLAS calls are counted apart: OpenBLAS 0.3.21's AVX-512 small-matrix kernels
+    /// malloc on every call (LeNet's small GEMMs take that path), AVX2 kernels never do.
     func testTrainingStepsDoNotAllocate() throws {
         for model in ["mlp", "lenet", "cnn", "mlp-large"] {
-            let outcome = try runProcess(builtProductsDirectory + "/distrain",
-                                         ["bench", "--model", model, "--batch-size", "4", "--steps", "5", "--repetitions", "1",
-                                          "--threads", "1", "--json"], timeout: 300)
-            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
-            let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as! [String: Any]
+            let object = try bench(model: model)
             let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double, "\(model): the malloc counter must be live")
             XCTAssertLessThan(allocations, 1, "\(model) allocates \(allocations) times per training step")
+            let blas = try XCTUnwrap(object["blas_allocations_per_step"] as? Double, "\(model): BLAS allocations must be counted")
+            XCTAssertGreaterThanOrEqual(blas, 0)
+            if !Self.blasKernelsAllocate(object) {
+                XCTAssertLessThan(blas, 1, "\(model): \(object["blas"] ?? "") kernels should not allocate")
+            }
         }
+    }
+
+    /// The BLAS-internal path: on an AVX-512 host LeNet's small GEMMs allocate inside OpenBLAS, and the
+    /// counter puts those allocations in the BLAS column, not distrain's; forcing the AVX2 kernels
+    /// (OPENBLAS_CORETYPE=Haswell) makes them go away. On an AVX2 host both runs count zero in both columns.
+    func testAllocationsInsideBLASAreCountedApart() throws {
+        let native = try bench(model: "lenet")
+        XCTAssertLessThan(native["allocations_per_step"] as? Double ?? 99, 1)
+        if Self.blasKernelsAllocate(native) {
+            XCTAssertGreaterThanOrEqual(native["blas_allocations_per_step"] as? Double ?? 0, 1,
+                                        "AVX-512 small-matrix kernels malloc on every call; the counter must see them")
+        }
+        let haswell = try bench(model: "lenet", environment: ["OPENBLAS_CORETYPE": "Haswell"])
+        XCTAssertLessThan(haswell["allocations_per_step"] as? Double ?? 99, 1)
+        XCTAssertLessThan(haswell["blas_allocations_per_step"] as? Double ?? 99, 1, "\(haswell["blas"] ?? "")")
+    }
+
+    /// The check can fail: an allocation injected into the step (DISTRAIN_FAULT kind `allocate`, one
+    /// heap block per step from step 1 on) is counted as distrain's own, not as the library's.
+    func testAnAllocationInTheStepIsCaught() throws {
+        let object = try bench(model: "mlp", environment: ["DISTRAIN_FAULT": "0:1:allocate"])
+        let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double)
+        XCTAssertGreaterThanOrEqual(allocations, 1, "an allocation in every step must be counted")
+        XCTAssertLessThan(object["blas_allocations_per_step"] as? Double ?? 99, 1)
+    }
+
+    /// Whether this run's OpenBLAS kernels are the AVX-512 ones whose small-matrix path allocates.
+    private static func blasKernelsAllocate(_ object: [String: Any]) -> Bool {
+        let blas = object["blas"] as? String ?? ""
+        return blas.contains("core Cooperlake") || blas.contains("core SkylakeX")
+    }
+
+    private func bench(model: String, environment: [String: String] = [:]) throws -> [String: Any] {
+        let outcome = try runProcess(builtProductsDirectory + "/distrain",
+                                     ["bench", "--model", model, "--batch-size", "4", "--steps", "5", "--repetitions", "1",
+                                      "--threads", "1", "--json"], extraEnvironment: environment, timeout: 300)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
     }
 
     /// Under mpirun: per-rank and total figures, the shared-memory gradient sum, and still no allocation

@@ -1,0 +1,76 @@
+import Foundation
+
+/// A dataset distrain knows by name: where its files are by default and how to load them.
+///
+/// Training, `evaluate` and `doctor` all go through `DatasetRegistry`; a new format is a reader file
+/// plus one entry in `DatasetRegistry.all`.
+public struct RegisteredDataset: Sendable {
+    /// The name on the command line, e.g. "fashion-mnist".
+    public let name: String
+    /// One line for `--help`.
+    public let summary: String
+    /// Whether training augments by default (random crop + flip).
+    public let augmentsByDefault: Bool
+    /// The folder used without `--data-dir`; nil when the user must name one.
+    public let defaultDirectory: @Sendable () -> String?
+    /// Loads both splits from a folder; errors name the file and what to do.
+    public let load: @Sendable (_ directory: String) throws -> DatasetSplits
+    /// The files a loader reads from a folder (for `doctor`'s same-data-on-every-host check).
+    public let files: @Sendable (_ directory: String) -> [String]
+
+    /// The folder to read: `--data-dir` if given, else the default; nil when neither exists.
+    public func directory(_ requested: String?) -> String? {
+        requested ?? defaultDirectory()
+    }
+}
+
+/// The registry of built-in datasets.
+public enum DatasetRegistry {
+    /// Every dataset distrain can load by name, in the order `--help` lists them.
+    public static let all: [RegisteredDataset] = [
+        RegisteredDataset(
+            name: "fashion-mnist", summary: "Zalando's Fashion-MNIST (default data: \(debianFashionMNISTDirectory))",
+            augmentsByDefault: false, defaultDirectory: { debianFashionMNISTDirectory },
+            load: { directory in
+                let hint = directory == debianFashionMNISTDirectory
+                    ? "install it with 'sudo apt-get install dataset-fashion-mnist' or pass --data-dir DIR"
+                    : "put the four Fashion-MNIST IDX files (.gz or raw) there, or install dataset-fashion-mnist and drop --data-dir"
+                return try loadIDXDataset(name: "fashion-mnist", directory: directory, classNames: fashionMNISTClassNames, hint: hint)
+            },
+            files: idxFiles),
+        RegisteredDataset(
+            name: "mnist", summary: "MNIST digits from --data-dir (the four classic IDX files, .gz or raw)",
+            augmentsByDefault: false, defaultDirectory: { nil },
+            load: { directory in
+                try loadIDXDataset(name: "mnist", directory: directory, classNames: mnistClassNames,
+                                   hint: "put the four MNIST IDX files there (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)")
+            },
+            files: idxFiles),
+        RegisteredDataset(
+            name: "cifar10", summary: "CIFAR-10, the official binary version (fetch it with 'distrain download cifar10')",
+            augmentsByDefault: true, defaultDirectory: { CIFAR10.defaultDirectory },
+            load: { try CIFAR10.load(directory: $0) },
+            files: { directory in
+                let folder = CIFAR10.resolveFolder(directory) ?? "\(directory)/\(CIFAR10.folderName)"
+                return CIFAR10.requiredFiles.map { "\(folder)/\($0)" }
+            }),
+    ]
+
+    /// Every name, for messages: "fashion-mnist, mnist, cifar10".
+    public static var names: String { all.map(\.name).joined(separator: ", ") }
+
+    /// The dataset with this name, or an error listing the choices.
+    public static func named(_ name: String) throws -> RegisteredDataset {
+        guard let dataset = all.first(where: { $0.name == name }) else {
+            throw DatasetError.unknownDataset(name: name, choices: names)
+        }
+        return dataset
+    }
+
+    private static func idxFiles(_ directory: String) -> [String] {
+        let names = IDXFileNames()
+        return [names.trainImages, names.trainLabels, names.testImages, names.testLabels].map { base in
+            pathExists("\(directory)/\(base).gz") ? "\(directory)/\(base).gz" : "\(directory)/\(base)"
+        }
+    }
+}

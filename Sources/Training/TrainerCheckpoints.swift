@@ -1,0 +1,84 @@
+import Collectives
+import Foundation
+import Tensors
+
+/// Resuming from and writing checkpoints, and the run's start record.
+extension Trainer {
+    /// The settings a checkpoint cannot be resumed without (they change the model, data or step).
+    static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
+        [("dataset", c.dataset), ("--model", c.model.rawValue), ("--optimizer", c.optimizer.rawValue),
+         ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
+         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment))]
+    }
+
+    /// Restores on every rank; every rank holds the same checkpoint bytes, so every rank reaches the
+    /// same verdict, and agrees on it.
+    func restoreCollectively(from checkpoint: LoadedCheckpoint) throws {
+        var localError: Error?
+        do { try restore(from: checkpoint) } catch { localError = error }
+        try communicator.agreeOnSuccess(localError)
+    }
+
+    /// Loads weights, optimizer state and the position in training from a checkpoint.
+    private func restore(from checkpoint: LoadedCheckpoint) throws {
+        for (mine, theirs) in zip(Self.definingSettings(configuration), Self.definingSettings(checkpoint.state.configuration))
+        where mine.1 != theirs.1 {
+            throw CheckpointError.incompatible(setting: mine.0, checkpoint: theirs.1, requested: mine.1)
+        }
+        let state = checkpoint.state
+        guard state.nextBatch <= stepsPerEpoch else {
+            throw CheckpointError.invalid(path: "\(checkpoint.directory)/\(CheckpointFile.state)",
+                                          problem: "nextBatch \(state.nextBatch) is beyond the \(stepsPerEpoch) batches of an epoch")
+        }
+        try checkpoint.restoreParameters(into: model.parameters)
+        try checkpoint.restoreOptimizer(optimizer, store: model.parameters)
+        let epochFinished = state.nextBatch == stepsPerEpoch
+        startEpoch = epochFinished ? state.epoch + 1 : state.epoch
+        startBatch = epochFinished ? 0 : state.nextBatch
+        globalStep = state.globalStep
+        if communicator.isCoordinator && startBatch > 0 {
+            restoredPartial = EpochTotals(lossSum: state.partialLossSum, correct: state.partialCorrect, seen: state.partialSeen)
+        }
+    }
+
+    /// Writes a checkpoint from the coordinator; every rank learns whether it worked.
+    func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: EpochTotals, testAccuracy: Double?) throws {
+        guard let writer = checkpointWriter else { return }
+        tracker.enter(.checkpoint)
+        var sums = [partial.lossSum, Double(partial.correct), Double(partial.seen)]
+        if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
+        var localError: Error?
+        if communicator.isCoordinator {
+            let start = monotonicSeconds()
+            do {
+                let state = CheckpointState(
+                    distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
+                    samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
+                    partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
+                    configuration: configuration, worldSize: communicator.size,
+                    writtenAt: Double(time(nil)))
+                let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
+                                            modelName: configuration.model, inputShape: data.train.shape,
+                                            classNames: data.train.classNames, normalization: normalization)
+                reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
+            } catch {
+                localError = error
+            }
+        }
+        try communicator.agreeOnSuccess(localError)
+    }
+
+    /// What the run header and the metrics' start event say.
+    var startRecord: StartRecord {
+        StartRecord(
+            dataset: data.name, model: configuration.model.rawValue, modelSummary: model.summary,
+            parameters: model.parameters.count, worldSize: communicator.size,
+            globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
+            optimizer: optimizer.name, learningRate: configuration.learningRate,
+            schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
+            augment: configuration.augment,
+            threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
+            gradientSum: synchronizer.arena.summary,
+            trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
+    }
+}

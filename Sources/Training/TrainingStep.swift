@@ -1,0 +1,100 @@
+import Collectives
+import Datasets
+import Layers
+import Tensors
+
+/// This rank's share of one global batch.
+struct StepBatch {
+    /// Epoch (0-based) and batch within it.
+    let epoch: Int
+    let index: Int
+    /// Global indices of this rank's samples (may be empty when ranks outnumber the samples).
+    let samples: UnsafeBufferPointer<Int32>
+    /// Samples in the whole global batch: the loss gradient carries 1 / globalCount.
+    let globalCount: Int
+
+    var count: Int { samples.count }
+}
+
+/// Running sums of an epoch on this rank (the coordinator also carries a resumed epoch's reduced sums).
+struct EpochTotals {
+    var lossSum = 0.0
+    var correct = 0
+    /// Samples whose update was applied, and all samples this rank processed.
+    var seen = 0
+    var locallySeen = 0
+    var skipped = 0
+
+    /// Counts one step: its loss totals, or nil when its update was skipped.
+    mutating func add(_ loss: LossTotals?, samples: Int) {
+        if let loss {
+            lossSum += loss.lossSum
+            correct += loss.correct
+            seen += samples
+        } else {
+            skipped += 1
+        }
+        locallySeen += samples
+    }
+
+    var meanLoss: Double { seen > 0 ? lossSum / Double(seen) : 0 }
+    var accuracy: Double { seen > 0 ? Double(correct) / Double(seen) : 0 }
+}
+
+/// The pieces of the training step (`Trainer.trainStep`); each enters its own phase.
+extension Trainer {
+    /// Normalized (and, if configured, augmented) inputs into the model's input buffer, labels alongside.
+    func gather(_ batch: StepBatch) throws {
+        tracker.enter(.data)
+        try gatherer.gather(indices: batch.samples, into: model.input, labels: labels,
+                            augmentation: configuration.augment ? (Augmentation(), configuration.seed, batch.epoch) : nil)
+    }
+
+    /// Forward pass and softmax cross-entropy; leaves dLoss/dLogits (scaled by 1 / global batch) for backward.
+    func forwardAndLoss(_ batch: StepBatch) -> LossTotals {
+        tracker.enter(.forward)
+        fault?.injectIfDue(rank: communicator.rank, step: globalStep + 1, input: model.input, batch: batch.count)
+        guard batch.count > 0 else { return LossTotals(lossSum: 0, correct: 0) }
+        let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: batch.epoch,
+                                     sampleIndices: batch.samples.baseAddress)
+        let logits = model.forward(batch: batch.count, context: context)
+        return softmaxCrossEntropy(logits: logits, labels: labels, batch: batch.count, classes: classes,
+                                   dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)))
+    }
+
+    /// Zeroes the gradients and accumulates this rank's share of the mean gradient. Returns whether they
+    /// are finite when backward checks them (one rank), else true: the sum's pass checks.
+    func backward(_ batch: StepBatch) -> Bool {
+        tracker.enter(.backward)
+        model.parameters.zeroGradients()
+        guard batch.count > 0 else { return true }
+        return model.backward(batch: batch.count, checkingFiniteness: synchronizer.finitenessIsCheckedInBackward)
+    }
+
+    /// The rare path after a non-finite sum: finds which ranks produced it, then stops or skips as
+    /// `--on-nonfinite` says, identically on every rank.
+    func skipOrStopNonFiniteStep(_ batch: StepBatch, plan: BatchPlan) throws {
+        // The sum replaced this rank's own gradients: recompute them (deterministic) to check its share,
+        // so ordinary steps never pay a scan of their own gradients before the sum.
+        var ownShareFinite = false
+        if communicator.size > 1 {
+            let loss = forwardAndLoss(batch)
+            _ = backward(batch)
+            ownShareFinite = loss.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+            tracker.enter(.optimizer)
+        }
+        let flags = try communicator.allGather([ownShareFinite ? 0 : 1]).map { $0[0] }
+        let ranks = flags.indices.filter { flags[$0] == 1 }
+        let global = plan.globalRange(batch: batch.index)
+        func samples(of rank: Int) -> String {
+            let share = shardRange(count: global.count, parts: communicator.size, part: rank)
+            let indices = plan.order[(global.lowerBound + share.lowerBound)..<(global.lowerBound + share.upperBound)]
+            let shown = indices.prefix(16).map(String.init).joined(separator: ",")
+            return indices.count > 16 ? "\(shown),… (\(indices.count) samples)" : shown
+        }
+        let culprits = ranks.isEmpty
+            ? "the sum of the gradients overflowed (every rank's own values were finite)"
+            : ranks.map { "rank \($0) (global samples \(samples(of: $0)))" }.joined(separator: "; ")
+        try nonFiniteGuard.skipOrStop(location: "at epoch \(batch.epoch + 1), step \(globalStep + 1)", culprits: culprits)
+    }
+}
