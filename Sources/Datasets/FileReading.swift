@@ -3,19 +3,42 @@ import CZlib
 import Glibc
 #endif
 
-/// Reads a whole regular file into memory; the allocation is the file's size, nothing more.
-public func readFileBytes(_ path: String) throws -> [UInt8] {
-    let descriptor = open(path, O_RDONLY)
+/// What kind of file a stat mode describes, for messages: "a FIFO (named pipe)", "a directory", …
+func fileKind(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFDIR: return "a directory"
+    case S_IFIFO: return "a FIFO (named pipe)"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFSOCK: return "a socket"
+    default: return "not a regular file"
+    }
+}
+
+/// Opens a regular file for reading, refusing anything else by name before it can block: the open is
+/// non-blocking (a FIFO would otherwise wait for a writer forever), and the type is checked on the
+/// open descriptor. Returns the descriptor (blocking again) and the file's size.
+public func openRegularFile(_ path: String) throws -> (descriptor: Int32, size: Int) {
+    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     if descriptor < 0 { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-    defer { close(descriptor) }
     var info = stat()
     guard fstat(descriptor, &info) == 0 else {
-        throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        throw DatasetError.unreadable(path: path, reason: reason)
     }
     guard (info.st_mode & S_IFMT) == S_IFREG else {
-        throw DatasetError.unreadable(path: path, reason: "not a regular file")
+        close(descriptor)
+        throw DatasetError.unreadable(path: path, reason: "it is \(fileKind(info.st_mode)), not a regular file; pass a data file")
     }
-    let size = Int(info.st_size)
+    _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+    return (descriptor, Int(info.st_size))
+}
+
+/// Reads a whole regular file into memory; the allocation is the file's size, nothing more.
+public func readFileBytes(_ path: String) throws -> [UInt8] {
+    let (descriptor, size) = try openRegularFile(path)
+    defer { close(descriptor) }
     var bytes = [UInt8](repeating: 0, count: size)
     var filled = 0
     try bytes.withUnsafeMutableBytes { buffer in
@@ -47,8 +70,7 @@ public func isDirectory(_ path: String) -> Bool {
 
 /// CRC-32 (zlib) of a file's contents, read in 1 MiB chunks; for comparing files across hosts.
 public func fileChecksum(_ path: String) throws -> UInt32 {
-    let descriptor = open(path, O_RDONLY)
-    if descriptor < 0 { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+    let descriptor = try openRegularFile(path).descriptor
     defer { close(descriptor) }
     var crc: UInt = crc32(0, nil, 0)
     var buffer = [UInt8](repeating: 0, count: 1 << 20)

@@ -12,7 +12,9 @@ public func isGzip(_ bytes: [UInt8]) -> Bool {
 ///
 /// Output grows with the data actually produced, so a lying header cannot force a large allocation.
 /// Truncated or corrupt input is an error naming `path`, never a spin or a crash.
-public func gunzip(_ compressed: [UInt8], path: String, limit: Int? = nil) throws -> [UInt8] {
+///
+/// - Parameter prefix: stop as soon as this many bytes are out (to read a header before the rest).
+public func gunzip(_ compressed: [UInt8], path: String, limit: Int? = nil, prefix: Int? = nil) throws -> [UInt8] {
     let cap = limit ?? (compressed.count * maximumDeflateRatio + 65_536)
     var output: [UInt8] = []
     output.reserveCapacity(min(cap, compressed.count * 4))
@@ -34,9 +36,10 @@ public func gunzip(_ compressed: [UInt8], path: String, limit: Int? = nil) throw
             }
             let produced = chunk.count - Int(stream.avail_out)
             if output.count + produced > cap {
-                throw DatasetError.malformed(path: path, problem: "decompresses to more than \(cap) bytes, more than the file can hold")
+                throw DatasetError.malformed(path: path, problem: limit == nil ? "decompresses to more than \(cap) bytes, more than the file can hold" : "decompresses to more than the \(cap) bytes its header declares; the file is corrupt or not what it claims")
             }
             output.append(contentsOf: chunk[0..<produced])
+            if let prefix, output.count >= prefix { return }
             switch status {
             case Z_STREAM_END:
                 // Another gzip member may follow (concatenated files are valid gzip).
@@ -64,7 +67,19 @@ public func gunzip(_ compressed: [UInt8], path: String, limit: Int? = nil) throw
 }
 
 /// The file's bytes, decompressed when it is gzip.
-public func readPossiblyCompressed(_ path: String) throws -> [UInt8] {
+///
+/// - Parameter declaredSize: the whole file's size as its own header declares it, given the first
+///   `headerBytes` decompressed bytes (nil when they are no valid header). Decompression stops there:
+///   a stream that inflates beyond what its header promises is refused at that size, not at deflate's
+///   1032:1 limit.
+public func readPossiblyCompressed(_ path: String, headerBytes: Int = 0,
+                                   declaredSize: ([UInt8]) -> Int? = { _ in nil }) throws -> [UInt8] {
     let bytes = try readFileBytes(path)
-    return isGzip(bytes) ? try gunzip(bytes, path: path) : bytes
+    guard isGzip(bytes) else { return bytes }
+    var limit: Int?
+    if headerBytes > 0 {
+        let header = try gunzip(bytes, path: path, prefix: headerBytes)
+        limit = declaredSize(header).map { min($0, bytes.count * maximumDeflateRatio + 65_536) }
+    }
+    return try gunzip(bytes, path: path, limit: limit)
 }

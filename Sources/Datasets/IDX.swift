@@ -57,6 +57,26 @@ public enum IDX {
         return dimensions
     }
 
+    /// The size in bytes an IDX file's header declares for the whole file (header included), from its
+    /// first 16 bytes; nil when they are not an IDX header of 1 to 3 dimensions.
+    public static func declaredFileSize(header bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0, bytes[2] == 0x08, (1...3).contains(bytes[3]) else { return nil }
+        let dimensions = Int(bytes[3]), header = 4 + 4 * dimensions
+        guard bytes.count >= header else { return nil }
+        var size = 1
+        for index in 0..<dimensions {
+            let (product, overflow) = size.multipliedReportingOverflow(by: Int(readBigEndian(bytes, at: 4 + 4 * index)))
+            if overflow { return nil }
+            size = product
+        }
+        return header + size
+    }
+
+    /// Reads an IDX file, raw or gzip; a gzip stream is inflated no further than its header declares.
+    public static func read(_ path: String) throws -> [UInt8] {
+        try readPossiblyCompressed(path, headerBytes: 16, declaredSize: declaredFileSize(header:))
+    }
+
     @inline(__always)
     static func readBigEndian(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
@@ -94,8 +114,8 @@ public func loadIDXDataset(name: String, directory: String, classNames: [String]
     }
     func loadSplit(images imageName: String, labels labelName: String) throws -> ImageDataset {
         let imagePath = try locate(imageName), labelPath = try locate(labelName)
-        let images = try IDX.parseImages(try readPossiblyCompressed(imagePath), path: imagePath)
-        let labels = try IDX.parseLabels(try readPossiblyCompressed(labelPath), path: labelPath, classCount: classNames.count)
+        let images = try IDX.parseImages(try IDX.read(imagePath), path: imagePath)
+        let labels = try IDX.parseLabels(try IDX.read(labelPath), path: labelPath, classCount: classNames.count)
         if images.count != labels.count {
             throw DatasetError.mismatch(first: imagePath, second: labelPath,
                                         problem: "\(images.count) images but \(labels.count) labels")

@@ -42,12 +42,9 @@ public struct RecordFiles: Sendable {
         var segments: [Segment] = []
         var first = 0
         for path in paths {
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            if descriptor < 0 { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+            let (descriptor, size) = try openRegularFile(path)
             let file = OpenFile(descriptor: descriptor, path: path)
-            var info = stat()
-            guard fstat(descriptor, &info) == 0 else { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-            let records = Int(info.st_size) / recordSize
+            let records = size / recordSize
             segments.append(Segment(file: file, firstSample: first, count: records))
             first += records
         }

@@ -24,27 +24,77 @@ public enum ModelName: String, CaseIterable, Sendable, Codable {
     }
 }
 
+/// A preset architecture does not fit the input shape (e.g. `cnn`'s three 2x2 poolings on 7x7 images).
+public struct ModelShapeError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension ModelName {
+    /// The spatial layers of the preset in order: (PyTorch-style name, kernel, stride, padding).
+    private var spatialLayers: (Int) -> [(String, Int, Int, Int)] {
+        switch self {
+        case .mlp, .mlpLarge: return { _ in [] }
+        case .lenet:
+            return { height in
+                let padding = height < 32 ? (32 - height + 1) / 2 : 0
+                return [("conv1 = Conv2d(C, 6, 5, padding=\(padding))", 5, 1, padding), ("MaxPool2d(2)", 2, 2, 0),
+                        ("conv2 = Conv2d(6, 16, 5)", 5, 1, 0), ("MaxPool2d(2)", 2, 2, 0)]
+            }
+        case .cnn:
+            return { _ in
+                [("0: Conv2d(C, 32, 3, padding=1)", 3, 1, 1), ("2: MaxPool2d(2)", 2, 2, 0),
+                 ("3: Conv2d(32, 64, 3, padding=1)", 3, 1, 1), ("5: MaxPool2d(2)", 2, 2, 0),
+                 ("6: Conv2d(64, 128, 3, padding=1)", 3, 1, 1), ("8: MaxPool2d(2)", 2, 2, 0)]
+            }
+        }
+    }
+
+    /// Throws unless the preset fits inputs of shape (C, H, W), naming the first layer whose window does
+    /// not fit and the smallest input it would take.
+    public func checkFits(inputShape: [Int]) throws {
+        guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelShapeError(message: "--model \(rawValue) takes (channels, height, width) inputs, got \(inputShape)")
+        }
+        var height = inputShape[1], width = inputShape[2]
+        for (name, kernel, stride, padding) in spatialLayers(inputShape[1]) {
+            guard height + 2 * padding >= kernel, width + 2 * padding >= kernel else {
+                throw ModelShapeError(message: "--model \(rawValue) does not fit \(inputShape[0])x\(inputShape[1])x\(inputShape[2]) inputs: its layer \(name) receives \(height)x\(width), smaller than its \(kernel)x\(kernel) window; use larger images or --model mlp")
+            }
+            height = (height + 2 * padding - kernel) / stride + 1
+            width = (width + 2 * padding - kernel) / stride + 1
+        }
+    }
+}
+
 /// Builds a named model for inputs of shape (channels, height, width) and `classes` outputs.
 ///
 /// Parameter names follow the PyTorch module in `ModelName.pytorchEquivalent`, so a
 /// state_dict loads with no renaming.
 public func makeModel(_ name: ModelName, inputShape: [Int], classes: Int) -> Sequential {
+    Sequential(inputShape: inputShape, layers: presetLayers(name, inputShape: inputShape, classes: classes))
+}
+
+/// The layers of a named model, not yet laid out in a parameter store: nothing large is allocated, so a
+/// caller can compare their `parameterSpecs` with a file before building the model.
+public func presetLayers(_ name: ModelName, inputShape: [Int], classes: Int) -> [Layer] {
     precondition(inputShape.count == 3, "models take (C, H, W) inputs, got \(inputShape)")
+    do { try name.checkFits(inputShape: inputShape) } catch { preconditionFailure("\(error)") }
     let features = inputShape.reduce(1, *)
     switch name {
     case .mlp:
-        return Sequential(inputShape: inputShape, layers: [
+        return [
             Flatten(inputShape: inputShape),
             Linear(inputFeatures: features, outputFeatures: 128, activation: .relu, name: "1"),
             Linear(inputFeatures: 128, outputFeatures: classes, name: "3"),
-        ])
+        ]
     case .mlpLarge:
-        return Sequential(inputShape: inputShape, layers: [
+        return [
             Flatten(inputShape: inputShape),
             Linear(inputFeatures: features, outputFeatures: 1024, activation: .relu, name: "1"),
             Linear(inputFeatures: 1024, outputFeatures: 1024, activation: .relu, name: "3"),
             Linear(inputFeatures: 1024, outputFeatures: classes, name: "5"),
-        ])
+        ]
     case .lenet:
         // LeNet-5 pads 28x28 digits to 32x32; the CIFAR net takes 32x32 as it is.
         let padding = inputShape[1] < 32 ? (32 - inputShape[1] + 1) / 2 : 0
@@ -53,12 +103,12 @@ public func makeModel(_ name: ModelName, inputShape: [Int], classes: Int) -> Seq
         let conv2 = Conv2D(inputShape: pool1.outputShape, outputChannels: 16, kernelSize: 5, activation: .relu, name: "conv2")
         let pool2 = MaxPool2D(inputShape: conv2.outputShape, kernelSize: 2)
         let flat = Flatten(inputShape: pool2.outputShape)
-        return Sequential(inputShape: inputShape, layers: [
+        return [
             conv1, pool1, conv2, pool2, flat,
             Linear(inputFeatures: flat.outputCount, outputFeatures: 120, activation: .relu, name: "fc1"),
             Linear(inputFeatures: 120, outputFeatures: 84, activation: .relu, name: "fc2"),
             Linear(inputFeatures: 84, outputFeatures: classes, name: "fc3"),
-        ])
+        ]
     case .cnn:
         let conv1 = Conv2D(inputShape: inputShape, outputChannels: 32, kernelSize: 3, padding: 1, activation: .relu, name: "0")
         let pool1 = MaxPool2D(inputShape: conv1.outputShape, kernelSize: 2)
@@ -68,10 +118,10 @@ public func makeModel(_ name: ModelName, inputShape: [Int], classes: Int) -> Seq
         let pool3 = MaxPool2D(inputShape: conv3.outputShape, kernelSize: 2)
         let flat = Flatten(inputShape: pool3.outputShape)
         let hidden = Linear(inputFeatures: flat.outputCount, outputFeatures: 256, activation: .relu, name: "10")
-        return Sequential(inputShape: inputShape, layers: [
+        return [
             conv1, pool1, conv2, pool2, conv3, pool3, flat, hidden,
             Dropout(shape: [256], probability: 0.3, layerKey: 12),
             Linear(inputFeatures: 256, outputFeatures: classes, name: "13"),
-        ])
+        ]
     }
 }

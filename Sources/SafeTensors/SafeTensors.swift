@@ -78,6 +78,8 @@ public enum SafeTensors {
             throw fail("the header is not valid JSON")
         }
         guard let object = parsed as? [String: Any] else { throw fail("the header is not a JSON object") }
+        // JSON parsers keep the last of duplicate keys; a file naming a tensor twice is ambiguous, so refuse it.
+        if let duplicate = firstDuplicateTopLevelKey(in: text) { throw fail("names tensor \(duplicate) more than once") }
         var metadata: [String: String] = [:]
         var entries: [String: SafeTensorsFile.Entry] = [:]
         let dataSize = bytes.count - headerEnd
@@ -161,4 +163,39 @@ public struct SafeTensorsFile {
         try values.withUnsafeMutableBufferPointer { try read(name, shape: entry.shape, into: $0) }
         return values
     }
+}
+
+/// The first key that occurs twice at the top level of a (valid) JSON object, or nil.
+func firstDuplicateTopLevelKey(in json: String) -> String? {
+    var seen = Set<String>()
+    var depth = 0
+    var index = json.utf8.startIndex
+    let bytes = json.utf8
+    while index < bytes.endIndex {
+        let byte = bytes[index]
+        if byte == UInt8(ascii: "\"") {
+            // A string: find its end, honouring escapes.
+            var end = bytes.index(after: index)
+            while end < bytes.endIndex && bytes[end] != UInt8(ascii: "\"") {
+                if bytes[end] == UInt8(ascii: "\\") { end = bytes.index(after: end) }
+                if end < bytes.endIndex { end = bytes.index(after: end) }
+            }
+            guard end < bytes.endIndex else { return nil }
+            var next = bytes.index(after: end)
+            while next < bytes.endIndex, [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains(bytes[next]) {
+                next = bytes.index(after: next)
+            }
+            if depth == 1, next < bytes.endIndex, bytes[next] == UInt8(ascii: ":") {
+                let literal = String(json[index...end])
+                let key = (try? JSONSerialization.jsonObject(with: Data("[\(literal)]".utf8)) as? [String])?.first ?? literal
+                if !seen.insert(key).inserted { return key }
+            }
+            index = bytes.index(after: end)
+            continue
+        }
+        if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") { depth += 1 }
+        if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") { depth -= 1 }
+        index = bytes.index(after: index)
+    }
+    return nil
 }

@@ -93,7 +93,7 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
     }
     func trainer(steps: Int) throws -> Trainer {
         let configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
-        let data = syntheticData(samples: steps * globalBatch), model = configuration.makeModel(for: data)
+        let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
         return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                            configuration: configuration, communicator: communicator, threadsPerRank: threads,
                            fault: fault, gradientSum: gradientSum)

@@ -12,6 +12,10 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case cannotWrite(path: String, reason: String)
     case notFound(path: String, hint: String)
     case incompatible(setting: String, checkpoint: String, requested: String)
+    /// `--checkpoint-dir` cannot be used (not a directory, read-only, locked by another job, …).
+    case unusableDirectory(path: String, problem: String)
+    /// `evaluate` (or prediction) on data the checkpoint was not trained for.
+    case wrongData(checkpoint: String, trainedOn: String, given: String)
 
     public var description: String {
         switch self {
@@ -20,6 +24,9 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .notFound(path, hint): return "no checkpoint at \(path): \(hint)"
         case let .incompatible(setting, checkpoint, requested):
             return "cannot resume: the checkpoint was trained with \(setting) \(checkpoint) but this run asks for \(requested); use the same \(setting) or a new --checkpoint-dir"
+        case let .unusableDirectory(path, problem): return "--checkpoint-dir \(path) \(problem)"
+        case let .wrongData(checkpoint, trainedOn, given):
+            return "cannot evaluate \(checkpoint): it was trained on \(trainedOn), not on \(given); pass the dataset it was trained on"
         }
     }
 }
@@ -59,8 +66,8 @@ public struct LoadedCheckpoint {
         guard state.formatVersion == 1 else {
             throw CheckpointError.invalid(path: statePath, problem: "has format version \(state.formatVersion); this distrain reads version 1")
         }
-        guard state.epoch >= 0, state.nextBatch >= 0, state.globalStep >= 0, state.worldSize >= 1, state.partialSeen >= 0 else {
-            throw CheckpointError.invalid(path: statePath, problem: "holds negative positions (epoch \(state.epoch), batch \(state.nextBatch), step \(state.globalStep))")
+        if let problem = state.rangeProblem {
+            throw CheckpointError.invalid(path: statePath, problem: problem)
         }
         model = try SafeTensors.decode(modelBytes, path: "\(directory)/\(CheckpointFile.model)")
         optimizer = try SafeTensors.decode(optimizerBytes, path: "\(directory)/\(CheckpointFile.optimizer)")
@@ -99,11 +106,21 @@ public struct LoadedCheckpoint {
 
     static func restore(_ file: SafeTensorsFile, into store: ParameterStore) throws {
         for slice in store.slices {
-            try file.read(slice.name, shape: slice.shape, into: store.values.extracting(slice.offset..<(slice.offset + slice.count)))
+            let destination = store.values.extracting(slice.offset..<(slice.offset + slice.count))
+            try file.read(slice.name, shape: slice.shape, into: destination)
+            try requireFinite(destination, tensor: slice.name, in: file)
         }
         let expected = Set(store.slices.map(\.name))
         if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
             throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not have; is this checkpoint of another model?")
+        }
+    }
+
+    /// Refuses NaN and infinite values: a model holding them still "evaluates" (ReLU hides NaNs) to
+    /// chance accuracy, and training from them only spreads them.
+    static func requireFinite(_ values: UnsafeMutableBufferPointer<Float>, tensor: String, in file: SafeTensorsFile) throws {
+        guard values.isEmpty || allFinite(values.baseAddress!, count: values.count) else {
+            throw CheckpointError.invalid(path: file.path, problem: "tensor \(tensor) holds NaN or infinite values; the checkpoint is damaged — use an earlier one")
         }
     }
 
@@ -117,8 +134,9 @@ public struct LoadedCheckpoint {
         }
         for buffer in optimizer.stateBuffers {
             for slice in store.slices {
-                try self.optimizer.read("\(slice.name).\(buffer.name)", shape: slice.shape,
-                                        into: UnsafeMutableBufferPointer(rebasing: buffer.values[slice.offset..<(slice.offset + slice.count)]))
+                let destination = UnsafeMutableBufferPointer(rebasing: buffer.values[slice.offset..<(slice.offset + slice.count)])
+                try self.optimizer.read("\(slice.name).\(buffer.name)", shape: slice.shape, into: destination)
+                try Self.requireFinite(destination, tensor: "\(slice.name).\(buffer.name)", in: self.optimizer)
             }
         }
         optimizer.stepCount = steps
@@ -224,26 +242,49 @@ public struct CheckpointWriter {
         return state.testAccuracy
     }
 
-    /// Deletes all but the newest `keep` checkpoints, never the one `best` names.
+    /// Deletes all but the `keep` most recently written checkpoints, never the ones `best` and `latest`
+    /// name. Write order, not step order: after a resume from an older checkpoint the abandoned run's
+    /// higher steps must not outlive the continued run's. Each folder is first renamed to `.pruning-*`,
+    /// so a prune killed midway leaves no partial `step-*` folder (the next job removes the rest).
     func prune() {
-        let best = Self.pointer("best", in: settings.directory)
-        let all = Self.checkpointNames(in: settings.directory)
-        for name in all.dropLast(settings.keep) where name != best {
-            try? FileManager.default.removeItem(atPath: "\(settings.directory)/\(name)")
+        let root = settings.directory
+        let kept = Set([Self.pointer("best", in: root), Self.pointer("latest", in: root)].compactMap { $0 })
+        let byWriteTime = Self.checkpointNamesByWriteTime(in: root)
+        for name in byWriteTime.dropLast(settings.keep) where !kept.contains(name) {
+            let doomed = "\(root)/.pruning-\(name)"
+            if rename("\(root)/\(name)", doomed) == 0 { try? FileManager.default.removeItem(atPath: doomed) }
         }
     }
 
-    /// Complete checkpoints in `root`, oldest first.
+    /// Complete checkpoints in `root`, oldest written first (ties — file times are coarse — by step).
+    static func checkpointNamesByWriteTime(in root: String) -> [String] {
+        checkpointNames(in: root).map { ($0, writeTime("\(root)/\($0)")) }
+            .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.map(\.0)
+    }
+
+    /// When a checkpoint folder was completed (the modification time of its state.json), in nanoseconds.
+    static func writeTime(_ folder: String) -> Int {
+        var info = stat()
+        guard stat("\(folder)/\(CheckpointFile.state)", &info) == 0 else { return 0 }
+        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+    }
+
+    /// Whether a checkpoint folder holds all three files (a folder a killed writer or prune left does not).
+    static func isComplete(_ folder: String) -> Bool {
+        [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].allSatisfy { pathExists("\(folder)/\($0)") }
+    }
+
+    /// Complete checkpoints in `root`, by step, oldest first.
     public static func checkpointNames(in root: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return names.filter { $0.hasPrefix("step-") && pathExists("\(root)/\($0)/\(CheckpointFile.state)") }.sorted()
+        return names.filter { $0.hasPrefix("step-") && isComplete("\(root)/\($0)") }.sorted()
     }
 
     /// The checkpoint a pointer file (`latest`, `best`) names, if it exists.
     public static func pointer(_ file: String, in root: String) -> String? {
         guard let data = FileManager.default.contents(atPath: "\(root)/\(file)") else { return nil }
         let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard name.hasPrefix("step-"), !name.contains("/"), pathExists("\(root)/\(name)/\(CheckpointFile.state)") else { return nil }
+        guard name.hasPrefix("step-"), !name.contains("/"), isComplete("\(root)/\(name)") else { return nil }
         return name
     }
 
@@ -259,10 +300,11 @@ public struct CheckpointWriter {
         guard let root = checkpointRoot else {
             throw CheckpointError.notFound(path: "auto", hint: "--resume auto needs --checkpoint-dir DIR")
         }
-        let names = checkpointNames(in: root)
-        guard let newest = names.last else { return nil }
-        // `latest` is written last; the newest complete directory is the truth if they ever differ.
-        return "\(root)/\(newest)"
+        // `latest` names the checkpoint the run that last wrote here continued from: after a resume from an
+        // older checkpoint, higher steps of the abandoned run may still exist and must not be taken.
+        // Without `latest` (a writer killed before its first pointer), the last written one.
+        guard let chosen = pointer("latest", in: root) ?? checkpointNamesByWriteTime(in: root).last else { return nil }
+        return "\(root)/\(chosen)"
     }
 
     private func modelFileBytes(store: ParameterStore, modelName: ModelName, inputShape: [Int], classNames: [String],

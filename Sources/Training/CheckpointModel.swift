@@ -9,6 +9,8 @@ public struct CheckpointModel {
     public let normalization: Normalization
     public let inputShape: [Int]
     public let classCount: Int
+    /// The dataset it was trained on, as its metadata says ("fashion-mnist"), if recorded.
+    public let dataset: String?
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -40,11 +42,22 @@ public struct CheckpointModel {
         guard deviation.allSatisfy({ $0 > 0 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has a non-positive normalization_std")
         }
+        do { try name.checkFits(inputShape: shape) } catch {
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata does not describe a model that can be built: \(error)")
+        }
+        // The metadata's shapes must agree with the tensors in the same file before anything is allocated:
+        // a small file cannot make us build a huge model.
+        let layers = presetLayers(name, inputShape: shape, classes: classes)
+        for spec in layers.flatMap(\.parameterSpecs) where file.entries[spec.name]?.shape != spec.shape {
+            let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(name.rawValue) on \(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of shape \(spec.shape), the file holds \(held)")
+        }
         self.name = name
         inputShape = shape
         classCount = classes
+        dataset = file.metadata["dataset"]
         normalization = Normalization(mean: mean, standardDeviation: deviation)
-        model = makeModel(name, inputShape: shape, classes: classes)
+        model = Sequential(inputShape: shape, layers: layers)
         try LoadedCheckpoint.restore(file, into: model.parameters)
     }
 }

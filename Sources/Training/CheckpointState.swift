@@ -28,3 +28,28 @@ public struct CheckpointState: Codable, Sendable, Equatable {
     /// Seconds since the Unix epoch when written.
     public var writtenAt: Double
 }
+
+extension CheckpointState {
+    /// Largest position a real run can reach (2^40 steps or samples); anything beyond is corruption,
+    /// and keeping below it means no arithmetic on these values can overflow.
+    static let largestPosition = 1 << 40
+
+    /// What is out of range in a state.json read from disk, or nil. Checked before any value is used;
+    /// consistency with the run (steps per epoch) is checked when resuming.
+    var rangeProblem: String? {
+        let positions = [("epoch", epoch), ("nextBatch", nextBatch), ("globalStep", globalStep),
+                         ("samplesDoneInEpoch", samplesDoneInEpoch), ("partialSeen", partialSeen), ("partialCorrect", partialCorrect)]
+        if let (name, value) = positions.first(where: { $0.1 < 0 || $0.1 > Self.largestPosition }) {
+            return "field \(name) is \(value), outside 0...\(Self.largestPosition)"
+        }
+        if partialCorrect > partialSeen { return "partialCorrect \(partialCorrect) exceeds partialSeen \(partialSeen)" }
+        if !(partialLossSum.isFinite && partialLossSum >= 0) { return "partialLossSum \(partialLossSum) is not a finite non-negative sum" }
+        if !(1...(1 << 24)).contains(worldSize) { return "worldSize \(worldSize) is outside 1...16777216" }
+        if let testAccuracy, !(testAccuracy >= 0 && testAccuracy <= 1) { return "testAccuracy \(testAccuracy) is outside [0, 1]" }
+        let c = configuration
+        if !(1...(1 << 24)).contains(c.globalBatchSize) { return "configuration.globalBatchSize \(c.globalBatchSize) is outside 1...16777216" }
+        if c.epochs < 0 || c.epochs > 10_000_000 { return "configuration.epochs \(c.epochs) is outside 0...10000000" }
+        if let limit = c.trainLimit, limit < 1 || limit > Self.largestPosition { return "configuration.trainLimit \(limit) is out of range" }
+        return nil
+    }
+}

@@ -85,8 +85,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
 extension TrainingConfiguration {
     /// The `--model` architecture for `data`'s input shape and classes, initialized as PyTorch does from
-    /// `--seed` (rank 0's copy is broadcast to the others by the Trainer anyway).
-    public func makeModel(for data: DatasetSplits) -> Sequential {
+    /// `--seed` (rank 0's copy is broadcast to the others by the Trainer anyway). Throws
+    /// `ModelShapeError` naming the layer when the preset does not fit the images.
+    public func makeModel(for data: DatasetSplits) throws -> Sequential {
+        try model.checkFits(inputShape: data.train.shape)
         let model = Layers.makeModel(model, inputShape: data.train.shape, classes: data.train.classCount)
         model.parameters.initializeKaimingUniform(seed: seed)
         return model

@@ -20,9 +20,14 @@ public final class MetricsLog: TrainingReporter {
     private let file: UnsafeMutablePointer<FILE>
     public let path: String
 
-    /// Creates (truncates) the file; throws if it cannot be written.
-    public init(path: String) throws {
-        guard let file = fopen(path, "w") else {
+    /// Creates (truncates) the file, or with `appending` adds to it (a resumed run); throws if it cannot
+    /// be written or is not a regular file (a FIFO would block the open).
+    public init(path: String, appending: Bool = false) throws {
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
+            throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named pipe), not a regular file" : "it is not a regular file")
+        }
+        guard let file = fopen(path, appending ? "a" : "w") else {
             throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
         }
         self.file = file

@@ -4,6 +4,8 @@ import Collectives
 public enum StartupError: Error, CustomStringConvertible {
     /// `values` by rank; `hosts` (by rank, when known) names where each rank runs.
     case disagreement(field: String, values: [Int: Int64], hosts: [String] = [])
+    /// A command-line setting differs: its flag and each rank's value.
+    case settingDisagreement(flag: String, values: [Int: String], hosts: [String] = [])
 
     public var description: String {
         switch self {
@@ -14,6 +16,13 @@ public enum StartupError: Error, CustomStringConvertible {
                 return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(String(UInt64(bitPattern: value), radix: 16))"
             }
             return "ranks disagree on \(field) (\(parts.joined(separator: "; "))); start every rank with the same arguments, data and executable"
+        case let .settingDisagreement(flag, values, hosts):
+            let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
+            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks -> String in
+                let names = ranks.map { rank in hosts.indices.contains(rank) ? "\(rank) on \(hosts[rank])" : String(rank) }
+                return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(value)"
+            }
+            return "ranks disagree on the configuration: \(flag) differs (\(parts.joined(separator: "; "))); start every rank with the same arguments"
         }
     }
 }
@@ -32,5 +41,37 @@ extension Communicator {
                 throw StartupError.disagreement(field: field.name, values: values, hosts: hosts)
             }
         }
+    }
+}
+
+extension Communicator {
+    /// Throws on every rank unless every rank was started with the same settings, naming the first flag
+    /// that differs and each rank's value. Collective.
+    func requireSameSettings(_ configuration: TrainingConfiguration) throws {
+        if size == 1 { return }
+        let settings = configuration.settingsByFlag
+        let separator: Character = "\u{1}"
+        let table = try allGather(text: settings.map(\.value).joined(separator: String(separator)))
+            .map { $0.split(separator: separator, omittingEmptySubsequences: false).map(String.init) }
+        for (index, setting) in settings.enumerated() {
+            let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset, $0.element.indices.contains(index) ? $0.element[index] : "?") })
+            if Set(values.values).count > 1 {
+                throw StartupError.settingDisagreement(flag: setting.flag, values: values, hosts: try allGather(text: hostName))
+            }
+        }
+    }
+}
+
+extension TrainingConfiguration {
+    /// Every setting as its command-line flag and value, for naming what ranks disagree on.
+    var settingsByFlag: [(flag: String, value: String)] {
+        func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "none" }
+        return [("the dataset", dataset), ("--model", model.rawValue), ("--epochs", "\(epochs)"),
+                ("--batch-size", "\(globalBatchSize)"), ("--optimizer", optimizer.rawValue), ("--lr", "\(learningRate)"),
+                ("--momentum", "\(momentum)"), ("--nesterov", "\(nesterov)"), ("--weight-decay", "\(weightDecay)"),
+                ("--schedule", schedule.rawValue), ("--warmup-epochs", "\(warmupEpochs)"), ("--step-epochs", text(stepEpochs)),
+                ("--gamma", "\(gamma)"), ("--seed", "\(seed)"), ("--train-limit", text(trainLimit)), ("--test-limit", text(testLimit)),
+                ("--bucket-mb", "\(bucketMegabytes)"), ("the evaluation batch", "\(evaluationBatchSize)"),
+                ("--augment", "\(augment)"), ("--on-nonfinite", onNonFinite.rawValue)]
     }
 }

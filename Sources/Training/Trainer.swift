@@ -88,6 +88,7 @@ public final class Trainer {
     /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
     private func checkAgreement() throws {
         if communicator.size == 1 { return }
+        try communicator.requireSameSettings(configuration)
         try communicator.requireAgreement(on: [
             ("the configuration (flags)", Int64(bitPattern: configuration.fingerprint)),
             ("the number of training samples", Int64(data.train.count)),

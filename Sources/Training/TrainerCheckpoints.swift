@@ -26,9 +26,17 @@ extension Trainer {
             throw CheckpointError.incompatible(setting: mine.0, checkpoint: theirs.1, requested: mine.1)
         }
         let state = checkpoint.state
+        let statePath = "\(checkpoint.directory)/\(CheckpointFile.state)"
         guard state.nextBatch <= stepsPerEpoch else {
-            throw CheckpointError.invalid(path: "\(checkpoint.directory)/\(CheckpointFile.state)",
-                                          problem: "nextBatch \(state.nextBatch) is beyond the \(stepsPerEpoch) batches of an epoch")
+            throw CheckpointError.invalid(path: statePath, problem: "nextBatch \(state.nextBatch) is beyond the \(stepsPerEpoch) batches of an epoch")
+        }
+        // Batch size and data are the same (checked above), so the position is fully determined: every
+        // epoch before `epoch` took stepsPerEpoch steps. Values are < 2^40 (checked on load): no overflow.
+        let expectedStep = state.epoch * stepsPerEpoch + state.nextBatch
+        let expectedSamples = min(state.nextBatch * configuration.globalBatchSize, data.train.count)
+        guard state.globalStep == expectedStep, state.samplesDoneInEpoch == expectedSamples,
+              state.partialSeen <= expectedSamples else {
+            throw CheckpointError.invalid(path: statePath, problem: "its position is inconsistent (epoch \(state.epoch), batch \(state.nextBatch), step \(state.globalStep), samples \(state.samplesDoneInEpoch), with \(stepsPerEpoch) batches per epoch); the file is damaged — use an earlier checkpoint")
         }
         try checkpoint.restoreParameters(into: model.parameters)
         try checkpoint.restoreOptimizer(optimizer, store: model.parameters)

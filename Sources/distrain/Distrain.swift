@@ -1,4 +1,6 @@
 import ArgumentParser
+import Datasets
+import Foundation
 
 /// The `distrain` command: one subcommand per dataset (and tool).
 @main
@@ -21,4 +23,17 @@ struct Distrain: ParsableCommand {
         """,
         subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self, EvaluateCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self]
     )
+
+    /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the
+    /// first flag ("Unknown option '--epochs'") instead of the word that is wrong.
+    static func main() {
+        let commands = configuration.subcommands.map { $0._commandName } + ["help"]
+        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !commands.contains(first) {
+            let suggestion = commands.first { $0.replacingOccurrences(of: "-", with: "") == first.lowercased().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "-", with: "") }
+            let hint = suggestion.map { " (did you mean '\($0)'?)" } ?? ""
+            FileHandle.standardError.write(Data("distrain: error: unknown command or dataset '\(first)'\(hint); datasets: \(DatasetRegistry.names); commands: \(commands.filter { name in !DatasetRegistry.all.contains { $0.name == name } }.joined(separator: ", ")); see 'distrain --help'\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        main(nil)
+    }
 }

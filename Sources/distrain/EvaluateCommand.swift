@@ -78,9 +78,11 @@ struct EvaluateCommand: ParsableCommand {
             let splits = try loadDataset()
             data = splits.test.prefix(testLimit)
             if data!.shape != saved.inputShape || data!.classCount != saved.classCount {
-                throw CheckpointError.incompatible(setting: "input shape and classes",
-                                                   checkpoint: "\(saved.inputShape) / \(saved.classCount)",
-                                                   requested: "\(data!.shape) / \(data!.classCount) of \(dataset)")
+                func describe(_ name: String, _ shape: [Int], _ classes: Int) -> String {
+                    "\(name) (\(shape.map(String.init).joined(separator: "x")) images, \(classes) classes)"
+                }
+                throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset", saved.inputShape, saved.classCount),
+                                                given: describe(dataset, data!.shape, data!.classCount))
             }
         } catch {
             localError = error

@@ -3,6 +3,7 @@ import Collectives
 import Datasets
 import DistrainKit
 import Foundation
+import Layers
 import Tensors
 import SafeTensors
 import Training
@@ -11,10 +12,15 @@ import Training
 func threadsPerRank(requested: Int?, communicator: Communicator) -> (threads: Int, warning: String?) {
     let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let localRanks = max(1, communicator.localSize)
-    let threads = requested ?? max(1, cores / localRanks)
+    var threads = requested ?? max(1, cores / localRanks)
     var warning: String?
+    if threads > cores {
+        // More BLAS threads than cores only adds contention: cap it, and say so (the header shows the real number).
+        warning = "warning: --threads \(threads) is more than the \(cores) cores of host \(communicator.hostName); using \(cores)"
+        threads = cores
+    }
     if threads * localRanks > cores {
-        warning = "warning: \(localRanks) rank\(localRanks == 1 ? "" : "s") × \(threads) BLAS thread\(threads == 1 ? "" : "s") on host \(communicator.hostName) exceed its \(cores) cores; expect contention (lower --threads or -n)"
+        warning = (warning.map { $0 + "\n" } ?? "") + "warning: \(localRanks) rank\(localRanks == 1 ? "" : "s") × \(threads) BLAS thread\(threads == 1 ? "" : "s") on host \(communicator.hostName) exceed its \(cores) cores; expect contention (lower --threads or -n)"
     }
     return (threads, warning)
 }
@@ -29,6 +35,7 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
     if case CollectiveError.rankFailed = error { return true }
     // Checkpoint files are parsed from bytes every rank received identically: all ranks throw alike.
     return error is StartupError || error is CheckpointError || error is SafeTensorsError || error is NonFiniteError
+        || error is ModelShapeError
 }
 
 /// Loads `dataset` on every rank, agrees that all succeeded, trains, and ends every rank together.
@@ -53,17 +60,24 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
 
     var data: DatasetSplits?
     var reporter: TrainingReporter?
+    var checkpointLock: CheckpointDirectoryLock?
     var localError: Error?
     do {
+        if communicator.isCoordinator, let folder = options.checkpointDirectory {
+            // First: a bad folder or a second job on it is refused before anything is loaded.
+            checkpointLock = try CheckpointDirectoryLock(path: folder)
+        }
         data = try dataset.load(directory)
         if communicator.isCoordinator {
             var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: options.progress && isatty(STDOUT_FILENO) != 0)]
-            if let path = options.metrics { reporters.append(try MetricsLog(path: path)) }
+            // A resumed run continues its metrics file.
+            if let path = options.metrics { reporters.append(try MetricsLog(path: path, appending: options.resume != nil)) }
             reporter = ReporterGroup(reporters)
         }
     } catch {
         localError = error
     }
+    defer { withExtendedLifetime(checkpointLock) {} }
     try runCollectively(communicator, beforeExit: { tracker.enter(.finished) }) {
         tracker.enter(.startup)
         try communicator.agreeOnSuccess(localError)
@@ -78,7 +92,7 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
                 print("no checkpoint in \(options.checkpointDirectory ?? "?") yet: starting from scratch")
             }
         }
-        let model = configuration.makeModel(for: data!)
+        let model = try configuration.makeModel(for: data!)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data!,
                                   configuration: configuration, communicator: communicator,
                                   threadsPerRank: threads, reporter: reporter,
@@ -101,7 +115,7 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
         beforeExit()
         if communicator.isCoordinator { printError("\(error)") }
         communicator.finalize()
-        throw ExitCode.failure
+        throw error is ModelShapeError ? ExitCode.validationFailure : ExitCode.failure
     } catch {
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }

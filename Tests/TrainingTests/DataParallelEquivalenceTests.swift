@@ -97,8 +97,9 @@ final class DataParallelEquivalenceTests: XCTestCase {
             }
         }
         for message in messages {
-            XCTAssertTrue(message.contains("ranks disagree on the configuration"), message)
+            XCTAssertTrue(message.contains("ranks disagree on the configuration: --lr differs"), message)
             XCTAssertTrue(message.contains("ranks 0 on ") && message.contains(", 1 on ") && message.contains("rank 2 on "), message)
+            XCTAssertTrue(message.contains(": 0.001") && message.contains(": 0.5"), "names each rank's value: \(message)")
         }
     }
 }

@@ -27,7 +27,7 @@ func syntheticCIFARSplits(train: Int, test: Int) -> DatasetSplits {
 func makeTrainer(configuration: TrainingConfiguration, data: DatasetSplits, communicator: Communicator,
                  reporter: TrainingReporter? = nil, checkpointing: CheckpointSettings? = nil,
                  resume: LoadedCheckpoint? = nil, fault: Fault? = nil) throws -> Trainer {
-    let model = configuration.makeModel(for: data)
+    let model = try configuration.makeModel(for: data)
     return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                        configuration: configuration, communicator: communicator, reporter: reporter,
                        checkpointing: checkpointing, resume: resume, fault: fault)

@@ -117,7 +117,8 @@ final class MPIRunTests: XCTestCase {
         let outcome = try runProcess(findOnPath("mpirun")!, arguments, timeout: 60)
         XCTAssertFalse(outcome.timedOut)
         XCTAssertNotEqual(outcome.exitCode, 0)
-        XCTAssertTrue(outcome.standardError.contains("ranks disagree on the configuration"), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains("ranks disagree on the configuration: --lr differs"), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains(": 0.001") && outcome.standardError.contains(": 0.5"), outcome.standardError)
     }
 }
 
