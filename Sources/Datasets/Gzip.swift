@@ -36,7 +36,7 @@ public func gunzip(_ compressed: [UInt8], path: String, limit: Int? = nil, prefi
             }
             let produced = chunk.count - Int(stream.avail_out)
             if output.count + produced > cap {
-                throw DatasetError.malformed(path: path, problem: limit == nil ? "decompresses to more than \(cap) bytes, more than the file can hold" : "decompresses to more than the \(cap) bytes its header declares; the file is corrupt or not what it claims")
+                throw DatasetError.malformed(path: path, problem: limit == nil ? "decompresses to more than \(cap) bytes, more than the file can hold" : "decompresses to more than \(cap) bytes, the size its header declares; the file is corrupt or not what it claims")
             }
             output.append(contentsOf: chunk[0..<produced])
             if let prefix, output.count >= prefix { return }

@@ -133,4 +133,34 @@ final class GzipTests: XCTestCase {
     func testTrailingGarbageIsAnError() {
         XCTAssertThrowsError(try gunzip(gzipCompress([1, 2, 3]) + [0x42, 0x43], path: "g.gz"))
     }
+
+    /// A gzip labels file whose stream inflates far beyond what its header declares (10 labels, then
+    /// 200 MB of zeros, ~200 KB compressed) stops at the declared size, with memory bounded well below
+    /// what deflate's 1032:1 limit would have allowed.
+    func testGzipBombStopsAtTheDeclaredSize() {
+        let bomb = gzipCompress(idxLabelsFile([UInt8](repeating: 1, count: 10)) + [UInt8](repeating: 0, count: 200 << 20))
+        let directory = makeTemporaryDirectory("gzip-bomb")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/train-labels-idx1-ubyte.gz"
+        writeBytes(bomb, to: path)
+        var message = ""
+        withBoundedMemoryAndTime(headroomBytes: 64 << 20, timeoutSeconds: 30) {
+            do { _ = try IDX.read(path); message = "read" } catch { message = "\(error)" }
+        }
+        XCTAssertTrue(message.contains(path) && message.contains("more than 18 bytes, the size its header declares"), message)
+    }
+
+    /// A FIFO where a data file should be is named at once instead of blocking in open() for a writer.
+    func testAFIFOIsRefusedWithoutBlocking() throws {
+        let directory = makeTemporaryDirectory("fifo")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/train-images-idx3-ubyte"
+        XCTAssertEqual(mkfifo(path, 0o644), 0)
+        let start = Date()
+        XCTAssertThrowsError(try readFileBytes(path)) { error in
+            XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("FIFO"), "\(error)")
+        }
+        XCTAssertThrowsError(try fileChecksum(path))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+    }
 }

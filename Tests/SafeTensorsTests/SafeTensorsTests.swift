@@ -91,4 +91,19 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("has shape [2, 3] but the model needs [3, 2]"))
         }
     }
+
+    /// JSON parsers keep the last of duplicate keys; a header naming one tensor twice is refused.
+    func testDuplicateTensorNamesAreRefused() {
+        let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+        var bytes = [UInt8](repeating: 0, count: 8)
+        let length = UInt64(header.utf8.count)
+        for i in 0..<8 { bytes[i] = UInt8((length >> (8 * UInt64(i))) & 0xFF) }
+        bytes += Array(header.utf8) + [UInt8](repeating: 0, count: 8)
+        XCTAssertThrowsError(try SafeTensors.decode(bytes, path: "dup.safetensors")) { error in
+            XCTAssertEqual("\(error)", "dup.safetensors: names tensor a more than once")
+        }
+        // Keys nested deeper (shape, dtype in each tensor) are not top-level duplicates.
+        XCTAssertNil(firstDuplicateTopLevelKey(in: #"{"x":{"dtype":"F32"},"y":{"dtype":"F32"},"z\"a":1}"#))
+        XCTAssertEqual(firstDuplicateTopLevelKey(in: #"{"x":1, "\u0078" :2}"#), "x")
+    }
 }
