@@ -29,6 +29,12 @@ public final class Trainer {
     var nonFiniteGuard: NonFiniteGuard
     /// Labels of this rank's share of the current batch, `perRankBatch` bytes.
     let labels: UnsafeMutablePointer<UInt8>
+    /// The stop-signal flag as it is reduced over ranks (1 value, preallocated: the step must not allocate).
+    private let stopFlag = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+    /// Ranks agree on a stop signal every this many steps (one 8-byte allreduce); alone, every step.
+    static let stopCheckInterval = 16
+    /// Whether this run reacts to `StopSignals` (the CLI installs them; tests and library users opt in).
+    public var stopsOnSignals = false
 
     /// The evaluation after the last completed epoch.
     public private(set) var lastEvaluation: EvaluationResult?
@@ -38,6 +44,8 @@ public final class Trainer {
     public internal(set) var globalStep = 0
     /// Reduced running sums of a resumed, unfinished epoch (counted once, on the coordinator).
     var restoredPartial = EpochTotals()
+    /// The checkpoint written last (every rank knows it), if any.
+    public internal(set) var lastCheckpoint: String?
     /// Updates dropped by `--on-nonfinite skip`.
     public var skippedSteps: Int { nonFiniteGuard.skippedSteps }
 
@@ -83,7 +91,10 @@ public final class Trainer {
         if let resume { try restoreCollectively(from: resume) }
     }
 
-    deinit { labels.deallocate() }
+    deinit {
+        labels.deallocate()
+        stopFlag.deallocate()
+    }
 
     /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
     private func checkAgreement() throws {
@@ -113,6 +124,10 @@ public final class Trainer {
         try reporter?.started(startRecord)
         defer { tracker.enter(.finished) }
         for epoch in startEpoch..<max(startEpoch, configuration.epochs) {
+            // A signal during the previous epoch's last step or evaluation: its checkpoint is written.
+            if stopsOnSignals, let signal = try agreedStopSignal(force: true) {
+                throw TrainingStopped(signal: signal, epoch: epoch, step: globalStep, checkpoint: lastCheckpoint)
+            }
             try trainEpoch(epoch)
         }
         // Zero epochs to go: still report the untrained (or already trained) model honestly.
@@ -144,6 +159,11 @@ public final class Trainer {
                 totals.add(try trainStep(batch, learningRate: learningRate, plan: plan), samples: batch.count)
                 globalStep += 1
                 try afterStep(batch, plan: plan, totals: totals)
+                if stopsOnSignals, index + 1 < plan.batchCount, let signal = try agreedStopSignal(force: false) {
+                    try writeCheckpoint(epoch: epoch, nextBatch: index + 1, samplesDone: plan.globalRange(batch: index).upperBound,
+                                        partial: totals, testAccuracy: nil)
+                    throw TrainingStopped(signal: signal, epoch: epoch + 1, step: globalStep, checkpoint: lastCheckpoint)
+                }
             }
         }
         try finishEpoch(epoch, totals: totals, learningRate: learningRate, startedAt: epochStart,
@@ -165,6 +185,16 @@ public final class Trainer {
         nonFiniteGuard.stepWasFinite()
         optimizer.update(model.parameters, learningRate: learningRate)    // update
         return loss
+    }
+
+    /// The stop signal any rank received, decided identically on every rank at the same step: alone at
+    /// every step, with others every `stopCheckInterval` steps (or when `force`d) by one tiny allreduce.
+    private func agreedStopSignal(force: Bool) throws -> Int32? {
+        if communicator.size == 1 { return StopSignals.pending == 0 ? nil : StopSignals.pending }
+        guard force || globalStep % Self.stopCheckInterval == 0 else { return nil }
+        stopFlag[0] = Int64(StopSignals.pending)
+        try communicator.allreduce(UnsafeMutableBufferPointer(start: stopFlag, count: 1), .max)
+        return stopFlag[0] == 0 ? nil : Int32(stopFlag[0])
     }
 
     /// Cadence after a step: a checkpoint every `--checkpoint-every` steps, and progress.

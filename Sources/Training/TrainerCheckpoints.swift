@@ -69,11 +69,14 @@ extension Trainer {
                                             modelName: configuration.model, inputShape: data.train.shape,
                                             classNames: data.train.classNames, normalization: normalization)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
+                lastCheckpoint = path
             } catch {
                 localError = error
             }
         }
         try communicator.agreeOnSuccess(localError)
+        lastCheckpoint = try communicator.broadcast(bytes: Array((lastCheckpoint ?? "").utf8), root: 0)
+            .withUnsafeBufferPointer { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
     }
 
     /// What the run header and the metrics' start event say.

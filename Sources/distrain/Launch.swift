@@ -93,11 +93,13 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
             }
         }
         let model = try configuration.makeModel(for: data!)
+        StopSignals.install()
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data!,
                                   configuration: configuration, communicator: communicator,
                                   threadsPerRank: threads, reporter: reporter,
                                   checkpointing: options.checkpointSettings, resume: checkpoint,
                                   tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: options.gradientSum)
+        trainer.stopsOnSignals = true
         try trainer.run()
         tracker.enter(.finished)
     }
@@ -111,6 +113,11 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
 func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, _ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let stop as TrainingStopped {
+        beforeExit()
+        if communicator.isCoordinator { FileHandle.standardError.write(Data("distrain: \(stop)\n".utf8)) }
+        communicator.finalize()
+        throw ExitCode(stop.exitCode)
     } catch where isAgreedOnAllRanks(error) || communicator.size == 1 {
         beforeExit()
         if communicator.isCoordinator { printError("\(error)") }

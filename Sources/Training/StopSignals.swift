@@ -1,0 +1,52 @@
+import Foundation
+
+/// Preemption: SIGTERM (SLURM, Kubernetes), SIGINT (Ctrl-C) and SIGUSR1 (`sbatch --signal`) ask training
+/// to stop. Every rank finishes its current step, the ranks agree on one step, a checkpoint is written
+/// there, and the job exits with 128 + the signal's number. A second SIGINT exits at once.
+public enum StopSignals {
+    /// The signal received (0: none). Written by the handler, read by the training thread.
+    nonisolated(unsafe) static var received: Int32 = 0
+
+    /// Installs the handlers for this process.
+    public static func install() {
+        received = 0
+        for signalNumber in [SIGTERM, SIGINT, SIGUSR1] {
+            signal(signalNumber) { number in
+                if number == SIGINT && StopSignals.received != 0 { _exit(128 + SIGINT) }  // a second Ctrl-C
+                StopSignals.received = number
+            }
+        }
+    }
+
+    /// The signal received so far on this rank, if any (0 otherwise).
+    public static var pending: Int32 { received }
+
+    /// "SIGTERM"-style name.
+    static func name(_ number: Int32) -> String {
+        switch number {
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        case SIGUSR1: return "SIGUSR1"
+        default: return "signal \(number)"
+        }
+    }
+}
+
+/// Training stopped on a signal after checkpointing at an agreed step (thrown on every rank alike).
+public struct TrainingStopped: Error, CustomStringConvertible {
+    public let signal: Int32
+    /// Epoch (1-based) and global step the job stopped after.
+    public let epoch: Int
+    public let step: Int
+    /// The checkpoint written at that step, if checkpointing is on.
+    public let checkpoint: String?
+
+    /// The process's exit code: 128 + the signal's number, as a shell reports a death by that signal.
+    public var exitCode: Int32 { 128 + signal }
+
+    public var description: String {
+        let saved = checkpoint.map { "checkpoint \($0) written; resume with the same command plus --resume auto" }
+            ?? "no --checkpoint-dir, so nothing was saved"
+        return "stopped by \(StopSignals.name(signal)) after epoch \(epoch), step \(step) (every rank finished that step); \(saved)"
+    }
+}
