@@ -10,20 +10,20 @@ public enum StartupError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .disagreement(field, values, hosts):
-            let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
-            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks -> String in
-                let names = ranks.map { rank in hosts.indices.contains(rank) ? "\(rank) on \(hosts[rank])" : String(rank) }
-                return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(String(UInt64(bitPattern: value), radix: 16))"
-            }
-            return "ranks disagree on \(field) (\(parts.joined(separator: "; "))); start every rank with the same arguments, data and executable"
+            let hex = values.mapValues { String(UInt64(bitPattern: $0), radix: 16) }
+            return "ranks disagree on \(field) (\(Self.byRank(hex, hosts: hosts))); start every rank with the same arguments, data and executable"
         case let .settingDisagreement(flag, values, hosts):
-            let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
-            let parts = groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks -> String in
-                let names = ranks.map { rank in hosts.indices.contains(rank) ? "\(rank) on \(hosts[rank])" : String(rank) }
-                return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(value)"
-            }
-            return "ranks disagree on the configuration: \(flag) differs (\(parts.joined(separator: "; "))); start every rank with the same arguments"
+            return "ranks disagree on the configuration: \(flag) differs (\(Self.byRank(values, hosts: hosts))); start every rank with the same arguments"
         }
+    }
+
+    /// "ranks 0 on h1, 1 on h1: a; rank 2 on h2: b": the ranks grouped by the value they hold.
+    private static func byRank(_ values: [Int: String], hosts: [String]) -> String {
+        let groups = Dictionary(grouping: values.keys.sorted(), by: { values[$0]! })
+        return groups.sorted { $0.value[0] < $1.value[0] }.map { value, ranks -> String in
+            let names = ranks.map { rank in hosts.indices.contains(rank) ? "\(rank) on \(hosts[rank])" : String(rank) }
+            return "rank\(ranks.count > 1 ? "s" : "") \(names.joined(separator: ", ")): \(value)"
+        }.joined(separator: "; ")
     }
 }
 
