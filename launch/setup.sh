@@ -11,8 +11,12 @@ fi
 command -v swift >/dev/null || { echo "setup.sh: error: swift not found; install Swift 6 from swift.org and put it on PATH" >&2; exit 69; }
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-# Open MPI, OpenBLAS, zlib, the real Fashion-MNIST, and iproute2 for the emulated-cluster test.
+# Open MPI, OpenBLAS, zlib, the real Fashion-MNIST; for the tests: iproute2 (the emulated cluster) and
+# Chromium (renders `distrain report`'s page); DISTRAIN_NO_TEST_TOOLS=1 skips those two.
 $SUDO apt-get install -y --no-install-recommends \
-    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config iproute2
+    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
+if [ -z "${DISTRAIN_NO_TEST_TOOLS:-}" ]; then
+    $SUDO apt-get install -y --no-install-recommends iproute2 chromium
+fi
 swift build -c release
 echo "setup.sh: ready — .build/release/distrain"

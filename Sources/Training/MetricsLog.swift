@@ -13,24 +13,65 @@ public enum OutputError: Error, CustomStringConvertible {
     }
 }
 
+/// Opens a log for writing, refusing non-regular files by name before the open could block.
+func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer<FILE> {
+    var info = stat()
+    if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
+        throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named pipe), not a regular file" : "it is not a regular file")
+    }
+    guard let file = fopen(path, appending ? "a" : "w") else {
+        throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+    }
+    return file
+}
+
+/// `--metrics FILE.csv`: one row per epoch with a header, as Keras' CSVLogger; appending (a resumed run)
+/// writes the header only into an empty file.
+public final class CSVMetricsLog: TrainingReporter {
+    private let file: UnsafeMutablePointer<FILE>
+    public let path: String
+    static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
+                          "images_per_second", "compute_seconds", "communication_seconds", "data_seconds", "skipped_steps"]
+
+    public init(path: String, appending: Bool = false) throws {
+        file = try openLogFile(path, appending: appending)
+        self.path = path
+        if ftell(file) == 0 { try writeLine(Self.columns.joined(separator: ",")) }
+    }
+
+    deinit { fclose(file) }
+
+    private func writeLine(_ line: String) throws {
+        if (line + "\n").withCString({ fputs($0, file) }) < 0 || fflush(file) != 0 {
+            throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        }
+    }
+
+    public func started(_ record: StartRecord) throws {}
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {}
+    public func finished(_ record: FinalRecord) throws {}
+
+    public func epochCompleted(_ r: EpochRecord) throws {
+        // Non-finite values are left empty, as the JSON log writes null.
+        let values: [Double] = [r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, Double("\(r.learningRate)") ?? Double(r.learningRate),
+                                r.seconds, r.imagesPerSecond, r.computeSeconds, r.communicationSeconds, r.dataSeconds]
+        try writeLine(([String(r.epoch)] + values.map { $0.isFinite ? "\($0)" : "" } + [String(r.skippedSteps)]).joined(separator: ","))
+    }
+}
+
 /// `--metrics FILE`: one JSON object per line, flushed as it is written so a crash loses nothing.
 ///
 /// Keys of the start, epoch and end events are an interface that scripts read.
 public final class MetricsLog: TrainingReporter {
     private let file: UnsafeMutablePointer<FILE>
     public let path: String
+    /// The command that reproduces the run, recorded in the start event (for `distrain report`).
+    public var commandLine: String?
 
     /// Creates (truncates) the file, or with `appending` adds to it (a resumed run); throws if it cannot
     /// be written or is not a regular file (a FIFO would block the open).
     public init(path: String, appending: Bool = false) throws {
-        var info = stat()
-        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
-            throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named pipe), not a regular file" : "it is not a regular file")
-        }
-        guard let file = fopen(path, appending ? "a" : "w") else {
-            throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
-        }
-        self.file = file
+        file = try openLogFile(path, appending: appending)
         self.path = path
     }
 
@@ -57,7 +98,7 @@ public final class MetricsLog: TrainingReporter {
             ("gradient_sum", .string(r.gradientSum)),
             ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),
             ("steps_per_epoch", .int(r.stepsPerEpoch)),
-        ]))
+        ] + (commandLine.map { [("command_line", JSONValue.string($0))] } ?? [])))
     }
 
     public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {}

@@ -70,8 +70,19 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
         data = try dataset.load(directory)
         if communicator.isCoordinator {
             var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: options.progress && isatty(STDOUT_FILENO) != 0)]
-            // A resumed run continues its metrics file.
-            if let path = options.metrics { reporters.append(try MetricsLog(path: path, appending: options.resume != nil)) }
+            // A resumed run continues its metrics file; the checkpoint folder keeps one too, for `distrain report`.
+            let commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
+            for (path, appending) in [(options.metrics, options.resume != nil),
+                                      (options.checkpointDirectory.map { "\($0)/metrics.jsonl" }, true)] {
+                guard let path else { continue }
+                if path.hasSuffix(".csv") {
+                    reporters.append(try CSVMetricsLog(path: path, appending: appending))
+                } else {
+                    let log = try MetricsLog(path: path, appending: appending)
+                    log.commandLine = commandLine
+                    reporters.append(log)
+                }
+            }
             reporter = ReporterGroup(reporters)
         }
     } catch {
@@ -141,4 +152,12 @@ func resolveOnCoordinator(_ communicator: Communicator, _ resolve: () throws -> 
     let bytes = try communicator.broadcast(bytes: Array((answer ?? "\u{0}").utf8), root: 0)
     let text = String(decoding: bytes, as: UTF8.self)
     return text == "\u{0}" ? nil : text
+}
+
+/// The words joined for a shell, each quoted when it needs to be.
+func shellQuoted(_ words: [String]) -> String {
+    words.map { word in
+        word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@".contains($0) } && !word.isEmpty
+            ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }.joined(separator: " ")
 }

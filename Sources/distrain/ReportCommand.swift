@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import Reports
+
+/// `distrain report RUN... [--out report.html]`: one self-contained HTML page of the runs' curves.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write one self-contained HTML page (inline SVG) with the runs' curves, time split, confusion matrix and per-class scores.",
+        discussion: """
+        Each RUN is a --metrics file (.jsonl, or .csv for the curves only) or a --checkpoint-dir (its
+        metrics.jsonl). Several runs are overlaid. Open the page in any browser; it loads nothing.
+        Example: distrain report runs/cnn runs/mlp.jsonl --out compare.html
+        """)
+
+    @Argument(help: "Metrics files or checkpoint directories.")
+    var runs: [String]
+
+    @Option(help: "The HTML file to write.")
+    var out = "report.html"
+
+    func validate() throws {
+        if runs.isEmpty { throw ValidationError("report needs at least one metrics file or checkpoint directory") }
+        if out.isEmpty { throw ValidationError("--out needs a file name") }
+    }
+
+    func run() throws {
+        let start = Date()
+        do {
+            let histories = try runs.flatMap { try readRunHistories(path: $0) }
+            let page = reportPage(runs: histories)
+            try writeReport(page, to: out)
+            let notes = histories.reduce(0) { $0 + $1.notes.count }
+            print("wrote \(out): \(histories.count) run\(histories.count == 1 ? "" : "s"), \(page.utf8.count / 1024) KB, in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\(notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : "")")
+        } catch let error as ReportError {
+            printError(error.message)
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+@testable import Reports
+import XCTest
+import _TestSupport
+
+final class ReportTests: XCTestCase {
+    private var directory = ""
+    override func setUp() { directory = makeTemporaryDirectory("report") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    private let start = #"{"event":"start","dataset":"fashion-mnist","model":"mlp","optimizer":"adam","lr":0.001,"global_batch":64,"seed":42,"schedule":"constant","world_size":2,"threads_per_rank":1,"epochs":3,"command_line":"mpirun -n 2 distrain fashion-mnist"}"#
+    private func epoch(_ n: Int, loss: String = "0.5") -> String {
+        #"{"event":"epoch","epoch":\#(n),"train_loss":\#(loss),"train_accuracy":0.8,"test_loss":0.6,"test_accuracy":0.79,"lr":0.001,"seconds":2,"images_per_second":30000,"compute_seconds":1.5,"communication_seconds":0.2,"data_seconds":0.1}"#
+    }
+    private let end = #"{"event":"end","test_accuracy":0.7,"confusion_matrix":[[5,1],[2,2]],"class_names":["cat","dog"]}"#
+
+    private func write(_ lines: [String], _ name: String = "m.jsonl", trailingNewline: Bool = true) -> String {
+        let path = "\(directory)/\(name)"
+        try! Data((lines.joined(separator: "\n") + (trailingNewline ? "\n" : "")).utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A crashed run: a line that is not JSON, a NaN loss (written as null), a last line cut off.
+    func testACrashedRunIsReportedUpToWhereItStops() throws {
+        let path = write([start, epoch(1), "not json", epoch(2, loss: "null"), String(epoch(3).prefix(30))], trailingNewline: false)
+        let runs = try readRunHistories(path: path)
+        XCTAssertEqual(runs.count, 1)
+        XCTAssertEqual(runs[0].epochs.map(\.epoch), [1, 2])
+        XCTAssertNil(runs[0].epochs[1].value("train_loss"), "a NaN loss is a gap, not a zero")
+        XCTAssertEqual(runs[0].notes, ["the last line (5) is cut off: the run was interrupted while writing it",
+                                       "skipped 1 line that are not distrain events (line 3)",
+                                       "no end event: the run stops after epoch 2 (it crashed, was stopped, or is still running)"])
+        // The gap is drawn as two pieces of path, not a line through zero.
+        let svg = lineChart(title: "t", xLabel: "epoch", yLabel: "loss",
+                            series: [Series(label: "train", color: "#000", points: [(1, 0.5), (2, nil), (3, 0.4)])])
+        XCTAssertEqual(svg.components(separatedBy: " M").count - 1, 2, svg)
+    }
+
+    /// A resumed run (same settings) continues; a start with other settings begins another run.
+    func testEventsOfDifferentRunsAreSeparatedAndResumesContinue() throws {
+        let other = start.replacingOccurrences(of: #""model":"mlp""#, with: #""model":"cnn""#)
+        let runs = try readRunHistories(path: write([start, epoch(1), epoch(2), start, epoch(2, loss: "0.45"), epoch(3), end, other, epoch(1)]))
+        XCTAssertEqual(runs.map(\.name), ["m.jsonl (run 1)", "m.jsonl (run 2)"])
+        XCTAssertEqual(runs[0].epochs.map(\.epoch), [1, 2, 3])
+        XCTAssertEqual(runs[0].epochs[1].value("train_loss"), 0.45, "the resumed epoch replaces the interrupted one")
+        XCTAssertEqual(runs[0].notes, ["resumed at line 4"])
+        XCTAssertEqual(runs[1].setting("model"), "cnn")
+        XCTAssertEqual(runs[0].confusion ?? [], [[5, 1], [2, 2]])
+    }
+
+    func testCSVMetricsAndEmptyFiles() throws {
+        let csv = write(["epoch,train_loss,test_accuracy", "1,0.9,0.7", "2,,0.8", "3,0.5"], "m.csv")
+        let runs = try readRunHistories(path: csv)
+        XCTAssertEqual(runs[0].epochs.map(\.epoch), [1, 2])
+        XCTAssertNil(runs[0].epochs[1].value("train_loss"))
+        XCTAssertTrue(runs[0].notes.contains("line 4 is not a row of 3 values: skipped"), "\(runs[0].notes)")
+        XCTAssertThrowsError(try readRunHistories(path: write([], "empty.jsonl"))) {
+            XCTAssertTrue("\($0)".contains("holds no metrics"), "\($0)")
+        }
+        XCTAssertThrowsError(try readRunHistories(path: "\(directory)/missing.jsonl")) {
+            XCTAssertTrue("\($0)".contains("does not exist"), "\($0)")
+        }
+    }
+
+    /// Worked by hand from [[5, 1], [2, 2]] (rows true, columns predicted): cat precision 5/7, recall 5/6,
+    /// F1 10/13; dog precision 2/3, recall 1/2, F1 4/7.
+    func testPerClassScoresAgainstHandComputedValues() {
+        let scores = perClassScores([[5, 1], [2, 2]])
+        XCTAssertEqual(scores[0].precision, 5.0 / 7, accuracy: 1e-12)
+        XCTAssertEqual(scores[0].recall, 5.0 / 6, accuracy: 1e-12)
+        XCTAssertEqual(scores[0].f1, 10.0 / 13, accuracy: 1e-12)
+        XCTAssertEqual(scores[1].precision, 2.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(scores[1].recall, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(scores[1].f1, 4.0 / 7, accuracy: 1e-12)
+    }
+
+    func testALogAxisWhenValuesSpanDecades() {
+        func chart(_ values: [Double]) -> String {
+            lineChart(title: "t", xLabel: "epoch", yLabel: "lr",
+                      series: [Series(label: "lr", color: "#000", points: values.enumerated().map { (Double($0.offset + 1), $0.element) })])
+        }
+        XCTAssertTrue(chart([1e-1, 1e-2, 1e-3, 1e-4]).contains("lr (log scale)"))
+        XCTAssertFalse(chart([0.4, 0.6, 0.9]).contains("log scale"))
+    }
+
+    /// The page parses as XML, loads nothing from outside, and every chart section holds a chart.
+    func testThePageIsWellFormedWithAChartInEverySection() throws {
+        let runs = try readRunHistories(path: write([start, epoch(1), epoch(2), epoch(3), end]))
+        let page = reportPage(runs: runs + runs)
+        let counter = SectionCounter()
+        let parser = XMLParser(data: Data(page.utf8))
+        parser.delegate = counter
+        XCTAssertTrue(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+        XCTAssertEqual(Set(counter.chartsPerSection.keys), ["loss", "accuracy", "learning-rate", "throughput", "confusion", "per-class"])
+        for (section, charts) in counter.chartsPerSection { XCTAssertGreaterThanOrEqual(charts, 1, section) }
+        XCTAssertEqual(counter.chartsPerSection["confusion"], 2, "one heat map per run")
+        XCTAssertFalse(page.contains("<script") || page.contains("src=") || page.contains("href=\"http"))
+        XCTAssertTrue(page.contains("mpirun -n 2 distrain fashion-mnist"), "the command that reproduces the run")
+    }
+
+    func testAnUnwritableOutputIsAClearErrorAndLeavesNothing() {
+        XCTAssertThrowsError(try writeReport("<html/>", to: "\(directory)/no/such/dir/report.html")) {
+            XCTAssertTrue("\($0)".hasPrefix("cannot write report \(directory)/no/such/dir/report.html: "), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
+    }
+}
+
+/// Counts `<svg>` elements inside each `<section class="chart">`.
+private final class SectionCounter: NSObject, XMLParserDelegate {
+    var chartsPerSection: [String: Int] = [:]
+    private var current: String?
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        if name == "section", attributes["class"] == "chart" { current = attributes["id"]; chartsPerSection[current!] = 0 }
+        if name == "svg", let current { chartsPerSection[current, default: 0] += 1 }
+    }
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        if name == "section" { current = nil }
+    }
+}
