@@ -22,6 +22,7 @@ func escaped(_ text: String) -> String {
 /// "0.25", "1.2e-05", "12,000": short tick and cell labels.
 func shortNumber(_ value: Double) -> String {
     if value == 0 { return "0" }
+    if value == value.rounded() && abs(value) < 1e7 { return String(format: "%.0f", value) }
     let magnitude = abs(value)
     if magnitude >= 1e7 || magnitude < 1e-3 { return String(format: "%.1e", value) }
     if magnitude >= 100 { return String(format: "%.0f", value) }
