@@ -118,10 +118,13 @@ public struct DatasetSplits: Sendable {
     public let name: String
     public let train: ImageDataset
     public let test: ImageDataset
+    /// Held out from the training set for model selection (`--val-split`, `--kfold`), if any.
+    public let validation: ImageDataset?
 
-    public init(name: String, train: ImageDataset, test: ImageDataset) {
+    public init(name: String, train: ImageDataset, test: ImageDataset, validation: ImageDataset? = nil) {
         self.name = name
         self.train = train
         self.test = test
+        self.validation = validation
     }
 }

@@ -10,6 +10,9 @@ public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
     case step
     /// Half-cosine from the base rate to 0 over the run after warmup (torch CosineAnnealingLR, per step).
     case cosine
+    /// The base rate, reduced when the monitored validation metric stops improving (the Trainer applies
+    /// the reduction: it depends on results, not on the step).
+    case plateau
 }
 
 /// The learning rate at every step: optional linear warmup, then the chosen decay.
@@ -43,7 +46,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
             return baseRate * Float(globalStep + 1) / Float(warmupSteps + 1)
         }
         switch kind {
-        case .constant:
+        case .constant, .plateau:
             return baseRate
         case .step:
             let decays = epoch / max(stepEpochs, 1)

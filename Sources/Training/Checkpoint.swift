@@ -226,7 +226,7 @@ public struct CheckpointWriter {
             if error is CheckpointError { throw error }
             throw CheckpointError.cannotWrite(path: final, reason: "\(error)")
         }
-        if let accuracy = state.testAccuracy, accuracy > bestAccuracy() ?? -1 {
+        if let score = state.selectionScore ?? state.testAccuracy, score > bestScore() ?? -.infinity {
             try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/best")
         }
         try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/latest")
@@ -234,12 +234,12 @@ public struct CheckpointWriter {
         return final
     }
 
-    /// Test accuracy of the checkpoint `best` names, if any.
-    func bestAccuracy() -> Double? {
+    /// The selection score (or, for older checkpoints, the test accuracy) of the checkpoint `best` names.
+    func bestScore() -> Double? {
         guard let name = Self.pointer("best", in: settings.directory),
               let data = FileManager.default.contents(atPath: "\(settings.directory)/\(name)/\(CheckpointFile.state)"),
               let state = try? JSONDecoder().decode(CheckpointState.self, from: data) else { return nil }
-        return state.testAccuracy
+        return state.selectionScore ?? state.testAccuracy
     }
 
     /// Deletes all but the `keep` most recently written checkpoints, never the ones `best` and `latest`

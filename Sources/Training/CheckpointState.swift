@@ -27,6 +27,10 @@ public struct CheckpointState: Codable, Sendable, Equatable {
     public var worldSize: Int
     /// Seconds since the Unix epoch when written.
     public var writtenAt: Double
+    /// What picks `best` (higher is better): the monitored validation score, or the test accuracy.
+    public var selectionScore: Double? = nil
+    /// Early stopping's and the plateau schedule's state, so a resumed run keeps its patience.
+    public var selection: SelectionState? = nil
 }
 
 extension CheckpointState {
@@ -46,6 +50,14 @@ extension CheckpointState {
         if !(partialLossSum.isFinite && partialLossSum >= 0) { return "partialLossSum \(partialLossSum) is not a finite non-negative sum" }
         if !(1...(1 << 24)).contains(worldSize) { return "worldSize \(worldSize) is outside 1...16777216" }
         if let testAccuracy, !(testAccuracy >= 0 && testAccuracy <= 1) { return "testAccuracy \(testAccuracy) is outside [0, 1]" }
+        if let selectionScore, !selectionScore.isFinite { return "selectionScore is not finite" }
+        if let s = selection {
+            if s.epochsWithoutImprovement < 0 || s.plateauEpochs < 0 || s.bestEpoch < 0 || s.bestEpoch > Self.largestPosition
+                || s.epochsWithoutImprovement > Self.largestPosition || s.plateauEpochs > Self.largestPosition {
+                return "selection counters are out of range"
+            }
+            if !(s.learningRateScale > 0 && s.learningRateScale <= 1) { return "selection.learningRateScale \(s.learningRateScale) is outside (0, 1]" }
+        }
         let c = configuration
         if !(1...(1 << 24)).contains(c.globalBatchSize) { return "configuration.globalBatchSize \(c.globalBatchSize) is outside 1...16777216" }
         if c.epochs < 0 || c.epochs > 10_000_000 { return "configuration.epochs \(c.epochs) is outside 0...10000000" }

@@ -34,6 +34,23 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var augment: Bool
     /// What a NaN or Inf in the loss or gradients does (`--on-nonfinite`).
     public var onNonFinite: NonFinitePolicy
+    /// Model selection (all optional, so checkpoints written before they existed still load):
+    /// the fraction of the training set held out for validation (`--val-split`), stratified by class.
+    public var validationSplit: Double? = nil
+    /// k-fold cross-validation: the number of folds and the one (1-based) held out as validation.
+    public var foldCount: Int? = nil
+    public var fold: Int? = nil
+    /// The validation metric that picks `best`, stops early and drives the plateau schedule.
+    public var monitor: MonitorMetric? = nil
+    /// `--early-stop PATIENCE`: stop after this many epochs without improvement of the monitor.
+    public var earlyStopPatience: Int? = nil
+    /// `--schedule plateau`: multiply the rate by `plateauFactor` after `plateauPatience` epochs without
+    /// improvement, never below `minimumLearningRate` (Keras' ReduceLROnPlateau).
+    public var plateauFactor: Float? = nil
+    public var plateauPatience: Int? = nil
+    public var minimumLearningRate: Float? = nil
+    /// Score the test set after every epoch too (with a validation split it is scored once, at the end).
+    public var testEachEpoch: Bool? = nil
 
     public init(dataset: String, model: ModelName = .mlp, epochs: Int = 10, globalBatchSize: Int = 64,
                 optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3, momentum: Float = 0,
@@ -41,7 +58,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 warmupEpochs: Int = 0, stepEpochs: Int? = nil, gamma: Float = 0.1, seed: UInt64 = 42,
                 trainLimit: Int? = nil, testLimit: Int? = nil, bucketMegabytes: Double = 4,
                 evaluationBatchSize: Int = 256, augment: Bool = false,
-                onNonFinite: NonFinitePolicy = .stop) {
+                onNonFinite: NonFinitePolicy = .stop, validationSplit: Double? = nil, monitor: MonitorMetric? = nil,
+                earlyStopPatience: Int? = nil, plateauFactor: Float? = nil, plateauPatience: Int? = nil,
+                minimumLearningRate: Float? = nil, testEachEpoch: Bool? = nil) {
         self.dataset = dataset
         self.model = model
         self.epochs = epochs
@@ -62,7 +81,17 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         self.evaluationBatchSize = evaluationBatchSize
         self.augment = augment
         self.onNonFinite = onNonFinite
+        self.validationSplit = validationSplit
+        self.monitor = monitor
+        self.earlyStopPatience = earlyStopPatience
+        self.plateauFactor = plateauFactor
+        self.plateauPatience = plateauPatience
+        self.minimumLearningRate = minimumLearningRate
+        self.testEachEpoch = testEachEpoch
     }
+
+    /// Whether part of the training set is held out for validation (a split or a fold).
+    public var hasValidation: Bool { validationSplit != nil || fold != nil }
 
     /// The optimizer's hyper-parameters.
     public var optimizerSettings: OptimizerSettings {

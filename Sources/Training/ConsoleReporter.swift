@@ -49,7 +49,7 @@ public final class ConsoleReporter: TrainingReporter {
 
     public func epochCompleted(_ r: EpochRecord) throws {
         let total = max(r.computeSeconds + r.communicationSeconds + r.dataSeconds, 1e-9)
-        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4)) acc \(percent(r.trainAccuracy))  test loss \(format(r.testLoss, 4)) acc \(percent(r.testAccuracy))  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
+        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4)) acc \(percent(r.trainAccuracy))\(r.validationLoss.map { "  val loss \(format($0, 4)) acc \(percent(r.validationAccuracy ?? 0))" } ?? "")\(r.testLoss.map { "  test loss \(format($0, 4)) acc \(percent(r.testAccuracy ?? 0))" } ?? "")  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
     }
 
     public func checkpointWritten(path: String, seconds: Double) {

@@ -13,6 +13,11 @@ public enum OutputError: Error, CustomStringConvertible {
     }
 }
 
+/// The pairs whose value is known (a split not scored this epoch is left out, not written as null).
+func optionalNumbers(_ pairs: [(String, Double?)]) -> [(String, JSONValue)] {
+    pairs.compactMap { key, value in value.map { (key, .number($0)) } }
+}
+
 /// Opens a log for writing, refusing non-regular files by name before the open could block.
 func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer<FILE> {
     var info = stat()
@@ -30,7 +35,7 @@ func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer
 public final class CSVMetricsLog: TrainingReporter {
     private let file: UnsafeMutablePointer<FILE>
     public let path: String
-    static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
+    static let columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
                           "images_per_second", "compute_seconds", "communication_seconds", "data_seconds", "skipped_steps"]
 
     public init(path: String, appending: Bool = false) throws {
@@ -53,7 +58,8 @@ public final class CSVMetricsLog: TrainingReporter {
 
     public func epochCompleted(_ r: EpochRecord) throws {
         // Non-finite values are left empty, as the JSON log writes null.
-        let values: [Double] = [r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy, Double("\(r.learningRate)") ?? Double(r.learningRate),
+        let values: [Double] = [r.trainLoss, r.trainAccuracy, r.validationLoss ?? .nan, r.validationAccuracy ?? .nan,
+                                r.testLoss ?? .nan, r.testAccuracy ?? .nan, Double("\(r.learningRate)") ?? Double(r.learningRate),
                                 r.seconds, r.imagesPerSecond, r.computeSeconds, r.communicationSeconds, r.dataSeconds]
         try writeLine(([String(r.epoch)] + values.map { $0.isFinite ? "\($0)" : "" } + [String(r.skippedSteps)]).joined(separator: ","))
     }
@@ -107,7 +113,8 @@ public final class MetricsLog: TrainingReporter {
         try write(.object([
             ("event", .string("epoch")), ("epoch", .int(r.epoch)),
             ("train_loss", .number(r.trainLoss)), ("train_accuracy", .number(r.trainAccuracy)),
-            ("test_loss", .number(r.testLoss)), ("test_accuracy", .number(r.testAccuracy)),
+        ] + optionalNumbers([("val_loss", r.validationLoss), ("val_accuracy", r.validationAccuracy),
+                             ("test_loss", r.testLoss), ("test_accuracy", r.testAccuracy)]) + [
             ("seconds", .number(r.seconds)), ("images_per_second", .number(r.imagesPerSecond)),
             ("compute_seconds", .number(r.computeSeconds)),
             ("communication_seconds", .number(r.communicationSeconds)),

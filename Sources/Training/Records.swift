@@ -30,8 +30,12 @@ public struct EpochRecord: Sendable {
     public var epochs: Int
     public var trainLoss: Double
     public var trainAccuracy: Double
-    public var testLoss: Double
-    public var testAccuracy: Double
+    /// The test set's numbers, when it was scored this epoch (always without a validation split).
+    public var testLoss: Double?
+    public var testAccuracy: Double?
+    /// The validation split's numbers, with `--val-split` or `--kfold`.
+    public var validationLoss: Double? = nil
+    public var validationAccuracy: Double? = nil
     /// Wall seconds of the epoch, training and evaluation.
     public var seconds: Double
     /// Training samples per second over the training part of the epoch.

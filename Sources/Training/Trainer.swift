@@ -46,6 +46,10 @@ public final class Trainer {
     var restoredPartial = EpochTotals()
     /// The checkpoint written last (every rank knows it), if any.
     public internal(set) var lastCheckpoint: String?
+    /// Model selection's state: best monitored score, patience counters, plateau scale (checkpointed).
+    public internal(set) var selection = SelectionState()
+    /// Set when `--early-stop` ended the run.
+    public internal(set) var stoppedEarly = false
     /// Updates dropped by `--on-nonfinite skip`.
     public var skippedSteps: Int { nonFiniteGuard.skippedSteps }
 
@@ -64,8 +68,7 @@ public final class Trainer {
         precondition(model.inputShape == data.train.shape && model.outputCount == data.train.classCount,
                      "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.shape) → \(data.train.classCount) classes")
         self.configuration = configuration
-        self.data = DatasetSplits(name: data.name, train: data.train.prefix(configuration.trainLimit),
-                                  test: data.test.prefix(configuration.testLimit))
+        self.data = try Self.selectionSplits(of: data, configuration: configuration)
         self.communicator = communicator
         self.model = model
         self.optimizer = optimizer
@@ -123,15 +126,17 @@ public final class Trainer {
         let startTime = monotonicSeconds()
         try reporter?.started(startRecord)
         defer { tracker.enter(.finished) }
-        for epoch in startEpoch..<max(startEpoch, configuration.epochs) {
+        stoppedEarly = selection.shouldStop(patience: configuration.earlyStopPatience)
+        for epoch in startEpoch..<max(startEpoch, configuration.epochs) where !stoppedEarly {
             // A signal during the previous epoch's last step or evaluation: its checkpoint is written.
             if stopsOnSignals, let signal = try agreedStopSignal(force: true) {
                 throw TrainingStopped(signal: signal, epoch: epoch, step: globalStep, checkpoint: lastCheckpoint)
             }
             try trainEpoch(epoch)
         }
-        // Zero epochs to go: still report the untrained (or already trained) model honestly.
+        // The test set is scored here when epochs did not (a validation split, or zero epochs to go).
         let final = try lastEvaluation ?? evaluateTestSet()
+        lastEvaluation = final
         try reporter?.finished(FinalRecord(metrics: final.metrics, classNames: data.test.classNames,
                                            testLoss: final.meanLoss, seconds: monotonicSeconds() - startTime))
         return final
@@ -155,7 +160,7 @@ public final class Trainer {
                 let batch = StepBatch(epoch: epoch, index: index, samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
                                       globalCount: plan.globalRange(batch: index).count)
                 tracker.setPosition(epoch: epoch, step: globalStep + 1)
-                learningRate = schedule.rate(epoch: epoch, stepInEpoch: index, stepsPerEpoch: plan.batchCount)
+                learningRate = schedule.rate(epoch: epoch, stepInEpoch: index, stepsPerEpoch: plan.batchCount) * selection.learningRateScale
                 totals.add(try trainStep(batch, learningRate: learningRate, plan: plan), samples: batch.count)
                 globalStep += 1
                 try afterStep(batch, plan: plan, totals: totals)
@@ -216,18 +221,31 @@ public final class Trainer {
         try communicator.allreduce(&sums, .sum)
         var maxima = [compute, phases[.gradientSum], phases[.data], wallSeconds]
         try communicator.allreduce(&maxima, .max)
-        let evaluation = try evaluateTestSet()
-        lastEvaluation = evaluation
+        let (validation, test) = try evaluateEpoch()
+        lastEvaluation = test
         try reporter?.epochCompleted(EpochRecord(
             epoch: epoch + 1, epochs: configuration.epochs,
             trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0, trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0,
-            testLoss: evaluation.meanLoss, testAccuracy: evaluation.accuracy,
+            testLoss: test?.meanLoss, testAccuracy: test?.accuracy,
+            validationLoss: validation?.meanLoss, validationAccuracy: validation?.accuracy,
             seconds: monotonicSeconds() - epochStart,
             imagesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
             learningRate: learningRate, skippedSteps: totals.skipped))
+        let score = validation.map { (configuration.monitor ?? .valLoss).score(loss: $0.meanLoss, accuracy: $0.accuracy) } ?? test?.accuracy
+        if let score { selectAfterEpoch(epoch + 1, score: score) }
         try writeCheckpoint(epoch: epoch + 1, nextBatch: 0, samplesDone: 0, partial: EpochTotals(),
-                            testAccuracy: evaluation.accuracy)
+                            testAccuracy: test?.accuracy, selectionScore: score)
+    }
+
+    /// The epoch's exact evaluations: the validation split when there is one (the test set only with
+    /// `--test-each-epoch`), else the test set as always.
+    private func evaluateEpoch() throws -> (validation: EvaluationResult?, test: EvaluationResult?) {
+        guard let validationSet = data.validation else { return (nil, try evaluateTestSet()) }
+        tracker.enter(.evaluation)
+        let validation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
+                                      communicator: communicator, batchSize: configuration.evaluationBatchSize)
+        return (validation, configuration.testEachEpoch == true ? try evaluateTestSet() : nil)
     }
 
     /// The exact test-set evaluation, in the evaluation phase.

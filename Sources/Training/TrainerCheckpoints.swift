@@ -8,7 +8,9 @@ extension Trainer {
     static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
         [("dataset", c.dataset), ("--model", c.model.rawValue), ("--optimizer", c.optimizer.rawValue),
          ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
-         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment))]
+         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment)),
+         ("--val-split", c.validationSplit.map { "\($0)" } ?? "none"),
+         ("--kfold fold", c.fold.map { "\($0) of \(c.foldCount ?? 0)" } ?? "none")]
     }
 
     /// Restores on every rank; every rank holds the same checkpoint bytes, so every rank reaches the
@@ -44,13 +46,15 @@ extension Trainer {
         startEpoch = epochFinished ? state.epoch + 1 : state.epoch
         startBatch = epochFinished ? 0 : state.nextBatch
         globalStep = state.globalStep
+        selection = state.selection ?? SelectionState()
         if communicator.isCoordinator && startBatch > 0 {
             restoredPartial = EpochTotals(lossSum: state.partialLossSum, correct: state.partialCorrect, seen: state.partialSeen)
         }
     }
 
     /// Writes a checkpoint from the coordinator; every rank learns whether it worked.
-    func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: EpochTotals, testAccuracy: Double?) throws {
+    func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: EpochTotals, testAccuracy: Double?,
+                         selectionScore: Double? = nil) throws {
         guard let writer = checkpointWriter else { return }
         tracker.enter(.checkpoint)
         var sums = [partial.lossSum, Double(partial.correct), Double(partial.seen)]
@@ -64,7 +68,7 @@ extension Trainer {
                     samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
                     partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
                     configuration: configuration, worldSize: communicator.size,
-                    writtenAt: Double(time(nil)))
+                    writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
                                             modelName: configuration.model, inputShape: data.train.shape,
                                             classNames: data.train.classNames, normalization: normalization)

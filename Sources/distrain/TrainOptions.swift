@@ -10,6 +10,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
 extension SumMethod: ExpressibleByArgument {}
+extension MonitorMetric: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
 struct TrainOptions: ParsableArguments {
@@ -41,7 +42,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay: L2 for sgd and adam, decoupled for adamw.")
     var weightDecay: Float = 0
 
-    @Option(help: "Learning-rate schedule: constant, step (×gamma every --step-epochs) or cosine.")
+    @Option(help: "Learning-rate schedule: constant, step (×gamma every --step-epochs), cosine, or plateau (×--plateau-factor when --monitor stalls).")
     var schedule: ScheduleKind = .constant
 
     @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warmup.")
@@ -92,6 +93,30 @@ struct TrainOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
     var augment: Bool?
 
+    @Option(name: .customLong("val-split"), help: "Hold out this fraction of the training set (stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, the test set is scored once at the end.")
+    var validationSplit: Double?
+
+    @Option(help: "The validation metric that picks 'best', --early-stop and --schedule plateau watch: val_loss or val_accuracy (default val_loss).")
+    var monitor: MonitorMetric?
+
+    @Option(name: .customLong("early-stop"), help: "Stop after this many epochs without improvement of --monitor (needs --val-split or --kfold).")
+    var earlyStop: Int?
+
+    @Option(name: .customLong("plateau-factor"), help: "--schedule plateau: multiply the learning rate by this when --monitor stalls.")
+    var plateauFactor: Float = 0.1
+
+    @Option(name: .customLong("plateau-patience"), help: "--schedule plateau: epochs without improvement before reducing.")
+    var plateauPatience: Int = 2
+
+    @Option(name: .customLong("min-lr"), help: "--schedule plateau: never reduce the learning rate below this.")
+    var minimumLearningRate: Float = 0
+
+    @Flag(name: .customLong("test-each-epoch"), help: "With a validation split, also score the test set after every epoch (it is always scored at the end).")
+    var testEachEpoch = false
+
+    @Option(help: "k-fold cross-validation: train K times, each fold of the training set held out once (stratified); prints per-fold and mean ± sd validation metrics. Needs --checkpoint-dir (one folder per fold; resumable).")
+    var kfold: Int?
+
     @Flag(inversion: .prefixedNo, help: "Show a progress bar when stdout is a terminal (under mpirun it always looks like one; pass --no-progress when piping).")
     var progress = true
 
@@ -126,7 +151,30 @@ struct TrainOptions: ParsableArguments {
         if let checkpointDirectory, checkpointDirectory.isEmpty { throw ValidationError("--checkpoint-dir needs a directory") }
         if let resume, resume.isEmpty { throw ValidationError("--resume needs a checkpoint directory or 'auto'") }
         if resume == "auto" && checkpointDirectory == nil { throw ValidationError("--resume auto needs --checkpoint-dir DIR") }
+        try validateSelection()
         if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }
+    }
+
+    /// Model selection's flags: the ranges and the combinations that make sense.
+    func validateSelection() throws {
+        if let validationSplit, !(validationSplit > 0 && validationSplit < 1) {
+            throw ValidationError("--val-split must be a fraction in (0, 1), got \(validationSplit)")
+        }
+        if let kfold {
+            if kfold < 2 || kfold > 100 { throw ValidationError("--kfold must be between 2 and 100, got \(kfold)") }
+            if validationSplit != nil { throw ValidationError("--kfold and --val-split both choose the validation data; use one") }
+            if checkpointDirectory == nil { throw ValidationError("--kfold needs --checkpoint-dir DIR (each fold gets DIR/fold-K)") }
+        }
+        let hasValidation = validationSplit != nil || kfold != nil
+        if let earlyStop, earlyStop < 1 { throw ValidationError("--early-stop must be at least 1 epoch, got \(earlyStop)") }
+        if !hasValidation {
+            if monitor != nil { throw ValidationError("--monitor needs --val-split F or --kfold K: it watches a validation metric") }
+            if earlyStop != nil { throw ValidationError("--early-stop needs --val-split F or --kfold K: it watches a validation metric") }
+            if schedule == .plateau { throw ValidationError("--schedule plateau needs --val-split F or --kfold K: it watches a validation metric") }
+        }
+        if !(plateauFactor > 0 && plateauFactor < 1) { throw ValidationError("--plateau-factor must be in (0, 1), got \(plateauFactor)") }
+        if plateauPatience < 1 { throw ValidationError("--plateau-patience must be at least 1, got \(plateauPatience)") }
+        if !(minimumLearningRate >= 0 && minimumLearningRate.isFinite) { throw ValidationError("--min-lr must be 0 or more, got \(minimumLearningRate)") }
     }
 
     /// The run's configuration for `dataset`.
@@ -136,7 +184,10 @@ struct TrainOptions: ParsableArguments {
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
-            augment: augment ?? dataset.augmentsByDefault, onNonFinite: onNonFinite)
+            augment: augment ?? dataset.augmentsByDefault, onNonFinite: onNonFinite,
+            validationSplit: validationSplit, monitor: monitor, earlyStopPatience: earlyStop,
+            plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
+            minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
     }
 }
 
