@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
+        // What runs many trainings or compares models: k-fold, sweeps, the LR finder, comparison statistics.
+        .target(name: "Selection", dependencies: ["Training"]),
         // The HTML/SVG report from metrics files (Foundation only).
         .target(name: "Reports"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
-            "DistrainKit", "Training", "Reports", "Downloads", "SafeTensors", "CAllocationCounter",
+            "DistrainKit", "Training", "Reports", "Selection", "Downloads", "SafeTensors", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
+        .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),
         .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
         .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]),

@@ -51,7 +51,7 @@ public final class CheckpointDirectoryLock {
 
     /// Removes `.tmp-*` folders and `*.tmp-*` files (a writer killed mid-write), `.pruning-*` folders
     /// (killed mid-prune), and `step-*` folders without all three files. Safe: the lock is held.
-    static func removeLeftovers(in root: String) {
+    public static func removeLeftovers(in root: String) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         for name in names {
             let path = "\(root)/\(name)"

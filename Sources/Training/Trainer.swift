@@ -36,8 +36,12 @@ public final class Trainer {
     /// Whether this run reacts to `StopSignals` (the CLI installs them; tests and library users opt in).
     public var stopsOnSignals = false
 
-    /// The evaluation after the last completed epoch.
+    /// The test-set evaluation after the last epoch that scored it (and at the end of `run`).
     public private(set) var lastEvaluation: EvaluationResult?
+    /// The validation evaluation after the last completed epoch (with `--val-split` or `--kfold`).
+    public private(set) var lastValidation: EvaluationResult?
+    /// Epochs completed so far, resumed ones included.
+    public var epochsCompleted: Int { stepsPerEpoch > 0 ? globalStep / stepsPerEpoch : 0 }
     /// Where training continues: epoch, first batch in it, optimizer steps taken so far.
     public internal(set) var startEpoch = 0
     var startBatch = 0
@@ -134,6 +138,11 @@ public final class Trainer {
             }
             try trainEpoch(epoch)
         }
+        if lastValidation == nil, let validationSet = data.validation {  // nothing left to train (a finished run resumed)
+            tracker.enter(.evaluation)
+            lastValidation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
+                                          communicator: communicator, batchSize: configuration.evaluationBatchSize)
+        }
         // The test set is scored here when epochs did not (a validation split, or zero epochs to go).
         let final = try lastEvaluation ?? evaluateTestSet()
         lastEvaluation = final
@@ -222,7 +231,8 @@ public final class Trainer {
         var maxima = [compute, phases[.gradientSum], phases[.data], wallSeconds]
         try communicator.allreduce(&maxima, .max)
         let (validation, test) = try evaluateEpoch()
-        lastEvaluation = test
+        if test != nil { lastEvaluation = test }
+        lastValidation = validation
         try reporter?.epochCompleted(EpochRecord(
             epoch: epoch + 1, epochs: configuration.epochs,
             trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0, trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0,

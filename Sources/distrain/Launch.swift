@@ -38,81 +38,24 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
         || error is ModelShapeError
 }
 
-/// Loads `dataset` on every rank, agrees that all succeeded, trains, and ends every rank together.
+/// Loads `dataset` on every rank, agrees that all succeeded, trains (once, or once per fold with
+/// `--kfold`), and ends every rank together.
 ///
 /// Errors that all ranks know of end the job with one message from the coordinator and exit 1 on every
 /// rank after MPI_Finalize; an error only one rank knows of aborts the whole job with its message.
 func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
-    let configuration = options.configuration(dataset: dataset)
-    let directory = try options.dataLocation.directory(for: dataset)
-    let communicator = try makeCommunicator()
-    let (threads, warning) = threadsPerRank(requested: options.resources.threads, communicator: communicator)
-    BLAS.setThreadCount(threads)
-    if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
-
-    // Never hang silently: a rank stuck in one phase past the deadline says where and ends the job.
-    let tracker = PhaseTracker()
-    Watchdog(tracker: tracker, rank: communicator.rank, deadlineSeconds: options.collectiveTimeout) { message in
-        FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
-        fflush(nil)
-        _exit(1)  // mpirun ends the other ranks within about a second
-    }.start()
-
-    var data: DatasetSplits?
-    var reporter: TrainingReporter?
-    var checkpointLock: CheckpointDirectoryLock?
-    var localError: Error?
-    do {
-        if communicator.isCoordinator, let folder = options.checkpointDirectory {
-            // First: a bad folder or a second job on it is refused before anything is loaded.
-            checkpointLock = try CheckpointDirectoryLock(path: folder)
+    let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
+    // First: a bad checkpoint folder or a second job on it is refused before anything is loaded.
+    let lock = try session.lockOnCoordinator(options.checkpointDirectory)
+    defer { withExtendedLifetime(lock) {} }
+    try session.run {
+        let data = try session.loadCollectively(dataset, directory: try options.dataLocation.directory(for: dataset))
+        let plan = RunPlan(options: options, configuration: options.configuration(dataset: dataset))
+        if let k = options.kfold {
+            try runCrossValidation(session: session, plan: plan, data: data, folds: k)
+        } else {
+            try session.train(plan, data: data)
         }
-        data = try dataset.load(directory)
-        if communicator.isCoordinator {
-            var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: options.progress && isatty(STDOUT_FILENO) != 0)]
-            // A resumed run continues its metrics file; the checkpoint folder keeps one too, for `distrain report`.
-            let commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
-            for (path, appending) in [(options.metrics, options.resume != nil),
-                                      (options.checkpointDirectory.map { "\($0)/metrics.jsonl" }, true)] {
-                guard let path else { continue }
-                if path.hasSuffix(".csv") {
-                    reporters.append(try CSVMetricsLog(path: path, appending: appending))
-                } else {
-                    let log = try MetricsLog(path: path, appending: appending)
-                    log.commandLine = commandLine
-                    reporters.append(log)
-                }
-            }
-            reporter = ReporterGroup(reporters)
-        }
-    } catch {
-        localError = error
-    }
-    defer { withExtendedLifetime(checkpointLock) {} }
-    try runCollectively(communicator, beforeExit: { tracker.enter(.finished) }) {
-        tracker.enter(.startup)
-        try communicator.agreeOnSuccess(localError)
-        var checkpoint: LoadedCheckpoint?
-        if let resume = options.resume {
-            if let directory = try resolveOnCoordinator(communicator, {
-                try CheckpointWriter.resolveResume(resume, checkpointRoot: options.checkpointDirectory)
-            }) {
-                checkpoint = try LoadedCheckpoint.load(directory: directory, communicator: communicator)
-                if communicator.isCoordinator { print("resuming from \(directory)") }
-            } else if communicator.isCoordinator {
-                print("no checkpoint in \(options.checkpointDirectory ?? "?") yet: starting from scratch")
-            }
-        }
-        let model = try configuration.makeModel(for: data!)
-        StopSignals.install()
-        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data!,
-                                  configuration: configuration, communicator: communicator,
-                                  threadsPerRank: threads, reporter: reporter,
-                                  checkpointing: options.checkpointSettings, resume: checkpoint,
-                                  tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: options.gradientSum)
-        trainer.stopsOnSignals = true
-        try trainer.run()
-        tracker.enter(.finished)
     }
 }
 

@@ -191,9 +191,3 @@ struct TrainOptions: ParsableArguments {
     }
 }
 
-extension TrainOptions {
-    /// Checkpoint writing settings, when --checkpoint-dir is given.
-    var checkpointSettings: CheckpointSettings? {
-        checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: checkpointEvery, keep: keep) }
-    }
-}

@@ -1,0 +1,138 @@
+import Collectives
+import Datasets
+import DistrainKit
+import Foundation
+import Tensors
+import Training
+
+/// What one training run needs besides its data: its configuration, where it writes, what it continues
+/// and how it reports. Sweeps and k-fold make one per trial or fold.
+struct RunPlan {
+    var configuration: TrainingConfiguration
+    var checkpointDirectory: String?
+    var checkpointEvery: Int?
+    var keep = 3
+    /// "auto" or a checkpoint folder.
+    var resume: String?
+    /// `--metrics FILE` (.jsonl, or .csv).
+    var metricsPath: String?
+    var progress = true
+    var gradientSum: SumMethod = .auto
+    /// Said once in the metrics' start event: the command that reproduces the run.
+    var commandLine = shellQuoted(CommandLine.arguments)
+
+    init(configuration: TrainingConfiguration) { self.configuration = configuration }
+
+    init(options: TrainOptions, configuration: TrainingConfiguration) {
+        self.configuration = configuration
+        checkpointDirectory = options.checkpointDirectory
+        checkpointEvery = options.checkpointEvery
+        keep = options.keep
+        resume = options.resume
+        metricsPath = options.metrics
+        progress = options.progress
+        gradientSum = options.gradientSum
+    }
+}
+
+/// The process side of training, made once for one run or many: the communicator, BLAS threads and the
+/// watchdog that never lets a rank hang silently.
+final class TrainingSession {
+    let communicator: Communicator
+    let threads: Int
+    let tracker = PhaseTracker()
+
+    init(threads requested: Int?, collectiveTimeout: Double) throws {
+        communicator = try makeCommunicator()
+        let (threads, warning) = threadsPerRank(requested: requested, communicator: communicator)
+        self.threads = threads
+        BLAS.setThreadCount(threads)
+        if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        Watchdog(tracker: tracker, rank: communicator.rank, deadlineSeconds: collectiveTimeout) { message in
+            FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
+            fflush(nil)
+            _exit(1)  // mpirun ends the other ranks within about a second
+        }.start()
+        StopSignals.install()
+    }
+
+    /// The job's lock on its output folder (coordinator only). A failure is remembered and reported
+    /// collectively by `run`, so every rank ends the same way.
+    func lockOnCoordinator(_ folder: String?) throws -> CheckpointDirectoryLock? {
+        guard communicator.isCoordinator, let folder else { return nil }
+        do { return try CheckpointDirectoryLock(path: folder) } catch { pendingError = error; return nil }
+    }
+
+    private var pendingError: Error?
+
+    /// Runs the job's body collectively (see `runCollectively`), after agreeing that setup worked.
+    func run(_ body: () throws -> Void) throws {
+        try runCollectively(communicator, beforeExit: { self.tracker.enter(.finished) }) {
+            tracker.enter(.startup)
+            try communicator.agreeOnSuccess(pendingError)
+            try body()
+            tracker.enter(.finished)
+        }
+    }
+
+    /// Loads a dataset on every rank; every rank learns whether all succeeded.
+    func loadCollectively(_ dataset: RegisteredDataset, directory: String) throws -> DatasetSplits {
+        tracker.enter(.loading)
+        var data: DatasetSplits?, localError: Error?
+        do { data = try dataset.load(directory) } catch { localError = error }
+        tracker.enter(.startup)
+        try communicator.agreeOnSuccess(localError)
+        return data!
+    }
+
+    /// One training run, collectively: reporters on the coordinator, resume, train. Returns the trainer.
+    @discardableResult
+    func train(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
+        var reporter: TrainingReporter?, localError: Error?
+        if communicator.isCoordinator {
+            do { reporter = try makeReporter(plan) } catch { localError = error }
+        }
+        try communicator.agreeOnSuccess(localError)
+        let checkpoint = try resumePoint(plan)
+        let model = try plan.configuration.makeModel(for: data)
+        let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model), data: data,
+                                  configuration: plan.configuration, communicator: communicator, threadsPerRank: threads,
+                                  reporter: reporter,
+                                  checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
+                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum)
+        trainer.stopsOnSignals = true
+        try trainer.run()
+        return trainer
+    }
+
+    /// The console, `--metrics` and the checkpoint folder's own `metrics.jsonl` (a resumed run appends).
+    private func makeReporter(_ plan: RunPlan) throws -> TrainingReporter {
+        var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: plan.progress && isatty(STDOUT_FILENO) != 0)]
+        let commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + plan.commandLine
+        for (path, appending) in [(plan.metricsPath, plan.resume != nil), (plan.checkpointDirectory.map { "\($0)/metrics.jsonl" }, true)] {
+            guard let path else { continue }
+            if path.hasSuffix(".csv") {
+                reporters.append(try CSVMetricsLog(path: path, appending: appending))
+            } else {
+                let log = try MetricsLog(path: path, appending: appending)
+                log.commandLine = commandLine
+                reporters.append(log)
+            }
+        }
+        return ReporterGroup(reporters)
+    }
+
+    /// The checkpoint `plan.resume` names, read once and shared by every rank (nil: a fresh start).
+    private func resumePoint(_ plan: RunPlan) throws -> LoadedCheckpoint? {
+        guard let resume = plan.resume else { return nil }
+        guard let directory = try resolveOnCoordinator(communicator, {
+            if let folder = plan.checkpointDirectory { CheckpointDirectoryLock.removeLeftovers(in: folder) }
+            return try CheckpointWriter.resolveResume(resume, checkpointRoot: plan.checkpointDirectory)
+        }) else {
+            if communicator.isCoordinator { print("no checkpoint in \(plan.checkpointDirectory ?? "?") yet: starting from scratch") }
+            return nil
+        }
+        if communicator.isCoordinator { print("resuming from \(directory)") }
+        return try LoadedCheckpoint.load(directory: directory, communicator: communicator)
+    }
+}
