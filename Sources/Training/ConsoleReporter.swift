@@ -9,9 +9,12 @@ public final class ConsoleReporter: TrainingReporter {
     private var lastDraw = 0.0
     private var epochStart = 0.0
     private var barVisible = false
+    /// Epoch lines and the headline only: one run among many (a sweep's trial, a fold).
+    private let brief: Bool
 
-    public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) {
+    public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0, brief: Bool = false) {
         self.isTerminal = isTerminal
+        self.brief = brief
     }
 
     private func say(_ line: String) {
@@ -21,6 +24,7 @@ public final class ConsoleReporter: TrainingReporter {
     }
 
     public func started(_ r: StartRecord) throws {
+        if brief { epochStart = monotonicSeconds(); return }
         say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, \(r.parameters) parameters")
         let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); gradients: \(r.gradientSum))"
         say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
@@ -53,11 +57,12 @@ public final class ConsoleReporter: TrainingReporter {
     }
 
     public func checkpointWritten(path: String, seconds: Double) {
+        if brief { return }
         say("  checkpoint \(path) written in \(format(seconds, 2)) s")
     }
 
     public func finished(_ r: FinalRecord) throws {
-        for line in classificationReport(r.metrics, classNames: r.classNames) { say(line) }
+        for line in classificationReport(r.metrics, classNames: r.classNames).prefix(brief ? 1 : .max) { say(line) }
         say("done in \(format(r.seconds, 1)) s")
     }
 }

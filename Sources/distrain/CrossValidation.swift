@@ -15,6 +15,7 @@ func runCrossValidation(session: TrainingSession, plan: RunPlan, data: DatasetSp
         foldPlan.configuration.fold = fold
         foldPlan.checkpointDirectory = "\(root)/fold-\(fold)"
         foldPlan.metricsPath = nil
+        foldPlan.brief = true
         let resultPath = "\(root)/fold-\(fold)/result.json"
         if let earlier = try readOnCoordinator(session, resultPath, as: FoldResult.self) {
             guard plan.resume != nil else {

@@ -17,6 +17,8 @@ struct RunPlan {
     /// `--metrics FILE` (.jsonl, or .csv).
     var metricsPath: String?
     var progress = true
+    /// Epoch lines and the headline only (a sweep's trial, a fold): the console shows many runs.
+    var brief = false
     var gradientSum: SumMethod = .auto
     /// Said once in the metrics' start event: the command that reproduces the run.
     var commandLine = shellQuoted(CommandLine.arguments)
@@ -107,7 +109,7 @@ final class TrainingSession {
 
     /// The console, `--metrics` and the checkpoint folder's own `metrics.jsonl` (a resumed run appends).
     private func makeReporter(_ plan: RunPlan) throws -> TrainingReporter {
-        var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: plan.progress && isatty(STDOUT_FILENO) != 0)]
+        var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: plan.progress && isatty(STDOUT_FILENO) != 0, brief: plan.brief)]
         let commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + plan.commandLine
         for (path, appending) in [(plan.metricsPath, plan.resume != nil), (plan.checkpointDirectory.map { "\($0)/metrics.jsonl" }, true)] {
             guard let path else { continue }

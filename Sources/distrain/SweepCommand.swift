@@ -1,0 +1,145 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Selection
+import Training
+
+/// `distrain sweep --out DIR [--trials N] -- DATASET [training flags with lists or ranges]`.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Grid or random search over any training flags; every trial an ordinary run in its own folder, ranked by validation.",
+        discussion: """
+        After --, a training command whose flag values may be lists (a grid) or low:high ranges (random
+        search with --trials N, log-uniform for positive ranges):
+          distrain sweep --out runs/sweep -- fashion-mnist --epochs 5 --lr 3e-4,1e-3,3e-3 --batch-size 64,256
+          distrain sweep --out runs/rs --trials 8 -- fashion-mnist --lr 1e-4:1e-2 --batch-size 32,64,128
+        Trials are ranked on the validation split (--val-split, 0.1 when not given), never on the test set.
+        Under mpirun every trial uses all ranks (the same exact data parallelism as one run). A stopped
+        sweep continues with --resume: finished trials are kept, an interrupted one resumes from its checkpoint.
+        """)
+
+    @Option(help: "The sweep's folder: trial-NNN/ per trial, summary.csv and summary.json.")
+    var out: String
+
+    @Option(help: "Random search: this many trials drawn from the lists and ranges (default: the whole grid).")
+    var trials: Int?
+
+    @Option(help: "Seed of the random search's draws.")
+    var seed: UInt64 = 1
+
+    @Flag(help: "Continue a stopped sweep in --out (same command).")
+    var resume = false
+
+    @Argument(parsing: .postTerminator, help: "The training command: DATASET then flags.")
+    var command: [String] = []
+
+    func validate() throws {
+        if let trials, trials < 1 || trials > 10_000 { throw ValidationError("--trials must be between 1 and 10000, got \(trials)") }
+        if out.isEmpty { throw ValidationError("--out needs a folder") }
+        _ = try plannedTrials()
+    }
+
+    /// Every trial's parsed options and command line; any bad flag or value is a usage error naming it.
+    func plannedTrials() throws -> (dataset: RegisteredDataset, trials: [(values: String, arguments: [String], options: TrainOptions)]) {
+        let specification: SweepSpecification
+        do { specification = try SweepSpecification(arguments: command) } catch { throw ValidationError("\(error)") }
+        let dataset = try registeredDataset(specification.dataset)
+        for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
+        where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
+            throw ValidationError("sweep sets \(forbidden) for each trial itself; remove it from the training command")
+        }
+        if specification.swept.isEmpty { throw ValidationError("sweep: no flag has several values; give one as a list (--lr 1e-3,3e-3) or a range with --trials (--lr 1e-4:1e-2)") }
+        let validation = specification.fixed.contains("--val-split") || specification.swept.contains { $0.flag == "--val-split" }
+        let draws: [[(flag: String, value: String)]]
+        do { draws = try specification.trials(randomTrials: trials, seed: seed) } catch { throw ValidationError("\(error)") }
+        return (dataset, try draws.map { draw in
+            let arguments = specification.arguments(for: draw) + (validation ? [] : ["--val-split", "0.1"])
+            do {
+                return (draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments, try TrainOptions.parse(Array(arguments.dropFirst())))
+            } catch {
+                let flags = Set(TrainOptions.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
+                if let unknown = arguments.dropFirst().first(where: { $0.hasPrefix("--") && !flags.contains($0) }) {
+                    throw ValidationError("sweep: \(unknown) is not a training flag")
+                }
+                throw ValidationError("sweep: trial '\(draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "))': \(TrainOptions.message(for: error))")
+            }
+        })
+    }
+
+    func run() throws {
+        let (dataset, planned) = try plannedTrials()
+        let first = planned[0].options
+        let session = try TrainingSession(threads: first.resources.threads, collectiveTimeout: first.collectiveTimeout)
+        let lock = try session.lockOnCoordinator(out)
+        defer { withExtendedLifetime(lock) {} }
+        let start = Date()
+        try session.run {
+            let data = try session.loadCollectively(dataset, directory: try first.dataLocation.directory(for: dataset))
+            var results: [TrialResult] = []
+            for (index, trial) in planned.enumerated() {
+                results.append(try runTrial(index + 1, of: planned.count, trial, dataset: dataset, data: data, session: session))
+            }
+            if session.communicator.isCoordinator { try summarize(results, dataset: dataset, seconds: Date().timeIntervalSince(start)) }
+        }
+    }
+
+    /// One trial: read back when it finished earlier, else trained (resumed from its checkpoint with --resume).
+    private func runTrial(_ number: Int, of count: Int, _ trial: (values: String, arguments: [String], options: TrainOptions),
+                          dataset: RegisteredDataset, data: DatasetSplits, session: TrainingSession) throws -> TrialResult {
+        let folder = "\(out)/trial-\(String(format: "%03d", number))"
+        if let earlier = try readOnCoordinator(session, "\(folder)/result.json", as: TrialResult.self) {
+            guard resume else { throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a new --out") }
+            guard earlier.arguments == trial.arguments else { throw SelectionError(message: "\(folder) is a trial of another sweep (\(earlier.values)); use a new --out") }
+            if session.communicator.isCoordinator { print("trial \(number)/\(count) (\(trial.values)): finished earlier") }
+            return earlier
+        }
+        if session.communicator.isCoordinator { print("trial \(number)/\(count): \(trial.values)") }
+        try createFolderOnCoordinator(session, folder)
+        var plan = RunPlan(options: trial.options, configuration: trial.options.configuration(dataset: dataset))
+        plan.checkpointDirectory = folder
+        plan.brief = true
+        plan.resume = resume ? "auto" : nil
+        plan.commandLine = shellQuoted(["distrain"] + trial.arguments)
+        let monitor = plan.configuration.monitor ?? .valLoss
+        let start = Date()
+        var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok", monitor: monitor.rawValue,
+                                 bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil, finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
+        do {
+            let trainer = try session.train(plan, data: data)
+            result.bestValue = trainer.selection.bestScore.map { monitor == .valLoss ? -$0 : $0 }
+            result.bestEpoch = trainer.selection.bestEpoch
+            result.finalValidationAccuracy = trainer.lastValidation?.accuracy
+            result.finalValidationLoss = trainer.lastValidation?.meanLoss
+            result.testAccuracy = trainer.lastEvaluation?.accuracy
+        } catch let error as NonFiniteError {
+            result.status = "failed: \(error)"  // every rank saw it: the sweep goes on
+        }
+        result.seconds = Date().timeIntervalSince(start)
+        try writeOnCoordinator(session, result, to: "\(folder)/result.json")
+        return result
+    }
+
+    /// The ranked table, summary.csv and summary.json, and the winning command.
+    private func summarize(_ results: [TrialResult], dataset: RegisteredDataset, seconds: Double) throws {
+        let ranked = rankTrials(results)
+        let monitor = ranked.first?.monitor ?? "val_loss"
+        print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; the test set never ranks)")
+        print("rank  trial  best \(monitor)  epoch  final val acc  test acc  seconds  values")
+        var csv = "rank,trial,best_\(monitor),best_epoch,final_val_accuracy,final_val_loss,test_accuracy,seconds,status,values\n"
+        func cell(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "—" }
+        for (rank, r) in ranked.enumerated() {
+            print(String(format: "%-5d %-6d %-11@ %-6d %-14@ %-9@ %-8.1f ", rank + 1, r.trial, cell(r.bestValue, "%.4f") as NSString, r.bestEpoch,
+                         cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%") as NSString, cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%") as NSString, r.seconds)
+                  + r.values + (r.status == "ok" ? "" : "  (\(r.status))"))
+            csv += "\(rank + 1),\(r.trial),\(r.bestValue.map { "\($0)" } ?? ""),\(r.bestEpoch),\(r.finalValidationAccuracy.map { "\($0)" } ?? ""),"
+                + "\(r.finalValidationLoss.map { "\($0)" } ?? ""),\(r.testAccuracy.map { "\($0)" } ?? ""),\(r.seconds),\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"
+        }
+        try writeTextAtomically(csv, to: "\(out)/summary.csv")
+        try writeJSONAtomically(ranked, to: "\(out)/summary.json")
+        if let best = ranked.first, best.bestValue != nil {
+            print("best: \(shellQuoted(["distrain"] + best.arguments))")
+        }
+        print("wrote \(out)/summary.csv and \(out)/summary.json")
+    }
+}
