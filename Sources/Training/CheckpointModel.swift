@@ -1,3 +1,4 @@
+import Foundation
 import Datasets
 import Layers
 import SafeTensors
@@ -11,6 +12,8 @@ public struct CheckpointModel {
     public let classCount: Int
     /// The dataset it was trained on, as its metadata says ("fashion-mnist"), if recorded.
     public let dataset: String?
+    /// Its class names, index = output (empty when not recorded).
+    public let classNames: [String]
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -56,6 +59,9 @@ public struct CheckpointModel {
         inputShape = shape
         classCount = classes
         dataset = file.metadata["dataset"]
+        classNames = file.metadata["class_names"].flatMap { text in
+            (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]
+        } ?? []
         normalization = Normalization(mean: mean, standardDeviation: deviation)
         model = Sequential(inputShape: shape, layers: layers)
         try LoadedCheckpoint.restore(file, into: model.parameters)

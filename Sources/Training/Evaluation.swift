@@ -16,8 +16,11 @@ public struct EvaluationResult: Sendable, Equatable {
 
 /// Evaluates `model` on `dataset`, each rank taking its contiguous share (no padding, no duplicates),
 /// then reducing the counts (Int64, exact) and loss sums over ranks.
+///
+/// - Parameter predictions: when given (`dataset.count` values), every rank ends with each sample's
+///   predicted class (for per-sample comparisons of two models).
 public func evaluate(model: Sequential, dataset: ImageDataset, normalization: Normalization,
-                     communicator: Communicator, batchSize: Int) throws -> EvaluationResult {
+                     communicator: Communicator, batchSize: Int, predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
     let classes = model.outputCount
     let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
     let gatherer = BatchGatherer(dataset: dataset, normalization: normalization)
@@ -47,7 +50,13 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
             argmaxRows(logits, batch: count, classes: classes, predictions: $0.baseAddress!)
         }
         for i in 0..<count { confusion[Int(labels[i]) * classes + Int(predictions[i])] += 1 }
+        if let perSample { for i in 0..<count { perSample[start + i] = Int64(predictions[i]) } }
         start += count
+    }
+    if let perSample {
+        // Each rank wrote its share; zeros elsewhere, so the sum is every sample's prediction on every rank.
+        for i in 0..<perSample.count where !share.contains(i) { perSample[i] = 0 }
+        try communicator.allreduce(perSample, .sum)
     }
     try communicator.allreduce(&confusion, .sum)
     var loss = [lossSum]

@@ -55,35 +55,14 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {
-        let folder = try resolveOnCoordinator(communicator) {
-            if pathExists("\(checkpoint)/\(CheckpointFile.model)") { return checkpoint }
-            guard let name = CheckpointWriter.pointer("best", in: checkpoint) ?? CheckpointWriter.pointer("latest", in: checkpoint)
-                    ?? CheckpointWriter.checkpointNames(in: checkpoint).last else {
-                throw CheckpointError.notFound(path: checkpoint, hint: "pass a folder holding model.safetensors, or a --checkpoint-dir of a run")
-            }
-            return "\(checkpoint)/\(name)"
-        }!
-        // Rank 0 reads the weights; every rank parses identical bytes.
-        var bytes: [UInt8] = []
+        let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
         var localError: Error?
-        if communicator.isCoordinator {
-            do { bytes = try readFileBytes("\(folder)/\(CheckpointFile.model)") } catch { localError = error }
-        }
-        try communicator.agreeOnSuccess(localError)
-        bytes = try communicator.broadcast(bytes: bytes, root: 0)
-        let saved = try CheckpointModel(file: try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)"))
         var data: ImageDataset?
         localError = nil
         do {
             let splits = try loadDataset()
             data = splits.test.prefix(testLimit)
-            if data!.shape != saved.inputShape || data!.classCount != saved.classCount {
-                func describe(_ name: String, _ shape: [Int], _ classes: Int) -> String {
-                    "\(name) (\(shape.map(String.init).joined(separator: "x")) images, \(classes) classes)"
-                }
-                throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset", saved.inputShape, saved.classCount),
-                                                given: describe(dataset, data!.shape, data!.classCount))
-            }
+            try requireFits(saved, folder: folder, data: data!, datasetName: dataset)
         } catch {
             localError = error
         }
@@ -121,4 +100,35 @@ struct EvaluateCommand: ParsableCommand {
         }
         fflush(nil)
     }
+}
+
+/// A saved model: `path` is a checkpoint folder, or a --checkpoint-dir (its `best`, else `latest`). Rank 0
+/// reads the weights and every rank parses identical bytes, so every rank reaches the same verdict.
+func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model: CheckpointModel, folder: String) {
+    let folder = try resolveOnCoordinator(communicator) {
+        if pathExists("\(path)/\(CheckpointFile.model)") { return path }
+        guard let name = CheckpointWriter.pointer("best", in: path) ?? CheckpointWriter.pointer("latest", in: path)
+                ?? CheckpointWriter.checkpointNames(in: path).last else {
+            throw CheckpointError.notFound(path: path, hint: "pass a folder holding model.safetensors, or a --checkpoint-dir of a run")
+        }
+        return "\(path)/\(name)"
+    }!
+    var bytes: [UInt8] = []
+    var localError: Error?
+    if communicator.isCoordinator {
+        do { bytes = try readFileBytes("\(folder)/\(CheckpointFile.model)") } catch { localError = error }
+    }
+    try communicator.agreeOnSuccess(localError)
+    bytes = try communicator.broadcast(bytes: bytes, root: 0)
+    return (try CheckpointModel(file: try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)")), folder)
+}
+
+/// Throws, in evaluation's words, unless the data has the shape and classes the model was trained on.
+func requireFits(_ saved: CheckpointModel, folder: String, data: ImageDataset, datasetName: String) throws {
+    guard data.shape != saved.inputShape || data.classCount != saved.classCount else { return }
+    func describe(_ name: String, _ shape: [Int], _ classes: Int) -> String {
+        "\(name) (\(shape.map(String.init).joined(separator: "x")) images, \(classes) classes)"
+    }
+    throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset", saved.inputShape, saved.classCount),
+                                    given: describe(datasetName, data.shape, data.classCount))
 }
