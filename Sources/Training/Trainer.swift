@@ -211,6 +211,35 @@ public final class Trainer {
         return stopFlag[0] == 0 ? nil : Int32(stopFlag[0])
     }
 
+    /// Runs up to `count` optimizer steps through the data order from the first epoch, step i at rate
+    /// `learningRate(i)`, then calls `each(i, loss)` with the step's loss averaged over the global batch
+    /// (reduced over ranks: every rank sees the same) — nil when the step's values were not finite —
+    /// and stops when it returns false. For the learning-rate range test: no evaluation, no checkpoint.
+    public func trainSteps(_ count: Int, learningRate: (Int) -> Float, each: (Int, Double?) throws -> Bool) throws {
+        var step = 0, epoch = 0
+        while step < count {
+            let plan = BatchPlan(sampleCount: data.train.count, globalBatchSize: configuration.globalBatchSize,
+                                 worldSize: communicator.size, rank: communicator.rank, seed: configuration.seed, epoch: epoch)
+            let more = try plan.order.withUnsafeBufferPointer { order -> Bool in
+                for index in 0..<plan.batchCount where step < count {
+                    let batch = StepBatch(epoch: epoch, index: index, samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
+                                          globalCount: plan.globalRange(batch: index).count)
+                    tracker.setPosition(epoch: epoch, step: globalStep + 1)
+                    let loss = try trainStep(batch, learningRate: learningRate(step), plan: plan)
+                    globalStep += 1
+                    var sums = [loss?.lossSum ?? .nan, Double(batch.count)]
+                    try communicator.allreduce(&sums, .sum)
+                    let mean = sums[0] / Double(max(batch.globalCount, 1))
+                    if try !each(step, mean.isFinite ? mean : nil) { return false }
+                    step += 1
+                }
+                return true
+            }
+            if !more { return }
+            epoch += 1
+        }
+    }
+
     /// Cadence after a step: a checkpoint every `--checkpoint-every` steps, and progress.
     private func afterStep(_ batch: StepBatch, plan: BatchPlan, totals: EpochTotals) throws {
         if let every = checkpointWriter?.settings.everySteps, globalStep % every == 0, batch.index + 1 < plan.batchCount {

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Selection
+import Training
+
+/// `distrain lr-find DATASET [training flags]`: the learning-rate range test.
+struct LRFindCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lr-find",
+        abstract: "The learning-rate range test: the rate grows exponentially over a few hundred steps; prints smoothed loss against rate and a suggested --lr. Writes no checkpoint.",
+        discussion: "Example: distrain lr-find fashion-mnist --model cnn --optimizer sgd --momentum 0.9   (also under mpirun)")
+
+    @Argument(help: "The dataset: \(DatasetRegistry.names).")
+    var dataset: String
+
+    @Option(name: .customLong("start-lr"), help: "The first step's rate.")
+    var startRate: Double = 1e-7
+
+    @Option(name: .customLong("end-lr"), help: "The last step's rate.")
+    var endRate: Double = 10
+
+    @Option(help: "Steps of the test (it stops early when the loss diverges).")
+    var steps = 200
+
+    @OptionGroup var options: TrainOptions
+
+    func validate() throws {
+        _ = try options.dataLocation.directory(for: try registeredDataset(dataset))
+        guard startRate > 0, endRate > startRate, startRate.isFinite, endRate.isFinite else {
+            throw ValidationError("--start-lr and --end-lr must be positive with --start-lr < --end-lr, got \(startRate) and \(endRate)")
+        }
+        if steps < 10 || steps > 100_000 { throw ValidationError("--steps must be between 10 and 100000, got \(steps)") }
+        if options.checkpointDirectory != nil || options.resume != nil || options.kfold != nil {
+            throw ValidationError("lr-find writes no checkpoint and resumes nothing; drop --checkpoint-dir, --resume and --kfold")
+        }
+    }
+
+    func run() throws {
+        let registered = try registeredDataset(dataset)
+        let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
+        try session.run {
+            let data = try session.loadCollectively(registered, directory: try options.dataLocation.directory(for: registered))
+            var configuration = options.configuration(dataset: registered)
+            configuration.onNonFinite = .skip  // divergence is what the test looks for: it ends the test, not the job
+            let model = try configuration.makeModel(for: data)
+            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                                      configuration: configuration, communicator: session.communicator,
+                                      threadsPerRank: session.threads, tracker: session.tracker)
+            var finder = LearningRateFinder(start: startRate, end: endRate, steps: steps)
+            try trainer.trainSteps(steps, learningRate: { Float(finder.rate(at: $0)) }) { step, loss in
+                guard let loss else { return false }
+                return finder.record(step: step, loss: loss)
+            }
+            if session.communicator.isCoordinator { report(finder, optimizer: configuration.optimizer.rawValue) }
+        }
+    }
+
+    private func report(_ finder: LearningRateFinder, optimizer: String) {
+        let probes = finder.probes
+        print("lr-find: \(probes.count) of \(steps) steps (\(optimizer), global batch \(options.batchSize)), rate \(String(format: "%.1e", startRate)) → \(String(format: "%.1e", endRate))\(probes.count < steps ? "; stopped when the loss diverged" : "")")
+        print("       lr   loss (smoothed)")
+        let stride = max(1, probes.count / 25)
+        for (index, p) in probes.enumerated() where index % stride == 0 || index == probes.count - 1 {
+            print(String(format: "%9.2e   %.4f", p.learningRate, p.smoothedLoss))
+        }
+        if let suggestion = finder.suggestion {
+            print(String(format: "suggested --lr %.2e (steepest descent of the smoothed loss); the loss is lowest at %.2e — a rate 10× below that is the other common choice", suggestion.steepest, suggestion.minimum))
+        } else {
+            print("no suggestion: too few steps before the loss diverged; lower --start-lr or raise --steps")
+        }
+        fflush(nil)
+    }
+}
