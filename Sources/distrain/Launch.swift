@@ -4,6 +4,7 @@ import Datasets
 import DistrainKit
 import Foundation
 import Layers
+import Selection
 import Tensors
 import SafeTensors
 import Training
@@ -35,7 +36,7 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
     if case CollectiveError.rankFailed = error { return true }
     // Checkpoint files are parsed from bytes every rank received identically: all ranks throw alike.
     return error is StartupError || error is CheckpointError || error is SafeTensorsError || error is NonFiniteError
-        || error is ModelShapeError
+        || error is ModelShapeError || error is SplitError || error is SelectionError
 }
 
 /// Loads `dataset` on every rank, agrees that all succeeded, trains (once, or once per fold with
@@ -76,7 +77,8 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
         beforeExit()
         if communicator.isCoordinator { printError("\(error)") }
         communicator.finalize()
-        throw error is ModelShapeError ? ExitCode.validationFailure : ExitCode.failure
+        // A model or split the flags ask for that the data cannot give is a usage error.
+        throw error is ModelShapeError || error is SplitError ? ExitCode.validationFailure : ExitCode.failure
     } catch {
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }
