@@ -44,10 +44,11 @@ func niceTicks(_ low: Double, _ high: Double, count: Int = 5) -> [Double] {
 
 /// A line chart as inline SVG: labelled axes with units, a legend, a log y axis when the values span
 /// more than two decades (losses, learning rates), gaps for missing values.
-func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], forceLog: Bool? = nil) -> String {
+func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], forceLog: Bool? = nil, logX: Bool = false) -> String {
     let legendRows = Double((series.count + 1) / 2)
     let width = 640.0, height = 320.0 + 18 * legendRows, left = 70.0, right = 20.0, top = 30.0, bottom = 45.0 + 18 * legendRows
     let plotWidth = width - left - right, plotHeight = height - top - bottom
+    let series = logX ? series.map { line in Series(label: line.label, color: line.color, dash: line.dash, points: line.points.map { (log10($0.x), $0.y) }) } : series
     let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.compactMap(\.y) }.filter(\.isFinite)
     guard let xMin = xs.min(), let xMax = xs.max(), let yMinRaw = ys.min(), let yMaxRaw = ys.max() else {
         return "<p class=\"empty\">\(escaped(title)): no values to plot.</p>"
@@ -76,11 +77,15 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
         svg += "<line x1=\"\(left)\" x2=\"\(left + plotWidth)\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#ddd\"/>"
         svg += "<text x=\"\(left - 6)\" y=\"\(y + 4)\" text-anchor=\"end\" font-size=\"11\">\(shortNumber(tick))</text>"
     }
-    let xTicks = niceTicks(xMin, xHigh, count: min(8, max(1, Int(xHigh - xMin)))).filter { $0 == $0.rounded() }
+    // Epochs: whole numbers. A log axis: decades, or finer steps when the values span less than two.
+    var xTicks = logX ? Array(Int(floor(xMin))...Int(ceil(xHigh))).map(Double.init).filter { $0 >= xMin && $0 <= xHigh }
+                      : niceTicks(xMin, xHigh, count: min(8, max(2, Int(xHigh - xMin))))
+    if !logX && xHigh - xMin >= 2 { xTicks = xTicks.filter { $0 == $0.rounded() } }
+    if logX && xTicks.count < 2 { xTicks = niceTicks(xMin, xHigh, count: 4) }
     for tick in xTicks {
         let x = px(tick)
         svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(top + plotHeight)\" y2=\"\(top + plotHeight + 4)\" stroke=\"#888\"/>"
-        svg += "<text x=\"\(x)\" y=\"\(top + plotHeight + 17)\" text-anchor=\"middle\" font-size=\"11\">\(shortNumber(tick))</text>"
+        svg += "<text x=\"\(x)\" y=\"\(top + plotHeight + 17)\" text-anchor=\"middle\" font-size=\"11\">\(shortNumber(logX ? pow(10, tick) : tick))</text>"
     }
     svg += "<text x=\"\(left + plotWidth / 2)\" y=\"\(top + plotHeight + 34)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(xLabel))</text>"
     svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(yLabel + (log ? " (log scale)" : "")))</text>"
@@ -105,8 +110,9 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
 }
 
 /// Grouped bars (e.g. precision, recall and F1 per class), values in [0, max].
-func barChart(title: String, yLabel: String, categories: [String], groups: [(label: String, values: [Double])]) -> String {
-    let width = 640.0, height = 300.0, left = 60.0, right = 130.0, top = 30.0, bottom = 80.0
+func barChart(title: String, yLabel: String, categories: [String], groups: [(label: String, values: [Double])],
+              whisker: (category: Int, value: Double, spread: Double)? = nil) -> String {
+    let width = 660.0, height = 300.0, left = 60.0, right = 160.0, top = 30.0, bottom = 80.0
     let plotWidth = width - left - right, plotHeight = height - top - bottom
     let maximum = max(groups.flatMap(\.values).filter(\.isFinite).max() ?? 1, 1e-12)
     let yHigh = maximum <= 1 ? 1 : (niceTicks(0, maximum).last ?? maximum)
@@ -126,6 +132,11 @@ func barChart(title: String, yLabel: String, categories: [String], groups: [(lab
         }
         let x = left + (Double(c) + 0.5) * slot
         svg += "<text transform=\"translate(\(x) \(top + plotHeight + 10)) rotate(40)\" font-size=\"10\">\(escaped(String(category.prefix(16))))</text>"
+    }
+    if let whisker, whisker.value.isFinite, whisker.spread.isFinite {
+        let x = left + (Double(whisker.category) + 0.5) * slot
+        let low = top + (1 - max(0, whisker.value - whisker.spread) / yHigh) * plotHeight, high = top + (1 - min(yHigh, whisker.value + whisker.spread) / yHigh) * plotHeight
+        svg += "<path d=\"M\(x) \(low) L\(x) \(high) M\(x - 6) \(low) L\(x + 6) \(low) M\(x - 6) \(high) L\(x + 6) \(high)\" stroke=\"#000\" stroke-width=\"1.5\"/>"
     }
     svg += "<line x1=\"\(left)\" x2=\"\(left + plotWidth)\" y1=\"\(top + plotHeight)\" y2=\"\(top + plotHeight)\" stroke=\"#888\"/>"
     svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(yLabel))</text>"

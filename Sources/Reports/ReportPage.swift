@@ -3,8 +3,12 @@ import Foundation
 /// The whole report: one self-contained XHTML page (inline SVG and CSS, no scripts, fonts or network).
 /// Several runs are overlaid in each chart, one colour per run; train, validation and test are told
 /// apart by dash pattern.
-public func reportPage(runs: [RunHistory], generatedAt: Date = Date()) -> String {
-    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) run\(runs.count == 1 ? "" : "s"), made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
+public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [],
+                       generatedAt: Date = Date()) -> String {
+    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")"), made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
+    if !sweeps.isEmpty { body += section("sweep", "Sweeps", sweeps.map(sweepSection).joined()) }
+    if !crossValidations.isEmpty { body += section("cross-validation", "Cross-validation", crossValidations.map(crossValidationSection).joined()) }
+    guard !runs.isEmpty else { return page(body) }
     body += runsSection(runs)
     let splits: [(key: String, label: String, dash: String)] = [("train", "train", ""), ("val", "validation", "2 3"), ("test", "test", "7 4")]
     func perEpoch(_ keys: [(String, String, String)], title: String, yLabel: String) -> String {
@@ -42,7 +46,11 @@ public func reportPage(runs: [RunHistory], generatedAt: Date = Date()) -> String
                             groups: [("precision", scores.map(\.precision)), ("recall", scores.map(\.recall)), ("F1", scores.map(\.f1))])
         }.joined())
     }
-    return """
+    return page(body)
+}
+
+private func page(_ body: String) -> String {
+    """
     <!DOCTYPE html>
     <html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/><title>distrain report</title>
     <meta name="viewport" content="width=device-width, initial-scale=1"/>

@@ -107,6 +107,32 @@ final class ReportTests: XCTestCase {
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
     }
+
+    /// A sweep folder and a cross-validation folder each get their section and chart.
+    func testSweepAndCrossValidationOutputsAreDrawn() throws {
+        let sweep = "\(directory)/sweep", cv = "\(directory)/cv"
+        try FileManager.default.createDirectory(atPath: sweep, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: cv, withIntermediateDirectories: true)
+        try Data(#"[{"trial":2,"values":"--lr 0.001 --batch-size 64","monitor":"val_loss","bestValue":0.40,"testAccuracy":0.85,"status":"ok"},{"trial":1,"values":"--lr 0.01 --batch-size 64","monitor":"val_loss","bestValue":0.50,"status":"ok"},{"trial":3,"values":"--lr 0.1 --batch-size 64","monitor":"val_loss","status":"failed: NaN"}]"#.utf8)
+            .write(to: URL(fileURLWithPath: "\(sweep)/summary.json"))
+        try Data(#"{"folds":[{"validationAccuracy":0.9},{"validationAccuracy":0.92}],"meanValidationAccuracy":0.91,"standardDeviationValidationAccuracy":0.0141}"#.utf8)
+            .write(to: URL(fileURLWithPath: "\(cv)/kfold.json"))
+        guard case let .sweep(s) = try readReportInput(path: sweep), case let .crossValidation(c) = try readReportInput(path: cv) else {
+            return XCTFail("folders not recognised")
+        }
+        XCTAssertEqual(s.trials.map(\.number), [2, 1, 3])
+        XCTAssertEqual(s.trials[0].values.map(\.flag), ["--lr", "--batch-size"])
+        XCTAssertEqual(c.accuracies, [0.9, 0.92])
+        let page = reportPage(runs: [], sweeps: [s], crossValidations: [c])
+        let counter = SectionCounter()
+        let parser = XMLParser(data: Data(page.utf8))
+        parser.delegate = counter
+        XCTAssertTrue(parser.parse())
+        XCTAssertEqual(counter.chartsPerSection, ["sweep": 1, "cross-validation": 1])
+        XCTAssertTrue(page.contains("--lr (log scale)"), "learning rates spanning decades on a log axis")
+        XCTAssertTrue(page.contains("mean 91.00% ± 1.41"))
+        XCTAssertTrue(page.contains("failed: NaN"))
+    }
 }
 
 /// Counts `<svg>` elements inside each `<section class="chart">`.
