@@ -10,12 +10,17 @@ public struct ForwardContext {
     public var epoch: Int
     /// Global index of each sample in the batch (B values), so masks do not depend on the world size.
     public var sampleIndices: UnsafePointer<Int32>?
+    /// In training with several ranks: sums the given values over all ranks in place (BatchNorm's
+    /// per-channel sums, so it normalizes by the statistics of the global batch). Nil alone.
+    public var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
 
-    public init(isTraining: Bool, seed: UInt64 = 0, epoch: Int = 0, sampleIndices: UnsafePointer<Int32>? = nil) {
+    public init(isTraining: Bool, seed: UInt64 = 0, epoch: Int = 0, sampleIndices: UnsafePointer<Int32>? = nil,
+                sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)? = nil) {
         self.isTraining = isTraining
         self.seed = seed
         self.epoch = epoch
         self.sampleIndices = sampleIndices
+        self.sumOverRanks = sumOverRanks
     }
 
     /// Evaluation mode: no dropout.
@@ -42,6 +47,14 @@ public protocol Layer: AnyObject {
     /// the input gradient; `distrain bench` turns this into GFLOP/s.
     var multiplyAccumulatesPerSample: Int { get }
 
+    /// Non-trained tensors this layer keeps (BatchNorm's running statistics).
+    var bufferSpecs: [BufferSpec] { get }
+    /// True when training passes reduce over ranks inside the layer (BatchNorm): every rank must run
+    /// them, also with an empty share of the batch.
+    var synchronizesOverRanks: Bool { get }
+    /// Hands the layer its buffer slices (in `bufferSpecs` order).
+    func bindBuffers(to store: ParameterStore, slices: [ParameterSlice])
+
     /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas. Called again whenever
     /// the arenas move (`Sequential.moveGradients`), so pointers taken here may be kept.
     func bind(to store: ParameterStore, slices: [ParameterSlice])
@@ -56,6 +69,9 @@ public protocol Layer: AnyObject {
 
 extension Layer {
     public var parameterSpecs: [ParameterSpec] { [] }
+    public var bufferSpecs: [BufferSpec] { [] }
+    public var synchronizesOverRanks: Bool { false }
+    public func bindBuffers(to store: ParameterStore, slices: [ParameterSlice]) {}
     public var aliasesInput: Bool { false }
     public var multiplyAccumulatesPerSample: Int { 0 }
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}

@@ -32,7 +32,16 @@ public final class Sequential {
         }
         self.layers = layers
         self.inputShape = inputShape
-        parameters = ParameterStore(specs: layers.flatMap(\.parameterSpecs))
+        parameters = ParameterStore(specs: layers.flatMap(\.parameterSpecs), bufferSpecs: layers.flatMap(\.bufferSpecs))
+        var bufferCursor = 0
+        var buffersByLayer: [[ParameterSlice]] = []
+        for layer in layers {
+            let count = layer.bufferSpecs.count
+            buffersByLayer.append(Array(parameters.bufferSlices[bufferCursor..<(bufferCursor + count)]))
+            bufferCursor += count
+        }
+        self.buffersByLayer = buffersByLayer
+        synchronizedLayers = layers.indices.filter { layers[$0].synchronizesOverRanks }
         var cursor = 0
         var slicesByLayer: [[ParameterSlice]] = []
         for layer in layers {
@@ -54,13 +63,21 @@ public final class Sequential {
         bindLayers()
     }
 
-    /// Each layer's slices of the store, in its `parameterSpecs` order.
+    /// Each layer's slices of the store, in its `parameterSpecs` order, and of its buffers.
     private let slicesByLayer: [[ParameterSlice]]
+    private let buffersByLayer: [[ParameterSlice]]
+    /// Layers whose training passes reduce over ranks (BatchNorm).
+    private let synchronizedLayers: [Int]
+    /// Whether every rank must run training passes, even on an empty share of a batch.
+    public var synchronizesOverRanks: Bool { !synchronizedLayers.isEmpty }
 
     /// Hands every layer its slices; again whenever the store's memory moves, so pointers a layer keeps
     /// from `bind` stay valid.
     private func bindLayers() {
-        for (layer, slices) in zip(layers, slicesByLayer) { layer.bind(to: parameters, slices: slices) }
+        for (index, layer) in layers.enumerated() {
+            layer.bind(to: parameters, slices: slicesByLayer[index])
+            layer.bindBuffers(to: parameters, slices: buffersByLayer[index])
+        }
     }
 
     /// Moves the gradients into `storage` (`parameters.count` floats, kept alive by `owner`) — the arena
@@ -131,6 +148,10 @@ public final class Sequential {
     @discardableResult
     public func forward(batch: Int, context: ForwardContext) -> UnsafeMutablePointer<Float> {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        if batch == 0 {  // an empty share: only the layers that reduce over ranks take part
+            for index in synchronizedLayers { layers[index].forward(activations[index], activations[index + 1], batch: 0, context: context) }
+            return output
+        }
         // Plain index loops in the step: `enumerated()` and `reversed()` iterate through generic
         // accessors that allocate in debug builds, and the step must not allocate in any build.
         for index in 0..<layers.count {
@@ -149,6 +170,16 @@ public final class Sequential {
     @discardableResult
     public func backward(batch: Int, checkingFiniteness: Bool = false) -> Bool {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        if batch == 0 {
+            var index = synchronizedLayers.count
+            while index > 0 {
+                index -= 1
+                let layerIndex = synchronizedLayers[index]
+                layers[layerIndex].backward(input: activations[layerIndex], output: activations[layerIndex + 1],
+                                            dOutput: activationGradients[layerIndex + 1], dInput: activationGradients[layerIndex], batch: 0)
+            }
+            return true
+        }
         var finite = true
         var index = layers.count
         while index > 0 {

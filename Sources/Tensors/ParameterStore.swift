@@ -16,11 +16,37 @@ public struct ParameterSpec: Sendable {
     public let shape: [Int]
     /// Fan-in for Kaiming-uniform initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
     public let fanIn: Int
+    /// When set, every element starts at this value instead (BatchNorm's weight 1 and bias 0).
+    public let constant: Float?
 
     public init(name: String, shape: [Int], fanIn: Int) {
         self.name = name
         self.shape = shape
         self.fanIn = fanIn
+        constant = nil
+    }
+
+    /// A parameter that starts at `constant` everywhere.
+    public init(name: String, shape: [Int], constant: Float) {
+        self.name = name
+        self.shape = shape
+        fanIn = 0
+        self.constant = constant
+    }
+}
+
+/// A tensor a layer keeps that is not trained (BatchNorm's running statistics): saved and restored with
+/// the parameters, broadcast from rank 0 with them, never touched by the optimizer or the gradient sum.
+public struct BufferSpec: Sendable {
+    public let name: String
+    public let shape: [Int]
+    /// Every element's value at initialization (running_var starts at 1, the others at 0).
+    public let initialValue: Float
+
+    public init(name: String, shape: [Int], initialValue: Float) {
+        self.name = name
+        self.shape = shape
+        self.initialValue = initialValue
     }
 }
 
@@ -39,8 +65,25 @@ public final class ParameterStore {
     /// Keeps the memory of moved gradients alive; nil while the store owns them.
     private var gradientOwner: AnyObject?
 
-    /// Lays out the given specs one after the other and zero-fills both arenas.
-    public init(specs: [ParameterSpec]) {
+    /// Non-trained tensors (see `BufferSpec`), laid out in their own arena.
+    public let bufferSlices: [ParameterSlice]
+    /// Their values, `bufferSlices` one after the other.
+    public let buffers: UnsafeMutableBufferPointer<Float>
+
+    /// Lays out the given specs one after the other and zero-fills both arenas; buffers get their initial values.
+    public init(specs: [ParameterSpec], bufferSpecs: [BufferSpec] = []) {
+        var bufferOffset = 0
+        var bufferSlices: [ParameterSlice] = []
+        for spec in bufferSpecs {
+            bufferSlices.append(ParameterSlice(name: spec.name, shape: spec.shape, offset: bufferOffset))
+            bufferOffset += bufferSlices.last!.count
+        }
+        self.bufferSlices = bufferSlices
+        buffers = .allocate(capacity: max(bufferOffset, 1))
+        buffers.initialize(repeating: 0)
+        for (slice, spec) in zip(bufferSlices, bufferSpecs) {
+            (buffers.baseAddress! + slice.offset).update(repeating: spec.initialValue, count: slice.count)
+        }
         var offset = 0
         var slices: [ParameterSlice] = []
         for spec in specs {
@@ -55,11 +98,14 @@ public final class ParameterStore {
         values.initialize(repeating: 0)
         gradients.initialize(repeating: 0)
         fanIns = specs.map(\.fanIn)
+        constants = specs.map(\.constant)
     }
 
     private let fanIns: [Int]
+    private let constants: [Float?]
 
     deinit {
+        buffers.deallocate()
         values.deallocate()
         if gradientOwner == nil { gradients.deallocate() }
     }
@@ -81,6 +127,10 @@ public final class ParameterStore {
     /// uniform in ±1/sqrt(fan_in) (Kaiming-uniform with a = sqrt(5) reduces to this).
     public func initializeKaimingUniform(seed: UInt64) {
         for (index, slice) in slices.enumerated() {
+            if let constant = constants[index] {
+                (values.baseAddress! + slice.offset).update(repeating: constant, count: slice.count)
+                continue
+            }
             var generator = SeededGenerator(seed: seed, keys: 0x494E_4954, UInt64(index))
             let bound = 1 / Float(fanIns[index]).squareRoot()
             for i in slice.offset..<(slice.offset + slice.count) {
@@ -109,11 +159,22 @@ public final class ParameterStore {
         gradients.baseAddress! + slice.offset
     }
 
+    /// Pointer to the first value of a buffer slice.
+    public func bufferPointer(_ slice: ParameterSlice) -> UnsafeMutablePointer<Float> {
+        buffers.baseAddress! + slice.offset
+    }
+
+    /// Every named tensor, parameters then buffers, with where its values live: what a checkpoint holds.
+    public var namedTensors: [(slice: ParameterSlice, values: UnsafeMutableBufferPointer<Float>)] {
+        slices.map { ($0, UnsafeMutableBufferPointer(rebasing: values[$0.offset..<($0.offset + $0.count)])) }
+            + bufferSlices.map { ($0, UnsafeMutableBufferPointer(rebasing: buffers[$0.offset..<($0.offset + $0.count)])) }
+    }
+
     /// A hash of names and shapes: ranks compare it before training to be sure they built the same model.
     public var shapeFingerprint: UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         func mix(_ value: UInt64) { hash = (hash ^ value) &* 0x100_0000_01B3 }
-        for slice in slices {
+        for slice in slices + bufferSlices {
             for byte in slice.name.utf8 { mix(UInt64(byte)) }
             for dimension in slice.shape { mix(UInt64(dimension)) }
             mix(0xFF)

@@ -105,12 +105,11 @@ public struct LoadedCheckpoint {
     }
 
     static func restore(_ file: SafeTensorsFile, into store: ParameterStore) throws {
-        for slice in store.slices {
-            let destination = store.values.extracting(slice.offset..<(slice.offset + slice.count))
+        for (slice, destination) in store.namedTensors {
             try file.read(slice.name, shape: slice.shape, into: destination)
             try requireFinite(destination, tensor: slice.name, in: file)
         }
-        let expected = Set(store.slices.map(\.name))
+        let expected = Set(store.namedTensors.map(\.slice.name))
         if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
             throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not have; is this checkpoint of another model?")
         }
@@ -309,9 +308,7 @@ public struct CheckpointWriter {
 
     private func modelFileBytes(store: ParameterStore, modelName: ModelName, inputShape: [Int], classNames: [String],
                                 normalization: Normalization, dataset: String) -> [UInt8] {
-        let tensors = store.slices.map {
-            TensorToWrite(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(store.values.extracting($0.offset..<($0.offset + $0.count))))
-        }
+        let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         let metadata: [String: String] = [
             "format": "pt",
             "model": modelName.rawValue,

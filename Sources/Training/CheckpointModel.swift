@@ -51,7 +51,8 @@ public struct CheckpointModel {
         // The metadata's shapes must agree with the tensors in the same file before anything is allocated:
         // a small file cannot make us build a huge model.
         let layers = presetLayers(name, inputShape: shape, classes: classes)
-        for spec in layers.flatMap(\.parameterSpecs) where file.entries[spec.name]?.shape != spec.shape {
+        let needed = layers.flatMap(\.parameterSpecs).map { ($0.name, $0.shape) } + layers.flatMap(\.bufferSpecs).map { ($0.name, $0.shape) }
+        for spec in needed.map({ (name: $0.0, shape: $0.1) }) where file.entries[spec.name]?.shape != spec.shape {
             let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
             throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(name.rawValue) on \(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of shape \(spec.shape), the file holds \(held)")
         }

@@ -29,6 +29,10 @@ public final class Trainer {
     var nonFiniteGuard: NonFiniteGuard
     /// Labels of this rank's share of the current batch, `perRankBatch` bytes.
     let labels: UnsafeMutablePointer<UInt8>
+    /// What layers like BatchNorm call to sum their statistics over ranks (nil alone): made once, so the
+    /// step allocates nothing. A failure is kept and thrown after the pass (`throwIfReductionFailed`).
+    private(set) var layerSumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    var reductionError: Error?
     /// The stop-signal flag as it is reduced over ranks (1 value, preallocated: the step must not allocate).
     private let stopFlag = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
     /// Ranks agree on a stop signal every this many steps (one 8-byte allreduce); alone, every step.
@@ -90,11 +94,17 @@ public final class Trainer {
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
         let perRankBatch = (configuration.globalBatchSize + communicator.size - 1) / communicator.size
         labels = .allocate(capacity: perRankBatch)
+        if communicator.size > 1 && model.synchronizesOverRanks {
+            layerSumOverRanks = { [unowned self] values in
+                do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
+            }
+        }
         model.reserve(batchCapacity: perRankBatch)
         tracker.enter(.startup)
         try checkAgreement()
-        // Rank 0's parameters are the truth, whatever the others computed.
+        // Rank 0's parameters (and buffers) are the truth, whatever the others computed.
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
+        try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.buffers), root: 0)
         if let resume { try restoreCollectively(from: resume) }
     }
 
@@ -190,6 +200,7 @@ public final class Trainer {
         try gather(batch)                                                 // data: this rank's samples
         let loss = forwardAndLoss(batch)                                  // forward: logits, loss, dLoss/dLogits
         let finiteHere = backward(batch)                                  // backward: this rank's share of the mean gradient
+        if let failure = reductionError { throw failure }                // a layer's reduction over ranks failed
         let finite = try synchronizer.sum(finiteAfterBackward: finiteHere) // gradient sum over ranks
         tracker.enter(.optimizer)
         if !finite {                                                      // finiteness: the same verdict on every rank

@@ -54,9 +54,13 @@ extension Trainer {
     func forwardAndLoss(_ batch: StepBatch) -> LossTotals {
         tracker.enter(.forward)
         fault?.injectIfDue(rank: communicator.rank, step: globalStep + 1, input: model.input, batch: batch.count)
-        guard batch.count > 0 else { return LossTotals(lossSum: 0, correct: 0) }
         let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: batch.epoch,
-                                     sampleIndices: batch.samples.baseAddress)
+                                     sampleIndices: batch.samples.baseAddress, sumOverRanks: layerSumOverRanks)
+        guard batch.count > 0 else {
+            // An empty share still takes part in the reductions of layers like BatchNorm.
+            if model.synchronizesOverRanks { model.forward(batch: 0, context: context) }
+            return LossTotals(lossSum: 0, correct: 0)
+        }
         let logits = model.forward(batch: batch.count, context: context)
         return softmaxCrossEntropy(logits: logits, labels: labels, batch: batch.count, classes: classes,
                                    dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)))
@@ -67,7 +71,10 @@ extension Trainer {
     func backward(_ batch: StepBatch) -> Bool {
         tracker.enter(.backward)
         model.parameters.zeroGradients()
-        guard batch.count > 0 else { return true }
+        guard batch.count > 0 else {
+            if model.synchronizesOverRanks { model.backward(batch: 0) }
+            return true
+        }
         return model.backward(batch: batch.count, checkingFiniteness: synchronizer.finitenessIsCheckedInBackward)
     }
 

@@ -49,3 +49,69 @@ extension PointwiseFunction {
         return model.forward(batch: 1, context: .inference)[0]
     }
 }
+
+/// BatchNorm in training mode (batch statistics, backward through them) and evaluation mode.
+final class BatchNormTests: XCTestCase {
+    func testTrainingModeBackwardMatchesFiniteDifferences() {
+        checkLayerGradients(BatchNorm(inputShape: [3, 4, 4], name: "bn"), batch: 4, inputRange: 2, tolerance: 3e-2)
+        checkLayerGradients(BatchNorm(inputShape: [6], name: "bn"), batch: 5, inputRange: 2, tolerance: 3e-2)
+        checkLayerGradients(BatchNorm(inputShape: [2, 3, 3], name: "bn", affine: false), batch: 3, inputRange: 2, tolerance: 3e-2)
+    }
+
+    /// One channel, batch [1, 2, 3, 6] (BatchNorm1d(1)): mean 3, biased variance 3.5, unbiased 14/3.
+    /// Training output (x − 3)/√(3.5 + 1e-5); running mean 0.9·0 + 0.1·3 = 0.3, running var 0.9·1 + 0.1·14/3.
+    func testStatisticsAndRunningAveragesByHand() {
+        let layer = BatchNorm(inputShape: [1], name: "bn")
+        let model = Sequential(inputShape: [1], layers: [layer])
+        model.parameters.initializeKaimingUniform(seed: 1)
+        XCTAssertEqual(Array(model.parameters.values), [1, 0], "weight 1, bias 0")
+        model.reserve(batchCapacity: 4)
+        for (i, v) in [1, 2, 3, 6].enumerated() { model.input[i] = Float(v) }
+        let y = model.forward(batch: 4, context: ForwardContext(isTraining: true))
+        for (i, v) in [1.0, 2, 3, 6].enumerated() { XCTAssertEqual(Double(y[i]), (v - 3) / (3.5 + 1e-5).squareRoot(), accuracy: 1e-5) }
+        let buffers = Array(model.parameters.buffers)
+        XCTAssertEqual(model.parameters.bufferSlices.map(\.name), ["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"])
+        XCTAssertEqual(buffers[0], 0.3, accuracy: 1e-6)
+        XCTAssertEqual(buffers[1], Float(0.9 + 0.1 * 14.0 / 3), accuracy: 1e-6)
+        XCTAssertEqual(buffers[2], 1)
+        // Evaluation uses the running statistics: (2 − 0.3)/√(running var + eps).
+        model.input[0] = 2
+        let evaluated = model.forward(batch: 1, context: .inference)[0]
+        XCTAssertEqual(Double(evaluated), (2 - 0.3) / (Double(buffers[1]) + 1e-5).squareRoot(), accuracy: 1e-5)
+    }
+
+    /// Two "ranks" with two samples each, their sums added by the context's reduction, give exactly the
+    /// outputs of one rank with all four samples (SyncBatchNorm).
+    func testSummingOverRanksGivesTheGlobalBatchStatistics() {
+        let values: [Float] = [1, 2, 3, 6, 0.5, -1, 4, 2]  // 4 samples × 2 features
+        func run(_ rows: Range<Int>, reduce: ((UnsafeMutableBufferPointer<Double>) -> Void)?) -> [Float] {
+            let model = Sequential(inputShape: [2], layers: [BatchNorm(inputShape: [2], name: "bn")])
+            model.parameters.initializeKaimingUniform(seed: 1)
+            model.reserve(batchCapacity: 4)
+            for (i, r) in rows.enumerated() { model.input[2 * i] = values[2 * r]; model.input[2 * i + 1] = values[2 * r + 1] }
+            let y = model.forward(batch: rows.count, context: ForwardContext(isTraining: true, sumOverRanks: reduce))
+            return (0..<(2 * rows.count)).map { y[$0] }
+        }
+        let whole = run(0..<4, reduce: nil)
+        // The other rank's sums for rows 2..<4, added the way an allreduce would.
+        let other = BatchNormSums.of(values, rows: 2..<4, features: 2)
+        let first = run(0..<2) { sums in for i in 0..<sums.count { sums[i] += other[i] } }
+        for i in 0..<4 { XCTAssertEqual(first[i], whole[i], accuracy: 1e-6) }
+    }
+}
+
+/// The per-feature sums, sums of squares and count BatchNorm reduces, for rows of a (B, F) batch.
+private enum BatchNormSums {
+    static func of(_ values: [Float], rows: Range<Int>, features: Int) -> [Double] {
+        var sums = [Double](repeating: 0, count: 2 * features + 1)
+        for r in rows {
+            for f in 0..<features {
+                let v = Double(values[r * features + f])
+                sums[f] += v
+                sums[features + f] += v * v
+            }
+        }
+        sums[2 * features] = Double(rows.count)
+        return sums
+    }
+}

@@ -1,0 +1,161 @@
+import Tensors
+
+/// Batch normalization, as torch.nn.BatchNorm2d on (C, H, W) inputs and BatchNorm1d on (F) inputs:
+/// y = (x − mean) / √(var + eps) · weight + bias per channel, with the batch's statistics in training and
+/// the running statistics in evaluation.
+///
+/// Under data parallelism it is SyncBatchNorm: the per-channel sums are reduced over ranks (through the
+/// pass context), so every rank normalizes by the statistics of the whole global batch and N ranks give
+/// the parameters of one rank with the same global batch. Running statistics follow PyTorch: momentum
+/// 0.1 by default, the unbiased variance, `num_batches_tracked` counted.
+public final class BatchNorm: Layer {
+    public let inputShape: [Int]
+    public let name: String
+    public let epsilon: Float
+    public let momentum: Float
+    /// With `affine` false there is no weight or bias (PyTorch's affine=False).
+    public let affine: Bool
+    private let channels: Int
+    private var store: ParameterStore!
+    private var weight: ParameterSlice?, bias: ParameterSlice?
+    private var runningMean: ParameterSlice!, runningVariance: ParameterSlice!, batchesTracked: ParameterSlice!
+    /// From the last training forward: per channel mean and 1/√(var + eps), the global sample count,
+    /// and the reduction to use again in backward.
+    private var mean = [Double](), inverseDeviation = [Double]()
+    private var globalCount = 0.0
+    private var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// Per-channel sums reduced over ranks: 2 × channels doubles (+1 for the count in forward).
+    private var sums: UnsafeMutableBufferPointer<Double>
+
+    /// - Parameter name: the module's name in PyTorch ("1" gives "1.weight", "1.running_mean", …).
+    public init(inputShape: [Int], name: String, epsilon: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
+        precondition(inputShape.count == 3 || inputShape.count == 1, "BatchNorm needs (C, H, W) or (F) inputs, got \(inputShape)")
+        self.inputShape = inputShape
+        self.name = name
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.affine = affine
+        channels = inputShape[0]
+        mean = [Double](repeating: 0, count: channels)
+        inverseDeviation = [Double](repeating: 1, count: channels)
+        sums = .allocate(capacity: 2 * channels + 1)
+        sums.initialize(repeating: 0)
+    }
+
+    deinit { sums.deallocate() }
+
+    public var summary: String { "BatchNorm\(inputShape.count == 3 ? "2d" : "1d")(\(channels))" }
+    public var outputShape: [Int] { inputShape }
+    public var synchronizesOverRanks: Bool { true }
+    public var parameterSpecs: [ParameterSpec] {
+        guard affine else { return [] }
+        // PyTorch initializes the weight to 1 and the bias to 0.
+        return [ParameterSpec(name: "\(name).weight", shape: [channels], constant: 1), ParameterSpec(name: "\(name).bias", shape: [channels], constant: 0)]
+    }
+    public var bufferSpecs: [BufferSpec] {
+        [BufferSpec(name: "\(name).running_mean", shape: [channels], initialValue: 0),
+         BufferSpec(name: "\(name).running_var", shape: [channels], initialValue: 1),
+         BufferSpec(name: "\(name).num_batches_tracked", shape: [], initialValue: 0)]
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        if affine { (weight, bias) = (slices[0], slices[1]) }
+    }
+
+    public func bindBuffers(to store: ParameterStore, slices: [ParameterSlice]) {
+        (runningMean, runningVariance, batchesTracked) = (slices[0], slices[1], slices[2])
+    }
+
+    /// Elements of one channel in one sample.
+    private var plane: Int { inputShape.count == 3 ? inputShape[1] * inputShape[2] : 1 }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        if context.isTraining { updateBatchStatistics(x, batch: batch, context: context) }
+        let w = weight.map { store.valuePointer($0) }, b = bias.map { store.valuePointer($0) }
+        let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
+        let plane = self.plane
+        for c in 0..<channels {
+            let center = context.isTraining ? Float(mean[c]) : rm[c]
+            let scale = (context.isTraining ? Float(inverseDeviation[c]) : 1 / (rv[c] + epsilon).squareRoot()) * (w?[c] ?? 1)
+            let shift = b?[c] ?? 0
+            for s in 0..<batch {
+                let offset = (s * channels + c) * plane
+                for i in 0..<plane { y[offset + i] = (x[offset + i] - center) * scale + shift }
+            }
+        }
+    }
+
+    /// Mean and variance of each channel over the global batch (local sums, reduced over ranks), and the
+    /// running statistics' update.
+    private func updateBatchStatistics(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
+        let plane = self.plane
+        sums.update(repeating: 0)
+        for c in 0..<channels {
+            var sum = 0.0, squares = 0.0
+            for s in 0..<batch {
+                let offset = (s * channels + c) * plane
+                for i in 0..<plane { let v = Double(x[offset + i]); sum += v; squares += v * v }
+            }
+            sums[c] = sum
+            sums[channels + c] = squares
+        }
+        sums[2 * channels] = Double(batch * plane)
+        sumOverRanks = context.sumOverRanks
+        sumOverRanks?(sums)
+        globalCount = sums[2 * channels]
+        guard globalCount > 0 else { return }
+        let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
+        for c in 0..<channels {
+            let m = sums[c] / globalCount, variance = max(0, sums[channels + c] / globalCount - m * m)
+            mean[c] = m
+            inverseDeviation[c] = 1 / (variance + Double(epsilon)).squareRoot()
+            let unbiased = globalCount > 1 ? variance * globalCount / (globalCount - 1) : variance
+            rm[c] = (1 - momentum) * rm[c] + momentum * Float(m)
+            rv[c] = (1 - momentum) * rv[c] + momentum * Float(unbiased)
+        }
+        store.bufferPointer(batchesTracked)[0] += 1
+    }
+
+    /// Training-mode backward: with x̂ = (x − mean)·invstd over the global batch of N values per channel,
+    /// dx = weight·invstd/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), the two sums taken over all ranks;
+    /// d weight += Σ(dy·x̂), d bias += Σdy over this rank's samples (the gradient sum adds the ranks).
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let plane = self.plane
+        sums.update(repeating: 0)
+        for c in 0..<channels {
+            var sumDy = 0.0, sumDyXhat = 0.0
+            let m = mean[c], k = inverseDeviation[c]
+            for s in 0..<batch {
+                let offset = (s * channels + c) * plane
+                for i in 0..<plane {
+                    let g = Double(dy[offset + i])
+                    sumDy += g
+                    sumDyXhat += g * (Double(x[offset + i]) - m) * k
+                }
+            }
+            sums[c] = sumDy
+            sums[channels + c] = sumDyXhat
+        }
+        if let weight, let bias {
+            let dw = store.gradientPointer(weight), db = store.gradientPointer(bias)
+            for c in 0..<channels { dw[c] += Float(sums[channels + c]); db[c] += Float(sums[c]) }
+        }
+        guard let dx else { return }
+        sumOverRanks?(sums)
+        guard globalCount > 0 else { return }
+        let w = weight.map { store.valuePointer($0) }
+        for c in 0..<channels {
+            let m = mean[c], k = inverseDeviation[c], n = globalCount
+            let scale = Double(w?[c] ?? 1) * k / n, sumDy = sums[c], sumDyXhat = sums[channels + c]
+            for s in 0..<batch {
+                let offset = (s * channels + c) * plane
+                for i in 0..<plane {
+                    let xhat = (Double(x[offset + i]) - m) * k
+                    dx[offset + i] = Float(scale * (n * Double(dy[offset + i]) - sumDy - xhat * sumDyXhat))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import XCTest
+import Collectives
+import Datasets
+import Layers
+import Optimizers
+@testable import Training
+import _TestSupport
+
+/// A network with BatchNorm, Dropout, GELU and average pooling trains the same on 3 ranks as on 1
+/// (SyncBatchNorm semantics), and its running statistics survive a checkpoint.
+final class BatchNormTrainingTests: XCTestCase {
+    private let data = syntheticSplits(train: 37, test: 11)
+
+    /// Conv → BN → GELU → AvgPool → Flatten → Linear → BN1d → ReLU → Dropout → Linear.
+    private func network() -> Sequential {
+        let conv = Conv2D(inputShape: [1, 28, 28], outputChannels: 4, kernelSize: 3, padding: 1, name: "0")
+        let pool = AveragePool2D(inputShape: [4, 28, 28], kernelSize: 4)
+        let flat = Flatten(inputShape: pool.outputShape)
+        let model = Sequential(inputShape: [1, 28, 28], layers: [
+            conv, BatchNorm(inputShape: [4, 28, 28], name: "1"), Pointwise(.gelu, shape: [4, 28, 28]), pool, flat,
+            Linear(inputFeatures: flat.outputCount, outputFeatures: 16, name: "5"), BatchNorm(inputShape: [16], name: "6"),
+            ReLU(shape: [16]), Dropout(shape: [16], probability: 0.25, layerKey: 8), Linear(inputFeatures: 16, outputFeatures: 10, name: "9"),
+        ])
+        model.parameters.initializeKaimingUniform(seed: 4)
+        return model
+    }
+
+    private func train(world: Int, epochs: Int, checkpoints: String? = nil, resume: String? = nil) throws -> [[Float]] {
+        let configuration = TrainingConfiguration(dataset: "synthetic", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
+                                                  learningRate: 0.05, momentum: 0.9)
+        return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [[Float]] in
+            let model = self.network()
+            let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
+            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: self.data,
+                                      configuration: configuration, communicator: comm,
+                                      checkpointing: checkpoints.map { CheckpointSettings(directory: $0) }, resume: loaded)
+            try trainer.run()
+            return [Array(model.parameters.values), Array(model.parameters.buffers)]
+        }[0]
+    }
+
+    func testThreeRanksGiveTheParametersAndRunningStatisticsOfOne() throws {
+        let one = try train(world: 1, epochs: 2), three = try train(world: 3, epochs: 2)
+        assertClose(three[0], one[0], relative: 1e-5, "parameters")
+        assertClose(three[1], one[1], relative: 1e-5, "running statistics")
+        XCTAssertEqual(one[1].last, 10, "num_batches_tracked: 2 epochs × 5 steps")
+    }
+
+    func testRunningStatisticsAreCheckpointedAndResumedExactly() throws {
+        let root = makeTemporaryDirectory("bn-checkpoints")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let straight = try train(world: 1, epochs: 3)
+        _ = try train(world: 1, epochs: 1, checkpoints: root)
+        let resumed = try train(world: 1, epochs: 3, checkpoints: root, resume: "\(root)/step-00000005")
+        XCTAssertEqual(resumed[0], straight[0])
+        XCTAssertEqual(resumed[1], straight[1])
+    }
+}
