@@ -33,7 +33,11 @@ public final class Conv2D: Layer {
     public let name: String
     private var store: ParameterStore!
     private var weight: ParameterSlice!
-    private var bias: ParameterSlice!
+    private var bias: ParameterSlice?
+    /// Whether the layer has a bias (PyTorch's bias=False leaves it out of the parameters).
+    public let hasBias: Bool
+    /// Zeros standing in for a missing bias, and a scratch sink for its gradient (cleared every backward).
+    private let zeroBias: UnsafeMutablePointer<Float>
     /// (C*k*k, B*OH*OW): the unfolded input from forward; backward reuses it for dColumns.
     private var columns = Workspace<Float>()
     /// (out, B*OH*OW): GEMM output before the NCHW scatter; backward's transposed dy.
@@ -42,7 +46,7 @@ public final class Conv2D: Layer {
     private var direct: DirectConvolution?
 
     public init(inputShape: [Int], outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                activation: Activation = .identity, name: String, lowering: Lowering = .automatic) {
+                activation: Activation = .identity, name: String, lowering: Lowering = .automatic, bias: Bool = true) {
         precondition(inputShape.count == 3, "Conv2D needs a (C, H, W) input, got \(inputShape)")
         precondition(outputChannels > 0, "Conv2D needs output channels, got \(outputChannels)")
         geometry = WindowGeometry(channels: inputShape[0], height: inputShape[1], width: inputShape[2],
@@ -51,6 +55,9 @@ public final class Conv2D: Layer {
         self.outputChannels = outputChannels
         self.activation = activation
         self.name = name
+        hasBias = bias
+        zeroBias = .allocate(capacity: 2 * outputChannels)
+        zeroBias.initialize(repeating: 0, count: 2 * outputChannels)
         switch lowering {
         case .automatic where DirectConvolution.supports(geometry) && geometry.channels <= 16:
             self.lowering = .direct
@@ -63,6 +70,7 @@ public final class Conv2D: Layer {
     }
 
     deinit {
+        zeroBias.deallocate()
         columns.free()
         channelMajor.free()
         direct?.free()
@@ -79,14 +87,21 @@ public final class Conv2D: Layer {
     public private(set) lazy var outputShape: [Int] = [outputChannels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
     public var parameterSpecs: [ParameterSpec] {
         let k = geometry.kernelHeight
-        return [ParameterSpec(name: "\(name).weight", shape: [outputChannels, geometry.channels, k, k], fanIn: geometry.patchSize),
-                ParameterSpec(name: "\(name).bias", shape: [outputChannels], fanIn: geometry.patchSize)]
+        return [ParameterSpec(name: "\(name).weight", shape: [outputChannels, geometry.channels, k, k], fanIn: geometry.patchSize)]
+            + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputChannels], fanIn: geometry.patchSize)] : [])
     }
 
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
         self.store = store
         weight = slices[0]
-        bias = slices[1]
+        bias = hasBias ? slices[1] : nil
+    }
+
+    private var biasValues: UnsafeMutablePointer<Float> { bias.map { store.valuePointer($0) } ?? zeroBias }
+    private var biasGradients: UnsafeMutablePointer<Float> {
+        if let bias { return store.gradientPointer(bias) }
+        (zeroBias + outputChannels).update(repeating: 0, count: outputChannels)
+        return zeroBias + outputChannels
     }
 
     public func reserve(batchCapacity: Int) {
@@ -99,7 +114,7 @@ public final class Conv2D: Layer {
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         if batch == 0 { return }
         if let direct {
-            return direct.forward(x, y, batch: batch, weight: store.valuePointer(weight), bias: store.valuePointer(bias),
+            return direct.forward(x, y, batch: batch, weight: store.valuePointer(weight), bias: biasValues,
                                   relu: activation == .relu)
         }
         if lowering == .perImage { return forwardPerImage(x, y, batch: batch) }
@@ -111,7 +126,7 @@ public final class Conv2D: Layer {
         gemm(.none, .none, m: outputChannels, n: n, k: geometry.patchSize,
              a: store.valuePointer(weight), b: columns.base, beta: 0, c: channelMajor.base)
         // Scatter (out, B, P) → (B, out, P), adding the bias and the activation on the way.
-        let b = store.valuePointer(bias), source = channelMajor.base
+        let b = biasValues, source = channelMajor.base
         let relu = activation == .relu
         for o in 0..<outputChannels {
             for s in 0..<batch {
@@ -126,14 +141,14 @@ public final class Conv2D: Layer {
         if let direct {
             return direct.backward(input: x, output: y, dOutput: dy, dInput: dx, batch: batch,
                                    weight: store.valuePointer(weight), weightGradient: store.gradientPointer(weight),
-                                   biasGradient: store.gradientPointer(bias), relu: activation == .relu)
+                                   biasGradient: biasGradients, relu: activation == .relu)
         }
         if lowering == .perImage { return backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, batch: batch) }
         let pixels = geometry.outputPixels, n = batch * pixels
         let relu = activation == .relu
         // Gather dy (B, out, P) → (out, B*P), masking by the ReLU, and sum the bias gradient.
         let gathered = channelMajor.base
-        let db = store.gradientPointer(bias)
+        let db = biasGradients
         for o in 0..<outputChannels {
             var biasSum: Float = 0
             for s in 0..<batch {
@@ -157,7 +172,7 @@ public final class Conv2D: Layer {
     private func forwardPerImage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         precondition(columns.capacity >= geometry.patchSize * geometry.outputPixels, "Conv2D \(name): reserve() was not called")
         let pixels = geometry.outputPixels, inputSize = geometry.inputCount, outputSize = outputChannels * pixels
-        let w = store.valuePointer(weight), b = store.valuePointer(bias)
+        let w = store.valuePointer(weight), b = biasValues
         for s in 0..<batch {
             im2col(x + s * inputSize, batch: 1, geometry: geometry, columns: columns.base)
             let ys = y + s * outputSize
@@ -173,7 +188,7 @@ public final class Conv2D: Layer {
         let pixels = geometry.outputPixels, inputSize = geometry.inputCount, outputSize = outputChannels * pixels
         let relu: Int32 = activation == .relu ? 1 : 0
         let masked = channelMajor.base  // (out, P)
-        let w = store.valuePointer(weight), dW = store.gradientPointer(weight), db = store.gradientPointer(bias)
+        let w = store.valuePointer(weight), dW = store.gradientPointer(weight), db = biasGradients
         if let dx { dx.update(repeating: 0, count: batch * inputSize) }
         for s in 0..<batch {
             for o in 0..<outputChannels {

@@ -10,15 +10,31 @@ public final class Linear: Layer {
     public let name: String
     private var store: ParameterStore!
     private var weight: ParameterSlice!
-    private var bias: ParameterSlice!
+    private var bias: ParameterSlice?
+    /// Whether the layer has a bias (PyTorch's bias=False leaves it out of the parameters).
+    public let hasBias: Bool
+    /// Zeros standing in for a missing bias, and a scratch sink for its gradient (cleared every backward).
+    private let zeroBias: UnsafeMutablePointer<Float>
 
     /// - Parameter name: prefix of the parameter names ("1" gives "1.weight" and "1.bias").
-    public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String) {
+    public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String, bias: Bool = true) {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures)→\(outputFeatures)")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.activation = activation
         self.name = name
+        hasBias = bias
+        zeroBias = .allocate(capacity: 2 * outputFeatures)
+        zeroBias.initialize(repeating: 0, count: 2 * outputFeatures)
+    }
+
+    deinit { zeroBias.deallocate() }
+
+    private var biasValues: UnsafeMutablePointer<Float> { bias.map { store.valuePointer($0) } ?? zeroBias }
+    private var biasGradients: UnsafeMutablePointer<Float> {
+        if let bias { return store.gradientPointer(bias) }
+        (zeroBias + outputFeatures).update(repeating: 0, count: outputFeatures)
+        return zeroBias + outputFeatures
     }
 
     public var multiplyAccumulatesPerSample: Int { inputFeatures * outputFeatures }
@@ -28,18 +44,18 @@ public final class Linear: Layer {
     public private(set) lazy var inputShape: [Int] = [inputFeatures]  // stored: read in every step
     public private(set) lazy var outputShape: [Int] = [outputFeatures]  // stored: read in every step
     public var parameterSpecs: [ParameterSpec] {
-        [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures),
-         ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)]
+        [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures)]
+            + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)] : [])
     }
 
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
         self.store = store
         weight = slices[0]
-        bias = slices[1]
+        bias = hasBias ? slices[1] : nil
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
-        let w = store.valuePointer(weight), b = store.valuePointer(bias)
+        let w = store.valuePointer(weight), b = biasValues
         // y(B, out) = x(B, in) · W(out, in)ᵀ
         gemm(.none, .transposed, m: batch, n: outputFeatures, k: inputFeatures, a: x, b: w, beta: 0, c: y)
         switch activation {
@@ -56,7 +72,7 @@ public final class Linear: Layer {
         // dW(out, in) += dy(B, out)ᵀ · x(B, in)
         gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: batch,
              a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
-        accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: store.gradientPointer(bias))
+        accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: biasGradients)
         if let dx {
             // dx(B, in) = dy(B, out) · W(out, in)
             gemm(.none, .none, m: batch, n: inputFeatures, k: outputFeatures,

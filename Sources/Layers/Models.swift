@@ -79,49 +79,66 @@ public func makeModel(_ name: ModelName, inputShape: [Int], classes: Int) -> Seq
 /// caller can compare their `parameterSpecs` with a file before building the model.
 public func presetLayers(_ name: ModelName, inputShape: [Int], classes: Int) -> [Layer] {
     precondition(inputShape.count == 3, "models take (C, H, W) inputs, got \(inputShape)")
-    do { try name.checkFits(inputShape: inputShape) } catch { preconditionFailure("\(error)") }
-    let features = inputShape.reduce(1, *)
-    switch name {
-    case .mlp:
-        return [
-            Flatten(inputShape: inputShape),
-            Linear(inputFeatures: features, outputFeatures: 128, activation: .relu, name: "1"),
-            Linear(inputFeatures: 128, outputFeatures: classes, name: "3"),
-        ]
-    case .mlpLarge:
-        return [
-            Flatten(inputShape: inputShape),
-            Linear(inputFeatures: features, outputFeatures: 1024, activation: .relu, name: "1"),
-            Linear(inputFeatures: 1024, outputFeatures: 1024, activation: .relu, name: "3"),
-            Linear(inputFeatures: 1024, outputFeatures: classes, name: "5"),
-        ]
-    case .lenet:
-        // LeNet-5 pads 28x28 digits to 32x32; the CIFAR net takes 32x32 as it is.
-        let padding = inputShape[1] < 32 ? (32 - inputShape[1] + 1) / 2 : 0
-        let conv1 = Conv2D(inputShape: inputShape, outputChannels: 6, kernelSize: 5, padding: padding, activation: .relu, name: "conv1")
-        let pool1 = MaxPool2D(inputShape: conv1.outputShape, kernelSize: 2)
-        let conv2 = Conv2D(inputShape: pool1.outputShape, outputChannels: 16, kernelSize: 5, activation: .relu, name: "conv2")
-        let pool2 = MaxPool2D(inputShape: conv2.outputShape, kernelSize: 2)
-        let flat = Flatten(inputShape: pool2.outputShape)
-        return [
-            conv1, pool1, conv2, pool2, flat,
-            Linear(inputFeatures: flat.outputCount, outputFeatures: 120, activation: .relu, name: "fc1"),
-            Linear(inputFeatures: 120, outputFeatures: 84, activation: .relu, name: "fc2"),
-            Linear(inputFeatures: 84, outputFeatures: classes, name: "fc3"),
-        ]
-    case .cnn:
-        let conv1 = Conv2D(inputShape: inputShape, outputChannels: 32, kernelSize: 3, padding: 1, activation: .relu, name: "0")
-        let pool1 = MaxPool2D(inputShape: conv1.outputShape, kernelSize: 2)
-        let conv2 = Conv2D(inputShape: pool1.outputShape, outputChannels: 64, kernelSize: 3, padding: 1, activation: .relu, name: "3")
-        let pool2 = MaxPool2D(inputShape: conv2.outputShape, kernelSize: 2)
-        let conv3 = Conv2D(inputShape: pool2.outputShape, outputChannels: 128, kernelSize: 3, padding: 1, activation: .relu, name: "6")
-        let pool3 = MaxPool2D(inputShape: conv3.outputShape, kernelSize: 2)
-        let flat = Flatten(inputShape: pool3.outputShape)
-        let hidden = Linear(inputFeatures: flat.outputCount, outputFeatures: 256, activation: .relu, name: "10")
-        return [
-            conv1, pool1, conv2, pool2, conv3, pool3, flat, hidden,
-            Dropout(shape: [256], probability: 0.3, layerKey: 12),
-            Linear(inputFeatures: 256, outputFeatures: classes, name: "13"),
-        ]
+    do {
+        try name.checkFits(inputShape: inputShape)
+        return try name.spec(inputShape: inputShape, classes: classes).build(inputShape: inputShape, classes: classes).layers
+    } catch {
+        preconditionFailure("\(error)")
+    }
+}
+
+extension ModelName {
+    /// The preset as a model spec for (C, H, W) inputs and `classes` outputs: presets are specs shipped
+    /// with the program, built by the same code as a user's file.
+    public func spec(inputShape: [Int], classes: Int) throws -> ModelSpec {
+        try ModelSpec(parsing: specText(inputShape: inputShape, classes: classes), source: "preset \(rawValue)")
+    }
+
+    /// The spec's text; layer sizes follow the input (PyTorch's pooling floors).
+    public func specText(inputShape: [Int], classes: Int) -> String {
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        switch self {
+        case .mlp:
+            return "Flatten()\nLinear(\(c * h * w), 128)\nReLU()\nLinear(128, \(classes))\n"
+        case .mlpLarge:
+            return "Flatten()\nLinear(\(c * h * w), 1024)\nReLU()\nLinear(1024, 1024)\nReLU()\nLinear(1024, \(classes))\n"
+        case .lenet:
+            // LeNet-5 pads 28x28 digits to 32x32; the CIFAR net takes 32x32 as it is.
+            let padding = h < 32 ? (32 - h + 1) / 2 : 0
+            let (h2, w2) = (((h + 2 * padding - 4) / 2 - 4) / 2, ((w + 2 * padding - 4) / 2 - 4) / 2)
+            return """
+            conv1 = Conv2d(\(c), 6, 5\(padding > 0 ? ", padding=\(padding)" : ""))
+            ReLU()
+            MaxPool2d(2)
+            conv2 = Conv2d(6, 16, 5)
+            ReLU()
+            MaxPool2d(2)
+            Flatten()
+            fc1 = Linear(\(16 * h2 * w2), 120)
+            ReLU()
+            fc2 = Linear(120, 84)
+            ReLU()
+            fc3 = Linear(84, \(classes))
+
+            """
+        case .cnn:
+            return """
+            Conv2d(\(c), 32, 3, padding=1)
+            ReLU()
+            MaxPool2d(2)
+            Conv2d(32, 64, 3, padding=1)
+            ReLU()
+            MaxPool2d(2)
+            Conv2d(64, 128, 3, padding=1)
+            ReLU()
+            MaxPool2d(2)
+            Flatten()
+            Linear(\(128 * (h / 8) * (w / 8)), 256)
+            ReLU()
+            Dropout(0.3)
+            Linear(256, \(classes))
+
+            """
+        }
     }
 }

@@ -1,0 +1,170 @@
+import Foundation
+
+/// One row of a model's summary: a spec module with its output shape, parameters and cost.
+public struct ModelSummaryRow: Sendable {
+    public let name: String
+    /// The torch.nn constructor with every size spelled out: what the PyTorch export writes.
+    public let pytorch: String
+    public let outputShape: [Int]
+    public let parameters: Int
+    /// Multiply-adds of one sample's forward pass.
+    public let multiplyAccumulates: Int
+}
+
+/// A spec built for an input shape: the layers (Conv2d/Linear + ReLU fused into one layer) and a summary
+/// row per module.
+public struct BuiltModel {
+    public let layers: [Layer]
+    public let rows: [ModelSummaryRow]
+}
+
+extension ModelSpec {
+    /// The arguments each module takes, in PyTorch's positional order, with defaults (nil: required).
+    private static let schemas: [String: [(String, Double?)]] = [
+        "Conv2d": [("in_channels", nil), ("out_channels", nil), ("kernel_size", nil), ("stride", 1), ("padding", 0), ("bias", 1)],
+        "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1)],
+        "BatchNorm2d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
+        "BatchNorm1d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
+        "ReLU": [("inplace", 0)], "LeakyReLU": [("negative_slope", 0.01), ("inplace", 0)],
+        "GELU": [], "SiLU": [("inplace", 0)], "Tanh": [], "Sigmoid": [],
+        "MaxPool2d": [("kernel_size", nil), ("stride", .nan)], "AvgPool2d": [("kernel_size", nil), ("stride", .nan)],
+        "AdaptiveAvgPool2d": [("output_size", nil)], "Flatten": [], "Dropout": [("p", 0.5), ("inplace", 0)],
+    ]
+
+    /// The module kinds a spec may use.
+    public static var kinds: [String] { schemas.keys.sorted() }
+
+    /// Builds the layers for per-sample inputs of `inputShape` and a `classes`-way output, checking every
+    /// module against the shape that reaches it; errors name the line and say what would fit.
+    public func build(inputShape: [Int], classes: Int) throws -> BuiltModel {
+        var layers: [Layer] = [], rows: [ModelSummaryRow] = []
+        var shape = inputShape
+        var index = 0
+        while index < modules.count {
+            let module = modules[index]
+            let fuseReLU = index + 1 < modules.count && modules[index + 1].kind == "ReLU" && ["Conv2d", "Linear"].contains(module.kind)
+            let (layer, row) = try buildModule(module, shape: shape, fusedReLU: fuseReLU)
+            if let layer { layers.append(layer); shape = layer.outputShape }
+            rows.append(row)
+            if fuseReLU {
+                rows.append(ModelSummaryRow(name: modules[index + 1].name, pytorch: "ReLU()", outputShape: shape, parameters: 0, multiplyAccumulates: 0))
+                index += 1
+            }
+            index += 1
+        }
+        guard shape == [classes] else {
+            throw ModelSpecError(source: source, line: modules.last!.line, message: "the model ends with output shape \(describe(shape)), the data has \(classes) classes; end with Flatten() and Linear(…, \(classes))")
+        }
+        let parameters = rows.reduce(0) { $0 + $1.parameters }
+        guard parameters <= 500_000_000 else {
+            throw ModelSpecError(source: source, line: nil, message: "has \(parameters) parameters (\(parameters / 250_000_000) GB with their gradients and Adam's state per GB of 4-byte values); that is too large to train here")
+        }
+        guard !layers.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "computes nothing") }
+        return BuiltModel(layers: layers, rows: rows)
+    }
+
+    private func buildModule(_ m: Module, shape: [Int], fusedReLU: Bool) throws -> (Layer?, ModelSummaryRow) {
+        func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
+        guard let schema = Self.schemas[m.kind] else {
+            throw ModelSpecError(source: source, line: m.line, message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
+        }
+        let a = try resolve(m, schema: schema, fail: fail)
+        func size(_ key: String) throws -> Int {
+            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole number of at least 1, got \(shortText(a[key] ?? .nan))") }
+            return Int(v)
+        }
+        func needImage() throws -> (c: Int, h: Int, w: Int) {
+            guard shape.count == 3 else { throw fail("needs (channels, height, width) inputs but receives \(describe(shape)); move it before Flatten()") }
+            return (shape[0], shape[1], shape[2])
+        }
+        let activation: Activation = fusedReLU ? .relu : .identity
+        switch m.kind {
+        case "Conv2d":
+            let (c, h, w) = try needImage()
+            let (cin, cout, k, stride) = (try size("in_channels"), try size("out_channels"), try size("kernel_size"), try size("stride"))
+            let padding = Int(a["padding"]!)
+            guard padding >= 0, Double(padding) == a["padding"] else { throw fail("padding must be a whole number of at least 0") }
+            guard cin == c else { throw fail("in_channels \(cin) does not match the \(c) channels coming in (\(describe(shape))); write Conv2d(\(c), …)") }
+            guard h + 2 * padding >= k, w + 2 * padding >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input with padding \(padding)") }
+            let layer = Conv2D(inputShape: shape, outputChannels: cout, kernelSize: k, stride: stride, padding: padding, activation: activation,
+                               name: m.name, bias: a["bias"]! != 0)
+            let canonical = "Conv2d(\(cin), \(cout), \(k)\(stride != 1 ? ", stride=\(stride)" : "")\(padding != 0 ? ", padding=\(padding)" : "")\(a["bias"]! == 0 ? ", bias=False" : ""))"
+            return (layer, row(m, canonical, layer))
+        case "Linear":
+            guard shape.count == 1 else { throw fail("needs a flat input but receives \(describe(shape)); add Flatten() before it") }
+            let (fin, fout) = (try size("in_features"), try size("out_features"))
+            guard fin == shape[0] else { throw fail("in_features \(fin) does not match the \(shape[0]) features coming in; write Linear(\(shape[0]), \(fout))") }
+            let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name, bias: a["bias"]! != 0)
+            return (layer, row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
+        case "BatchNorm2d", "BatchNorm1d":
+            let features = try size("num_features")
+            let image = m.kind == "BatchNorm2d"
+            guard shape.count == (image ? 3 : 1) else { throw fail("needs \(image ? "(channels, height, width)" : "flat") inputs but receives \(describe(shape)); use BatchNorm\(image ? "1d" : "2d")") }
+            guard features == shape[0] else { throw fail("num_features \(features) does not match the \(shape[0]) \(image ? "channels" : "features") coming in") }
+            let eps = a["eps"]!, momentum = a["momentum"]!
+            guard eps > 0, momentum > 0, momentum <= 1 else { throw fail("eps must be positive and momentum in (0, 1]") }
+            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum), affine: a["affine"]! != 0)
+            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (momentum != 0.1 ? ", momentum=\(momentum)" : "") + (a["affine"]! == 0 ? ", affine=False" : "")
+            return (layer, row(m, "\(m.kind)(\(features)\(extras))", layer))
+        case "ReLU":
+            return (ReLU(shape: shape), row(m, "ReLU()", nil, shape))
+        case "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid":
+            let function: PointwiseFunction = m.kind == "LeakyReLU" ? .leakyReLU(slope: Float(a["negative_slope"]!))
+                : m.kind == "GELU" ? .gelu : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
+            let layer = Pointwise(function, shape: shape)
+            return (layer, row(m, function.pytorch, layer))
+        case "MaxPool2d", "AvgPool2d":
+            let (_, h, w) = try needImage()
+            let k = try size("kernel_size"), stride = a["stride"]!.isNaN ? k : try size("stride")
+            guard h >= k, w >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input; use fewer pooling layers or larger images") }
+            let layer: Layer = m.kind == "MaxPool2d" ? MaxPool2D(inputShape: shape, kernelSize: k, stride: stride) : AveragePool2D(inputShape: shape, kernelSize: k, stride: stride)
+            return (layer, row(m, "\(m.kind)(\(k)\(stride != k ? ", stride=\(stride)" : ""))", layer))
+        case "AdaptiveAvgPool2d":
+            _ = try needImage()
+            guard a["output_size"] == 1 else { throw fail("only output_size 1 (global average pooling) is supported") }
+            let layer = AveragePool2D(globalOver: shape)
+            return (layer, row(m, "AdaptiveAvgPool2d(1)", layer))
+        case "Flatten":
+            let layer = Flatten(inputShape: shape)
+            return (layer, row(m, "Flatten()", layer))
+        default:  // Dropout
+            let p = a["p"]!
+            guard p >= 0, p < 1 else { throw fail("p must be in [0, 1), got \(shortText(p))") }
+            let key = UInt64(modules.firstIndex(of: m)!)
+            let layer = Dropout(shape: shape, probability: Float(p), layerKey: key)
+            return (layer, row(m, "Dropout(\(p == 0.5 ? "" : "p=\(p)"))", layer))
+        }
+    }
+
+    private func row(_ m: Module, _ pytorch: String, _ layer: Layer?, _ shape: [Int] = []) -> ModelSummaryRow {
+        ModelSummaryRow(name: m.name, pytorch: pytorch, outputShape: layer?.outputShape ?? shape,
+                        parameters: layer.map { $0.parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } } ?? 0,
+                        multiplyAccumulates: layer?.multiplyAccumulatesPerSample ?? 0)
+    }
+
+    /// Each argument by name: positional in schema order, then keywords; unknown or missing ones are errors.
+    private func resolve(_ m: Module, schema: [(String, Double?)], fail: (String) -> ModelSpecError) throws -> [String: Double] {
+        guard m.positional.count <= schema.count else {
+            throw fail("takes at most \(schema.count) positional argument\(schema.count == 1 ? "" : "s") (\(schema.map(\.0).joined(separator: ", ")))")
+        }
+        var values: [String: Double] = [:]
+        for (index, value) in m.positional.enumerated() { values[schema[index].0] = value }
+        for (key, value) in m.keywords {
+            guard schema.contains(where: { $0.0 == key }) else {
+                throw fail("unknown argument '\(key)'\(schema.isEmpty ? "; it takes none" : "; it takes \(schema.map(\.0).joined(separator: ", "))")")
+            }
+            guard values[key] == nil else { throw fail("\(key) is given twice") }
+            values[key] = value
+        }
+        for (key, fallback) in schema where values[key] == nil {
+            guard let fallback else { throw fail("needs \(key)") }
+            values[key] = fallback
+        }
+        return values
+    }
+}
+
+/// "1x28x28", or "(10)" for flat shapes.
+func describe(_ shape: [Int]) -> String { shape.count == 1 ? "(\(shape[0]))" : shape.map(String.init).joined(separator: "x") }
+
+private func shortText(_ value: Double) -> String { value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : "\(value)" }
