@@ -55,8 +55,10 @@ public struct ModelSpec: Sendable, Equatable {
         if let equals = line.firstIndex(of: "="), let paren = line.firstIndex(of: "("), equals < paren {
             name = line[..<equals].trimmingCharacters(in: .whitespaces)
             body = line[line.index(after: equals)...]
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), !name.first!.isNumber else {
-                throw fail("'\(name)' is not a module name (letters, digits and _, not starting with a digit)")
+            // A Python identifier, or an index as nn.Sequential names its modules.
+            let identifier = name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) && !(name.first?.isNumber ?? true)
+            guard identifier || (!name.isEmpty && name.allSatisfy(\.isNumber)) else {
+                throw fail("'\(name)' is not a module name (an identifier, or a number as nn.Sequential uses)")
             }
         }
         var text = body.trimmingCharacters(in: .whitespaces)

@@ -168,3 +168,39 @@ extension ModelSpec {
 func describe(_ shape: [Int]) -> String { shape.count == 1 ? "(\(shape[0]))" : shape.map(String.init).joined(separator: "x") }
 
 private func shortText(_ value: Double) -> String { value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : "\(value)" }
+
+/// A Keras-style table of a spec's modules: name, module, output shape, parameters, share of the forward
+/// multiply-adds; then the totals.
+public func summaryTable(_ rows: [ModelSummaryRow], inputShape: [Int], trainingFlops: Int) -> String {
+    let totalMACs = max(1, rows.reduce(0) { $0 + $1.multiplyAccumulates })
+    let nameWidth = max(5, rows.map(\.name.count).max() ?? 0), moduleWidth = max(6, rows.map(\.pytorch.count).max() ?? 0)
+    func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+    var lines = [pad("layer", nameWidth) + "  " + pad("module", moduleWidth) + "  " + pad("output", 12) + "  " + pad("parameters", 11) + "  FLOPs",
+                 pad("input", nameWidth) + "  " + pad("", moduleWidth) + "  " + describe(inputShape)]
+    for row in rows {
+        let share = row.multiplyAccumulates > 0 ? String(format: "%5.1f%%", 100 * Double(row.multiplyAccumulates) / Double(totalMACs)) : ""
+        lines.append(pad(row.name, nameWidth) + "  " + pad(row.pytorch, moduleWidth) + "  " + pad(describe(row.outputShape), 12) + "  "
+                     + pad(row.parameters > 0 ? String(row.parameters) : "", 11) + "  " + share)
+    }
+    let parameters = rows.reduce(0) { $0 + $1.parameters }
+    lines.append("\(parameters) parameters, \(String(format: "%.2f", Double(trainingFlops) / 1e6)) MFLOP per training sample (forward + backward)")
+    return lines.joined(separator: "\n")
+}
+
+extension BuiltModel {
+    /// The spec again with every size spelled out and every module named: what checkpoints record, so
+    /// `evaluate`, `--resume` and the export rebuild exactly this model.
+    public var canonicalText: String { rows.map { "\($0.name) = \($0.pytorch)" }.joined(separator: "\n") + "\n" }
+
+    /// Python source binding `model` to the equivalent torch.nn.Sequential (module names as the state_dict's).
+    public var pytorchSource: String {
+        "model = nn.Sequential(OrderedDict([\n" + rows.map { "    (\"\($0.name)\", nn.\($0.pytorch)),\n" }.joined() + "]))\n"
+    }
+
+    /// The layers as one model, its summary table attached.
+    public func makeSequential(inputShape: [Int]) -> Sequential {
+        let model = Sequential(inputShape: inputShape, layers: layers)
+        model.specRows = rows
+        return model
+    }
+}

@@ -210,8 +210,13 @@ public final class Sequential {
         return 2 * multiplyAccumulates
     }
 
-    /// A multi-line description: one line per layer and the parameter count.
+    /// The spec modules this model was built from (nil for a model assembled in code): the summary table.
+    public var specRows: [ModelSummaryRow]?
+
+    /// A multi-line description: the spec's table (module, output shape, parameters, share of the
+    /// FLOPs) when the model came from a spec, else one line per layer; then the parameter count.
     public var summary: String {
+        if let specRows { return summaryTable(specRows, inputShape: inputShape, trainingFlops: trainingFlopsPerSample) }
         var lines = ["input \(inputShape.map(String.init).joined(separator: "x"))"]
         for layer in layers {
             lines.append("  \(layer.summary) → \(layer.outputShape.map(String.init).joined(separator: "x"))")

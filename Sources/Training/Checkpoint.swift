@@ -176,6 +176,22 @@ public struct CheckpointSettings: Sendable {
     }
 }
 
+/// What a checkpoint records about the model besides its tensors.
+public struct ModelDescription: Sendable {
+    /// The preset's name or the spec file's path.
+    public var label: String
+    /// The canonical spec (every module named and sized), from which `evaluate` and resume rebuild it.
+    public var spec: String?
+    /// Python source binding `model` to the equivalent torch.nn module.
+    public var pytorchSource: String
+
+    public init(label: String, spec: String?, pytorchSource: String) {
+        self.label = label
+        self.spec = spec
+        self.pytorchSource = pytorchSource
+    }
+}
+
 /// Writes complete checkpoints atomically into a directory and maintains `latest` and `best`.
 ///
 /// Layout: DIR/step-00001234/{model.safetensors, optimizer.safetensors, state.json}, each written
@@ -194,7 +210,7 @@ public struct CheckpointWriter {
 
     /// Writes one checkpoint; returns its directory.
     @discardableResult
-    public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, modelName: ModelName,
+    public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
                       inputShape: [Int], classNames: [String], normalization: Normalization) throws -> String {
         let root = settings.directory
         do {
@@ -207,7 +223,7 @@ public struct CheckpointWriter {
         try? FileManager.default.removeItem(atPath: temporary)
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-            try writeDurably(modelFileBytes(store: store, modelName: modelName, inputShape: inputShape, classNames: classNames,
+            try writeDurably(modelFileBytes(store: store, model: model, inputShape: inputShape, classNames: classNames,
                                             normalization: normalization, dataset: state.configuration.dataset),
                              to: "\(temporary)/\(CheckpointFile.model)")
             try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
@@ -306,13 +322,13 @@ public struct CheckpointWriter {
         return "\(root)/\(chosen)"
     }
 
-    private func modelFileBytes(store: ParameterStore, modelName: ModelName, inputShape: [Int], classNames: [String],
+    private func modelFileBytes(store: ParameterStore, model: ModelDescription, inputShape: [Int], classNames: [String],
                                 normalization: Normalization, dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         let metadata: [String: String] = [
             "format": "pt",
-            "model": modelName.rawValue,
-            "architecture": modelName.pytorchEquivalent,
+            "model": model.label,
+            "architecture": model.pytorchSource,
             "input_shape": inputShape.map(String.init).joined(separator: "x"),
             "classes": String(classNames.count),
             "class_names": jsonArray(classNames.map { "\"\($0.replacingOccurrences(of: "\"", with: "\\\""))\"" }),
@@ -322,7 +338,9 @@ public struct CheckpointWriter {
             "dataset": dataset,
             "distrain_version": distrainVersion,
         ]
-        return SafeTensors.encode(tensors, metadata: metadata)
+        var withSpec = metadata
+        if let spec = model.spec { withSpec["spec"] = spec }
+        return SafeTensors.encode(tensors, metadata: withSpec)
     }
 
     private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer) -> [UInt8] {

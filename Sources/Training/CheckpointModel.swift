@@ -5,8 +5,11 @@ import SafeTensors
 
 /// A trained model rebuilt from a checkpoint's model.safetensors and its metadata.
 public struct CheckpointModel {
-    public let name: ModelName
+    /// The preset's name or the spec file's path it was trained with.
+    public let label: String
     public let model: Sequential
+    /// The model as built: its modules with every size (the PyTorch export and the summary).
+    public let built: BuiltModel
     public let normalization: Normalization
     public let inputShape: [Int]
     public let classCount: Int
@@ -23,9 +26,7 @@ public struct CheckpointModel {
             }
             return value
         }
-        guard let name = ModelName(rawValue: try field("model")) else {
-            throw CheckpointError.invalid(path: file.path, problem: "names an unknown model '\(file.metadata["model"] ?? "")'")
-        }
+        let label = try field("model")
         let shape = try field("input_shape").split(separator: "x").compactMap { Int($0) }
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid input_shape '\(file.metadata["input_shape"] ?? "")'")
@@ -45,18 +46,30 @@ public struct CheckpointModel {
         guard deviation.allSatisfy({ $0 > 0 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has a non-positive normalization_std")
         }
-        do { try name.checkFits(inputShape: shape) } catch {
+        // The model: the spec the checkpoint records, or (checkpoints written before specs) the preset it names.
+        let built: BuiltModel
+        do {
+            if let text = file.metadata["spec"] {
+                built = try ModelSpec(parsing: text, source: "\(file.path) (its spec)").build(inputShape: shape, classes: classes)
+            } else if let name = ModelName(rawValue: label) {
+                try name.checkFits(inputShape: shape)
+                built = try name.spec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes)
+            } else {
+                throw CheckpointError.invalid(path: file.path, problem: "names an unknown model '\(label)' and holds no spec")
+            }
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
             throw CheckpointError.invalid(path: file.path, problem: "its metadata does not describe a model that can be built: \(error)")
         }
-        // The metadata's shapes must agree with the tensors in the same file before anything is allocated:
-        // a small file cannot make us build a huge model.
-        let layers = presetLayers(name, inputShape: shape, classes: classes)
+        let layers = built.layers
         let needed = layers.flatMap(\.parameterSpecs).map { ($0.name, $0.shape) } + layers.flatMap(\.bufferSpecs).map { ($0.name, $0.shape) }
         for spec in needed.map({ (name: $0.0, shape: $0.1) }) where file.entries[spec.name]?.shape != spec.shape {
             let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
-            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(name.rawValue) on \(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of shape \(spec.shape), the file holds \(held)")
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(label) on \(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of shape \(spec.shape), the file holds \(held)")
         }
-        self.name = name
+        self.label = label
+        self.built = built
         inputShape = shape
         classCount = classes
         dataset = file.metadata["dataset"]
@@ -64,7 +77,7 @@ public struct CheckpointModel {
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]
         } ?? []
         normalization = Normalization(mean: mean, standardDeviation: deviation)
-        model = Sequential(inputShape: shape, layers: layers)
+        model = built.makeSequential(inputShape: shape)
         try LoadedCheckpoint.restore(file, into: model.parameters)
     }
 }

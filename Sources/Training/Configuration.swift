@@ -6,7 +6,10 @@ import Optimizers
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// "fashion-mnist", "mnist" or "cifar10".
     public var dataset: String
+    /// The preset (`--model mlp|lenet|cnn|mlp-large`); `modelFile`, when set, takes its place.
     public var model: ModelName
+    /// `--model FILE`: a model spec's path and text (the text is what defines the run).
+    public var modelFile: ModelFile? = nil
     public var epochs: Int
     /// Samples per step over ALL ranks together.
     public var globalBatchSize: Int
@@ -112,13 +115,43 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     }
 }
 
+/// A model spec file given as `--model FILE`.
+public struct ModelFile: Codable, Sendable, Equatable {
+    public var path: String
+    public var text: String
+
+    public init(path: String, text: String) {
+        self.path = path
+        self.text = text
+    }
+}
+
 extension TrainingConfiguration {
+    /// What the run calls its model: the preset's name or the spec file's path.
+    public var modelLabel: String { modelFile?.path ?? model.rawValue }
+
+    /// What makes two runs' models the same: the preset's name, or the spec's text (a hash of it, shown
+    /// with the path) — a moved spec file is still the same model, an edited one is not.
+    public var modelIdentity: String {
+        guard let modelFile else { return model.rawValue }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in modelFile.text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return "spec \(String(hash, radix: 16))"
+    }
+
+    /// The model's spec for inputs of `inputShape` and `classes` outputs: the file's, or the preset's.
+    public func modelSpec(inputShape: [Int], classes: Int) throws -> ModelSpec {
+        if let modelFile { return try ModelSpec(parsing: modelFile.text, source: modelFile.path) }
+        try model.checkFits(inputShape: inputShape)
+        return try model.spec(inputShape: inputShape, classes: classes)
+    }
+
     /// The `--model` architecture for `data`'s input shape and classes, initialized as PyTorch does from
     /// `--seed` (rank 0's copy is broadcast to the others by the Trainer anyway). Throws
-    /// `ModelShapeError` naming the layer when the preset does not fit the images.
+    /// `ModelShapeError` (a preset) or `ModelSpecError` (a spec) naming the layer that does not fit.
     public func makeModel(for data: DatasetSplits) throws -> Sequential {
-        try model.checkFits(inputShape: data.train.shape)
-        let model = Layers.makeModel(model, inputShape: data.train.shape, classes: data.train.classCount)
+        let shape = data.train.shape, classes = data.train.classCount
+        let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes).makeSequential(inputShape: shape)
         model.parameters.initializeKaimingUniform(seed: seed)
         return model
     }

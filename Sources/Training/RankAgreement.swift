@@ -66,7 +66,7 @@ extension TrainingConfiguration {
     /// Every setting as its command-line flag and value, for naming what ranks disagree on.
     var settingsByFlag: [(flag: String, value: String)] {
         func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "none" }
-        return [("the dataset", dataset), ("--model", model.rawValue), ("--epochs", "\(epochs)"),
+        return [("the dataset", dataset), ("--model", "\(modelLabel) (\(modelIdentity))"), ("--epochs", "\(epochs)"),
                 ("--batch-size", "\(globalBatchSize)"), ("--optimizer", optimizer.rawValue), ("--lr", "\(learningRate)"),
                 ("--momentum", "\(momentum)"), ("--nesterov", "\(nesterov)"), ("--weight-decay", "\(weightDecay)"),
                 ("--schedule", schedule.rawValue), ("--warmup-epochs", "\(warmupEpochs)"), ("--step-epochs", text(stepEpochs)),

@@ -6,7 +6,7 @@ import Tensors
 extension Trainer {
     /// The settings a checkpoint cannot be resumed without (they change the model, data or step).
     static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
-        [("dataset", c.dataset), ("--model", c.model.rawValue), ("--optimizer", c.optimizer.rawValue),
+        [("dataset", c.dataset), ("--model", c.modelIdentity), ("--optimizer", c.optimizer.rawValue),
          ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
          ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment)),
          ("--val-split", c.validationSplit.map { "\($0)" } ?? "none"),
@@ -70,7 +70,7 @@ extension Trainer {
                     configuration: configuration, worldSize: communicator.size,
                     writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
-                                            modelName: configuration.model, inputShape: data.train.shape,
+                                            model: modelDescription, inputShape: data.train.shape,
                                             classNames: data.train.classNames, normalization: normalization)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
@@ -83,10 +83,21 @@ extension Trainer {
             .withUnsafeBufferPointer { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The model as checkpoints record it.
+    var modelDescription: ModelDescription {
+        let rows = model.specRows
+        let built = rows.map { rows in
+            (spec: rows.map { "\($0.name) = \($0.pytorch)" }.joined(separator: "\n") + "\n",
+             python: "model = nn.Sequential(OrderedDict([" + rows.map { "(\"\($0.name)\", nn.\($0.pytorch))" }.joined(separator: ", ") + "]))")
+        }
+        return ModelDescription(label: configuration.modelLabel, spec: built?.spec,
+                                pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
+    }
+
     /// What the run header and the metrics' start event say.
     var startRecord: StartRecord {
         StartRecord(
-            dataset: data.name, model: configuration.model.rawValue, modelSummary: model.summary,
+            dataset: data.name, model: configuration.modelLabel, modelSummary: model.summary,
             parameters: model.parameters.count, worldSize: communicator.size,
             globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
             optimizer: optimizer.name, learningRate: configuration.learningRate,

@@ -42,7 +42,9 @@ final class CheckpointTests: XCTestCase {
                                         seed: 5, partialLossSum: 0, partialCorrect: 0, partialSeen: 0, testAccuracy: 0.5,
                                         configuration: configuration(model: model), worldSize: 1, writtenAt: 0)
             let writer = CheckpointWriter(settings: CheckpointSettings(directory: "\(root)/\(model.rawValue)"))
-            let folder = try writer.write(state: state, store: store, optimizer: optimizer, modelName: model, inputShape: [1, 28, 28],
+            let folder = try writer.write(state: state, store: store, optimizer: optimizer,
+                                          model: ModelDescription(label: model.rawValue, spec: nil, pytorchSource: model.pytorchEquivalent),
+                                          inputShape: [1, 28, 28],
                                           classNames: mnistClassNames, normalization: Normalization(mean: [0.3], standardDeviation: [0.4]))
             let loaded = try LoadedCheckpoint.load(directory: folder, communicator: InProcessCommunicator.single())
             XCTAssertEqual(loaded.state, state)
