@@ -57,7 +57,7 @@ extension ModelSpec {
         }
         let parameters = rows.reduce(0) { $0 + $1.parameters }
         guard parameters <= 500_000_000 else {
-            throw ModelSpecError(source: source, line: nil, message: "has \(parameters) parameters (\(parameters / 250_000_000) GB with their gradients and Adam's state per GB of 4-byte values); that is too large to train here")
+            throw ModelSpecError(source: source, line: nil, message: "has \(parameters) parameters: values, gradients and Adam's two moments take \(String(format: "%.1f", Double(parameters) * 16 / 1e9)) GB; at most 500 million parameters are trained here")
         }
         guard !layers.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "computes nothing") }
         return BuiltModel(layers: layers, rows: rows)

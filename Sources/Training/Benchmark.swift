@@ -6,7 +6,8 @@ import Tensors
 
 /// What `distrain bench` measures for one model on this rank.
 public struct BenchmarkResult: Sendable {
-    public var model: ModelName
+    /// The preset's name or the spec file's path.
+    public var model: String
     public var inputShape: [Int]
     /// Global batch (per-rank batch × ranks).
     public var globalBatch: Int
@@ -77,10 +78,10 @@ public struct AllocationCounts: Sendable {
 /// then `repetitions` timed epochs of `steps` steps each. Allocations per steady-state step are
 /// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
 /// per-epoch setup; `allocationCounts` reads the process's allocation counters.
-public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
+public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
                          communicator: Communicator, gradientSum: SumMethod = .auto, fault: Fault? = nil,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
-    let shape = benchmarkInputShape(model)
+    let shape = inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
         // Seeded noise; the labels are learnable only by chance, which does not matter for speed.
@@ -92,7 +93,8 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
         return DatasetSplits(name: "synthetic", train: train, test: train.prefix(1))
     }
     func trainer(steps: Int) throws -> Trainer {
-        let configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
+        var configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
+        configuration.modelFile = modelFile
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
         return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                            configuration: configuration, communicator: communicator, threadsPerRank: threads,
@@ -133,7 +135,7 @@ public func runBenchmark(model: ModelName, perRankBatch: Int, steps: Int, repeti
         (name, 1000 * (phases[phase] ?? 0) / stepCount)
     }
     let sgemm = measureSgemmGigaflops()
-    return BenchmarkResult(model: model, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
+    return BenchmarkResult(model: modelFile?.path ?? model.rawValue, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
                            millisecondsPerStep: split, allocationsPerStep: allocations?.own,
                            blasAllocationsPerStep: allocations?.blas,

@@ -21,8 +21,11 @@ struct BenchCommand: ParsableCommand {
           mpirun -n 2 distrain bench --model lenet --threads 1
         """)
 
-    @Option(help: "Model: mlp, lenet, cnn or mlp-large.")
-    var model: ModelName = .mlp
+    @Option(help: ArgumentHelp(stringLiteral: ModelChoice.help))
+    var model = "mlp"
+
+    @Option(help: "Input shape CxHxW for a model spec (default: 1x28x28; presets use their own, lenet 3x32x32).")
+    var input: String?
 
     @Option(name: .customLong("batch-size"), help: "Samples per step PER RANK (default: 256 for mlp-large, else 64).")
     var batchSize: Int?
@@ -48,17 +51,28 @@ struct BenchCommand: ParsableCommand {
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
+        let choice = try ModelChoice(model)
+        do { _ = try choice.build(inputShape: try benchShape(choice), classes: 10) } catch let error as ValidationError { throw error } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// The input shape: --input, else the preset's own, else 1x28x28.
+    private func benchShape(_ choice: ModelChoice) throws -> [Int] {
+        if let input { return try parseInputShape(input) }
+        return choice.file == nil ? benchmarkInputShape(choice.preset) : [1, 28, 28]
     }
 
     func run() throws {
+        let choice = try ModelChoice(model)
         let communicator = try makeCommunicator()
         let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
         BLAS.setThreadCount(threads)
-        let batch = batchSize ?? (model == .mlpLarge ? 256 : 64)
+        let batch = batchSize ?? (choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count()) } : nil
         try runCollectively(communicator) {
-            let result = try runBenchmark(model: model, perRankBatch: batch, steps: steps, repetitions: repetitions,
+            let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum,
                                           fault: try Fault.fromEnvironment(),
                                           allocationCounts: counter)
@@ -78,7 +92,7 @@ struct BenchCommand: ParsableCommand {
         let gigaflops = median * gigaflopsPerImage, fractionOfPeak = gigaflops / r.sgemmGigaflops
         if json {
             var fields: [(String, JSONValue)] = [
-                ("model", .string(r.model.rawValue)), ("input_shape", .array(r.inputShape.map { .int($0) })),
+                ("model", .string(r.model)), ("input_shape", .array(r.inputShape.map { .int($0) })),
                 ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
                 ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
                 ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
@@ -101,7 +115,7 @@ struct BenchCommand: ParsableCommand {
             fields.append(("load_average", .string(loadAverage())))
             print(JSONValue.object(fields).serialized)
         } else {
-            print("distrain bench: \(r.model.rawValue) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
+            print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
             print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")

@@ -18,7 +18,10 @@ struct DoctorCommand: ParsableCommand {
         """)
 
     @Option(help: "Model whose gradient size the allreduce bandwidth is measured at.")
-    var model: ModelName = .mlp
+    var model = "mlp"
+
+    @Option(help: "Input shape CxHxW for a model spec (default 1x28x28).")
+    var input = "1x28x28"
 
     @Option(help: "Also check that every host has the same files of this dataset: \(DatasetRegistry.names).")
     var dataset: String?
@@ -31,6 +34,8 @@ struct DoctorCommand: ParsableCommand {
     var gradientSum: SumMethod = .auto
 
     func validate() throws {
+        _ = try ModelChoice(model)
+        _ = try parseInputShape(input)
         if let dataset { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
     }
 
@@ -42,7 +47,9 @@ struct DoctorCommand: ParsableCommand {
         try runCollectively(communicator) {
             let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
             let sgemm = measureSGEMM()
-            let gradientCount = makeModel(model, inputShape: model == .lenet ? [3, 32, 32] : [1, 28, 28], classes: 10).parameters.count
+            let choice = try ModelChoice(model)
+            let shape = choice.file == nil ? benchmarkInputShape(choice.preset) : try parseInputShape(input)
+            let gradientCount = try choice.build(inputShape: shape, classes: 10).rows.reduce(0) { $0 + $1.parameters }
             let (latency, bandwidth) = try measureAllreduce(communicator, floats: gradientCount)
             let (sumMicroseconds, sumPath) = try measureGradientSum(communicator, floats: gradientCount)
             let dataChecksum = datasetChecksum()
@@ -137,7 +144,7 @@ struct DoctorCommand: ParsableCommand {
     private func report(table: [[Int64]], hosts: [String], blas: [String], gradientCount: Int, sumPath: String,
                         communicator: Communicator) -> Bool {
         func double(_ value: Int64) -> Double { Double(bitPattern: UInt64(bitPattern: value)) }
-        print("distrain doctor: \(communicator.size) rank\(communicator.size == 1 ? "" : "s") (\(communicator.kind)), gradient of \(model.rawValue) = \(grouped(Double(gradientCount))) floats, summed by \(sumPath)")
+        print("distrain doctor: \(communicator.size) rank\(communicator.size == 1 ? "" : "s") (\(communicator.kind)), gradient of \(model) = \(grouped(Double(gradientCount))) floats, summed by \(sumPath)")
         print(pad("rank", 5) + pad("host", 16) + pad("local", 7) + pad("threads/cores", 15) + pad("sgemm GFLOP/s", 15)
               + pad("allreduce µs", 14) + pad("MB/s", 8) + pad("sum µs", 9) + pad("executable", 11) + "data")
         for (rank, row) in table.enumerated() {

@@ -36,7 +36,7 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
     if case CollectiveError.rankFailed = error { return true }
     // Checkpoint files are parsed from bytes every rank received identically: all ranks throw alike.
     return error is StartupError || error is CheckpointError || error is SafeTensorsError || error is NonFiniteError
-        || error is ModelShapeError || error is SplitError || error is SelectionError
+        || error is ModelShapeError || error is SplitError || error is SelectionError || error is ModelSpecError
 }
 
 /// Loads `dataset` on every rank, agrees that all succeeded, trains (once, or once per fold with
@@ -78,7 +78,7 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
         if communicator.isCoordinator { printError("\(error)") }
         communicator.finalize()
         // A model or split the flags ask for that the data cannot give is a usage error.
-        throw error is ModelShapeError || error is SplitError ? ExitCode.validationFailure : ExitCode.failure
+        throw error is ModelShapeError || error is SplitError || error is ModelSpecError ? ExitCode.validationFailure : ExitCode.failure
     } catch {
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }

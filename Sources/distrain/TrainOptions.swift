@@ -18,8 +18,8 @@ struct TrainOptions: ParsableArguments {
 
     @OptionGroup var dataLocation: DataLocationOptions
 
-    @Option(help: "Model: \(ModelName.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelName = .mlp
+    @Option(help: ArgumentHelp(stringLiteral: ModelChoice.help))
+    var model = "mlp"
 
     @Option(help: "Passes over the training set.")
     var epochs: Int = 10
@@ -152,6 +152,7 @@ struct TrainOptions: ParsableArguments {
         if let resume, resume.isEmpty { throw ValidationError("--resume needs a checkpoint directory or 'auto'") }
         if resume == "auto" && checkpointDirectory == nil { throw ValidationError("--resume auto needs --checkpoint-dir DIR") }
         try validateSelection()
+        _ = try ModelChoice(model)
         if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }
     }
 
@@ -179,8 +180,9 @@ struct TrainOptions: ParsableArguments {
 
     /// The run's configuration for `dataset`.
     func configuration(dataset: RegisteredDataset) -> TrainingConfiguration {
-        TrainingConfiguration(
-            dataset: dataset.name, model: model, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
+        let choice = try! ModelChoice(model)  // validated
+        var configuration = TrainingConfiguration(
+            dataset: dataset.name, model: choice.preset, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
@@ -188,6 +190,8 @@ struct TrainOptions: ParsableArguments {
             validationSplit: validationSplit, monitor: monitor, earlyStopPatience: earlyStop,
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
             minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
+        configuration.modelFile = choice.file
+        return configuration
     }
 }
 

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Collectives
+import DistrainKit
+import Foundation
+import Layers
+import SafeTensors
+import Training
+
+/// `distrain summary --model FILE --input 1x28x28`: the model's table without training.
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Print a model's layers, output shapes, parameters and share of the FLOPs for an input shape, without training.",
+        discussion: "Example: distrain summary --model my.spec --input 1x28x28 --classes 10")
+
+    @Option(help: ArgumentHelp(stringLiteral: ModelChoice.help))
+    var model: String
+
+    @Option(help: "Per-sample input shape CxHxW.")
+    var input = "1x28x28"
+
+    @Option(help: "Classes the model must end with.")
+    var classes = 10
+
+    func validate() throws {
+        _ = try ModelChoice(model)
+        _ = try parseInputShape(input)
+        if classes < 2 || classes > 100_000 { throw ValidationError("--classes must be between 2 and 100000, got \(classes)") }
+    }
+
+    func run() throws {
+        let choice = try ModelChoice(model), shape = try parseInputShape(input)
+        do {
+            let built = try choice.build(inputShape: shape, classes: classes)
+            let sequential = built.makeSequential(inputShape: shape)
+            print("\(model) on \(input) inputs, \(classes) classes")
+            print(sequential.summary)
+        } catch {
+            printError("\(error)")
+            throw ExitCode.validationFailure
+        }
+    }
+}
+
+/// `distrain export --pytorch CHECKPOINT`: Python that rebuilds the checkpoint's model in PyTorch.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Print Python source that binds `model` to the torch.nn module a checkpoint's weights load into strictly.",
+        discussion: """
+        Example: distrain export --pytorch runs/cnn > model.py, then in Python:
+          exec(open("model.py").read()); model.load_state_dict(load_file("runs/cnn/step-.../model.safetensors"), strict=True)
+        """)
+
+    @Option(help: "A checkpoint folder, or a --checkpoint-dir (its best).")
+    var pytorch: String
+
+    func run() throws {
+        do {
+            let (saved, folder) = try loadSavedModel(pytorch, communicator: InProcessCommunicator.single())
+            let shape = saved.inputShape.map(String.init).joined(separator: "x")
+            print("""
+            # distrain export of \(folder): \(saved.label) on \(shape) inputs, \(saved.classCount) classes
+            # Inputs: x = (pixels / 255 - mean[c]) / std[c] per channel c, with
+            #   mean = \(saved.normalization.mean), std = \(saved.normalization.standardDeviation)
+            # Load:  from safetensors.torch import load_file
+            #        model.load_state_dict(load_file("\(folder)/\(CheckpointFile.model)"), strict=True); model.eval()
+            from collections import OrderedDict
+            import torch.nn as nn
+
+            \(saved.built.pytorchSource)
+            """)
+        } catch {
+            printError("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}
