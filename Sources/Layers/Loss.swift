@@ -17,8 +17,11 @@ public struct LossTotals: Sendable, Equatable {
 /// passes 1 / (global batch count), as a mean-reduced loss would: backward then produces each rank's
 /// share of the mean gradient, and the sum over ranks needs no scaling pass of its own.
 /// Ties in the arg-max go to the lowest class index, as torch.argmax.
+///
+/// With `labelSmoothing` ε (nn.CrossEntropyLoss's label_smoothing) the target is (1 − ε)·onehot + ε/classes:
+/// the loss is (1 − ε)·(−log p[label]) + ε·mean over classes of (−log p[c]), and dLogits = p − target.
 public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
-                                dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float = 1) -> LossTotals {
+                                dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float = 1, labelSmoothing: Float = 0) -> LossTotals {
     var totals = LossTotals(lossSum: 0, correct: 0)
     for s in 0..<batch {
         let row = logits + s * classes
@@ -30,13 +33,27 @@ public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePoin
         for c in 0..<classes { denominator += expf(row[c] - maximum) }
         let logDenominator = logf(denominator)
         // -log p[label] = log Σ exp(z - max) - (z[label] - max)
-        totals.lossSum += Double(logDenominator - (row[label] - maximum))
+        let labelLoss = logDenominator - (row[label] - maximum)
+        if labelSmoothing == 0 {
+            totals.lossSum += Double(labelLoss)
+        } else {
+            var sum: Float = 0
+            for c in 0..<classes { sum += row[c] }
+            let meanLoss = logDenominator - (sum / Float(classes) - maximum)
+            totals.lossSum += Double((1 - labelSmoothing) * labelLoss + labelSmoothing * meanLoss)
+        }
         if argmax == label { totals.correct += 1 }
         if let dLogits {
             let grad = dLogits + s * classes
             let inverse = 1 / denominator
             for c in 0..<classes { grad[c] = expf(row[c] - maximum) * inverse }
-            grad[label] -= 1
+            if labelSmoothing == 0 {
+                grad[label] -= 1
+            } else {
+                let floor = labelSmoothing / Float(classes)
+                for c in 0..<classes { grad[c] -= floor }
+                grad[label] -= 1 - labelSmoothing
+            }
             if gradientScale != 1 { for c in 0..<classes { grad[c] *= gradientScale } }
         }
     }

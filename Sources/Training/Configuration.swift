@@ -52,6 +52,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var plateauFactor: Float? = nil
     public var plateauPatience: Int? = nil
     public var minimumLearningRate: Float? = nil
+    /// `--label-smoothing ε`: the training loss's targets are (1 − ε)·onehot + ε/classes.
+    public var labelSmoothing: Float? = nil
     /// Score the test set after every epoch too (with a validation split it is scored once, at the end).
     public var testEachEpoch: Bool? = nil
 

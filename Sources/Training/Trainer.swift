@@ -25,6 +25,7 @@ public final class Trainer {
     /// Read once: the step must not build them (building allocates in debug builds).
     let schedule: LearningRateSchedule
     let classes: Int
+    let labelSmoothing: Float
     let fault: Fault?
     var nonFiniteGuard: NonFiniteGuard
     /// Labels of this rank's share of the current batch, `perRankBatch` bytes.
@@ -91,6 +92,7 @@ public final class Trainer {
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
         classes = model.outputCount
+        labelSmoothing = configuration.labelSmoothing ?? 0
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
         let perRankBatch = (configuration.globalBatchSize + communicator.size - 1) / communicator.size
         labels = .allocate(capacity: perRankBatch)

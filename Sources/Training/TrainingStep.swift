@@ -63,7 +63,8 @@ extension Trainer {
         }
         let logits = model.forward(batch: batch.count, context: context)
         return softmaxCrossEntropy(logits: logits, labels: labels, batch: batch.count, classes: classes,
-                                   dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)))
+                                   dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)),
+                                   labelSmoothing: labelSmoothing)
     }
 
     /// Zeroes the gradients and accumulates this rank's share of the mean gradient. Returns whether they

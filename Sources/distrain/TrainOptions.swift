@@ -111,6 +111,9 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("min-lr"), help: "--schedule plateau: never reduce the learning rate below this.")
     var minimumLearningRate: Float = 0
 
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the training loss, as nn.CrossEntropyLoss(label_smoothing=…): targets (1 − ε)·onehot + ε/classes.")
+    var labelSmoothing: Float = 0
+
     @Flag(name: .customLong("test-each-epoch"), help: "With a validation split, also score the test set after every epoch (it is always scored at the end).")
     var testEachEpoch = false
 
@@ -173,6 +176,7 @@ struct TrainOptions: ParsableArguments {
             if earlyStop != nil { throw ValidationError("--early-stop needs --val-split F or --kfold K: it watches a validation metric") }
             if schedule == .plateau { throw ValidationError("--schedule plateau needs --val-split F or --kfold K: it watches a validation metric") }
         }
+        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
         if !(plateauFactor > 0 && plateauFactor < 1) { throw ValidationError("--plateau-factor must be in (0, 1), got \(plateauFactor)") }
         if plateauPatience < 1 { throw ValidationError("--plateau-patience must be at least 1, got \(plateauPatience)") }
         if !(minimumLearningRate >= 0 && minimumLearningRate.isFinite) { throw ValidationError("--min-lr must be 0 or more, got \(minimumLearningRate)") }
@@ -191,6 +195,7 @@ struct TrainOptions: ParsableArguments {
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
             minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
         configuration.modelFile = choice.file
+        configuration.labelSmoothing = labelSmoothing > 0 ? labelSmoothing : nil
         return configuration
     }
 }

@@ -31,4 +31,27 @@ final class LossTests: XCTestCase {
         XCTAssert(grad.allSatisfy(\.isFinite))
         assertClose(grad[0...2].map { Double($0) }, [1, -1, 0], absolute: 1e-6)
     }
+
+    /// Label smoothing ε = 0.1 over 3 classes, logits (0, 0, 0) and label 1: p = 1/3 each, so both parts
+    /// of the loss are log 3; the gradient is p − target = 1/3 − (0.9·onehot + 0.1/3).
+    func testLabelSmoothingByHandAndAgainstFiniteDifferences() {
+        var logits: [Float] = [0, 0, 0], gradient = [Float](repeating: 0, count: 3)
+        let labels: [UInt8] = [1]
+        let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 1, classes: 3, dLogits: &gradient, labelSmoothing: 0.1)
+        XCTAssertEqual(totals.lossSum, log(3.0), accuracy: 1e-6)
+        XCTAssertEqual(gradient[0], Float(1.0 / 3 - 0.1 / 3), accuracy: 1e-6)
+        XCTAssertEqual(gradient[1], Float(1.0 / 3 - 0.9 - 0.1 / 3), accuracy: 1e-6)
+        // Random logits: the analytic gradient equals central differences of the smoothed loss.
+        logits = [0.3, -1.2, 2.0, 0.7, -0.4]
+        var analytic = [Float](repeating: 0, count: 5)
+        _ = softmaxCrossEntropy(logits: logits, labels: [2], batch: 1, classes: 5, dLogits: &analytic, labelSmoothing: 0.2)
+        for c in 0..<5 {
+            func loss(_ delta: Float) -> Double {
+                var shifted = logits
+                shifted[c] += delta
+                return softmaxCrossEntropy(logits: shifted, labels: [2], batch: 1, classes: 5, dLogits: nil, labelSmoothing: 0.2).lossSum
+            }
+            XCTAssertEqual(Double(analytic[c]), (loss(1e-3) - loss(-1e-3)) / 2e-3, accuracy: 2e-3, "class \(c)")
+        }
+    }
 }
