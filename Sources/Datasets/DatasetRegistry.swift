@@ -59,12 +59,16 @@ public enum DatasetRegistry {
     /// Every name, for messages: "fashion-mnist, mnist, cifar10".
     public static var names: String { all.map(\.name).joined(separator: ", ") }
 
-    /// The dataset with this name, or an error listing the choices.
+    /// The dataset with this name, or at this path (a `.npz`, or a folder of NumPy arrays), or an error
+    /// listing the choices.
     public static func named(_ name: String) throws -> RegisteredDataset {
-        guard let dataset = all.first(where: { $0.name == name }) else {
-            throw DatasetError.unknownDataset(name: name, choices: names)
+        if let dataset = all.first(where: { $0.name == name }) { return dataset }
+        if name.hasSuffix(".npz") || pathExists("\(name)/x_train.npy") {
+            return RegisteredDataset(name: name, summary: "NumPy arrays at \(name)", augmentsByDefault: false,
+                                     defaultDirectory: { name }, load: { _ in try loadNumPyDataset(name) },
+                                     files: { _ in name.hasSuffix(".npz") ? [name] : ["x_train", "y_train", "x_test", "y_test"].map { "\(name)/\($0).npy" } })
         }
-        return dataset
+        throw DatasetError.unknownDataset(name: name, choices: names + ", or a .npz file or a folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy")
     }
 
     private static func idxFiles(_ directory: String) -> [String] {
