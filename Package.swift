@@ -19,13 +19,15 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // PNG and JPEG decoding with Debian's libpng and libjpeg-turbo; C, so libjpeg's longjmp never crosses Swift.
+        .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // C kernels (restrict, vector types and target_clones vectorize where Swift does not). -Wno-psabi:
         // the 8-float vector helpers are always inlined, so the baseline clone's vector-ABI note never applies.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-Wno-psabi"])]),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
-        .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CKernels"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CKernels", "CImageCodecs"]),
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),

@@ -61,14 +61,27 @@ public enum DatasetRegistry {
 
     /// The dataset with this name, or at this path (a `.npz`, or a folder of NumPy arrays), or an error
     /// listing the choices.
-    public static func named(_ name: String) throws -> RegisteredDataset {
+    public static func named(_ name: String, images: ImageFolderOptions = ImageFolderOptions()) throws -> RegisteredDataset {
         if let dataset = all.first(where: { $0.name == name }) { return dataset }
+        if isImageFolder(name) {
+            return RegisteredDataset(name: name, summary: "image folders at \(name)", augmentsByDefault: false, defaultDirectory: { name },
+                                     load: { _ in
+                                         let loaded = try loadImageFolder(name, options: images)
+                                         var splits = loaded.splits
+                                         splits.preprocessing = loaded.preprocessing
+                                         if !loaded.skipped.isEmpty {
+                                             splits.notes.append("skipped \(loaded.skipped.count) file\(loaded.skipped.count == 1 ? "" : "s") that do not decode (--skip-bad-files); first: \(loaded.skipped[0])")
+                                         }
+                                         return splits
+                                     },
+                                     files: { _ in [] })
+        }
         if name.hasSuffix(".npz") || pathExists("\(name)/x_train.npy") {
             return RegisteredDataset(name: name, summary: "NumPy arrays at \(name)", augmentsByDefault: false,
                                      defaultDirectory: { name }, load: { _ in try loadNumPyDataset(name) },
                                      files: { _ in name.hasSuffix(".npz") ? [name] : ["x_train", "y_train", "x_test", "y_test"].map { "\(name)/\($0).npy" } })
         }
-        throw DatasetError.unknownDataset(name: name, choices: names + ", or a .npz file or a folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy")
+        throw DatasetError.unknownDataset(name: name, choices: names + ", or a folder of class folders of images, a .npz file, or a folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy")
     }
 
     private static func idxFiles(_ directory: String) -> [String] {

@@ -120,6 +120,10 @@ public struct DatasetSplits: Sendable {
     public let test: ImageDataset
     /// Held out from the training set for model selection (`--val-split`, `--kfold`), if any.
     public let validation: ImageDataset?
+    /// How image files became samples (image folders), recorded in checkpoints for prediction.
+    public var preprocessing: ImagePreprocessing?
+    /// What the loader left out or assumed, for the coordinator to print (skipped files, …).
+    public var notes: [String] = []
 
     public init(name: String, train: ImageDataset, test: ImageDataset, validation: ImageDataset? = nil) {
         self.name = name

@@ -17,6 +17,8 @@ public struct CheckpointModel {
     public let dataset: String?
     /// Its class names, index = output (empty when not recorded).
     public let classNames: [String]
+    /// How image files became its inputs (image-folder datasets), if recorded.
+    public let preprocessing: ImagePreprocessing?
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -73,6 +75,7 @@ public struct CheckpointModel {
         inputShape = shape
         classCount = classes
         dataset = file.metadata["dataset"]
+        preprocessing = file.metadata["preprocessing"].flatMap { try? JSONDecoder().decode(ImagePreprocessing.self, from: Data($0.utf8)) }
         classNames = file.metadata["class_names"].flatMap { text in
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]
         } ?? []

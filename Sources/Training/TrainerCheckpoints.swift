@@ -71,7 +71,8 @@ extension Trainer {
                     writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
                                             model: modelDescription, inputShape: data.train.shape,
-                                            classNames: data.train.classNames, normalization: normalization)
+                                            classNames: data.train.classNames, normalization: normalization,
+                                            preprocessing: data.preprocessing)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
             } catch {

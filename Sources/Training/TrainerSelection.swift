@@ -6,6 +6,12 @@ extension Trainer {
     /// The run's data: the first `--train-limit` / `--test-limit` samples, with the validation split or fold
     /// carved out of the training set, stratified and deterministic in the seed.
     static func selectionSplits(of data: DatasetSplits, configuration c: TrainingConfiguration) throws -> DatasetSplits {
+        var splits = try carveSplits(of: data, configuration: c)
+        splits.preprocessing = data.preprocessing
+        return splits
+    }
+
+    private static func carveSplits(of data: DatasetSplits, configuration c: TrainingConfiguration) throws -> DatasetSplits {
         let train = data.train.prefix(c.trainLimit), test = data.test.prefix(c.testLimit)
         if let fraction = c.validationSplit {
             let split = try StratifiedSplit.holdOut(labels: train.labels, classNames: train.classNames, fraction: fraction, seed: c.seed)

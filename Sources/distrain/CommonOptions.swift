@@ -18,8 +18,41 @@ struct DataLocationOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files (default per dataset).")
     var dataDirectory: String?
 
+    @Option(help: "Image folders: 1 (grey) or 3 (RGB) channels (default: 1 when every image is grey, else 3).")
+    var channels: Int?
+
+    @Option(name: .customLong("image-size"), help: "Image folders: resize every image to HxW, bilinear (default: the size they share).")
+    var imageSize: String?
+
+    @Flag(name: .customLong("skip-bad-files"), help: "Image folders: leave out files that do not decode, counting them, instead of stopping.")
+    var skipBadFiles = false
+
+    @Option(name: .customLong("test-split"), help: "Image folders without test/: this fraction of each class is the test set (fixed, not --seed).")
+    var testSplit = 0.2
+
     func validate() throws {
         if let dataDirectory, dataDirectory.isEmpty { throw ValidationError("--data-dir needs a directory") }
+        if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3, got \(channels)") }
+        _ = try imageOptions
+        if !(testSplit > 0 && testSplit < 1) { throw ValidationError("--test-split must be in (0, 1), got \(testSplit)") }
+    }
+
+    /// The image-folder choices as the loader takes them.
+    var imageOptions: ImageFolderOptions {
+        get throws {
+            var options = ImageFolderOptions()
+            options.channels = channels
+            options.skipBadFiles = skipBadFiles
+            options.testFraction = testSplit
+            if let imageSize {
+                let parts = imageSize.split(separator: "x").map { Int($0) }
+                guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
+                    throw ValidationError("--image-size must be HxW with sizes in 1...4096, e.g. 64x64, got \(imageSize)")
+                }
+                options.size = (h, w)
+            }
+            return options
+        }
     }
 
     /// The folder to read `dataset` from, or a usage error when it has no default and none was given.
@@ -32,6 +65,6 @@ struct DataLocationOptions: ParsableArguments {
 }
 
 /// A dataset name as a command-line argument: checked against the registry, the error lists the choices.
-func registeredDataset(_ name: String) throws -> RegisteredDataset {
-    do { return try DatasetRegistry.named(name) } catch { throw ValidationError("\(error)") }
+func registeredDataset(_ name: String, images: ImageFolderOptions = ImageFolderOptions()) throws -> RegisteredDataset {
+    do { return try DatasetRegistry.named(name, images: images) } catch { throw ValidationError("\(error)") }
 }

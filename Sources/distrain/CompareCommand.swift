@@ -52,7 +52,7 @@ struct CompareCommand: ParsableCommand {
             try requireComparable(a, folderA, b, folderB)
             var test: ImageDataset?, localError: Error?
             do {
-                let registered = try registeredDataset(dataset)
+                let registered = try registeredDataset(dataset, images: try imagesLike(a.preprocessing, fallback: dataLocation))
                 test = try registered.load(try dataLocation.directory(for: registered)).test.prefix(testLimit)
                 try requireFits(a, folder: folderA, data: test!, datasetName: dataset)
             } catch { localError = error }

@@ -13,11 +13,11 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var options: TrainOptions
 
     func validate() throws {
-        _ = try options.dataLocation.directory(for: try registeredDataset(dataset))
+        _ = try options.dataLocation.directory(for: try registeredDataset(dataset, images: try options.dataLocation.imageOptions))
     }
 
     func run() throws {
-        try runTraining(on: try registeredDataset(dataset), options: options)
+        try runTraining(on: try registeredDataset(dataset, images: try options.dataLocation.imageOptions), options: options)
     }
 }
 

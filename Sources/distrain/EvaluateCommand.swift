@@ -56,6 +56,7 @@ struct EvaluateCommand: ParsableCommand {
 
     private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {
         let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
+        savedPreprocessing = saved.preprocessing
         var localError: Error?
         var data: ImageDataset?
         localError = nil
@@ -72,8 +73,15 @@ struct EvaluateCommand: ParsableCommand {
         return (evaluation, data!.classNames, folder)
     }
 
+    /// Image folders are read the way the checkpoint's model was trained (channels, size).
+    private nonisolated(unsafe) static var preprocessing: ImagePreprocessing?
+    private var savedPreprocessing: ImagePreprocessing? {
+        get { Self.preprocessing }
+        nonmutating set { Self.preprocessing = newValue }
+    }
+
     private func loadDataset() throws -> DatasetSplits {
-        let registered = try registeredDataset(dataset)
+        let registered = try registeredDataset(dataset, images: try imagesLike(savedPreprocessing, fallback: dataLocation))
         return try registered.load(try dataLocation.directory(for: registered))
     }
 
@@ -131,4 +139,14 @@ func requireFits(_ saved: CheckpointModel, folder: String, data: ImageDataset, d
     }
     throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset", saved.inputShape, saved.classCount),
                                     given: describe(datasetName, data.shape, data.classCount))
+}
+
+/// Image-folder options that reproduce a checkpoint's preprocessing (or the flags, for other checkpoints).
+func imagesLike(_ preprocessing: ImagePreprocessing?, fallback: DataLocationOptions) throws -> ImageFolderOptions {
+    var options = try fallback.imageOptions
+    if let preprocessing {
+        options.channels = preprocessing.channels
+        options.size = (preprocessing.height, preprocessing.width)
+    }
+    return options
 }

@@ -37,7 +37,7 @@ struct LRFindCommand: ParsableCommand {
     }
 
     func run() throws {
-        let registered = try registeredDataset(dataset)
+        let registered = try registeredDataset(dataset, images: try options.dataLocation.imageOptions)
         let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
         try session.run {
             let data = try session.loadCollectively(registered, directory: try options.dataLocation.directory(for: registered))
