@@ -5,7 +5,7 @@ import Foundation
 /// How image files become samples; the same in training, evaluation and prediction, and recorded in
 /// checkpoints.
 public struct ImagePreprocessing: Codable, Sendable, Equatable {
-    /// 1 (grey) or 3 (RGB); the codecs convert (luma from RGB, grey replicated).
+    /// 1 (grey) or 3 (RGB): grey is replicated to RGB, colour becomes Rec. 601 luma (0.299 R + 0.587 G + 0.114 B).
     public var channels: Int
     public var height: Int
     public var width: Int
@@ -17,7 +17,7 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
     }
 
     /// "3x64x64, bilinear resize (half-pixel centres)".
-    public var description: String { "\(channels)x\(height)x\(width), bilinear resize (half-pixel centres), transparency on black" }
+    public var description: String { "\(channels)x\(height)x\(width), Rec. 601 luma for grey, bilinear resize (half-pixel centres), transparency on black" }
 }
 
 /// Choices for reading image folders (`--channels`, `--image-size`, `--skip-bad-files`, `--test-split`).
@@ -141,10 +141,19 @@ public func decodeImage(_ path: String, preprocessing p: ImagePreprocessing) thr
     guard info.width > 0, info.height > 0, info.width <= 16_384, info.height <= 16_384 else {
         throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side")
     }
-    var interleaved = [UInt8](repeating: 0, count: info.width * info.height * p.channels)
+    // Colour to grey is done here, with one formula for both codecs (Rec. 601 luma, as PIL's convert("L")):
+    // libpng would convert in linear light and libjpeg on encoded values.
+    let decodeChannels = p.channels == 1 && info.channels == 3 ? 3 : p.channels
+    var interleaved = [UInt8](repeating: 0, count: info.width * info.height * decodeChannels)
     var error = [CChar](repeating: 0, count: 256)
-    guard distrain_image_decode(bytes, bytes.count, &interleaved, Int32(p.channels), &error) == 0 else {
+    guard distrain_image_decode(bytes, bytes.count, &interleaved, Int32(decodeChannels), &error) == 0 else {
         throw DatasetError.malformed(path: path, problem: String(cString: error))
+    }
+    if decodeChannels != p.channels {
+        interleaved = (0..<(info.width * info.height)).map { i in
+            let luma = 0.299 * Double(interleaved[3 * i]) + 0.587 * Double(interleaved[3 * i + 1]) + 0.114 * Double(interleaved[3 * i + 2])
+            return UInt8(min(255, luma.rounded()))
+        }
     }
     return resizedPlanes(interleaved, height: info.height, width: info.width, channels: p.channels, to: (p.height, p.width))
 }
