@@ -46,7 +46,7 @@ public func isImageFolder(_ path: String) -> Bool {
 }
 
 /// Entries of a folder sorted by their bytes (so the order is the same on every machine), hidden ones left out.
-func sortedEntries(_ folder: String) -> [String] {
+public func sortedEntries(_ folder: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
         .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
 }

@@ -2,6 +2,9 @@ import Collectives
 import Datasets
 import Layers
 import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Loss, accuracy and confusion matrix over a whole dataset, exactly as one process would count them.
 public struct EvaluationResult: Sendable, Equatable {
@@ -63,4 +66,39 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
     try communicator.allreduce(&loss, .sum)
     let metrics = ClassificationMetrics(confusion: confusion, classCount: classes)
     return EvaluationResult(lossSum: loss[0], sampleCount: metrics.total, metrics: metrics)
+}
+
+/// Class probabilities (softmax of the logits) of every sample of `dataset`, (N, classes) row-major, on
+/// every rank: each rank computes its contiguous share, then the shares are summed into place.
+public func predictProbabilities(model: Sequential, dataset: ImageDataset, normalization: Normalization,
+                                 communicator: Communicator, batchSize: Int) throws -> [Float] {
+    let classes = model.outputCount
+    let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
+    let gatherer = BatchGatherer(dataset: dataset, normalization: normalization)
+    let capacity = min(batchSize, max(share.count, 1))
+    model.reserve(batchCapacity: capacity)
+    var probabilities = [Float](repeating: 0, count: dataset.count * classes)
+    var indices = [Int32](repeating: 0, count: capacity), labels = [UInt8](repeating: 0, count: capacity)
+    var start = share.lowerBound
+    while start < share.upperBound {
+        let count = min(capacity, share.upperBound - start)
+        for i in 0..<count { indices[i] = Int32(start + i) }
+        try indices.withUnsafeBufferPointer { indexBuffer in
+            try labels.withUnsafeMutableBufferPointer { labelBuffer in
+                try gatherer.gather(indices: UnsafeBufferPointer(rebasing: indexBuffer[0..<count]), into: model.input, labels: labelBuffer.baseAddress!)
+            }
+        }
+        let logits = model.forward(batch: count, context: .inference)
+        for s in 0..<count {
+            let row = logits + s * classes
+            var maximum = row[0]
+            for c in 1..<classes { maximum = max(maximum, row[c]) }
+            var total: Float = 0
+            for c in 0..<classes { total += expf(row[c] - maximum) }
+            for c in 0..<classes { probabilities[(start + s) * classes + c] = expf(row[c] - maximum) / total }
+        }
+        start += count
+    }
+    try communicator.allreduce(&probabilities, .sum)
+    return probabilities
 }

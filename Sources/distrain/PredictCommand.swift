@@ -1,0 +1,137 @@
+import ArgumentParser
+import Collectives
+import Datasets
+import DistrainKit
+import Foundation
+import Training
+
+/// `distrain predict --checkpoint DIR INPUT...`: the model on new inputs, with the training preprocessing.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Run a checkpoint on new inputs (image files or folders, or a .npy of uint8 samples) and print or write the top-k classes with probabilities.",
+        discussion: """
+        Inputs get exactly the training preprocessing recorded in the checkpoint (image channels and size, input
+        normalization). Under mpirun the inputs are split over ranks and the output is written once, in input order.
+          distrain predict --checkpoint runs/x photo1.png photos/ --top-k 3
+          distrain predict --checkpoint runs/x --split test fashion-mnist --out test-predictions.csv
+        """)
+
+    @Option(help: "A checkpoint folder, or a --checkpoint-dir (its best).")
+    var checkpoint: String
+
+    @Argument(help: "Image files, folders of images (searched recursively, in byte order), or .npy files; with --split, the dataset.")
+    var inputs: [String] = []
+
+    @Option(name: .customLong("top-k"), help: "How many classes to report per input.")
+    var topK = 1
+
+    @Option(help: "Write the predictions to FILE.csv or FILE.jsonl instead of printing them.")
+    var out: String?
+
+    @Option(help: "Predict every sample of this split of the dataset named as the input (only 'test').")
+    var split: String?
+
+    @OptionGroup var dataLocation: DataLocationOptions
+    @OptionGroup var resources: ThreadOptions
+
+    func validate() throws {
+        if inputs.isEmpty { throw ValidationError("predict needs inputs: image files or folders, .npy files, or --split test DATASET") }
+        if topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
+        if let out, !(out.hasSuffix(".csv") || out.hasSuffix(".jsonl")) { throw ValidationError("--out must end in .csv or .jsonl, got \(out)") }
+        if let split, split != "test" { throw ValidationError("--split takes 'test', got \(split)") }
+        if split != nil && inputs.count != 1 { throw ValidationError("--split test takes one dataset name or path") }
+    }
+
+    func run() throws {
+        let communicator = try makeCommunicator()
+        BLAS.setThreadCount(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        try runCollectively(communicator) {
+            let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
+            var samples: (data: ImageDataset, names: [String])?, localError: Error?
+            do { samples = try loadInputs(saved) } catch { localError = error }
+            try communicator.agreeOnSuccess(localError)
+            let probabilities = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
+                                                         communicator: communicator, batchSize: 256)
+            guard communicator.isCoordinator else { return }
+            let rows = topClasses(probabilities, names: samples!.names, classNames: saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames)
+            try report(rows, folder: folder)
+        }
+    }
+
+    /// The inputs as one dataset of the model's input shape, with a name per sample.
+    private func loadInputs(_ saved: CheckpointModel) throws -> (data: ImageDataset, names: [String]) {
+        let shape = saved.inputShape
+        let classNames = (0..<saved.classCount).map(String.init)
+        if split != nil {
+            let registered = try registeredDataset(inputs[0], images: try imagesLike(saved.preprocessing, fallback: dataLocation))
+            let test = try registered.load(try dataLocation.directory(for: registered)).test
+            guard test.shape == shape else {
+                throw CheckpointError.wrongData(checkpoint: checkpoint, trainedOn: "\(shape) inputs", given: "\(test.shape) inputs of \(inputs[0])")
+            }
+            return (test, (0..<test.count).map { "\(inputs[0]):test[\($0)]" })
+        }
+        let preprocessing = saved.preprocessing ?? ImagePreprocessing(channels: shape[0], height: shape[1], width: shape[2])
+        var pixels: [UInt8] = [], names: [String] = []
+        for input in inputs {
+            if input.hasSuffix(".npy") {
+                let array = try NumPyArray(npy: try readFileBytes(input), path: input)
+                guard case let .bytes(bytes) = array.values, array.shape.count >= 2, array.shape.dropFirst().reduce(1, *) == shape.reduce(1, *) else {
+                    throw DatasetError.malformed(path: input, problem: "holds \(array.shape); the model takes uint8 samples of \(shape.map(String.init).joined(separator: "x"))")
+                }
+                pixels += bytes
+                names += (0..<array.shape[0]).map { "\(input)[\($0)]" }
+            } else {
+                for file in isDirectory(input) ? imagesBelow(input) : [input] {
+                    pixels += try decodeImage(file, preprocessing: preprocessing)
+                    names.append(file)
+                }
+            }
+        }
+        guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "), problem: "holds no PNG, JPEG or .npy input") }
+        return (ImageDataset(shape: shape, pixels: pixels, labels: [UInt8](repeating: 0, count: names.count), classNames: classNames), names)
+    }
+
+    /// Every image below a folder, folders and files in byte order.
+    private func imagesBelow(_ folder: String) -> [String] {
+        sortedEntries(folder).flatMap { name -> [String] in
+            let path = "\(folder)/\(name)"
+            return isDirectory(path) ? imagesBelow(path) : (["png", "jpg", "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
+        }
+    }
+
+    private func topClasses(_ probabilities: [Float], names: [String], classNames: [String]) -> [(name: String, top: [(String, Float)])] {
+        let classes = classNames.count
+        return names.enumerated().map { index, name in
+            let row = Array(probabilities[(index * classes)..<((index + 1) * classes)])
+            let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }.prefix(topK)
+            return (name, order.map { (classNames[$0], row[$0]) })
+        }
+    }
+
+    private func report(_ rows: [(name: String, top: [(String, Float)])], folder: String) throws {
+        guard let out else {
+            for row in rows { print(row.name + "  " + row.top.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: "  ")) }
+            return
+        }
+        var text = ""
+        if out.hasSuffix(".csv") {
+            text = "input," + (1...topK).map { "class_\($0),probability_\($0)" }.joined(separator: ",") + "\n"
+            for row in rows {
+                text += csvField(row.name) + "," + row.top.map { "\(csvField($0.0)),\($0.1)" }.joined(separator: ",") + "\n"
+            }
+        } else {
+            for row in rows {
+                text += JSONValue.object([("input", .string(row.name)),
+                                          ("top", .array(row.top.map { .object([("class", .string($0.0)), ("probability", .number(Double($0.1)))]) }))]).serialized + "\n"
+            }
+        }
+        try writeTextAtomically(text, to: out)
+        print("wrote \(rows.count) predictions of \(folder) to \(out)")
+    }
+}
+
+/// A CSV field, quoted when it needs to be.
+func csvField(_ text: String) -> String {
+    text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+}
