@@ -3,7 +3,7 @@
 // internal entry points. One relaxed atomic increment per call; used by `distrain bench`.
 //
 // Each allocation is attributed to distrain's own code or to the BLAS library, by whether the calling
-// thread is inside a GEMM call (marked by the GEMM wrapper): the step must make no
+// thread is inside a GEMM or MPI call (marked by their wrappers): the step must make no
 // allocation of its own, while OpenBLAS's AVX-512 small-matrix kernels malloc on every call.
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -20,10 +20,13 @@ extern void __libc_free(void *pointer);
 
 static uint64_t allocations = 0;
 static uint64_t blas_allocations = 0;
+static uint64_t mpi_allocations = 0;
 static int active = 0;
 
 static inline void count(void) {
-    __atomic_fetch_add(distrain_inside_blas() ? &blas_allocations : &allocations, 1, __ATOMIC_RELAXED);
+    int library = distrain_inside_library();
+    uint64_t *counter = library == DISTRAIN_LIBRARY_BLAS ? &blas_allocations : library == DISTRAIN_LIBRARY_MPI ? &mpi_allocations : &allocations;
+    __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
     active = 1;
 }
 
@@ -43,5 +46,6 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 uint64_t distrain_allocation_count(void) { return __atomic_load_n(&allocations, __ATOMIC_RELAXED); }
+uint64_t distrain_mpi_allocation_count(void) { return __atomic_load_n(&mpi_allocations, __ATOMIC_RELAXED); }
 uint64_t distrain_blas_allocation_count(void) { return __atomic_load_n(&blas_allocations, __ATOMIC_RELAXED); }
 int distrain_allocation_counter_active(void) { return active; }

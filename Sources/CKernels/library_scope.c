@@ -2,10 +2,14 @@
 
 // Thread-local with the initial-exec model: reading it from inside malloc never allocates
 // (no __tls_get_addr on first use).
-static __thread int blas_depth __attribute__((tls_model("initial-exec"))) = 0;
+static __thread int depth[2] __attribute__((tls_model("initial-exec")));
 
-void distrain_enter_blas(void) { blas_depth += 1; }
+void distrain_enter_library(int library) { depth[library] += 1; }
 
-void distrain_leave_blas(void) { blas_depth -= 1; }
+void distrain_leave_library(int library) { depth[library] -= 1; }
 
-int distrain_inside_blas(void) { return blas_depth > 0; }
+int distrain_inside_library(void) {
+    if (depth[DISTRAIN_LIBRARY_BLAS] > 0) return DISTRAIN_LIBRARY_BLAS;
+    if (depth[DISTRAIN_LIBRARY_MPI] > 0) return DISTRAIN_LIBRARY_MPI;
+    return -1;
+}

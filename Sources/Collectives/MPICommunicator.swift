@@ -1,3 +1,4 @@
+import CKernels
 import CMPI
 import Foundation
 
@@ -56,6 +57,9 @@ public final class MPICommunicator: Communicator {
         let op = operation == .sum ? cmpi_op_sum() : cmpi_op_max()
         // MPI counts are Int32: move very large buffers in pieces.
         let piece = Int(Int32.max / 2)
+        // Marked so the allocation counter can tell Open MPI's allocations from distrain's own.
+        distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
+        defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue)) }
         var start = 0
         while start < buffer.count {
             let count = min(piece, buffer.count - start)
@@ -122,6 +126,9 @@ public final class MPICommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         if size == 1 || buffer.isEmpty { return }
         let piece = Int(Int32.max / 2)
+        // Marked so the allocation counter can tell Open MPI's allocations from distrain's own.
+        distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
+        defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue)) }
         var start = 0
         while start < buffer.count {
             let count = min(piece, buffer.count - start)

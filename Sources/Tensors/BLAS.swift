@@ -39,8 +39,8 @@ public func gemm(
     precondition(m >= 0 && n >= 0 && k >= 0, "gemm dimensions must be non-negative: m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
     // Marked so the allocation counter can tell the library's allocations from distrain's own.
-    distrain_enter_blas()
-    defer { distrain_leave_blas() }
+    distrain_enter_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue))
+    defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue)) }
     cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
                 blasint(m), blasint(n), blasint(k), alpha,
                 a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))

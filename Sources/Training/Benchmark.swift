@@ -25,6 +25,9 @@ public struct BenchmarkResult: Sendable {
     /// Heap allocations per steady-state step made inside the BLAS library (OpenBLAS 0.3.21's AVX-512
     /// small-matrix kernels malloc on every call; 0 on AVX2 hosts); nil when not counted.
     public var blasAllocationsPerStep: Double?
+    /// Heap allocations per steady-state step made inside the step's MPI reductions (Open MPI's; the
+    /// shared-memory gradient sum makes none); nil when not counted.
+    public var mpiAllocationsPerStep: Double?
     /// Peak resident memory of this process up to the end of the timed steps, MiB (includes the
     /// synthetic dataset, `datasetMegabytes`).
     public var peakResidentMegabytes: Double
@@ -63,14 +66,17 @@ public func benchmarkInputShape(_ model: ModelName) -> [Int] {
     model == .lenet ? [3, 32, 32] : [1, 28, 28]
 }
 
-/// Heap allocations since the process started: outside BLAS calls (distrain, Swift, Foundation) and inside them.
+/// Heap allocations since the process started: outside library calls (distrain, Swift, Foundation), and
+/// inside BLAS and MPI calls.
 public struct AllocationCounts: Sendable {
     public var own: UInt64
     public var blas: UInt64
+    public var mpi: UInt64
 
-    public init(own: UInt64, blas: UInt64) {
+    public init(own: UInt64, blas: UInt64, mpi: UInt64 = 0) {
         self.own = own
         self.blas = blas
+        self.mpi = mpi
     }
 }
 
@@ -118,7 +124,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
     // trainers below that count allocations.
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    var allocations: (own: Double, blas: Double)?
+    var allocations: (own: Double, blas: Double, mpi: Double)?
     if let allocationCounts {
         let short = try trainer(steps: steps), long = try trainer(steps: 2 * steps)
         try short.trainEpoch(0); try long.trainEpoch(0)  // warm-up both
@@ -127,7 +133,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         func perStep(_ count: (AllocationCounts) -> UInt64) -> Double {
             (Double(count(a2) - count(a1)) - Double(count(a1) - count(a0))) / Double(steps)
         }
-        allocations = (perStep(\.own), perStep(\.blas))
+        allocations = (perStep(\.own), perStep(\.blas), perStep(\.mpi))
     }
     let stepCount = Double(steps * repetitions)
     let split: [(String, Double)] = [("data", .data), ("forward", .forward), ("backward", .backward),
@@ -138,7 +144,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
     return BenchmarkResult(model: modelFile?.path ?? model.rawValue, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
                            millisecondsPerStep: split, allocationsPerStep: allocations?.own,
-                           blasAllocationsPerStep: allocations?.blas,
+                           blasAllocationsPerStep: allocations?.blas, mpiAllocationsPerStep: allocations?.mpi,
                            peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
                            datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
                            trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm,

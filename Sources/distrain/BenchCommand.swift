@@ -70,7 +70,7 @@ struct BenchCommand: ParsableCommand {
         BLAS.setThreadCount(threads)
         let batch = batchSize ?? (choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
-            ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count()) } : nil
+            ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum,
@@ -104,6 +104,7 @@ struct BenchCommand: ParsableCommand {
                 ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
                 ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
                 ("blas_allocations_per_step", r.blasAllocationsPerStep.map { .number($0) } ?? .null),
+                ("mpi_allocations_per_step", r.mpiAllocationsPerStep.map { .number($0) } ?? .null),
                 ("training_gflop_per_image", .number(gigaflopsPerImage)),
                 ("gflops_per_second", .number(gigaflops)),
                 ("sgemm_gflops_per_second_per_rank", .array(perRank.map { .number(Double($0[2]) / 1000) })),
@@ -120,7 +121,7 @@ struct BenchCommand: ParsableCommand {
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
             print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
-            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted") by distrain, \(r.blasAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside BLAS")
+            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted") by distrain, \(r.blasAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside BLAS, \(r.mpiAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside MPI")
             print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the \(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
             print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
         }

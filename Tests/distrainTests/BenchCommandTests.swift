@@ -105,6 +105,22 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(object["images_per_second_total"] as? Double ?? 0, Double(perRank.reduce(0, +)), accuracy: 1e-9)
         let allocations = try XCTUnwrap(object["allocations_per_step"] as? Double)
         XCTAssertLessThan(allocations, 1, "two-rank steps allocate \(allocations) times per step")
+        XCTAssertLessThan(object["mpi_allocations_per_step"] as? Double ?? 99, 1, "the shared-memory sum calls no MPI reduction in the step")
+    }
+
+    /// BatchNorm reduces its statistics over ranks with MPI inside forward and backward: Open MPI's own
+    /// allocations there are counted apart, and distrain's step still allocates nothing.
+    func testTwoRankBatchNormStepsAllocateOnlyInsideMPI() throws {
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let spec = makeTemporaryDirectory("bn-bench") + "/bn.spec"
+        try Data("Conv2d(1, 4, 3, padding=1, bias=False)\nBatchNorm2d(4)\nReLU()\nMaxPool2d(2)\nFlatten()\nLinear(784, 16)\nBatchNorm1d(16)\nReLU()\nLinear(16, 10)\n".utf8)
+            .write(to: URL(fileURLWithPath: spec))
+        let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain", "bench", "--model", spec,
+                                     "--batch-size", "4", "--steps", "5", "--repetitions", "1", "--threads", "1", "--json"], timeout: 300)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as! [String: Any]
+        XCTAssertLessThan(object["allocations_per_step"] as? Double ?? 99, 1, "distrain's own step code")
+        XCTAssertNotNil(object["mpi_allocations_per_step"] as? Double)
     }
 
     /// Too little room where Open MPI puts shared windows (a 4 MiB tmpfs, as in a container with a small
