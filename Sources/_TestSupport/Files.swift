@@ -79,3 +79,12 @@ public let realFashionMNISTDirectory: String? = {
     let path = "/usr/share/datasets/fashion-mnist"
     return FileManager.default.fileExists(atPath: path + "/train-images-idx3-ubyte.gz") ? path : nil
 }()
+
+/// The tensor bytes of a checkpoint folder's model.safetensors, after the header (whose metadata names
+/// the data source): equal bytes mean bitwise-equal parameters.
+public func checkpointTensorBytes(_ folder: String) throws -> [UInt8] {
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(folder)/model.safetensors")))
+    var length = 0
+    for i in (0..<8).reversed() { length = length << 8 | Int(bytes[i]) }
+    return Array(bytes[(8 + length)...])
+}

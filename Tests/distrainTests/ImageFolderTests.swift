@@ -8,13 +8,6 @@ final class ImageFolderTests: XCTestCase {
     override func setUp() { root = makeTemporaryDirectory("images") }
     override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
 
-    private func tensorBytes(_ folder: String) throws -> [UInt8] {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(folder)/model.safetensors")))
-        var length = 0
-        for i in (0..<8).reversed() { length = length << 8 | Int(bytes[i]) }
-        return Array(bytes[(8 + length)...])
-    }
-
     func testPNGFoldersTrainBitwiseLikeTheSameIDXFiles() throws {
         writeSyntheticImageFolders(directory: root + "/data", trainCount: 120, testCount: 30)
         let flags = ["--epochs", "2", "--threads", "1", "--no-progress", "--batch-size", "16"]
@@ -22,7 +15,7 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(idx.exitCode, 0, idx.standardError)
         let png = try runProcess(distrain, ["train", root + "/data", "--checkpoint-dir", root + "/b"] + flags, timeout: 120)
         XCTAssertEqual(png.exitCode, 0, png.standardError)
-        XCTAssertEqual(try tensorBytes(root + "/b/step-00000016"), try tensorBytes(root + "/a/step-00000016"))
+        XCTAssertEqual(try checkpointTensorBytes(root + "/b/step-00000016"), try checkpointTensorBytes(root + "/a/step-00000016"))
         let metadata = String(decoding: try Data(contentsOf: URL(fileURLWithPath: root + "/b/step-00000016/model.safetensors")).prefix(4000), as: UTF8.self)
         XCTAssertTrue(metadata.contains("class_names") && metadata.contains("class0") && metadata.contains("preprocessing"), "class names and preprocessing recorded")
         let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/b", root + "/data"], timeout: 60)

@@ -9,13 +9,6 @@ final class NumPyDataTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
 
     /// The tensor bytes of a checkpoint's model.safetensors (after the header, whose metadata names the data).
-    private func tensorBytes(_ folder: String) throws -> [UInt8] {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(folder)/model.safetensors")))
-        var length = 0
-        for i in (0..<8).reversed() { length = length << 8 | Int(bytes[i]) }
-        return Array(bytes[(8 + length)...])
-    }
-
     func testANpzTrainsBitwiseLikeTheSameIDXFiles() throws {
         writeSyntheticIDXDataset(directory: root, trainCount: 150, testCount: 40)
         writeSyntheticNumPyDataset(path: root + "/data.npz", trainCount: 150, testCount: 40)
@@ -24,7 +17,7 @@ final class NumPyDataTests: XCTestCase {
         XCTAssertEqual(idx.exitCode, 0, idx.standardError)
         let npz = try runProcess(distrain, ["train", root + "/data.npz", "--checkpoint-dir", root + "/npz"] + flags, timeout: 120)
         XCTAssertEqual(npz.exitCode, 0, npz.standardError)
-        XCTAssertEqual(try tensorBytes(root + "/npz/step-00000020"), try tensorBytes(root + "/idx/step-00000020"))
+        XCTAssertEqual(try checkpointTensorBytes(root + "/npz/step-00000020"), try checkpointTensorBytes(root + "/idx/step-00000020"))
         let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/npz", root + "/data.npz"], timeout: 60)
         XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
     }
