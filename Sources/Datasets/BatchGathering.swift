@@ -62,6 +62,16 @@ public struct BatchGatherer {
                 switch dataset.storage {
                 case let .memory(pixels): try pixels.withUnsafeBufferPointer { try gatherAll($0.baseAddress) }
                 case .files: try gatherAll(nil)
+                case let .floats(values):
+                    // Features: the same affine map as bytes, no augmentation (there are no pixels to crop).
+                    for (row, index) in indices.enumerated() {
+                        labels[row] = allLabels[Int(index)]
+                        for c in 0..<channels {
+                            for p in 0..<plane {
+                                inputs[row * size + c * plane + p] = values[Int(index) * size + c * plane + p] * scales[c] + offsets[c]
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -61,8 +61,12 @@ public enum DatasetRegistry {
 
     /// The dataset with this name, or at this path (a `.npz`, or a folder of NumPy arrays), or an error
     /// listing the choices.
-    public static func named(_ name: String, images: ImageFolderOptions = ImageFolderOptions()) throws -> RegisteredDataset {
+    public static func named(_ name: String, images: SourceOptions = SourceOptions()) throws -> RegisteredDataset {
         if let dataset = all.first(where: { $0.name == name }) { return dataset }
+        if name.hasSuffix(".csv") {
+            return RegisteredDataset(name: name, summary: "the CSV table \(name)", augmentsByDefault: false, defaultDirectory: { name },
+                                     load: { _ in try loadCSVDataset(name, options: images) }, files: { _ in [name] })
+        }
         if isImageFolder(name) {
             return RegisteredDataset(name: name, summary: "image folders at \(name)", augmentsByDefault: false, defaultDirectory: { name },
                                      load: { _ in

@@ -4,6 +4,9 @@ public enum PixelStorage: Sendable {
     case memory([UInt8])
     /// Records in files, read per sample on demand (CIFAR-10: see RecordFiles for why).
     case files(RecordFiles)
+    /// (count, C, H, W) floats: CSV features, normalized like bytes (x = (f/255 − mean)/std, which with
+    /// the measured mean and std is plain standardization).
+    case floats([Float])
 }
 
 /// Labeled images kept as bytes (4x smaller than floats); batches are normalized as they are gathered.
@@ -23,6 +26,16 @@ public struct ImageDataset: Sendable {
                      "\(pixels.count) pixel bytes do not make \(labels.count) images of \(shape)")
         self.shape = shape
         storage = .memory(pixels)
+        self.labels = labels
+        self.classNames = classNames
+    }
+
+    /// Float samples (CSV features as (D, 1, 1)).
+    public init(shape: [Int], features: [Float], labels: [UInt8], classNames: [String]) {
+        precondition(shape.count == 3, "sample shape must be (C, H, W), got \(shape)")
+        precondition(features.count == labels.count * shape.reduce(1, *), "\(features.count) values do not make \(labels.count) samples of \(shape)")
+        self.shape = shape
+        storage = .floats(features)
         self.labels = labels
         self.classNames = classNames
     }
@@ -54,6 +67,8 @@ public struct ImageDataset: Sendable {
             return ImageDataset(shape: shape, pixels: Array(pixels[0..<(limit * sampleSize)]), labels: labels, classNames: classNames)
         case let .files(files):
             return ImageDataset(shape: shape, files: files.prefix(limit), labels: labels, classNames: classNames)
+        case let .floats(values):
+            return ImageDataset(shape: shape, features: Array(values[0..<(limit * sampleSize)]), labels: labels, classNames: classNames)
         }
     }
 
@@ -66,10 +81,12 @@ public struct ImageDataset: Sendable {
             var bytes = [UInt8](repeating: 0, count: sampleSize)
             try bytes.withUnsafeMutableBufferPointer { try files.read(sample: index, into: $0.baseAddress!) }
             return bytes
+        case .floats:
+            preconditionFailure("float samples have no bytes")
         }
     }
 
-    /// Every pixel byte, (count, C, H, W) — a copy; for small sets and tests.
+    /// Every pixel byte, (count, C, H, W) — a copy; for small sets and tests (not float samples).
     public func allPixels() throws -> [UInt8] {
         if case let .memory(pixels) = storage { return pixels }
         var bytes: [UInt8] = []
@@ -84,6 +101,8 @@ public struct ImageDataset: Sendable {
         switch storage {
         case let .memory(pixels):
             try pixels.withUnsafeBufferPointer { if count > 0 { try body($0.baseAddress!, count) } }
+        case .floats:
+            preconditionFailure("float samples have no bytes; read `storage` directly")
         case let .files(files):
             if files.recordSize == files.payloadSize {
                 return try files.forEachRecordBlock(body)
@@ -103,6 +122,11 @@ public struct ImageDataset: Sendable {
     /// A 64-bit FNV-1a checksum of pixels and labels, for comparing data across ranks and hosts.
     public func checksum() throws -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        if case let .floats(values) = storage {
+            for value in values { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01B3 }
+            for label in labels { hash = (hash ^ UInt64(label)) &* 0x100_0000_01B3 }
+            return hash
+        }
         try forEachSampleBlock { block, samples in
             for byte in UnsafeBufferPointer(start: block, count: samples * sampleSize) {
                 hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
@@ -124,6 +148,10 @@ public struct DatasetSplits: Sendable {
     public var preprocessing: ImagePreprocessing?
     /// What the loader left out or assumed, for the coordinator to print (skipped files, …).
     public var notes: [String] = []
+    /// CSV tables: the feature columns in sample order (recorded in checkpoints, for predicting on rows).
+    public var featureNames: [String]?
+    /// CSV tables: the label column.
+    public var labelColumn: String?
 
     public init(name: String, train: ImageDataset, test: ImageDataset, validation: ImageDataset? = nil) {
         self.name = name

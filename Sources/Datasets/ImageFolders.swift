@@ -20,8 +20,11 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
     public var description: String { "\(channels)x\(height)x\(width), Rec. 601 luma for grey, bilinear resize (half-pixel centres), transparency on black" }
 }
 
-/// Choices for reading image folders (`--channels`, `--image-size`, `--skip-bad-files`, `--test-split`).
-public struct ImageFolderOptions: Sendable, Equatable {
+/// Choices for reading image folders and CSV tables (`--channels`, `--image-size`, `--skip-bad-files`,
+/// `--test-split`, `--label`).
+public struct SourceOptions: Sendable, Equatable {
+    /// CSV: the column holding the class label.
+    public var label: String?
     public var channels: Int?
     public var size: (height: Int, width: Int)?
     /// Skip files that do not decode, counting them, instead of stopping at the first.
@@ -31,8 +34,8 @@ public struct ImageFolderOptions: Sendable, Equatable {
 
     public init() {}
 
-    public static func == (a: ImageFolderOptions, b: ImageFolderOptions) -> Bool {
-        a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
+    public static func == (a: SourceOptions, b: SourceOptions) -> Bool {
+        a.label == b.label && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
             && a.skipBadFiles == b.skipBadFiles && a.testFraction == b.testFraction
     }
 }
@@ -59,7 +62,7 @@ func imageFiles(in folder: String) -> [String] {
 /// Loads an image-folder dataset: DIR/<class>/<image> (a held-out test split, stratified, fixed seed), or
 /// DIR/train/<class>/… and DIR/test/<class>/…. Class names are the folder names in byte order, samples
 /// ordered by class then file name. Images are decoded once, in parallel, into one byte store.
-public func loadImageFolder(_ path: String, options: ImageFolderOptions = ImageFolderOptions()) throws -> (splits: DatasetSplits, preprocessing: ImagePreprocessing, skipped: [String]) {
+public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptions()) throws -> (splits: DatasetSplits, preprocessing: ImagePreprocessing, skipped: [String]) {
     let hasSplits = isDirectory("\(path)/train")
     let trainRoot = hasSplits ? "\(path)/train" : path
     let classes = sortedEntries(trainRoot).filter { isDirectory("\(trainRoot)/\($0)") }
@@ -103,7 +106,7 @@ public func loadImageFolder(_ path: String, options: ImageFolderOptions = ImageF
 }
 
 /// Channels and size: as asked, else grey when every image is grey, and the size all images share.
-private func choosePreprocessing(_ files: [(path: String, label: Int)], options: ImageFolderOptions) throws -> ImagePreprocessing {
+private func choosePreprocessing(_ files: [(path: String, label: Int)], options: SourceOptions) throws -> ImagePreprocessing {
     if let channels = options.channels, let size = options.size { return ImagePreprocessing(channels: channels, height: size.height, width: size.width) }
     var anyColour = false
     var size: (path: String, height: Int, width: Int)?

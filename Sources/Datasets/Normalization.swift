@@ -12,6 +12,7 @@ public struct Normalization: Sendable, Equatable, Codable {
     /// The training set's own per-channel mean and standard deviation (of pixels scaled to [0, 1]).
     public static func measured(on dataset: ImageDataset) throws -> Normalization {
         let channels = dataset.shape[0], plane = dataset.shape[1] * dataset.shape[2]
+        if case let .floats(values) = dataset.storage { return measured(floats: values, channels: channels, plane: plane) }
         // (channels, 256) byte counts; a flat buffer — nested arrays cost a uniqueness check per increment.
         var histogram = [Int](repeating: 0, count: channels * 256)
         try histogram.withUnsafeMutableBufferPointer { counts in
@@ -39,6 +40,26 @@ public struct Normalization: Sendable, Equatable, Codable {
             deviations.append(Float(max(variance.squareRoot(), 1e-6)))
         }
         return Normalization(mean: means, standardDeviation: deviations)
+    }
+
+    /// Mean and deviation of float samples scaled by 1/255 as bytes are, in Double: the same formula then
+    /// standardizes them, (f/255 − mean)/std = (f − mean_f)/std_f.
+    private static func measured(floats values: [Float], channels: Int, plane: Int) -> Normalization {
+        var sums = [Double](repeating: 0, count: channels), squares = [Double](repeating: 0, count: channels)
+        let samples = values.count / max(channels * plane, 1)
+        for sample in 0..<samples {
+            for c in 0..<channels {
+                for p in 0..<plane {
+                    let x = Double(values[(sample * channels + c) * plane + p]) / 255
+                    sums[c] += x
+                    squares[c] += x * x
+                }
+            }
+        }
+        let count = Double(max(samples * plane, 1))
+        let means = sums.map { $0 / count }
+        let deviations = zip(squares, means).map { max(($0 / count - $1 * $1), 0).squareRoot() }
+        return Normalization(mean: means.map(Float.init), standardDeviation: deviations.map { Float(max($0, 1e-6)) })
     }
 
     /// For each channel, the normalized value of each byte 0...255 (channels × 256).

@@ -63,6 +63,11 @@ public struct SplitError: Error, CustomStringConvertible {
 extension ImageDataset {
     /// The samples at `indices`, in that order, as an in-memory dataset (file-backed data is read once).
     public func subset(_ indices: [Int]) throws -> ImageDataset {
+        if case let .floats(values) = storage {
+            let size = sampleSize
+            return ImageDataset(shape: shape, features: indices.flatMap { values[($0 * size)..<(($0 + 1) * size)] },
+                                labels: indices.map { labels[$0] }, classNames: classNames)
+        }
         var pixels = [UInt8](repeating: 0, count: indices.count * sampleSize)
         let size = sampleSize
         switch storage {
@@ -74,6 +79,8 @@ extension ImageDataset {
                     }
                 }
             }
+        case .floats:
+            break  // handled above
         case let .files(files):
             try pixels.withUnsafeMutableBufferPointer { target in
                 for (row, index) in indices.enumerated() { try files.read(sample: index, into: target.baseAddress! + row * size) }

@@ -212,7 +212,7 @@ public struct CheckpointWriter {
     @discardableResult
     public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
                       inputShape: [Int], classNames: [String], normalization: Normalization,
-                      preprocessing: ImagePreprocessing? = nil) throws -> String {
+                      preprocessing: ImagePreprocessing? = nil, table: (features: [String], label: String)? = nil) throws -> String {
         let root = settings.directory
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -224,7 +224,7 @@ public struct CheckpointWriter {
         try? FileManager.default.removeItem(atPath: temporary)
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-            try writeDurably(modelFileBytes(store: store, model: model, preprocessing: preprocessing, inputShape: inputShape, classNames: classNames,
+            try writeDurably(modelFileBytes(store: store, model: model, preprocessing: preprocessing, table: table, inputShape: inputShape, classNames: classNames,
                                             normalization: normalization, dataset: state.configuration.dataset),
                              to: "\(temporary)/\(CheckpointFile.model)")
             try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
@@ -323,7 +323,7 @@ public struct CheckpointWriter {
         return "\(root)/\(chosen)"
     }
 
-    private func modelFileBytes(store: ParameterStore, model: ModelDescription, preprocessing: ImagePreprocessing?, inputShape: [Int], classNames: [String],
+    private func modelFileBytes(store: ParameterStore, model: ModelDescription, preprocessing: ImagePreprocessing?, table: (features: [String], label: String)?, inputShape: [Int], classNames: [String],
                                 normalization: Normalization, dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         let metadata: [String: String] = [
@@ -341,6 +341,10 @@ public struct CheckpointWriter {
         ]
         var withSpec = metadata
         if let spec = model.spec { withSpec["spec"] = spec }
+        if let table, let json = try? JSONEncoder().encode(table.features) {
+            withSpec["features"] = String(decoding: json, as: UTF8.self)
+            withSpec["label_column"] = table.label
+        }
         if let preprocessing, let json = try? JSONEncoder().encode(preprocessing) { withSpec["preprocessing"] = String(decoding: json, as: UTF8.self) }
         return SafeTensors.encode(tensors, metadata: withSpec)
     }

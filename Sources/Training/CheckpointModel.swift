@@ -19,6 +19,9 @@ public struct CheckpointModel {
     public let classNames: [String]
     /// How image files became its inputs (image-folder datasets), if recorded.
     public let preprocessing: ImagePreprocessing?
+    /// CSV tables: the feature columns in input order, and the label column.
+    public let featureNames: [String]?
+    public let labelColumn: String?
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -75,6 +78,8 @@ public struct CheckpointModel {
         inputShape = shape
         classCount = classes
         dataset = file.metadata["dataset"]
+        featureNames = file.metadata["features"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+        labelColumn = file.metadata["label_column"]
         preprocessing = file.metadata["preprocessing"].flatMap { try? JSONDecoder().decode(ImagePreprocessing.self, from: Data($0.utf8)) }
         classNames = file.metadata["class_names"].flatMap { text in
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]

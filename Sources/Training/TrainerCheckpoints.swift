@@ -72,7 +72,8 @@ extension Trainer {
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
                                             model: modelDescription, inputShape: data.train.shape,
                                             classNames: data.train.classNames, normalization: normalization,
-                                            preprocessing: data.preprocessing)
+                                            preprocessing: data.preprocessing,
+                                            table: data.featureNames.map { ($0, data.labelColumn ?? "") })
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
             } catch {

@@ -8,6 +8,8 @@ extension Trainer {
     static func selectionSplits(of data: DatasetSplits, configuration c: TrainingConfiguration) throws -> DatasetSplits {
         var splits = try carveSplits(of: data, configuration: c)
         splits.preprocessing = data.preprocessing
+        splits.featureNames = data.featureNames
+        splits.labelColumn = data.labelColumn
         return splits
     }
 

@@ -27,7 +27,10 @@ struct DataLocationOptions: ParsableArguments {
     @Flag(name: .customLong("skip-bad-files"), help: "Image folders: leave out files that do not decode, counting them, instead of stopping.")
     var skipBadFiles = false
 
-    @Option(name: .customLong("test-split"), help: "Image folders without test/: this fraction of each class is the test set (fixed, not --seed).")
+    @Option(help: "CSV tables: the column holding the class label (every other column is a numeric feature).")
+    var label: String?
+
+    @Option(name: .customLong("test-split"), help: "Image folders without test/, and CSV tables: this fraction of each class is the test set (fixed, not --seed).")
     var testSplit = 0.2
 
     func validate() throws {
@@ -38,12 +41,13 @@ struct DataLocationOptions: ParsableArguments {
     }
 
     /// The image-folder choices as the loader takes them.
-    var imageOptions: ImageFolderOptions {
+    var imageOptions: SourceOptions {
         get throws {
-            var options = ImageFolderOptions()
+            var options = SourceOptions()
             options.channels = channels
             options.skipBadFiles = skipBadFiles
             options.testFraction = testSplit
+            options.label = label
             if let imageSize {
                 let parts = imageSize.split(separator: "x").map { Int($0) }
                 guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
@@ -65,6 +69,6 @@ struct DataLocationOptions: ParsableArguments {
 }
 
 /// A dataset name as a command-line argument: checked against the registry, the error lists the choices.
-func registeredDataset(_ name: String, images: ImageFolderOptions = ImageFolderOptions()) throws -> RegisteredDataset {
+func registeredDataset(_ name: String, images: SourceOptions = SourceOptions()) throws -> RegisteredDataset {
     do { return try DatasetRegistry.named(name, images: images) } catch { throw ValidationError("\(error)") }
 }

@@ -57,6 +57,7 @@ struct EvaluateCommand: ParsableCommand {
     private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {
         let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
         savedPreprocessing = saved.preprocessing
+        Self.label = saved.labelColumn
         var localError: Error?
         var data: ImageDataset?
         localError = nil
@@ -75,13 +76,17 @@ struct EvaluateCommand: ParsableCommand {
 
     /// Image folders are read the way the checkpoint's model was trained (channels, size).
     private nonisolated(unsafe) static var preprocessing: ImagePreprocessing?
+    /// A CSV checkpoint's label column (so evaluate needs no --label).
+    private nonisolated(unsafe) static var label: String?
     private var savedPreprocessing: ImagePreprocessing? {
         get { Self.preprocessing }
         nonmutating set { Self.preprocessing = newValue }
     }
 
     private func loadDataset() throws -> DatasetSplits {
-        let registered = try registeredDataset(dataset, images: try imagesLike(savedPreprocessing, fallback: dataLocation))
+        var options = try imagesLike(savedPreprocessing, fallback: dataLocation)
+        options.label = options.label ?? Self.label
+        let registered = try registeredDataset(dataset, images: options)
         return try registered.load(try dataLocation.directory(for: registered))
     }
 
@@ -142,7 +147,7 @@ func requireFits(_ saved: CheckpointModel, folder: String, data: ImageDataset, d
 }
 
 /// Image-folder options that reproduce a checkpoint's preprocessing (or the flags, for other checkpoints).
-func imagesLike(_ preprocessing: ImagePreprocessing?, fallback: DataLocationOptions) throws -> ImageFolderOptions {
+func imagesLike(_ preprocessing: ImagePreprocessing?, fallback: DataLocationOptions) throws -> SourceOptions {
     var options = try fallback.imageOptions
     if let preprocessing {
         options.channels = preprocessing.channels

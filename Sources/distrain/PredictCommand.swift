@@ -71,6 +71,7 @@ struct PredictCommand: ParsableCommand {
             }
             return (test, (0..<test.count).map { "\(inputs[0]):test[\($0)]" })
         }
+        if let features = saved.featureNames { return try tableRows(features, shape: shape, classNames: classNames) }
         let preprocessing = saved.preprocessing ?? ImagePreprocessing(channels: shape[0], height: shape[1], width: shape[2])
         var pixels: [UInt8] = [], names: [String] = []
         for input in inputs {
@@ -90,6 +91,32 @@ struct PredictCommand: ParsableCommand {
         }
         guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "), problem: "holds no PNG, JPEG or .npy input") }
         return (ImageDataset(shape: shape, pixels: pixels, labels: [UInt8](repeating: 0, count: names.count), classNames: classNames), names)
+    }
+
+    /// CSV rows of a table model: its feature columns, found by name in each input file's header.
+    private func tableRows(_ features: [String], shape: [Int], classNames: [String]) throws -> (data: ImageDataset, names: [String]) {
+        var values: [Float] = [], names: [String] = []
+        for input in inputs {
+            guard input.hasSuffix(".csv") else { throw DatasetError.malformed(path: input, problem: "is not a .csv; this model takes CSV rows with the columns \(features.joined(separator: ", "))") }
+            guard let text = String(validating: try readFileBytes(input), as: UTF8.self) else { throw DatasetError.malformed(path: input, problem: "is not UTF-8 text") }
+            let (header, rows) = try parseCSV(text, path: input)
+            let columns = try features.map { name -> Int in
+                guard let column = header.firstIndex(of: name) else { throw DatasetError.malformed(path: input, problem: "has no column '\(name)', a feature of the model") }
+                return column
+            }
+            for (index, row) in rows.enumerated() {
+                guard row.count == header.count else { throw DatasetError.malformed(path: input, problem: "row \(index + 2) has \(row.count) cells, the header has \(header.count)") }
+                for column in columns {
+                    guard let value = Float(row[column].trimmingCharacters(in: .whitespaces)), value.isFinite else {
+                        throw DatasetError.malformed(path: input, problem: "row \(index + 2), column '\(header[column])': '\(row[column])' is not a number")
+                    }
+                    values.append(value)
+                }
+                names.append("\(input):\(index + 2)")
+            }
+        }
+        guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "), problem: "holds no data row") }
+        return (ImageDataset(shape: shape, features: values, labels: [UInt8](repeating: 0, count: names.count), classNames: classNames), names)
     }
 
     /// Every image below a folder, folders and files in byte order.

@@ -45,7 +45,7 @@ struct SweepCommand: ParsableCommand {
         let specification: SweepSpecification
         do { specification = try SweepSpecification(arguments: command) } catch { throw ValidationError("\(error)") }
         let fixedOptions = try? TrainOptions.parse(specification.fixed)  // image-folder flags every trial shares
-        let dataset = try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? ImageFolderOptions())
+        let dataset = try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions())
         for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
         where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
             throw ValidationError("sweep sets \(forbidden) for each trial itself; remove it from the training command")

@@ -1,0 +1,83 @@
+import Foundation
+
+/// The rows of a CSV file (RFC 4180: a header, commas, double-quoted fields with "" inside, CRLF or LF).
+/// Errors name the row.
+public func parseCSV(_ text: String, path: String) throws -> (header: [String], rows: [[String]]) {
+    var rows: [[String]] = [], row: [String] = [], field = "", quoted = false, atFieldStart = true
+    var iterator = text.makeIterator()
+    while let character = iterator.next() {
+        if quoted {
+            if character == "\"" {
+                // A doubled quote is a quote; a single one ends the quoted part.
+                if let next = iterator.next() {
+                    if next == "\"" { field.append("\""); continue }
+                    quoted = false
+                    if next == "," { row.append(field); field = ""; atFieldStart = true; continue }
+                    if next == "\n" || next == "\r\n" { row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true; continue }
+                    field.append(next)
+                } else { quoted = false }
+            } else {
+                field.append(character)
+            }
+            continue
+        }
+        switch character {
+        case "\"" where atFieldStart: quoted = true; atFieldStart = false
+        case ",": row.append(field); field = ""; atFieldStart = true
+        case "\n", "\r\n": row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true
+        default: field.append(character); atFieldStart = false
+        }
+    }
+    if quoted { throw DatasetError.malformed(path: path, problem: "ends inside a quoted field (row \(rows.count + 1)); close the quote") }
+    if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+    rows.removeAll { $0.count == 1 && $0[0].trimmingCharacters(in: .whitespaces).isEmpty }  // blank lines
+    guard let header = rows.first else { throw DatasetError.malformed(path: path, problem: "is empty; a CSV needs a header row and data rows") }
+    return (header.map { $0.trimmingCharacters(in: .whitespaces) }, Array(rows.dropFirst()))
+}
+
+/// A classification table: `--label COLUMN` is the class, every other column a numeric feature. Features
+/// become (D, 1, 1) float samples, standardized with the training set's statistics (the normalization
+/// checkpoints record); classes are the label's distinct values, in numeric order when all are numbers.
+/// Without a separate test file, a stratified `testFraction` of each class (fixed seed) is the test set.
+public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> DatasetSplits {
+    let bytes = try readFileBytes(path)
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw DatasetError.malformed(path: path, problem: "is not UTF-8 text") }
+    let (header, rows) = try parseCSV(text, path: path)
+    guard let label = options.label else {
+        throw DatasetError.malformed(path: path, problem: "needs --label COLUMN naming the class column (columns: \(header.joined(separator: ", ")))")
+    }
+    guard let labelColumn = header.firstIndex(of: label) else {
+        throw DatasetError.malformed(path: path, problem: "has no column '\(label)' (columns: \(header.joined(separator: ", ")))")
+    }
+    let featureColumns = header.indices.filter { $0 != labelColumn }
+    guard !featureColumns.isEmpty else { throw DatasetError.malformed(path: path, problem: "has no feature column besides '\(label)'") }
+    guard !rows.isEmpty else { throw DatasetError.malformed(path: path, problem: "has a header but no data rows") }
+    var features: [Float] = [], labelTexts: [String] = []
+    features.reserveCapacity(rows.count * featureColumns.count)
+    for (index, row) in rows.enumerated() {
+        let line = index + 2
+        guard row.count == header.count else {
+            throw DatasetError.malformed(path: path, problem: "row \(line) has \(row.count) cells, the header has \(header.count)")
+        }
+        for column in featureColumns {
+            let cell = row[column].trimmingCharacters(in: .whitespaces)
+            guard let value = Float(cell), value.isFinite else {
+                throw DatasetError.malformed(path: path, problem: "row \(line), column '\(header[column])': \(cell.isEmpty ? "the cell is empty" : "'\(cell)' is not a number"); features must be numeric")
+            }
+            features.append(value)
+        }
+        labelTexts.append(row[labelColumn].trimmingCharacters(in: .whitespaces))
+    }
+    let distinct = Array(Set(labelTexts))
+    let classes = distinct.allSatisfy({ Double($0) != nil })
+        ? distinct.sorted { Double($0)! < Double($1)! } : distinct.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    guard classes.count >= 2 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds one class (\(classes.first ?? "")); classification needs two or more") }
+    guard classes.count <= 256 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds \(classes.count) distinct values; at most 256 classes") }
+    let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, UInt8($0)) })
+    let all = ImageDataset(shape: [featureColumns.count, 1, 1], features: features, labels: labelTexts.map { classIndex[$0]! }, classNames: classes)
+    let split = try StratifiedSplit.holdOut(labels: all.labels, classNames: classes, fraction: options.testFraction, seed: 0)
+    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train), test: try all.subset(split.validation))
+    splits.featureNames = featureColumns.map { header[$0] }
+    splits.labelColumn = label
+    return splits
+}

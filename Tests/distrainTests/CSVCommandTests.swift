@@ -1,0 +1,27 @@
+import XCTest
+import _TestSupport
+
+/// A CSV table trained, evaluated without --label, predicted on rows whose columns come in another order.
+final class CSVCommandTests: XCTestCase {
+    func testTrainEvaluateAndPredictRows() throws {
+        let root = makeTemporaryDirectory("csv-cli")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var text = "width,\"height, cm\",kind\n"
+        for i in 0..<120 { text += i % 2 == 0 ? "\(1 + i % 7),\(10 + i % 5),small\n" : "\(20 + i % 7),\(40 + i % 5),large\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/t.csv"))
+        let distrain = builtProductsDirectory + "/distrain"
+        let train = try runProcess(distrain, ["train", root + "/t.csv", "--label", "kind", "--epochs", "15", "--batch-size", "8", "--threads", "1",
+                                              "--no-progress", "--checkpoint-dir", root + "/ck"], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        XCTAssertTrue(train.standardOutput.contains("test accuracy 100.00%"), train.standardOutput)
+        let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/ck", root + "/t.csv"], timeout: 60)
+        XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
+        try Data("kind,\"height, cm\",width\n?,11,2\n?,42,25\n".utf8).write(to: URL(fileURLWithPath: root + "/new.csv"))
+        let predict = try runProcess(distrain, ["predict", "--checkpoint", root + "/ck", root + "/new.csv"], timeout: 60)
+        XCTAssertEqual(predict.exitCode, 0, predict.standardError)
+        XCTAssertTrue(predict.standardOutput.contains("new.csv:2  small") && predict.standardOutput.contains("new.csv:3  large"), predict.standardOutput)
+        try Data("width\n3\n".utf8).write(to: URL(fileURLWithPath: root + "/short.csv"))
+        let missing = try runProcess(distrain, ["predict", "--checkpoint", root + "/ck", root + "/short.csv"], timeout: 60)
+        XCTAssertTrue(missing.standardError.contains("has no column 'height, cm', a feature of the model"), missing.standardError)
+    }
+}
