@@ -25,7 +25,7 @@ public struct BatchGatherer {
     /// augmenting each with choices keyed by (seed, epoch, sample index) when `augmentation` is given.
     /// Throws only for file-backed data that can no longer be read.
     public func gather(indices: UnsafeBufferPointer<Int32>, into inputs: UnsafeMutablePointer<Float>,
-                       labels: UnsafeMutablePointer<UInt8>,
+                       labels: UnsafeMutablePointer<UInt8>, targets: UnsafeMutablePointer<Float>? = nil,
                        augmentation: (Augmentation, seed: UInt64, epoch: Int)? = nil) throws {
         let channels = dataset.shape[0], height = dataset.shape[1], width = dataset.shape[2]
         let plane = height * width
@@ -66,6 +66,7 @@ public struct BatchGatherer {
                     // Features: the same affine map as bytes, no augmentation (there are no pixels to crop).
                     for (row, index) in indices.enumerated() {
                         labels[row] = allLabels[Int(index)]
+                        if let targets, let all = dataset.targets { targets[row] = all[Int(index)] }
                         for c in 0..<channels {
                             for p in 0..<plane {
                                 inputs[row * size + c * plane + p] = values[Int(index) * size + c * plane + p] * scales[c] + offsets[c]

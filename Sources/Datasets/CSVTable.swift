@@ -52,6 +52,7 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     let featureColumns = header.indices.filter { $0 != labelColumn }
     guard !featureColumns.isEmpty else { throw DatasetError.malformed(path: path, problem: "has no feature column besides '\(label)'") }
     guard !rows.isEmpty else { throw DatasetError.malformed(path: path, problem: "has a header but no data rows") }
+    if options.regression { return try regressionTable(path, header: header, rows: rows, target: labelColumn, features: featureColumns, options: options) }
     var features: [Float] = [], labelTexts: [String] = []
     features.reserveCapacity(rows.count * featureColumns.count)
     for (index, row) in rows.enumerated() {
@@ -79,5 +80,29 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train), test: try all.subset(split.validation))
     splits.featureNames = featureColumns.map { header[$0] }
     splits.labelColumn = label
+    return splits
+}
+
+/// `--task regression`: the label column is a numeric target; the test split is a fixed random 20%.
+private func regressionTable(_ path: String, header: [String], rows: [[String]], target: Int, features: [Int],
+                             options: SourceOptions) throws -> DatasetSplits {
+    var values: [Float] = [], targets: [Float] = []
+    for (index, row) in rows.enumerated() {
+        guard row.count == header.count else { throw DatasetError.malformed(path: path, problem: "row \(index + 2) has \(row.count) cells, the header has \(header.count)") }
+        for column in features + [target] {
+            let cell = row[column].trimmingCharacters(in: .whitespaces)
+            guard let value = Float(cell), value.isFinite else {
+                throw DatasetError.malformed(path: path, problem: "row \(index + 2), column '\(header[column])': \(cell.isEmpty ? "the cell is empty" : "'\(cell)' is not a number"); \(column == target ? "a regression target" : "features") must be numeric")
+            }
+            if column == target { targets.append(value) } else { values.append(value) }
+        }
+    }
+    guard rows.count >= 5 else { throw DatasetError.malformed(path: path, problem: "has \(rows.count) rows; a regression needs at least 5 (some are held out for testing)") }
+    let all = ImageDataset(shape: [features.count, 1, 1], features: values, labels: [UInt8](repeating: 0, count: rows.count),
+                           classNames: [header[target]], targets: targets)
+    let split = try StratifiedSplit.holdOut(labels: all.labels, classNames: [header[target]], fraction: options.testFraction, seed: 0)
+    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train), test: try all.subset(split.validation))
+    splits.featureNames = features.map { header[$0] }
+    splits.labelColumn = header[target]
     return splits
 }

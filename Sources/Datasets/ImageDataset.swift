@@ -17,8 +17,10 @@ public struct ImageDataset: Sendable {
     public let storage: PixelStorage
     /// One class index per sample, each < classNames.count.
     public let labels: [UInt8]
-    /// Human-readable class names, index = label.
+    /// Human-readable class names, index = label (a regression's one entry names its target).
     public let classNames: [String]
+    /// Regression: the numeric target of each sample (nil for classification, whose labels are the targets).
+    public private(set) var targets: [Float]?
 
     public init(shape: [Int], pixels: [UInt8], labels: [UInt8], classNames: [String]) {
         precondition(shape.count == 3, "image shape must be (C, H, W), got \(shape)")
@@ -30,8 +32,10 @@ public struct ImageDataset: Sendable {
         self.classNames = classNames
     }
 
-    /// Float samples (CSV features as (D, 1, 1)).
-    public init(shape: [Int], features: [Float], labels: [UInt8], classNames: [String]) {
+    /// Float samples (CSV features as (D, 1, 1)); with `targets`, a regression dataset.
+    public init(shape: [Int], features: [Float], labels: [UInt8], classNames: [String], targets: [Float]? = nil) {
+        precondition(targets == nil || targets!.count == labels.count, "one target per sample")
+        self.targets = targets
         precondition(shape.count == 3, "sample shape must be (C, H, W), got \(shape)")
         precondition(features.count == labels.count * shape.reduce(1, *), "\(features.count) values do not make \(labels.count) samples of \(shape)")
         self.shape = shape
@@ -68,7 +72,8 @@ public struct ImageDataset: Sendable {
         case let .files(files):
             return ImageDataset(shape: shape, files: files.prefix(limit), labels: labels, classNames: classNames)
         case let .floats(values):
-            return ImageDataset(shape: shape, features: Array(values[0..<(limit * sampleSize)]), labels: labels, classNames: classNames)
+            return ImageDataset(shape: shape, features: Array(values[0..<(limit * sampleSize)]), labels: labels, classNames: classNames,
+                                targets: targets.map { Array($0[0..<limit]) })
         }
     }
 

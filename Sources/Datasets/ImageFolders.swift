@@ -23,8 +23,10 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
 /// Choices for reading image folders and CSV tables (`--channels`, `--image-size`, `--skip-bad-files`,
 /// `--test-split`, `--label`).
 public struct SourceOptions: Sendable, Equatable {
-    /// CSV: the column holding the class label.
+    /// CSV: the column holding the class label (or, with `regression`, the numeric target).
     public var label: String?
+    /// CSV: predict the label column's number (mean squared error) instead of its class.
+    public var regression = false
     public var channels: Int?
     public var size: (height: Int, width: Int)?
     /// Skip files that do not decode, counting them, instead of stopping at the first.
@@ -35,7 +37,7 @@ public struct SourceOptions: Sendable, Equatable {
     public init() {}
 
     public static func == (a: SourceOptions, b: SourceOptions) -> Bool {
-        a.label == b.label && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
+        a.label == b.label && a.regression == b.regression && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
             && a.skipBadFiles == b.skipBadFiles && a.testFraction == b.testFraction
     }
 }

@@ -60,6 +60,19 @@ public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePoin
     return totals
 }
 
+/// Mean squared error of one output per sample against `targets` (nn.MSELoss): returns Σ (y − t)² in
+/// `lossSum`; writes dOutputs = 2 (y − t) · `gradientScale` (training passes 1 / global batch count).
+public func meanSquaredError(outputs: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
+                             dOutputs: UnsafeMutablePointer<Float>?, gradientScale: Float = 1) -> LossTotals {
+    var sum = 0.0
+    for s in 0..<batch {
+        let difference = outputs[s] - targets[s]
+        sum += Double(difference) * Double(difference)
+        dOutputs?[s] = 2 * difference * gradientScale
+    }
+    return LossTotals(lossSum: sum, correct: 0)
+}
+
 /// Index of the largest logit of each row (lowest index on ties), written into `predictions`.
 public func argmaxRows(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, predictions: UnsafeMutablePointer<UInt8>) {
     for s in 0..<batch {

@@ -212,7 +212,8 @@ public struct CheckpointWriter {
     @discardableResult
     public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
                       inputShape: [Int], classNames: [String], normalization: Normalization,
-                      preprocessing: ImagePreprocessing? = nil, table: (features: [String], label: String)? = nil) throws -> String {
+                      preprocessing: ImagePreprocessing? = nil, table: (features: [String], label: String)? = nil,
+                      regression: Bool = false) throws -> String {
         let root = settings.directory
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -224,7 +225,7 @@ public struct CheckpointWriter {
         try? FileManager.default.removeItem(atPath: temporary)
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-            try writeDurably(modelFileBytes(store: store, model: model, preprocessing: preprocessing, table: table, inputShape: inputShape, classNames: classNames,
+            try writeDurably(modelFileBytes(store: store, model: model, preprocessing: preprocessing, table: table, regression: regression, inputShape: inputShape, classNames: classNames,
                                             normalization: normalization, dataset: state.configuration.dataset),
                              to: "\(temporary)/\(CheckpointFile.model)")
             try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
@@ -323,7 +324,7 @@ public struct CheckpointWriter {
         return "\(root)/\(chosen)"
     }
 
-    private func modelFileBytes(store: ParameterStore, model: ModelDescription, preprocessing: ImagePreprocessing?, table: (features: [String], label: String)?, inputShape: [Int], classNames: [String],
+    private func modelFileBytes(store: ParameterStore, model: ModelDescription, preprocessing: ImagePreprocessing?, table: (features: [String], label: String)?, regression: Bool, inputShape: [Int], classNames: [String],
                                 normalization: Normalization, dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         let metadata: [String: String] = [
@@ -341,6 +342,7 @@ public struct CheckpointWriter {
         ]
         var withSpec = metadata
         if let spec = model.spec { withSpec["spec"] = spec }
+        if regression { withSpec["task"] = "regression" }
         if let table, let json = try? JSONEncoder().encode(table.features) {
             withSpec["features"] = String(decoding: json, as: UTF8.self)
             withSpec["label_column"] = table.label

@@ -22,6 +22,8 @@ public struct CheckpointModel {
     /// CSV tables: the feature columns in input order, and the label column.
     public let featureNames: [String]?
     public let labelColumn: String?
+    /// A regression model (`--task regression`): one output, the predicted number.
+    public let isRegression: Bool
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -36,7 +38,8 @@ public struct CheckpointModel {
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid input_shape '\(file.metadata["input_shape"] ?? "")'")
         }
-        guard let classes = Int(try field("classes")), (2...1000).contains(classes) else {
+        let isRegression = file.metadata["task"] == "regression"
+        guard let classes = Int(try field("classes")), isRegression ? classes == 1 : (2...1000).contains(classes) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid class count '\(file.metadata["classes"] ?? "")'")
         }
         func floats(_ key: String) throws -> [Float] {
@@ -80,6 +83,7 @@ public struct CheckpointModel {
         dataset = file.metadata["dataset"]
         featureNames = file.metadata["features"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
         labelColumn = file.metadata["label_column"]
+        self.isRegression = isRegression
         preprocessing = file.metadata["preprocessing"].flatMap { try? JSONDecoder().decode(ImagePreprocessing.self, from: Data($0.utf8)) }
         classNames = file.metadata["class_names"].flatMap { text in
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]

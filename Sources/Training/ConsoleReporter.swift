@@ -53,7 +53,8 @@ public final class ConsoleReporter: TrainingReporter {
 
     public func epochCompleted(_ r: EpochRecord) throws {
         let total = max(r.computeSeconds + r.communicationSeconds + r.dataSeconds, 1e-9)
-        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4)) acc \(percent(r.trainAccuracy))\(r.validationLoss.map { "  val loss \(format($0, 4)) acc \(percent(r.validationAccuracy ?? 0))" } ?? "")\(r.testLoss.map { "  test loss \(format($0, 4)) acc \(percent(r.testAccuracy ?? 0))" } ?? "")  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
+        func accuracy(_ value: Double?) -> String { r.isRegression ? "" : " acc \(percent(value ?? 0))" }
+        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4))\(accuracy(r.trainAccuracy))\(r.validationLoss.map { "  val loss \(format($0, 4))\(accuracy(r.validationAccuracy))" } ?? "")\(r.testLoss.map { "  test loss \(format($0, 4))\(accuracy(r.testAccuracy))" } ?? "")  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
     }
 
     public func checkpointWritten(path: String, seconds: Double) {
@@ -62,6 +63,10 @@ public final class ConsoleReporter: TrainingReporter {
     }
 
     public func finished(_ r: FinalRecord) throws {
+        if let m = r.regression {
+            say("test RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))")
+            return say("done in \(format(r.seconds, 1)) s")
+        }
         for line in classificationReport(r.metrics, classNames: r.classNames).prefix(brief ? 1 : .max) { say(line) }
         say("done in \(format(r.seconds, 1)) s")
     }

@@ -124,6 +124,11 @@ public final class MetricsLog: TrainingReporter {
     }
 
     public func finished(_ r: FinalRecord) throws {
+        if let m = r.regression {
+            return try write(.object([("event", .string("end")), ("test_loss", .number(r.testLoss)), ("rmse", .number(m.rootMeanSquaredError)),
+                                      ("mae", .number(m.meanAbsoluteError)), ("r2", .number(m.rSquared)), ("samples", .int(m.count)),
+                                      ("seconds", .number(r.seconds))]))
+        }
         let m = r.metrics
         try write(.object([
             ("event", .string("end")), ("test_accuracy", .number(m.accuracy)), ("test_loss", .number(r.testLoss)),

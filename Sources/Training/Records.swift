@@ -49,6 +49,8 @@ public struct EpochRecord: Sendable {
     public var learningRate: Float
     /// Updates dropped this epoch by --on-nonfinite skip.
     public var skippedSteps: Int = 0
+    /// A regression: accuracies mean nothing, the loss is the mean squared error.
+    public var isRegression = false
 }
 
 /// The end of a run: the final evaluation.
@@ -57,6 +59,8 @@ public struct FinalRecord: Sendable {
     public var classNames: [String]
     public var testLoss: Double
     public var seconds: Double
+    /// A regression's RMSE, MAE and R² (its `metrics` are empty).
+    public var regression: RegressionMetrics? = nil
 }
 
 /// Receives the coordinator's view of training. Only rank 0 has one.

@@ -26,6 +26,9 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     let classes: Int
     let labelSmoothing: Float
+    /// A regression (`--task regression`): mean squared error against `targets`, this rank's share of a batch.
+    let isRegression: Bool
+    let targets: UnsafeMutablePointer<Float>
     let fault: Fault?
     var nonFiniteGuard: NonFiniteGuard
     /// Labels of this rank's share of the current batch, `perRankBatch` bytes.
@@ -96,6 +99,8 @@ public final class Trainer {
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
         let perRankBatch = (configuration.globalBatchSize + communicator.size - 1) / communicator.size
         labels = .allocate(capacity: perRankBatch)
+        isRegression = self.data.train.targets != nil
+        targets = .allocate(capacity: perRankBatch)
         if communicator.size > 1 && model.synchronizesOverRanks {
             layerSumOverRanks = { [unowned self] values in
                 do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
@@ -112,6 +117,7 @@ public final class Trainer {
 
     deinit {
         labels.deallocate()
+        targets.deallocate()
         stopFlag.deallocate()
     }
 
@@ -159,7 +165,7 @@ public final class Trainer {
         let final = try lastEvaluation ?? evaluateTestSet()
         lastEvaluation = final
         try reporter?.finished(FinalRecord(metrics: final.metrics, classNames: data.test.classNames,
-                                           testLoss: final.meanLoss, seconds: monotonicSeconds() - startTime))
+                                           testLoss: final.meanLoss, seconds: monotonicSeconds() - startTime, regression: final.regression))
         return final
     }
 
@@ -283,8 +289,8 @@ public final class Trainer {
             seconds: monotonicSeconds() - epochStart,
             imagesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
-            learningRate: learningRate, skippedSteps: totals.skipped))
-        let score = validation.map { (configuration.monitor ?? .valLoss).score(loss: $0.meanLoss, accuracy: $0.accuracy) } ?? test?.accuracy
+            learningRate: learningRate, skippedSteps: totals.skipped, isRegression: isRegression))
+        let score = validation.map { (configuration.monitor ?? .valLoss).score(loss: $0.meanLoss, accuracy: $0.accuracy) } ?? test?.score
         if let score { selectAfterEpoch(epoch + 1, score: score) }
         try writeCheckpoint(epoch: epoch + 1, nextBatch: 0, samplesDone: 0, partial: EpochTotals(),
                             testAccuracy: test?.accuracy, selectionScore: score)

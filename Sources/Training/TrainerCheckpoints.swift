@@ -73,7 +73,7 @@ extension Trainer {
                                             model: modelDescription, inputShape: data.train.shape,
                                             classNames: data.train.classNames, normalization: normalization,
                                             preprocessing: data.preprocessing,
-                                            table: data.featureNames.map { ($0, data.labelColumn ?? "") })
+                                            table: data.featureNames.map { ($0, data.labelColumn ?? "") }, regression: isRegression)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
             } catch {

@@ -46,7 +46,7 @@ extension Trainer {
     /// Normalized (and, if configured, augmented) inputs into the model's input buffer, labels alongside.
     func gather(_ batch: StepBatch) throws {
         tracker.enter(.data)
-        try gatherer.gather(indices: batch.samples, into: model.input, labels: labels,
+        try gatherer.gather(indices: batch.samples, into: model.input, labels: labels, targets: isRegression ? targets : nil,
                             augmentation: configuration.augment ? (Augmentation(), configuration.seed, batch.epoch) : nil)
     }
 
@@ -62,6 +62,10 @@ extension Trainer {
             return LossTotals(lossSum: 0, correct: 0)
         }
         let logits = model.forward(batch: batch.count, context: context)
+        if isRegression {
+            return meanSquaredError(outputs: logits, targets: targets, batch: batch.count, dOutputs: model.outputGradient,
+                                    gradientScale: 1 / Float(max(batch.globalCount, 1)))
+        }
         return softmaxCrossEntropy(logits: logits, labels: labels, batch: batch.count, classes: classes,
                                    dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)),
                                    labelSmoothing: labelSmoothing)

@@ -30,6 +30,9 @@ struct DataLocationOptions: ParsableArguments {
     @Option(help: "CSV tables: the column holding the class label (every other column is a numeric feature).")
     var label: String?
 
+    @Option(help: "CSV tables: classification (the label column is a class) or regression (a number; mean squared error, RMSE/MAE/R²).")
+    var task: LearningTask = .classification
+
     @Option(name: .customLong("test-split"), help: "Image folders without test/, and CSV tables: this fraction of each class is the test set (fixed, not --seed).")
     var testSplit = 0.2
 
@@ -48,6 +51,7 @@ struct DataLocationOptions: ParsableArguments {
             options.skipBadFiles = skipBadFiles
             options.testFraction = testSplit
             options.label = label
+            options.regression = task == .regression
             if let imageSize {
                 let parts = imageSize.split(separator: "x").map { Int($0) }
                 guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
@@ -71,4 +75,9 @@ struct DataLocationOptions: ParsableArguments {
 /// A dataset name as a command-line argument: checked against the registry, the error lists the choices.
 func registeredDataset(_ name: String, images: SourceOptions = SourceOptions()) throws -> RegisteredDataset {
     do { return try DatasetRegistry.named(name, images: images) } catch { throw ValidationError("\(error)") }
+}
+
+/// What a CSV table's label column is (`--task`).
+enum LearningTask: String, ExpressibleByArgument, CaseIterable {
+    case classification, regression
 }

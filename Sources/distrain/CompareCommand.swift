@@ -71,6 +71,9 @@ struct CompareCommand: ParsableCommand {
         func describe(_ m: CheckpointModel) -> String {
             "\(m.dataset ?? "?"), \(m.inputShape.map(String.init).joined(separator: "x")) images, classes \(m.classNames.isEmpty ? String(m.classCount) : m.classNames.joined(separator: "/"))"
         }
+        guard !a.isRegression && !b.isRegression else {
+            throw SelectionError(message: "compare tests classifiers (McNemar's test counts right and wrong answers); \(a.isRegression ? folderA : folderB) is a regression model")
+        }
         guard a.dataset == b.dataset, a.inputShape == b.inputShape, a.classCount == b.classCount, a.classNames == b.classNames else {
             throw SelectionError(message: "cannot compare: \(folderA) was trained on \(describe(a)) and \(folderB) on \(describe(b)); compare models of the same dataset and classes")
         }

@@ -13,6 +13,9 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var options: TrainOptions
 
     func validate() throws {
+        if options.dataLocation.task == .regression && !dataset.hasSuffix(".csv") {
+            throw ValidationError("--task regression takes a CSV table (its --label column is the numeric target)")
+        }
         _ = try options.dataLocation.directory(for: try registeredDataset(dataset, images: try options.dataLocation.imageOptions))
     }
 

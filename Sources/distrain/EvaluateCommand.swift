@@ -58,6 +58,7 @@ struct EvaluateCommand: ParsableCommand {
         let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
         savedPreprocessing = saved.preprocessing
         Self.label = saved.labelColumn
+        Self.regression = saved.isRegression
         var localError: Error?
         var data: ImageDataset?
         localError = nil
@@ -78,6 +79,7 @@ struct EvaluateCommand: ParsableCommand {
     private nonisolated(unsafe) static var preprocessing: ImagePreprocessing?
     /// A CSV checkpoint's label column (so evaluate needs no --label).
     private nonisolated(unsafe) static var label: String?
+    private nonisolated(unsafe) static var regression = false
     private var savedPreprocessing: ImagePreprocessing? {
         get { Self.preprocessing }
         nonmutating set { Self.preprocessing = newValue }
@@ -86,11 +88,23 @@ struct EvaluateCommand: ParsableCommand {
     private func loadDataset() throws -> DatasetSplits {
         var options = try imagesLike(savedPreprocessing, fallback: dataLocation)
         options.label = options.label ?? Self.label
+        options.regression = Self.regression
         let registered = try registeredDataset(dataset, images: options)
         return try registered.load(try dataLocation.directory(for: registered))
     }
 
     private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String) {
+        if let r = evaluation.regression {
+            if json {
+                print(JSONValue.object([("checkpoint", .string(folder)), ("dataset", .string(dataset)), ("samples", .int(r.count)),
+                                        ("test_loss", .number(evaluation.meanLoss)), ("rmse", .number(r.rootMeanSquaredError)),
+                                        ("mae", .number(r.meanAbsoluteError)), ("r2", .number(r.rSquared))]).serialized)
+            } else {
+                print("checkpoint \(folder) on the \(dataset) test set (\(r.count) samples): RMSE \(format(r.rootMeanSquaredError, 4))  MAE \(format(r.meanAbsoluteError, 4))  R² \(format(r.rSquared, 4))")
+            }
+            fflush(nil)
+            return
+        }
         let m = evaluation.metrics
         if json {
             let object = JSONValue.object([

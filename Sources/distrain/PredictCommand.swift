@@ -52,8 +52,11 @@ struct PredictCommand: ParsableCommand {
             do { samples = try loadInputs(saved) } catch { localError = error }
             try communicator.agreeOnSuccess(localError)
             let probabilities = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
-                                                         communicator: communicator, batchSize: 256)
+                                                         communicator: communicator, batchSize: 256, softmax: !saved.isRegression)
             guard communicator.isCoordinator else { return }
+            if saved.isRegression {
+                return try report(zip(samples!.names, probabilities).map { ($0, [(saved.labelColumn ?? "prediction", $1)]) }, folder: folder)
+            }
             let rows = topClasses(probabilities, names: samples!.names, classNames: saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames)
             try report(rows, folder: folder)
         }

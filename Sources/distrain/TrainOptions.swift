@@ -176,6 +176,8 @@ struct TrainOptions: ParsableArguments {
             if earlyStop != nil { throw ValidationError("--early-stop needs --val-split F or --kfold K: it watches a validation metric") }
             if schedule == .plateau { throw ValidationError("--schedule plateau needs --val-split F or --kfold K: it watches a validation metric") }
         }
+        if dataLocation.task == .regression && monitor == .valAccuracy { throw ValidationError("--monitor val_accuracy means nothing for --task regression; use val_loss") }
+        if dataLocation.task == .regression && labelSmoothing > 0 { throw ValidationError("--label-smoothing is for classification, not --task regression") }
         if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
         if !(plateauFactor > 0 && plateauFactor < 1) { throw ValidationError("--plateau-factor must be in (0, 1), got \(plateauFactor)") }
         if plateauPatience < 1 { throw ValidationError("--plateau-patience must be at least 1, got \(plateauPatience)") }

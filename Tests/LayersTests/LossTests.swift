@@ -54,4 +54,12 @@ final class LossTests: XCTestCase {
             XCTAssertEqual(Double(analytic[c]), (loss(1e-3) - loss(-1e-3)) / 2e-3, accuracy: 2e-3, "class \(c)")
         }
     }
+
+    /// MSE by hand: outputs (1, 3), targets (0, 5): Σ (y − t)² = 1 + 4 = 5; dOutputs = 2 (y − t) · scale.
+    func testMeanSquaredErrorByHand() {
+        var gradient: [Float] = [0, 0]
+        let totals = meanSquaredError(outputs: [1, 3], targets: [0, 5], batch: 2, dOutputs: &gradient, gradientScale: 0.5)
+        XCTAssertEqual(totals.lossSum, 5)
+        XCTAssertEqual(gradient, [1, -2])
+    }
 }

@@ -25,3 +25,37 @@ final class CSVCommandTests: XCTestCase {
         XCTAssertTrue(missing.standardError.contains("has no column 'height, cm', a feature of the model"), missing.standardError)
     }
 }
+
+/// `--task regression` from the command line: RMSE/MAE/R², evaluate and predict numbers.
+final class CSVRegressionCommandTests: XCTestCase {
+    func testRegressionTrainEvaluatePredict() throws {
+        let root = makeTemporaryDirectory("csv-regression")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var text = "a,b,target\n"
+        for i in 0..<200 {
+            let a = Double(i % 17) / 4, b = Double(i % 11) / 3
+            let target: Double = 2 * a - b + 5
+            text += "\(a),\(b),\(target)\n"
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/t.csv"))
+        let distrain = builtProductsDirectory + "/distrain"
+        let train = try runProcess(distrain, ["train", root + "/t.csv", "--label", "target", "--task", "regression", "--epochs", "40", "--batch-size", "16",
+                                              "--lr", "3e-3", "--threads", "1", "--no-progress", "--checkpoint-dir", root + "/ck", "--metrics", root + "/m.jsonl"], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        XCTAssertTrue(train.standardOutput.contains("test RMSE"), train.standardOutput)
+        XCTAssertFalse(train.standardOutput.contains(" acc "), "no accuracies for a regression")
+        let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/ck", root + "/t.csv", "--json"], timeout: 60)
+        XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(evaluate.standardOutput.utf8)) as! [String: Any]
+        let rmse = object["rmse"] as! Double, loss = object["test_loss"] as! Double
+        XCTAssertEqual(rmse * rmse, loss, accuracy: 1e-9 * max(1, loss))
+        XCTAssertGreaterThan(object["r2"] as! Double, 0.9)
+        try Data("b,a\n1,2\n".utf8).write(to: URL(fileURLWithPath: root + "/new.csv"))
+        let predict = try runProcess(distrain, ["predict", "--checkpoint", root + "/ck", root + "/new.csv"], timeout: 60)
+        XCTAssertEqual(predict.exitCode, 0, predict.standardError)
+        let value = Double(predict.standardOutput.split(separator: " ").last!.trimmingCharacters(in: .whitespacesAndNewlines))!
+        XCTAssertEqual(value, 2 * 2 - 1 + 5, accuracy: 1.5, "the fitted plane at (a 2, b 1)")
+        let end = try String(contentsOfFile: root + "/m.jsonl", encoding: .utf8).split(separator: "\n").last!
+        XCTAssertTrue(end.contains("\"rmse\"") && end.contains("\"r2\""), String(end))
+    }
+}
