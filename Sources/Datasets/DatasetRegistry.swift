@@ -62,12 +62,13 @@ public enum DatasetRegistry {
     /// The dataset with this name, or at this path (a `.npz`, or a folder of NumPy arrays), or an error
     /// listing the choices.
     public static func named(_ name: String, images: SourceOptions = SourceOptions()) throws -> RegisteredDataset {
-        if let dataset = all.first(where: { $0.name == name }) { return dataset }
-        if name.hasSuffix(".csv") {
+        if images.format == nil, let dataset = all.first(where: { $0.name == name }) { return dataset }
+        let format = images.format
+        if format == .csv || (format == nil && name.hasSuffix(".csv")) {
             return RegisteredDataset(name: name, summary: "the CSV table \(name)", augmentsByDefault: false, defaultDirectory: { name },
                                      load: { _ in try loadCSVDataset(name, options: images) }, files: { _ in [name] })
         }
-        if isImageFolder(name) {
+        if format == .images || (format == nil && isImageFolder(name)) {
             return RegisteredDataset(name: name, summary: "image folders at \(name)", augmentsByDefault: false, defaultDirectory: { name },
                                      load: { _ in
                                          let loaded = try loadImageFolder(name, options: images)
@@ -80,7 +81,7 @@ public enum DatasetRegistry {
                                      },
                                      files: { _ in [] })
         }
-        if name.hasSuffix(".npz") || pathExists("\(name)/x_train.npy") {
+        if format == .npz || format == .npy || (format == nil && (name.hasSuffix(".npz") || pathExists("\(name)/x_train.npy"))) {
             return RegisteredDataset(name: name, summary: "NumPy arrays at \(name)", augmentsByDefault: false,
                                      defaultDirectory: { name }, load: { _ in try loadNumPyDataset(name) },
                                      files: { _ in name.hasSuffix(".npz") ? [name] : ["x_train", "y_train", "x_test", "y_test"].map { "\(name)/\($0).npy" } })

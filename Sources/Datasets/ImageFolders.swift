@@ -27,6 +27,8 @@ public struct SourceOptions: Sendable, Equatable {
     public var label: String?
     /// CSV: predict the label column's number (mean squared error) instead of its class.
     public var regression = false
+    /// `--format`: how to read a path, when its name does not say (nil: detected).
+    public var format: SourceFormat?
     public var channels: Int?
     public var size: (height: Int, width: Int)?
     /// Skip files that do not decode, counting them, instead of stopping at the first.
@@ -37,9 +39,14 @@ public struct SourceOptions: Sendable, Equatable {
     public init() {}
 
     public static func == (a: SourceOptions, b: SourceOptions) -> Bool {
-        a.label == b.label && a.regression == b.regression && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
+        a.label == b.label && a.regression == b.regression && a.format == b.format && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
             && a.skipBadFiles == b.skipBadFiles && a.testFraction == b.testFraction
     }
+}
+
+/// The kinds of data source a path can be (`--format`).
+public enum SourceFormat: String, Sendable, CaseIterable {
+    case images, npz, npy, csv
 }
 
 /// Whether `path` looks like an image-folder dataset: a folder of class folders holding images, or with
@@ -143,8 +150,9 @@ func imageInfo(_ path: String) throws -> (height: Int, width: Int, channels: Int
 public func decodeImage(_ path: String, preprocessing p: ImagePreprocessing) throws -> [UInt8] {
     let bytes = try readFileBytes(path)
     let info = try imageInfo(path)
-    guard info.width > 0, info.height > 0, info.width <= 16_384, info.height <= 16_384 else {
-        throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side")
+    // The header's size decides the allocation: bounded, so a small file cannot claim gigabytes.
+    guard info.width > 0, info.height > 0, info.width <= 16_384, info.height <= 16_384, info.width * info.height <= 1 << 26 else {
+        throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side and 64 megapixels")
     }
     // Colour to grey is done here, with one formula for both codecs (Rec. 601 luma, as PIL's convert("L")):
     // libpng would convert in linear light and libjpeg on encoded values.

@@ -27,6 +27,9 @@ struct DataLocationOptions: ParsableArguments {
     @Flag(name: .customLong("skip-bad-files"), help: "Image folders: leave out files that do not decode, counting them, instead of stopping.")
     var skipBadFiles = false
 
+    @Option(help: "How to read DATASET when its name does not say: images (class folders), npz or npy (NumPy), csv.")
+    var format: SourceFormat?
+
     @Option(help: "CSV tables: the column holding the class label (every other column is a numeric feature).")
     var label: String?
 
@@ -52,6 +55,7 @@ struct DataLocationOptions: ParsableArguments {
             options.testFraction = testSplit
             options.label = label
             options.regression = task == .regression
+            options.format = format
             if let imageSize {
                 let parts = imageSize.split(separator: "x").map { Int($0) }
                 guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
@@ -81,3 +85,5 @@ func registeredDataset(_ name: String, images: SourceOptions = SourceOptions()) 
 enum LearningTask: String, ExpressibleByArgument, CaseIterable {
     case classification, regression
 }
+
+extension SourceFormat: ExpressibleByArgument {}

@@ -59,3 +59,20 @@ final class CSVRegressionCommandTests: XCTestCase {
         XCTAssertTrue(end.contains("\"rmse\"") && end.contains("\"r2\""), String(end))
     }
 }
+
+/// `--format` reads a path whose name does not say what it is; without it the error lists the choices.
+final class SourceFormatTests: XCTestCase {
+    func testFormatForcesTheReader() throws {
+        let root = makeTemporaryDirectory("format")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var text = "x,kind\n"
+        for i in 0..<40 { text += "\(i % 2 == 0 ? i : -i),\(i % 2 == 0 ? "even" : "odd")\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/table.txt"))
+        let distrain = builtProductsDirectory + "/distrain"
+        let forced = try runProcess(distrain, ["train", root + "/table.txt", "--format", "csv", "--label", "kind", "--epochs", "1", "--threads", "1", "--no-progress"], timeout: 60)
+        XCTAssertEqual(forced.exitCode, 0, forced.standardError)
+        let unknown = try runProcess(distrain, ["train", root + "/table.txt", "--epochs", "1"], timeout: 60)
+        XCTAssertEqual(unknown.exitCode, 64)
+        XCTAssertTrue(unknown.standardError.contains("unknown dataset") && unknown.standardError.contains(".npz file"), unknown.standardError)
+    }
+}
