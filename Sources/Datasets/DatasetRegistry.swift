@@ -86,7 +86,7 @@ public enum DatasetRegistry {
                                      defaultDirectory: { name }, load: { _ in try loadNumPyDataset(name) },
                                      files: { _ in name.hasSuffix(".npz") ? [name] : ["x_train", "y_train", "x_test", "y_test"].map { "\(name)/\($0).npy" } })
         }
-        throw DatasetError.unknownDataset(name: name, choices: names + ", or a folder of class folders of images, a .npz file, or a folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy")
+        throw DatasetError.unknownDataset(name: name, choices: names + ", or a folder of class folders of images, a .csv table, a .npz file, or a folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy (--format says which when the name does not)")
     }
 
     private static func idxFiles(_ directory: String) -> [String] {
