@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "SafeTensors"),
         // What runs many trainings or compares models: k-fold, sweeps, the LR finder, comparison statistics.
         .target(name: "Selection", dependencies: ["Training"]),
+        // Smaller models: pruning masks (and, later, int8 quantization).
+        .target(name: "Compression", dependencies: ["Tensors"]),
         // The HTML/SVG report from metrics files (Foundation only).
         .target(name: "Reports"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
@@ -40,7 +42,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
-            "DistrainKit", "Training", "Reports", "Selection", "Downloads", "SafeTensors", "CAllocationCounter",
+            "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Training", "Datasets", "Collectives", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),
         .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
         .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]),

@@ -56,6 +56,36 @@ public final class Trainer {
     public internal(set) var globalStep = 0
     /// Reduced running sums of a resumed, unfinished epoch (counted once, on the coordinator).
     var restoredPartial = EpochTotals()
+    /// Pruning: one value per parameter (1 kept, 0 pruned); after every update the parameters and the
+    /// optimizer's state are multiplied by it, so pruned weights and their state stay exactly zero on every
+    /// rank. Setting it applies it at once.
+    public var updateMask: [Float]? {
+        didSet {
+            maskBuffer?.deallocate()
+            maskBuffer = updateMask.map { mask in
+                precondition(mask.count == model.parameters.count, "mask of \(mask.count) for \(model.parameters.count) parameters")
+                let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: mask.count)
+                _ = buffer.initialize(from: mask)
+                return buffer
+            }
+            maskedState = optimizer.stateBuffers.map(\.values)  // read once: building the list allocates
+            applyUpdateMask()
+        }
+    }
+    private var maskBuffer: UnsafeMutableBufferPointer<Float>?
+    private var maskedState: [UnsafeMutableBufferPointer<Float>] = []
+
+    /// Parameters and optimizer state ← themselves ⊙ mask (no allocation: the step calls it).
+    func applyUpdateMask() {
+        guard let mask = maskBuffer else { return }
+        let values = model.parameters.values
+        for i in 0..<values.count { values[i] *= mask[i] }
+        for b in 0..<maskedState.count {
+            let state = maskedState[b]
+            for i in 0..<state.count { state[i] *= mask[i] }
+        }
+    }
+
     /// The checkpoint written last (every rank knows it), if any.
     public internal(set) var lastCheckpoint: String?
     /// Model selection's state: best monitored score, patience counters, plateau scale (checkpointed).
@@ -119,6 +149,7 @@ public final class Trainer {
         labels.deallocate()
         targets.deallocate()
         stopFlag.deallocate()
+        maskBuffer?.deallocate()
     }
 
     /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
@@ -217,6 +248,7 @@ public final class Trainer {
         }
         nonFiniteGuard.stepWasFinite()
         optimizer.update(model.parameters, learningRate: learningRate)    // update
+        applyUpdateMask()                                                 // (pruning: masked weights stay zero)
         return loss
     }
 
