@@ -184,6 +184,8 @@ public struct ModelDescription: Sendable {
     public var spec: String?
     /// Python source binding `model` to the equivalent torch.nn module.
     public var pytorchSource: String
+    /// More `__metadata__` entries (a pruned model's mask and settings); the fields above take precedence.
+    public var extraMetadata: [String: String] = [:]
 
     public init(label: String, spec: String?, pytorchSource: String) {
         self.label = label
@@ -340,7 +342,7 @@ public struct CheckpointWriter {
             "dataset": dataset,
             "distrain_version": distrainVersion,
         ]
-        var withSpec = metadata
+        var withSpec = metadata.merging(model.extraMetadata) { own, _ in own }
         if let spec = model.spec { withSpec["spec"] = spec }
         if regression { withSpec["task"] = "regression" }
         if let table, let json = try? JSONEncoder().encode(table.features) {

@@ -86,6 +86,9 @@ public final class Trainer {
         }
     }
 
+    /// More entries for every checkpoint's model metadata (pruning records its mask and settings here).
+    public var checkpointMetadata: [String: String] = [:]
+
     /// The checkpoint written last (every rank knows it), if any.
     public internal(set) var lastCheckpoint: String?
     /// Model selection's state: best monitored score, patience counters, plateau scale (checkpointed).

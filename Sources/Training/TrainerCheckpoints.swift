@@ -92,8 +92,10 @@ extension Trainer {
             (spec: rows.map { "\($0.name) = \($0.pytorch)" }.joined(separator: "\n") + "\n",
              python: "model = nn.Sequential(OrderedDict([" + rows.map { "(\"\($0.name)\", nn.\($0.pytorch))" }.joined(separator: ", ") + "]))")
         }
-        return ModelDescription(label: configuration.modelLabel, spec: built?.spec,
-                                pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
+        var description = ModelDescription(label: configuration.modelLabel, spec: built?.spec,
+                                           pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
+        description.extraMetadata = checkpointMetadata
+        return description
     }
 
     /// What the run header and the metrics' start event say.

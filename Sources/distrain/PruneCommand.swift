@@ -1,0 +1,179 @@
+import ArgumentParser
+import Collectives
+import Compression
+import Datasets
+import DistrainKit
+import Foundation
+import Training
+
+/// `distrain prune`: magnitude pruning of a trained checkpoint at one or more sparsities, each fine-tuned
+/// with its mask fixed, into its own checkpoint directory.
+struct PruneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Prune a checkpoint's weights by magnitude and fine-tune with the mask fixed (locally or under mpirun).",
+        discussion: """
+        For each --sparsity, that fraction of the weight matrices and kernels (not biases, not normalization
+        parameters) with the smallest magnitudes is set to zero — across all layers (--scope global) or in
+        each layer (--scope layer) — and the model is fine-tuned with the checkpoint's training settings for
+        --finetune-epochs epochs; pruned weights and their optimizer state stay exactly zero on every rank.
+        Prints test accuracy before pruning, right after, and after fine-tuning, and each layer's sparsity.
+        OUT/sparsity-0.50/ is a normal checkpoint directory (dense weights with zeros) whose model metadata
+        holds the mask (pruning_mask, base64 bits, 1 = kept) and the settings; evaluate, predict, compare
+        and export take it.
+        Example: distrain prune --checkpoint runs/mlp fashion-mnist --sparsity 0.5,0.8,0.9 --out runs/mlp-pruned
+        """)
+
+    @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
+    var checkpoint: String
+
+    @Argument(help: "The dataset it was trained on: \(DatasetRegistry.names).")
+    var dataset: String
+
+    @OptionGroup var dataLocation: DataLocationOptions
+
+    @Option(help: "Fractions of the prunable weights to remove, comma-separated, each in [0, 1).")
+    var sparsity: String
+
+    @Option(help: "Rank weights across all layers (global) or within each layer (layer).")
+    var scope: PruningScope = .global
+
+    @Option(name: .customLong("finetune-epochs"), help: "Epochs of fine-tuning after pruning.")
+    var finetuneEpochs = 1
+
+    @Option(name: .customLong("learning-rate"), help: "Fine-tuning learning rate (default: a tenth of the checkpoint's).")
+    var learningRate: Float?
+
+    @Option(help: "Where the pruned checkpoints go: OUT/sparsity-0.50/ per sparsity.")
+    var out: String
+
+    @OptionGroup var resources: ThreadOptions
+
+    @Option(name: .customLong("collective-timeout"), help: "Seconds a rank waits in one collective before giving up.")
+    var collectiveTimeout = 600.0
+
+    /// The requested sparsities, in order.
+    var sparsities: [Double] {
+        get throws {
+            try sparsity.split(separator: ",", omittingEmptySubsequences: false).map { text in
+                let trimmed = text.trimmingCharacters(in: .whitespaces)
+                guard let value = Double(trimmed), value >= 0, value < 1 else {
+                    throw ValidationError("--sparsity takes fractions in [0, 1) separated by commas, got '\(trimmed)'")
+                }
+                return value
+            }
+        }
+    }
+
+    func validate() throws {
+        _ = try sparsities
+        if finetuneEpochs < 1 || finetuneEpochs > 10_000 { throw ValidationError("--finetune-epochs must be between 1 and 10000, got \(finetuneEpochs)") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
+        if out.isEmpty || checkpoint.isEmpty { throw ValidationError("--out and --checkpoint need directories") }
+        if collectiveTimeout <= 0 { throw ValidationError("--collective-timeout must be positive") }
+    }
+
+    func run() throws {
+        let session = try TrainingSession(threads: resources.threads, collectiveTimeout: collectiveTimeout)
+        let communicator = session.communicator
+        try session.run {
+            let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
+            let loaded = try LoadedCheckpoint.load(directory: folder, communicator: communicator)
+            let data = try loadData(saved, folder: folder, session: session)
+            var rows: [PruningRow] = []
+            for sparsity in try sparsities {
+                rows.append(try prune(at: sparsity, saved: saved, loaded: loaded, folder: folder, data: data, session: session))
+            }
+            if communicator.isCoordinator { report(rows, folder: folder, samples: data.test.count) }
+        }
+    }
+
+    /// The dataset as the checkpoint saw it (image preprocessing, CSV columns), on every rank.
+    private func loadData(_ saved: CheckpointModel, folder: String, session: TrainingSession) throws -> DatasetSplits {
+        if saved.isRegression {
+            throw ValidationError("\(folder) is a regression model; prune reports accuracy and takes classification checkpoints only")
+        }
+        var options = try imagesLike(saved.preprocessing, fallback: dataLocation)
+        options.label = options.label ?? saved.labelColumn
+        let registered = try registeredDataset(dataset, images: options)
+        let data = try session.loadCollectively(registered, directory: try dataLocation.directory(for: registered))
+        try requireFits(saved, folder: folder, data: data.test, datasetName: dataset)
+        return data
+    }
+
+    /// One sparsity: restore, measure, prune, measure, fine-tune with the mask, measure.
+    private func prune(at sparsity: Double, saved: CheckpointModel, loaded: LoadedCheckpoint, folder: String,
+                       data: DatasetSplits, session: TrainingSession) throws -> PruningRow {
+        let communicator = session.communicator
+        var configuration = loaded.state.configuration
+        configuration.epochs = finetuneEpochs
+        configuration.learningRate = learningRate ?? configuration.learningRate / 10
+        configuration.monitor = nil
+        configuration.earlyStopPatience = nil
+        configuration.plateauFactor = nil
+        if configuration.schedule == .plateau { configuration.schedule = .constant }
+        let directory = "\(out)/sparsity-\(String(format: "%.2f", sparsity))"
+        try requireEmptyOnCoordinator(directory, communicator: communicator)
+        let lock = try session.lockOnCoordinator(directory)
+        defer { withExtendedLifetime(lock) {} }
+
+        let model = try configuration.makeModel(for: data)
+        try loaded.restoreParameters(into: model.parameters)
+        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                                  configuration: configuration, communicator: communicator, threadsPerRank: session.threads,
+                                  reporter: communicator.isCoordinator ? ConsoleReporter(isTerminal: false, brief: true) : nil,
+                                  checkpointing: CheckpointSettings(directory: directory, keep: 1),
+                                  tracker: session.tracker)
+        func accuracy() throws -> Double {
+            try evaluate(model: model, dataset: data.test, normalization: trainer.normalization, communicator: communicator,
+                         batchSize: configuration.evaluationBatchSize).accuracy
+        }
+        let before = try accuracy()
+        let mask = PruningMask(store: model.parameters, sparsity: sparsity, scope: scope)
+        trainer.updateMask = mask.keep
+        let pruned = try accuracy()
+        trainer.checkpointMetadata = [
+            "pruning_mask": mask.encoded, "pruning_sparsity": String(sparsity), "pruning_scope": scope.rawValue,
+            "pruned_from": folder, "pruning_finetune_epochs": String(finetuneEpochs),
+        ]
+        if communicator.isCoordinator { print("sparsity \(String(format: "%.2f", sparsity)): fine-tuning \(finetuneEpochs) epoch(s) at learning rate \(String(format: "%g", configuration.learningRate))") }
+        trainer.stopsOnSignals = true
+        try trainer.run()
+        return PruningRow(sparsity: sparsity, before: before, pruned: pruned, finetuned: try accuracy(),
+                          layers: PruningMask.sparsity(of: model.parameters), checkpoint: trainer.lastCheckpoint ?? directory)
+    }
+
+    /// Refuses to mix pruned checkpoints into a folder that already holds some.
+    private func requireEmptyOnCoordinator(_ directory: String, communicator: Communicator) throws {
+        var localError: Error?
+        if communicator.isCoordinator, !CheckpointWriter.checkpointNames(in: directory).isEmpty {
+            localError = ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
+        }
+        try communicator.agreeOnSuccess(localError)
+    }
+
+    private func report(_ rows: [PruningRow], folder: String, samples: Int) {
+        print("\npruned \(folder) (\(scope.rawValue) magnitude pruning; accuracy on the \(dataset) test set, \(samples) samples)")
+        print("sparsity  achieved  before   pruned   fine-tuned  checkpoint")
+        for row in rows {
+            print(String(format: "%8.2f  %8.4f  %.4f   %.4f   %.4f      ", row.sparsity, row.layers.total, row.before, row.pruned, row.finetuned) + row.checkpoint)
+        }
+        for row in rows {
+            let layers = row.layers.perSlice.map { "\($0.name) \(String(format: "%.3f", $0.sparsity))" }.joined(separator: ", ")
+            print("sparsity \(String(format: "%.2f", row.sparsity)) per layer: \(layers)")
+        }
+        fflush(nil)
+    }
+}
+
+/// One line of the sparsity/accuracy curve.
+private struct PruningRow {
+    var sparsity: Double
+    var before: Double
+    var pruned: Double
+    var finetuned: Double
+    var layers: (perSlice: [(name: String, sparsity: Double)], total: Double)
+    var checkpoint: String
+}
+
+extension PruningScope: ExpressibleByArgument {}

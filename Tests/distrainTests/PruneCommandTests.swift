@@ -1,0 +1,80 @@
+import XCTest
+import _TestSupport
+
+/// `distrain prune` from the command line: the sparsity reached, the mask in the metadata, zeros kept
+/// through fine-tuning, 2 ranks = 1 rank, and bad requests refused.
+final class PruneCommandTests: XCTestCase {
+    private var root = ""
+    private let distrain = builtProductsDirectory + "/distrain"
+    override func setUp() {
+        root = makeTemporaryDirectory("prune-cli")
+        writeSyntheticIDXDataset(directory: root, trainCount: 200, testCount: 50)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
+
+    private var data: [String] { ["--data-dir", root, "--threads", "1"] }
+
+    /// The weights of the MLP's two linear layers (784x128 = 100,352 and 128x10 = 1,280 values), and the
+    /// model metadata of a checkpoint directory's latest checkpoint.
+    private func weightsAndMetadata(_ directory: String) throws -> (weights: [Float], metadata: [String: String]) {
+        let latest = try String(contentsOfFile: directory + "/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(latest)/model.safetensors")))
+        let headerLength = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as! [String: Any]
+        var weights: [Float] = []
+        for name in ["1.weight", "3.weight"] {
+            let offsets = (header[name] as! [String: Any])["data_offsets"] as! [Int]
+            let start = 8 + headerLength + offsets[0], end = 8 + headerLength + offsets[1]
+            weights += stride(from: start, to: end, by: 4).map { i in
+                Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+            }
+        }
+        return (weights, header["__metadata__"] as! [String: String])
+    }
+
+    func testPruningReachesTheSparsityKeepsZerosThroughFineTuningAndMatchesOnTwoRanks() throws {
+        let train = try runProcess(distrain, ["fashion-mnist"] + data + ["--epochs", "2", "--no-progress", "--checkpoint-dir", root + "/base"], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        let prune = ["prune", "--checkpoint", root + "/base", "fashion-mnist"] + data + ["--sparsity", "0.5,0.9", "--finetune-epochs", "2"]
+        let local = try runProcess(distrain, prune + ["--out", root + "/local"], timeout: 180)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        XCTAssertTrue(local.standardOutput.contains("sparsity  achieved  before   pruned   fine-tuned"), local.standardOutput)
+        XCTAssertTrue(local.standardOutput.contains("sparsity 0.90 per layer: 1.weight"), local.standardOutput)
+        let prunable = 784 * 128 + 128 * 10
+        for sparsity in [0.5, 0.9] {
+            let (weights, metadata) = try weightsAndMetadata(root + "/local/sparsity-" + String(format: "%.2f", sparsity))
+            XCTAssertEqual(weights.filter { $0 == 0 }.count, Int(sparsity * Double(prunable)), "exactly the pruned weights are zero after fine-tuning")
+            XCTAssertEqual(metadata["pruning_sparsity"], String(sparsity))
+            XCTAssertEqual(metadata["pruning_scope"], "global")
+            // The mask's bits (over all parameters, in the store's order: 1.weight first) say which are zero.
+            let mask = [UInt8](Data(base64Encoded: metadata["pruning_mask"] ?? "") ?? Data())
+            let keptFirstLayer = (0..<(784 * 128)).map { mask[$0 / 8] & (1 << UInt8($0 % 8)) != 0 }
+            XCTAssertTrue(zip(keptFirstLayer, weights).allSatisfy { kept, weight in kept == (weight != 0) })
+        }
+        let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/local/sparsity-0.90", "fashion-mnist", "--data-dir", root], timeout: 60)
+        XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
+
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let twoRanks = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + prune + ["--out", root + "/mpi"], timeout: 240)
+        XCTAssertEqual(twoRanks.exitCode, 0, twoRanks.standardError)
+        let one = try weightsAndMetadata(root + "/local/sparsity-0.90").weights, two = try weightsAndMetadata(root + "/mpi/sparsity-0.90").weights
+        assertClose(two, one, relative: 1e-5)
+    }
+
+    func testBadRequestsAreRefused() throws {
+        let train = try runProcess(distrain, ["fashion-mnist"] + data + ["--epochs", "1", "--no-progress", "--checkpoint-dir", root + "/base"], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        let prune = ["prune", "--checkpoint", root + "/base", "fashion-mnist"] + data + ["--out", root + "/out"]
+        for bad in ["1", "-0.1", "0.5,,0.8", "half"] {
+            let outcome = try runProcess(distrain, prune + ["--sparsity=" + bad], timeout: 60)
+            XCTAssertEqual(outcome.exitCode, 64, bad)
+            XCTAssertTrue(outcome.standardError.contains("--sparsity takes fractions in [0, 1)"), outcome.standardError)
+        }
+        XCTAssertEqual(try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 120).exitCode, 0)
+        let again = try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 60)
+        XCTAssertEqual(again.exitCode, 1)
+        XCTAssertTrue(again.standardError.contains("already holds checkpoints; choose another --out"), again.standardError)
+        let missing = try runProcess(distrain, ["prune", "--checkpoint", root + "/nothing", "fashion-mnist"] + data + ["--sparsity", "0.5", "--out", root + "/x"], timeout: 60)
+        XCTAssertEqual(missing.exitCode, 1)
+    }
+}
