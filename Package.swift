@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Reports"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
         .target(name: "CAllocationCounter", dependencies: ["CKernels"]),
-        .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors"]),
+        .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors", "Compression"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "CAllocationCounter",

@@ -60,20 +60,23 @@ public final class Trainer {
     /// optimizer's state are multiplied by it, so pruned weights and their state stay exactly zero on every
     /// rank. Setting it applies it at once.
     public var updateMask: [Float]? {
-        didSet {
-            maskBuffer?.deallocate()
-            maskBuffer = updateMask.map { mask in
-                precondition(mask.count == model.parameters.count, "mask of \(mask.count) for \(model.parameters.count) parameters")
-                let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: mask.count)
-                _ = buffer.initialize(from: mask)
-                return buffer
-            }
-            maskedState = optimizer.stateBuffers.map(\.values)  // read once: building the list allocates
-            applyUpdateMask()
-        }
+        didSet { installUpdateMask() }
     }
     private var maskBuffer: UnsafeMutableBufferPointer<Float>?
     private var maskedState: [UnsafeMutableBufferPointer<Float>] = []
+
+    /// Copies `updateMask` where the step reads it and applies it at once (idempotent).
+    func installUpdateMask() {
+        maskBuffer?.deallocate()
+        maskBuffer = updateMask.map { mask in
+            precondition(mask.count == model.parameters.count, "mask of \(mask.count) for \(model.parameters.count) parameters")
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: mask.count)
+            _ = buffer.initialize(from: mask)
+            return buffer
+        }
+        maskedState = optimizer.stateBuffers.map(\.values)  // read once: building the list allocates
+        applyUpdateMask()
+    }
 
     /// Parameters and optimizer state ← themselves ⊙ mask (no allocation: the step calls it).
     func applyUpdateMask() {
@@ -145,7 +148,10 @@ public final class Trainer {
         // Rank 0's parameters (and buffers) are the truth, whatever the others computed.
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.buffers), root: 0)
-        if let resume { try restoreCollectively(from: resume) }
+        if let resume {
+            try restoreCollectively(from: resume)
+            try restorePruning(from: resume)
+        }
     }
 
     deinit {

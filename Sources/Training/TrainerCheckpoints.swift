@@ -1,3 +1,4 @@
+import Compression
 import Collectives
 import Foundation
 import Tensors
@@ -83,6 +84,18 @@ extension Trainer {
         try communicator.agreeOnSuccess(localError)
         lastCheckpoint = try communicator.broadcast(bytes: Array((lastCheckpoint ?? "").utf8), root: 0)
             .withUnsafeBufferPointer { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// A pruned checkpoint (`distrain prune`) keeps its mask when training continues from it: the mask
+    /// and the pruning settings come back from its metadata, so the zeros stay zero and stay recorded.
+    func restorePruning(from checkpoint: LoadedCheckpoint) throws {
+        guard let encoded = checkpoint.model.metadata["pruning_mask"] else { return }
+        guard let mask = PruningMask(encoded: encoded, count: model.parameters.count) else {
+            throw CheckpointError.invalid(path: checkpoint.model.path, problem: "has a pruning_mask that does not fit the model's \(model.parameters.count) parameters; the metadata is damaged — use another checkpoint")
+        }
+        checkpointMetadata = checkpoint.model.metadata.filter { $0.key.hasPrefix("pruning_") || $0.key == "pruned_from" }
+        updateMask = mask.keep
+        installUpdateMask()  // (observers do not run while the initializer is still running)
     }
 
     /// The model as checkpoints record it.

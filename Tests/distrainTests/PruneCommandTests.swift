@@ -2,7 +2,7 @@ import XCTest
 import _TestSupport
 
 /// `distrain prune` from the command line: the sparsity reached, the mask in the metadata, zeros kept
-/// through fine-tuning, 2 ranks = 1 rank, and bad requests refused.
+/// through fine-tuning and a resumed run, 2 ranks = 1 rank, and bad requests refused.
 final class PruneCommandTests: XCTestCase {
     private var root = ""
     private let distrain = builtProductsDirectory + "/distrain"
@@ -53,6 +53,13 @@ final class PruneCommandTests: XCTestCase {
         }
         let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/local/sparsity-0.90", "fashion-mnist", "--data-dir", root], timeout: 60)
         XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
+        // Training on from a pruned checkpoint keeps its mask (the zeros would grow back without it).
+        let resumed = try runProcess(distrain, ["fashion-mnist"] + data + ["--epochs", "4", "--lr", "1e-4", "--no-progress",
+                                                "--resume", root + "/local/sparsity-0.90", "--checkpoint-dir", root + "/resumed"], timeout: 120)
+        XCTAssertEqual(resumed.exitCode, 0, resumed.standardError)
+        let after = try weightsAndMetadata(root + "/resumed")
+        XCTAssertEqual(after.weights.filter { $0 == 0 }.count, Int(0.9 * Double(prunable)))
+        XCTAssertEqual(after.metadata["pruning_sparsity"], "0.9")
 
         guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
         let twoRanks = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + prune + ["--out", root + "/mpi"], timeout: 240)
