@@ -17,7 +17,8 @@ struct PruneCommand: ParsableCommand {
         parameters) with the smallest magnitudes is set to zero — across all layers (--scope global) or in
         each layer (--scope layer) — and the model is fine-tuned with the checkpoint's training settings for
         --finetune-epochs epochs; pruned weights and their optimizer state stay exactly zero on every rank.
-        Prints test accuracy before pruning, right after, and after fine-tuning, and each layer's sparsity.
+        Prints test accuracy before pruning, right after, and after fine-tuning, and each layer's sparsity;
+        OUT/pruning.json holds the same curve.
         OUT/sparsity-0.50/ is a normal checkpoint directory (dense weights with zeros) whose model metadata
         holds the mask (pruning_mask, base64 bits, 1 = kept) and the settings; evaluate, predict, compare
         and export take it.
@@ -84,7 +85,12 @@ struct PruneCommand: ParsableCommand {
             for sparsity in try sparsities {
                 rows.append(try prune(at: sparsity, saved: saved, loaded: loaded, folder: folder, data: data, session: session))
             }
-            if communicator.isCoordinator { report(rows, folder: folder, samples: data.test.count) }
+            var localError: Error?
+            if communicator.isCoordinator {
+                report(rows, folder: folder, samples: data.test.count)
+                do { try writeJSONAtomically(rows.map(PruningSummary.init), to: "\(out)/pruning.json") } catch { localError = error }
+            }
+            try communicator.agreeOnSuccess(localError)
         }
     }
 
@@ -174,6 +180,28 @@ private struct PruningRow {
     var finetuned: Double
     var layers: (perSlice: [(name: String, sparsity: Double)], total: Double)
     var checkpoint: String
+}
+
+/// One row of OUT/pruning.json, the curve for scripts and plots.
+private struct PruningSummary: Encodable {
+    var sparsity: Double
+    var achievedSparsity: Double
+    var accuracyBefore: Double
+    var accuracyPruned: Double
+    var accuracyFinetuned: Double
+    var checkpoint: String
+    /// Each prunable tensor's fraction of zeros.
+    var layerSparsity: [String: Double]
+
+    init(_ row: PruningRow) {
+        sparsity = row.sparsity
+        achievedSparsity = row.layers.total
+        accuracyBefore = row.before
+        accuracyPruned = row.pruned
+        accuracyFinetuned = row.finetuned
+        checkpoint = row.checkpoint
+        layerSparsity = Dictionary(row.layers.perSlice.map { ($0.name, $0.sparsity) }, uniquingKeysWith: { a, _ in a })
+    }
 }
 
 extension PruningScope: ExpressibleByArgument {}

@@ -41,6 +41,10 @@ final class PruneCommandTests: XCTestCase {
         XCTAssertTrue(local.standardOutput.contains("sparsity  achieved  before   pruned   fine-tuned"), local.standardOutput)
         XCTAssertTrue(local.standardOutput.contains("sparsity 0.90 per layer: 1.weight"), local.standardOutput)
         let prunable = 784 * 128 + 128 * 10
+        let curve = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/local/pruning.json"))) as! [[String: Any]]
+        XCTAssertEqual(curve.map { $0["sparsity"] as! Double }, [0.5, 0.9])
+        XCTAssertEqual(curve[1]["achievedSparsity"] as! Double, Double(Int(0.9 * Double(prunable))) / Double(prunable), accuracy: 1e-12)
+        XCTAssertEqual(curve[0]["accuracyBefore"] as! Double, curve[1]["accuracyBefore"] as! Double, "both start from the same checkpoint")
         for sparsity in [0.5, 0.9] {
             let (weights, metadata) = try weightsAndMetadata(root + "/local/sparsity-" + String(format: "%.2f", sparsity))
             XCTAssertEqual(weights.filter { $0 == 0 }.count, Int(sparsity * Double(prunable)), "exactly the pruned weights are zero after fine-tuning")
