@@ -4,10 +4,11 @@ import Foundation
 /// Several runs are overlaid in each chart, one colour per run; train, validation and test are told
 /// apart by dash pattern.
 public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [],
-                       generatedAt: Date = Date()) -> String {
-    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")"), made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
+                       prunings: [PruningHistory] = [], generatedAt: Date = Date()) -> String {
+    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")")\(prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")"), made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
     if !sweeps.isEmpty { body += section("sweep", "Sweeps", sweeps.map(sweepSection).joined()) }
     if !crossValidations.isEmpty { body += section("cross-validation", "Cross-validation", crossValidations.map(crossValidationSection).joined()) }
+    if !prunings.isEmpty { body += section("pruning", "Pruning", prunings.map(pruningSection).joined()) }
     guard !runs.isEmpty else { return page(body) }
     body += runsSection(runs)
     let splits: [(key: String, label: String, dash: String)] = [("train", "train", ""), ("val", "validation", "2 3"), ("test", "test", "7 4")]

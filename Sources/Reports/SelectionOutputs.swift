@@ -23,11 +23,24 @@ public struct CrossValidationHistory: Sendable {
     public var standardDeviation: Double
 }
 
+/// A pruning folder's sparsity/accuracy curve (`pruning.json`, written by `distrain prune`).
+public struct PruningHistory: Sendable {
+    public struct Point: Sendable {
+        public var sparsity: Double
+        public var before: Double
+        public var pruned: Double
+        public var finetuned: Double
+    }
+    public var name: String
+    public var points: [Point]
+}
+
 /// What a report input holds.
 public enum ReportInput: Sendable {
     case runs([RunHistory])
     case sweep(SweepHistory)
     case crossValidation(CrossValidationHistory)
+    case pruning(PruningHistory)
 }
 
 /// Reads a report input: a sweep folder, a cross-validation folder, or runs (see `readRunHistories`).
@@ -55,7 +68,37 @@ public func readReportInput(path: String) throws -> ReportInput {
             mean: (object["meanValidationAccuracy"] as? NSNumber)?.doubleValue ?? .nan,
             standardDeviation: (object["standardDeviationValidationAccuracy"] as? NSNumber)?.doubleValue ?? .nan))
     }
+    if let data = FileManager.default.contents(atPath: "\(path)/pruning.json") {
+        guard let rows = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
+            throw ReportError(message: "\(path)/pruning.json is not a pruning summary distrain wrote")
+        }
+        let points = try rows.map { row -> PruningHistory.Point in
+            let numbers = ["sparsity", "accuracyBefore", "accuracyPruned", "accuracyFinetuned"].map { (row[$0] as? NSNumber)?.doubleValue }
+            guard numbers.allSatisfy({ $0?.isFinite == true }) else {
+                throw ReportError(message: "\(path)/pruning.json has a row without a number for sparsity or accuracy; is it distrain's?")
+            }
+            return .init(sparsity: numbers[0]!, before: numbers[1]!, pruned: numbers[2]!, finetuned: numbers[3]!)
+        }
+        return .pruning(PruningHistory(name: name, points: points.sorted { $0.sparsity < $1.sparsity }))
+    }
     return .runs(try readRunHistories(path: path))
+}
+
+/// Test accuracy against sparsity: the unpruned model, right after pruning, and after fine-tuning.
+func pruningSection(_ pruning: PruningHistory) -> String {
+    let series = [("before pruning", "", \PruningHistory.Point.before), ("right after pruning", "2 3", \.pruned), ("after fine-tuning", "7 4", \.finetuned)]
+        .enumerated().map { index, line in
+            Series(label: line.0, color: palette[index % palette.count], dash: line.1,
+                   points: pruning.points.map { (x: $0.sparsity, y: $0[keyPath: line.2]) })
+        }
+    var html = "<h3>\(escaped(pruning.name)): \(pruning.points.count) sparsit\(pruning.points.count == 1 ? "y" : "ies")</h3>"
+    html += lineChart(title: "Test accuracy against sparsity", xLabel: "sparsity (fraction of prunable weights set to zero)",
+                      yLabel: "test accuracy", series: series, forceLog: false)
+    html += "<table><tr><th>sparsity</th><th>before</th><th>pruned</th><th>fine-tuned</th></tr>"
+    for point in pruning.points {
+        html += "<tr>" + [point.sparsity, point.before, point.pruned, point.finetuned].map { "<td>\(String(format: "%.4f", $0))</td>" }.joined() + "</tr>"
+    }
+    return html + "</table>"
 }
 
 /// The sweep's chart: the best validation value per trial against the first swept flag with numeric values

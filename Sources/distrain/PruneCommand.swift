@@ -119,15 +119,14 @@ struct PruneCommand: ParsableCommand {
         configuration.plateauFactor = nil
         if configuration.schedule == .plateau { configuration.schedule = .constant }
         let directory = "\(out)/sparsity-\(String(format: "%.2f", sparsity))"
-        try requireEmptyOnCoordinator(directory, communicator: communicator)
-        let lock = try session.lockOnCoordinator(directory)
+        let lock = try lockEmptyOnCoordinator(directory, communicator: communicator)
         defer { withExtendedLifetime(lock) {} }
 
         let model = try configuration.makeModel(for: data)
         try loaded.restoreParameters(into: model.parameters)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: session.threads,
-                                  reporter: communicator.isCoordinator ? ConsoleReporter(isTerminal: false, brief: true) : nil,
+                                  reporter: try makeReporter(directory, communicator: communicator),
                                   checkpointing: CheckpointSettings(directory: directory, keep: 1),
                                   tracker: session.tracker)
         func accuracy() throws -> Double {
@@ -149,13 +148,38 @@ struct PruneCommand: ParsableCommand {
                           layers: PruningMask.sparsity(of: model.parameters), checkpoint: trainer.lastCheckpoint ?? directory)
     }
 
-    /// Refuses to mix pruned checkpoints into a folder that already holds some.
-    private func requireEmptyOnCoordinator(_ directory: String, communicator: Communicator) throws {
-        var localError: Error?
-        if communicator.isCoordinator, !CheckpointWriter.checkpointNames(in: directory).isEmpty {
-            localError = ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
+    /// The console and the sparsity folder's metrics.jsonl (`distrain report` draws the fine-tuning), on the coordinator.
+    private func makeReporter(_ directory: String, communicator: Communicator) throws -> TrainingReporter? {
+        var reporter: TrainingReporter?, localError: Error?
+        if communicator.isCoordinator {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let log = try MetricsLog(path: "\(directory)/metrics.jsonl", appending: false)
+                log.commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
+                reporter = ReporterGroup([ConsoleReporter(isTerminal: false, brief: true), log])
+            } catch {
+                localError = error
+            }
         }
         try communicator.agreeOnSuccess(localError)
+        return reporter
+    }
+
+    /// Locks a sparsity folder for this job, refusing one that already holds checkpoints (on every rank).
+    private func lockEmptyOnCoordinator(_ directory: String, communicator: Communicator) throws -> CheckpointDirectoryLock? {
+        var lock: CheckpointDirectoryLock?, localError: Error?
+        if communicator.isCoordinator {
+            do {
+                lock = try CheckpointDirectoryLock(path: directory)
+                if !CheckpointWriter.checkpointNames(in: directory).isEmpty {
+                    throw ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
+                }
+            } catch {
+                localError = error
+            }
+        }
+        try communicator.agreeOnSuccess(localError)
+        return lock
     }
 
     private func report(_ rows: [PruningRow], folder: String, samples: Int) {

@@ -9,7 +9,8 @@ struct ReportCommand: ParsableCommand {
         abstract: "Write one self-contained HTML page (inline SVG) with the runs' curves, time split, confusion matrix and per-class scores.",
         discussion: """
         Each RUN is a --metrics file (.jsonl, or .csv for the curves only), a --checkpoint-dir (its
-        metrics.jsonl), a sweep's --out folder or a --kfold --checkpoint-dir. Several runs are overlaid.
+        metrics.jsonl), a sweep's --out folder, a --kfold --checkpoint-dir or a prune --out folder (its sparsity
+        curve). Several runs are overlaid.
         Open the page in any browser; it loads nothing.
         Example: distrain report runs/cnn runs/mlp.jsonl --out compare.html
         """)
@@ -28,18 +29,19 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let start = Date()
         do {
-            var histories: [RunHistory] = [], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = []
+            var histories: [RunHistory] = [], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [], prunings: [PruningHistory] = []
             for path in runs {
                 switch try readReportInput(path: path) {
                 case let .runs(found): histories += found
                 case let .sweep(sweep): sweeps.append(sweep)
                 case let .crossValidation(cv): crossValidations.append(cv)
+                case let .pruning(pruning): prunings.append(pruning)
                 }
             }
-            let page = reportPage(runs: histories, sweeps: sweeps, crossValidations: crossValidations)
+            let page = reportPage(runs: histories, sweeps: sweeps, crossValidations: crossValidations, prunings: prunings)
             try writeReport(page, to: out)
             let notes = histories.reduce(0) { $0 + $1.notes.count }
-            let extras = (sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")") + (crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")")
+            let extras = (sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")") + (crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")") + (prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")")
             print("wrote \(out): \(histories.count) run\(histories.count == 1 ? "" : "s")\(extras), \(page.utf8.count / 1024) KB, in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\(notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : "")")
         } catch let error as ReportError {
             printError(error.message)

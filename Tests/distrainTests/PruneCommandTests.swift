@@ -57,6 +57,16 @@ final class PruneCommandTests: XCTestCase {
         }
         let evaluate = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/local/sparsity-0.90", "fashion-mnist", "--data-dir", root], timeout: 60)
         XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
+        // The report draws the curve from the --out folder, and the fine-tuning from a sparsity folder.
+        let report = try runProcess(distrain, ["report", root + "/local", root + "/local/sparsity-0.90", "--out", root + "/report.html"], timeout: 60)
+        XCTAssertEqual(report.exitCode, 0, report.standardError)
+        XCTAssertTrue(report.standardOutput.contains("1 run, 1 pruning curve"), report.standardOutput)
+        let page = try String(contentsOfFile: root + "/report.html", encoding: .utf8)
+        XCTAssertTrue(page.contains("Test accuracy against sparsity") && page.contains("<td>0.9000</td>"))
+        try Data("[{\"sparsity\": \"half\"}]".utf8).write(to: URL(fileURLWithPath: root + "/local/pruning.json"))
+        let bad = try runProcess(distrain, ["report", root + "/local", "--out", root + "/bad.html"], timeout: 60)
+        XCTAssertEqual(bad.exitCode, 1)
+        XCTAssertTrue(bad.standardError.contains("pruning.json has a row without a number"), bad.standardError)
         // Training on from a pruned checkpoint keeps its mask (the zeros would grow back without it).
         let resumed = try runProcess(distrain, ["fashion-mnist"] + data + ["--epochs", "4", "--lr", "1e-4", "--no-progress",
                                                 "--resume", root + "/local/sparsity-0.90", "--checkpoint-dir", root + "/resumed"], timeout: 120)
