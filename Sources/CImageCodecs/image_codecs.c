@@ -38,15 +38,21 @@ static int jpeg_open(struct jpeg_decompress_struct *info, struct jpeg_failure *f
     return 0;
 }
 
+/// Reads a PNG's header into `image` (libpng's simplified API); -1 with the reason in `error`.
+static int png_open(png_image *image, const uint8_t *d, size_t n, char *error) {
+    memset(image, 0, sizeof *image);
+    image->version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(image, d, n)) {
+        snprintf(error, 200, "corrupt or unsupported PNG (%s)", image->message);
+        return -1;
+    }
+    return 0;
+}
+
 int distrain_image_info(const uint8_t *d, size_t n, int *width, int *height, int *channels, char *error) {
     if (is_png(d, n)) {
         png_image image;
-        memset(&image, 0, sizeof image);
-        image.version = PNG_IMAGE_VERSION;
-        if (!png_image_begin_read_from_memory(&image, d, n)) {
-            snprintf(error, 200, "corrupt or unsupported PNG (%s)", image.message);
-            return -1;
-        }
+        if (png_open(&image, d, n, error) != 0) return -1;
         *width = (int)image.width; *height = (int)image.height;
         *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
         png_image_free(&image);
@@ -69,12 +75,7 @@ int distrain_image_info(const uint8_t *d, size_t n, int *width, int *height, int
 int distrain_image_decode(const uint8_t *d, size_t n, uint8_t *out, int channels, char *error) {
     if (is_png(d, n)) {
         png_image image;
-        memset(&image, 0, sizeof image);
-        image.version = PNG_IMAGE_VERSION;
-        if (!png_image_begin_read_from_memory(&image, d, n)) {
-            snprintf(error, 200, "corrupt or unsupported PNG (%s)", image.message);
-            return -1;
-        }
+        if (png_open(&image, d, n, error) != 0) return -1;
         image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
         png_color black = {0, 0, 0};
         if (!png_image_finish_read(&image, &black, out, 0, NULL)) {
