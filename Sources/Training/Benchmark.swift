@@ -1,4 +1,5 @@
 import Collectives
+import Compression
 import Datasets
 import Foundation
 import Layers
@@ -83,9 +84,10 @@ public struct AllocationCounts: Sendable {
 /// Trains `model` on synthetic data with the production step (Trainer.trainEpoch; `fault` as in training): a warm-up epoch,
 /// then `repetitions` timed epochs of `steps` steps each. Allocations per steady-state step are
 /// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
-/// per-epoch setup; `allocationCounts` reads the process's allocation counters.
+/// per-epoch setup; `allocationCounts` reads the process's allocation counters. `sparsity`: under a global
+/// pruning mask, as `distrain prune` fine-tunes.
 public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, gradientSum: SumMethod = .auto, fault: Fault? = nil,
+                         communicator: Communicator, gradientSum: SumMethod = .auto, fault: Fault? = nil, sparsity: Double? = nil,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
@@ -102,9 +104,12 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         var configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
         configuration.modelFile = modelFile
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
-        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
-                           configuration: configuration, communicator: communicator, threadsPerRank: threads,
-                           fault: fault, gradientSum: gradientSum)
+        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                                  configuration: configuration, communicator: communicator, threadsPerRank: threads,
+                                  fault: fault, gradientSum: gradientSum)
+        // A pruning mask, as `distrain prune` fine-tunes: its cost and its allocations are measured with the step's.
+        if let sparsity { trainer.updateMask = PruningMask(store: model.parameters, sparsity: sparsity, scope: .global).keep }
+        return trainer
     }
     let timed = try trainer(steps: steps)
     try timed.trainEpoch(0)  // warm-up: buffers planned, BLAS threads started, pages touched

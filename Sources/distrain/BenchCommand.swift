@@ -42,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("gradient-sum"), help: "auto: shared memory within each host; allreduce: MPI_Allreduce only (to compare).")
     var gradientSum: SumMethod = .auto
 
+    @Option(help: "Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes (its cost and allocations).")
+    var sparsity: Double?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -49,6 +52,7 @@ struct BenchCommand: ParsableCommand {
         if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
+        if let sparsity, !(sparsity >= 0 && sparsity < 1) { throw ValidationError("--sparsity must be in [0, 1), got \(sparsity)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
         let choice = try ModelChoice(model)
@@ -74,7 +78,7 @@ struct BenchCommand: ParsableCommand {
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum,
-                                          fault: try Fault.fromEnvironment(),
+                                          fault: try Fault.fromEnvironment(), sparsity: sparsity,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
@@ -96,6 +100,7 @@ struct BenchCommand: ParsableCommand {
                 ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
                 ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
                 ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
+                ("sparsity", sparsity.map { .number($0) } ?? .null),
                 ("images_per_second", .number(median)),
                 ("images_per_second_min", .number(r.imagesPerSecond.min() ?? 0)),
                 ("images_per_second_max", .number(r.imagesPerSecond.max() ?? 0)),

@@ -50,6 +50,13 @@ final class BenchCommandTests: XCTestCase {
         }
     }
 
+    /// Fine-tuning under a pruning mask (`distrain prune`) adds no allocation to the step either.
+    func testPrunedStepsDoNotAllocate() throws {
+        let object = try bench(model: "mlp", extra: ["--sparsity", "0.9"])
+        XCTAssertEqual(object["sparsity"] as? Double, 0.9)
+        XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double), 1)
+    }
+
     /// The BLAS-internal path: on an AVX-512 host LeNet's small GEMMs allocate inside OpenBLAS, and the
     /// counter puts those allocations in the BLAS column, not distrain's; forcing the AVX2 kernels
     /// (OPENBLAS_CORETYPE=Haswell) makes them go away. On an AVX2 host both runs count zero in both columns.
@@ -80,10 +87,10 @@ final class BenchCommandTests: XCTestCase {
         return blas.contains("core Cooperlake") || blas.contains("core SkylakeX")
     }
 
-    private func bench(model: String, environment: [String: String] = [:]) throws -> [String: Any] {
+    private func bench(model: String, environment: [String: String] = [:], extra: [String] = []) throws -> [String: Any] {
         let outcome = try runProcess(builtProductsDirectory + "/distrain",
                                      ["bench", "--model", model, "--batch-size", "4", "--steps", "5", "--repetitions", "1",
-                                      "--threads", "1", "--json"], extraEnvironment: environment, timeout: 300)
+                                      "--threads", "1", "--json"] + extra, extraEnvironment: environment, timeout: 300)
         XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
     }

@@ -92,6 +92,16 @@ final class PruneCommandTests: XCTestCase {
             XCTAssertTrue(outcome.standardError.contains("--sparsity takes fractions in [0, 1)"), outcome.standardError)
         }
         XCTAssertEqual(try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 120).exitCode, 0)
+        // A damaged mask (same length, not base64) is named when training resumes from the checkpoint.
+        let pruned = root + "/out/sparsity-0.50/" + (try String(contentsOfFile: root + "/out/sparsity-0.50/latest", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+        var file = try Data(contentsOf: URL(fileURLWithPath: pruned + "/model.safetensors"))
+        let key = Data("\"pruning_mask\":\"".utf8)
+        let start = file.range(of: key)!.upperBound, end = file[start...].firstIndex(of: UInt8(ascii: "\""))!
+        file.replaceSubrange(start..<end, with: Data(repeating: UInt8(ascii: "!"), count: end - start))
+        try file.write(to: URL(fileURLWithPath: pruned + "/model.safetensors"))
+        let damaged = try runProcess(distrain, ["fashion-mnist"] + data + ["--epochs", "2", "--lr", "1e-4", "--no-progress", "--resume", pruned, "--checkpoint-dir", root + "/damaged"], timeout: 60)
+        XCTAssertEqual(damaged.exitCode, 1)
+        XCTAssertTrue(damaged.standardError.contains("has a pruning_mask that does not fit"), damaged.standardError)
         let again = try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 60)
         XCTAssertEqual(again.exitCode, 1)
         XCTAssertTrue(again.standardError.contains("already holds checkpoints; choose another --out"), again.standardError)
