@@ -67,7 +67,10 @@ struct PruneCommand: ParsableCommand {
     }
 
     func validate() throws {
-        _ = try sparsities
+        let folders = try sparsities.map { String(format: "%.2f", $0) }
+        if let repeated = folders.first(where: { folder in folders.filter { $0 == folder }.count > 1 }) {
+            throw ValidationError("--sparsity names \(repeated) twice (folders are named to two decimals); give each sparsity once")
+        }
         if finetuneEpochs < 1 || finetuneEpochs > 10_000 { throw ValidationError("--finetune-epochs must be between 1 and 10000, got \(finetuneEpochs)") }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
         if out.isEmpty || checkpoint.isEmpty { throw ValidationError("--out and --checkpoint need directories") }

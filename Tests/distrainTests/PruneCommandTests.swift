@@ -91,6 +91,9 @@ final class PruneCommandTests: XCTestCase {
             XCTAssertEqual(outcome.exitCode, 64, bad)
             XCTAssertTrue(outcome.standardError.contains("--sparsity takes fractions in [0, 1)"), outcome.standardError)
         }
+        let twice = try runProcess(distrain, prune + ["--sparsity", "0.5,0.501"], timeout: 60)
+        XCTAssertEqual(twice.exitCode, 64)
+        XCTAssertTrue(twice.standardError.contains("--sparsity names 0.50 twice"), twice.standardError)
         XCTAssertEqual(try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 120).exitCode, 0)
         // A damaged mask (same length, not base64) is named when training resumes from the checkpoint.
         let pruned = root + "/out/sparsity-0.50/" + (try String(contentsOfFile: root + "/out/sparsity-0.50/latest", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
