@@ -18,6 +18,9 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN (what PyTorch's CPU int8 path uses): its u8×s8→s32 GEMM runs int8 inference with VNNI
+        // where the CPU has it (measured 4× OpenBLAS's SGEMM there, 2× on AVX2; BENCHMARKS.md).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // PNG and JPEG decoding with Debian's libpng and libjpeg-turbo; C, so libjpeg's longjmp never crosses Swift.
         .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
@@ -33,8 +36,8 @@ let package = Package(
         .target(name: "SafeTensors"),
         // What runs many trainings or compares models: k-fold, sweeps, the LR finder, comparison statistics.
         .target(name: "Selection", dependencies: ["Training"]),
-        // Smaller models: pruning masks (and, later, int8 quantization).
-        .target(name: "Compression", dependencies: ["Tensors"]),
+        // Smaller models: pruning masks, int8 quantization and int8 inference.
+        .target(name: "Compression", dependencies: ["Tensors", "Layers", "CKernels", "CDNNL", "SafeTensors"]),
         // The HTML/SVG report from metrics files (Foundation only).
         .target(name: "Reports"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).

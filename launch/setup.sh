@@ -14,7 +14,7 @@ $SUDO apt-get update
 # Open MPI, OpenBLAS, zlib, the real Fashion-MNIST; for the tests: iproute2 (the emulated cluster) and
 # Chromium (renders `distrain report`'s page); DISTRAIN_NO_TEST_TOOLS=1 skips those two.
 $SUDO apt-get install -y --no-install-recommends \
-    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist pkg-config
+    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libdnnl-dev dataset-fashion-mnist pkg-config
 if [ -z "${DISTRAIN_NO_TEST_TOOLS:-}" ]; then
     $SUDO apt-get install -y --no-install-recommends iproute2 chromium
 fi

@@ -97,20 +97,22 @@ public enum Activation: String, Sendable {
 }
 
 /// Scratch memory owned by a layer, grown to the largest batch reserved.
-struct Workspace<Element> {
-    private(set) var pointer: UnsafeMutablePointer<Element>?
-    private(set) var capacity = 0
+package struct Workspace<Element> {
+    package private(set) var pointer: UnsafeMutablePointer<Element>?
+    package private(set) var capacity = 0
 
-    mutating func reserve(_ count: Int) {
+    package init() {}
+
+    package mutating func reserve(_ count: Int) {
         if count <= capacity { return }
         pointer?.deallocate()
         pointer = .allocate(capacity: count)
         capacity = count
     }
 
-    var base: UnsafeMutablePointer<Element> { pointer! }
+    package var base: UnsafeMutablePointer<Element> { pointer! }
 
-    func free() { pointer?.deallocate() }
+    package func free() { pointer?.deallocate() }
 }
 
 extension Workspace where Element: Numeric {

@@ -138,6 +138,10 @@ public final class Sequential {
         return activations[0]
     }
 
+    /// The input layer `index` received in the last forward pass, (B, layers[index].inputShape) — what
+    /// int8 calibration observes.
+    public func layerInput(_ index: Int) -> UnsafePointer<Float> { UnsafePointer(activations[index]) }
+
     /// Logits of the last forward pass, (B, outputCount).
     public var output: UnsafeMutablePointer<Float> { activations[layers.count] }
 

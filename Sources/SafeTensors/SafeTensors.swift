@@ -13,17 +13,38 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(path): \(problem)" }
 }
 
-/// One tensor to write: a name, a shape and float32 values (row-major).
+/// The element types distrain reads and writes: float32 (every float tensor) and int8 (quantized weights).
+public enum TensorDType: String, Sendable {
+    case f32 = "F32"
+    case i8 = "I8"
+
+    /// Bytes per element.
+    public var size: Int { self == .f32 ? 4 : 1 }
+}
+
+/// One tensor to write: a name, a shape and its row-major values (borrowed, not copied).
 public struct TensorToWrite {
     public let name: String
     public let shape: [Int]
-    public let values: UnsafeBufferPointer<Float>
+    public let dtype: TensorDType
+    /// The values' bytes, little-endian as the format.
+    public let bytes: UnsafeRawBufferPointer
 
     public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
         precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not hold \(values.count) values")
         self.name = name
         self.shape = shape
-        self.values = values
+        dtype = .f32
+        bytes = UnsafeRawBufferPointer(values)
+    }
+
+    /// An int8 tensor (quantized weights).
+    public init(name: String, shape: [Int], int8 values: UnsafeBufferPointer<Int8>) {
+        precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not hold \(values.count) values")
+        self.name = name
+        self.shape = shape
+        dtype = .i8
+        bytes = UnsafeRawBufferPointer(values)
     }
 }
 
@@ -31,13 +52,13 @@ public struct TensorToWrite {
 /// of JSON mapping names to {dtype, shape, data_offsets} (plus optional "__metadata__" of strings),
 /// then the raw little-endian data. Offsets are relative to the start of the data.
 public enum SafeTensors {
-    /// Encodes float32 tensors, laid out in the given order, with string metadata.
+    /// Encodes tensors, laid out in the given order, with string metadata.
     public static func encode(_ tensors: [TensorToWrite], metadata: [String: String]) -> [UInt8] {
         var header: [(String, Any)] = []
         var offset = 0
         for tensor in tensors {
-            let bytes = tensor.values.count * 4
-            header.append((tensor.name, ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]))
+            let bytes = tensor.bytes.count
+            header.append((tensor.name, ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]))
             offset += bytes
         }
         var object: [String: Any] = Dictionary(uniqueKeysWithValues: header)
@@ -51,7 +72,7 @@ public enum SafeTensors {
         withUnsafeBytes(of: &length) { out += $0 }
         out += json
         for tensor in tensors {
-            out += UnsafeRawBufferPointer(tensor.values)  // x86-64 and arm64 are little-endian, as the format
+            out += tensor.bytes  // x86-64 and arm64 are little-endian, as the format
         }
         return out
     }
@@ -94,7 +115,7 @@ public enum SafeTensors {
             }
             guard let fields = value as? [String: Any] else { throw fail("tensor \(name) is not an object") }
             guard let dtype = fields["dtype"] as? String else { throw fail("tensor \(name) has no dtype") }
-            guard dtype == "F32" else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 only") }
+            guard let type = TensorDType(rawValue: dtype) else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 and I8 only") }
             guard let shapeValues = fields["shape"] as? [Any] else { throw fail("tensor \(name) has no shape") }
             var shape: [Int] = []
             var elements = 1
@@ -115,10 +136,10 @@ public enum SafeTensors {
             guard begin >= 0, begin <= end, end <= dataSize else {
                 throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is truncated or corrupt")
             }
-            guard end - begin == elements * 4 else {
-                throw fail("tensor \(name) has \(end - begin) data bytes but shape \(shape) needs \(elements * 4)")
+            guard end - begin == elements * type.size else {
+                throw fail("tensor \(name) has \(end - begin) data bytes but \(dtype) shape \(shape) needs \(elements * type.size)")
             }
-            entries[name] = SafeTensorsFile.Entry(shape: shape, byteRange: (headerEnd + begin)..<(headerEnd + end))
+            entries[name] = SafeTensorsFile.Entry(shape: shape, dtype: type, byteRange: (headerEnd + begin)..<(headerEnd + end))
         }
         // Tensors may not share bytes.
         let sorted = entries.sorted { $0.value.byteRange.lowerBound < $1.value.byteRange.lowerBound }
@@ -133,6 +154,7 @@ public enum SafeTensors {
 public struct SafeTensorsFile {
     public struct Entry: Equatable {
         public let shape: [Int]
+        public let dtype: TensorDType
         /// Where the tensor's bytes are in the whole file.
         public let byteRange: Range<Int>
     }
@@ -150,10 +172,22 @@ public struct SafeTensorsFile {
         guard entry.shape == shape else {
             throw SafeTensorsError(path: path, problem: "tensor \(name) has shape \(entry.shape) but the model needs \(shape)")
         }
+        guard entry.dtype == .f32 else {
+            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue), not F32; an int8 checkpoint (distrain quantize) serves evaluate and predict only")
+        }
         precondition(destination.count == shape.reduce(1, *), "destination for \(name) holds \(destination.count) floats")
         bytes.withUnsafeBytes { raw in
             UnsafeMutableRawBufferPointer(destination).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[entry.byteRange]))
         }
+    }
+
+    /// An int8 tensor's values, after checking that it exists as I8 with `shape`.
+    public func int8Values(_ name: String, shape: [Int]) throws -> [Int8] {
+        guard let entry = entries[name] else { throw SafeTensorsError(path: path, problem: "missing tensor \(name)") }
+        guard entry.shape == shape, entry.dtype == .i8 else {
+            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue) of shape \(entry.shape) but the model needs I8 of shape \(shape)")
+        }
+        return bytes.withUnsafeBytes { raw in Array(UnsafeRawBufferPointer(rebasing: raw[entry.byteRange]).bindMemory(to: Int8.self)) }
     }
 
     /// The tensor's values as an array (tests and tools).

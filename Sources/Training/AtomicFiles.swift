@@ -26,7 +26,7 @@ func syncDirectory(_ directory: String) {
 }
 
 /// Replaces the file at `path` atomically: temporary file beside it, fsync, rename, fsync the folder.
-func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     let temporary = "\(path).tmp-\(getpid())"
     do {
         try writeDurably(bytes, to: temporary)

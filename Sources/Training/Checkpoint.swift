@@ -36,6 +36,8 @@ public enum CheckpointFile {
     public static let model = "model.safetensors"
     public static let optimizer = "optimizer.safetensors"
     public static let state = "state.json"
+    /// Beside the model of an int8 checkpoint (`distrain quantize`): how it was made and what it measured.
+    public static let quantization = "quantization.json"
 }
 
 /// A checkpoint read from disk and validated as files (not yet against a model).
@@ -86,6 +88,9 @@ public struct LoadedCheckpoint {
                 files = try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
                     let path = "\(directory)/\(name)"
                     guard pathExists(path) else {
+                        if pathExists("\(directory)/\(CheckpointFile.quantization)") {
+                            throw CheckpointError.invalid(path: directory, problem: "is an int8 model written by distrain quantize; it serves evaluate, predict and compare — resume, prune and quantize need the float checkpoint it came from")
+                        }
                         throw CheckpointError.invalid(path: path, problem: "is missing; the checkpoint is incomplete")
                     }
                     do { return try readFileBytes(path) } catch { throw CheckpointError.invalid(path: path, problem: "\(error)") }
@@ -104,12 +109,13 @@ public struct LoadedCheckpoint {
         try Self.restore(model, into: store)
     }
 
-    static func restore(_ file: SafeTensorsFile, into store: ParameterStore) throws {
+    /// `alsoHolding`: tensors the file holds beyond the store's, read by someone else (int8 weights and scales).
+    static func restore(_ file: SafeTensorsFile, into store: ParameterStore, alsoHolding: Set<String> = []) throws {
         for (slice, destination) in store.namedTensors {
             try file.read(slice.name, shape: slice.shape, into: destination)
             try requireFinite(destination, tensor: slice.name, in: file)
         }
-        let expected = Set(store.namedTensors.map(\.slice.name))
+        let expected = Set(store.namedTensors.map(\.slice.name)).union(alsoHolding)
         if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
             throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not have; is this checkpoint of another model?")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Datasets
+import Compression
 import Layers
 import SafeTensors
 
@@ -24,6 +25,8 @@ public struct CheckpointModel {
     public let labelColumn: String?
     /// A regression model (`--task regression`): one output, the predicted number.
     public let isRegression: Bool
+    /// An int8 model (`distrain quantize`): its Linear and Conv2d layers compute in integers.
+    public let isQuantized: Bool
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -89,8 +92,27 @@ public struct CheckpointModel {
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]
         } ?? []
         normalization = Normalization(mean: mean, standardDeviation: deviation)
-        model = built.makeSequential(inputShape: shape)
-        try LoadedCheckpoint.restore(file, into: model.parameters)
+        isQuantized = QuantizedCheckpoint.isQuantized(file.metadata)
+        if isQuantized {
+            model = try Self.int8Model(built, inputShape: shape, file: file)
+        } else {
+            model = built.makeSequential(inputShape: shape)
+            try LoadedCheckpoint.restore(file, into: model.parameters)
+        }
+    }
+
+    /// The model with int8 Linear and Conv2d layers, from a checkpoint `distrain quantize` wrote.
+    private static func int8Model(_ built: BuiltModel, inputShape: [Int], file: SafeTensorsFile) throws -> Sequential {
+        let description = file.metadata[QuantizedCheckpoint.metadataKey] ?? ""
+        let scheme = (try? JSONSerialization.jsonObject(with: Data(description.utf8)) as? [String: Any])?["scheme"] as? String
+        guard scheme == QuantizedCheckpoint.scheme else {
+            throw CheckpointError.invalid(path: file.path, problem: "its quantization metadata names the scheme '\(scheme ?? description)', which this distrain does not compute; quantize the float checkpoint with this version")
+        }
+        let (layers, consumed) = try QuantizedCheckpoint.int8Layers(built.layers, file: file)
+        let model = Sequential(inputShape: inputShape, layers: layers)
+        model.specRows = built.rows
+        try LoadedCheckpoint.restore(file, into: model.parameters, alsoHolding: consumed)
+        return model
     }
 }
 

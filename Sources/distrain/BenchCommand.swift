@@ -45,6 +45,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes (its cost and allocations).")
     var sparsity: Double?
 
+    @Option(help: "Time inference (evaluation-mode forward passes) of this checkpoint instead of training; repeat it to compare checkpoints, e.g. a float one and its int8 version, in one run.")
+    var inference: [String] = []
+
+    @Option(name: .customLong("inference-batch-sizes"), help: "Batch sizes of the inference timing, comma-separated.")
+    var inferenceBatchSizes = "1,256"
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -55,6 +61,7 @@ struct BenchCommand: ParsableCommand {
         if let sparsity, !(sparsity >= 0 && sparsity < 1) { throw ValidationError("--sparsity must be in [0, 1), got \(sparsity)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
+        if !inference.isEmpty { return _ = try parsedInferenceBatchSizes() }
         let choice = try ModelChoice(model)
         do { _ = try choice.build(inputShape: try benchShape(choice), classes: 10) } catch let error as ValidationError { throw error } catch {
             throw ValidationError("\(error)")
@@ -68,10 +75,11 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let choice = try ModelChoice(model)
         let communicator = try makeCommunicator()
         let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
-        BLAS.setThreadCount(threads)
+        setKernelThreads(threads)
+        if !inference.isEmpty { return try runInference(communicator: communicator, threads: threads) }
+        let choice = try ModelChoice(model)
         let batch = batchSize ?? (choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil

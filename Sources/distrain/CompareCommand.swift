@@ -45,7 +45,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         let communicator = try makeCommunicator()
-        BLAS.setThreadCount(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let (a, folderA) = try loadSavedModel(checkpointA, communicator: communicator)
             let (b, folderB) = try loadSavedModel(checkpointB, communicator: communicator)

@@ -47,7 +47,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let communicator = try makeCommunicator()
-        BLAS.setThreadCount(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let result = try evaluateCheckpoint(communicator: communicator)
             if communicator.isCoordinator { report(result.evaluation, classNames: result.classNames, folder: result.folder) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collectives
+import Compression
 import Datasets
 import DistrainKit
 import Foundation
@@ -105,4 +106,10 @@ func shellQuoted(_ words: [String]) -> String {
         word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@".contains($0) } && !word.isEmpty
             ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }.joined(separator: " ")
+}
+
+/// Threads for both kernel libraries: OpenBLAS (float GEMM) and oneDNN (int8 GEMM of quantized models).
+func setKernelThreads(_ threads: Int) {
+    BLAS.setThreadCount(threads)
+    Int8Kernels.setThreadCount(threads)
 }

@@ -45,7 +45,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let communicator = try makeCommunicator()
-        BLAS.setThreadCount(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
             var samples: (data: ImageDataset, names: [String])?, localError: Error?

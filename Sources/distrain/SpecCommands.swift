@@ -58,6 +58,9 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         do {
             let (saved, folder) = try loadSavedModel(pytorch, communicator: InProcessCommunicator.single())
+            if saved.isQuantized {
+                throw ValidationError("\(folder) is an int8 model (distrain quantize), which nn.Linear and nn.Conv2d cannot load; export the float checkpoint it came from")
+            }
             let shape = saved.inputShape.map(String.init).joined(separator: "x")
             print("""
             # distrain export of \(folder): \(saved.label) on \(shape) inputs, \(saved.classCount) classes

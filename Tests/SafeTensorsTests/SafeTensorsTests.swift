@@ -107,3 +107,36 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(firstDuplicateTopLevelKey(in: #"{"x":1, "\u0078" :2}"#), "x")
     }
 }
+
+final class Int8SafeTensorsTests: XCTestCase {
+    /// I8 tensors (quantized weights) beside F32 ones: encoded with their dtype, read back byte for byte,
+    /// and never read as floats by mistake.
+    func testInt8TensorsRoundTripAndAreNotReadAsFloats() throws {
+        let codes: [Int8] = [-127, -1, 0, 1, 127, 5]
+        let scales: [Float] = [0.5, 0.25]
+        let bytes = codes.withUnsafeBufferPointer { c in
+            scales.withUnsafeBufferPointer { s in
+                SafeTensors.encode([TensorToWrite(name: "fc.weight", shape: [2, 3], int8: c),
+                                    TensorToWrite(name: "fc.weight_scale", shape: [2], values: s)], metadata: [:])
+            }
+        }
+        let file = try SafeTensors.decode(bytes, path: "q.safetensors")
+        XCTAssertEqual(file.entries["fc.weight"]?.dtype, .i8)
+        XCTAssertEqual(file.entries["fc.weight"]?.byteRange.count, 6)
+        XCTAssertEqual(try file.int8Values("fc.weight", shape: [2, 3]), codes)
+        XCTAssertEqual(try file.values("fc.weight_scale"), scales)
+        XCTAssertThrowsError(try file.values("fc.weight")) { error in
+            XCTAssertTrue("\(error)".contains("tensor fc.weight is I8, not F32"), "\(error)")
+        }
+        XCTAssertThrowsError(try file.int8Values("fc.weight_scale", shape: [2])) { error in
+            XCTAssertTrue("\(error)".contains("is F32 of shape [2] but the model needs I8"), "\(error)")
+        }
+        // An I8 entry whose byte count disagrees with its shape is refused at decode.
+        var text = String(decoding: bytes[8..<(8 + Int(bytes[0]))], as: UTF8.self)
+        text = text.replacingOccurrences(of: "\"shape\":[2,3]", with: "\"shape\":[2,2]")
+        let broken = Array(bytes[0..<8]) + Array(text.utf8) + Array(bytes[(8 + Int(bytes[0]))...])
+        XCTAssertThrowsError(try SafeTensors.decode(broken, path: "b.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("has 6 data bytes but I8 shape [2, 2] needs 4"), "\(error)")
+        }
+    }
+}
