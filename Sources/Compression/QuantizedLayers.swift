@@ -150,10 +150,12 @@ public final class QuantizedConv2D: Layer {
     private var codes = Workspace<UInt8>()
     private var columns = Workspace<UInt8>()
     private var sums = Workspace<Int32>()
-    /// Images per GEMM: as many as keep the unfolded codes within ~1 MiB (they stay in L2), at least one.
+    /// Images per GEMM: as many as keep the unfolded codes and the int32 sums within ~1 MiB together (both
+    /// stay in L2 between the GEMM and the dequantization), at least one.
     public let imagesPerChunk: Int
 
-    public init(_ convolution: Conv2D, kernel: Int8Kernel) {
+    /// - Parameter imagesPerChunk: images per GEMM (default: by the L2 budget above; tests force chunking).
+    public init(_ convolution: Conv2D, kernel: Int8Kernel, imagesPerChunk: Int? = nil) {
         geometry = convolution.geometry
         precondition(kernel.weights.outputChannels == convolution.outputChannels && kernel.weights.perChannel == geometry.patchSize)
         outputChannels = convolution.outputChannels
@@ -162,7 +164,7 @@ public final class QuantizedConv2D: Layer {
         hasBias = convolution.hasBias
         self.kernel = kernel
         bias = OptionalBias(count: outputChannels)
-        imagesPerChunk = max(1, (1 << 20) / max(1, geometry.patchSize * geometry.outputPixels))
+        self.imagesPerChunk = imagesPerChunk ?? max(1, (1 << 20) / max(1, geometry.outputPixels * (geometry.patchSize + 4 * outputChannels)))
     }
 
     deinit {

@@ -124,10 +124,12 @@ final class QuantizationTests: XCTestCase {
         let weights = w.withUnsafeBufferPointer { ChannelQuantizedWeights(quantizing: $0, outputChannels: outputs) }
         var observer = RangeObserver()
         observer.observe(x, count: x.count)
-        for (stride, padding) in [(1, 1), (2, 1), (1, 0)] {
+        for (stride, padding, chunk) in [(1, 1, nil), (2, 1, nil), (1, 0, nil), (1, 1, 2)] as [(Int, Int, Int?)] {
             let float = Conv2D(inputShape: [channels, 9, 9], outputChannels: outputs, kernelSize: 3, stride: stride, padding: padding,
                                activation: .relu, name: "conv")
-            let int8 = QuantizedConv2D(float, kernel: Int8Kernel(weights: weights, input: observer.quantization))
+            let int8 = QuantizedConv2D(float, kernel: Int8Kernel(weights: weights, input: observer.quantization), imagesPerChunk: chunk)
+            XCTAssertEqual(int8.imagesPerChunk, chunk ?? int8.imagesPerChunk)
+            XCTAssertTrue(chunk != nil || int8.imagesPerChunk >= batch, "one GEMM for the 3 small images, or (2) two of them")
             compare(float: float, int8: int8, input: observer.quantization, batch: batch, x: x, weightName: "conv.weight",
                     weights: weights, floatWeights: w, bias: b)
         }
