@@ -43,7 +43,7 @@ func createFolderOnCoordinator(_ session: TrainingSession, _ path: String) throw
 /// Pretty JSON written to a temporary file beside `path`, then renamed: never half a file.
 func writeJSONAtomically<T: Encodable>(_ value: T, to path: String) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try writeTextAtomically(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n", to: path)
 }
 
