@@ -56,6 +56,36 @@ final class EmulatedClusterTests: XCTestCase {
         }
     }
 
+    /// Host 3 dies after the first checkpoint (its ranks killed, its namespace removed: no FIN reaches the
+    /// others); `distrain supervise` finds two hosts answering and finishes the job there on 4 ranks, with
+    /// the results of an uninterrupted run (N ranks ≡ 1 rank, and exact resume on another world size).
+    func testASupervisedJobThatLosesAHostFinishesOnTheOthers() throws {
+        let directory = makeTemporaryDirectory("emulated-loss")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 600, testCount: 120)
+        // 10 epochs: the host dies once the first checkpoint exists, well before the end (it is polled every 0.2 s).
+        let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "10", "--batch-size", "60", "--threads", "1", "--no-progress"]
+        let cluster = try emulated(common + ["--checkpoint-dir", directory + "/ck", "--metrics", directory + "/cluster.jsonl", "--collective-timeout", "30"],
+                                   cluster: ["--hosts", "3", "--slots", "2", "--supervise", "2", "--end-host", "3",
+                                             "--when-exists", directory + "/ck/latest"])
+        XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
+        for line in ["6 ranks", "not answering: 10.213.", "— 4 ranks", "the job finished after 1 restart"] {
+            XCTAssertTrue(cluster.standardError.contains(line) || cluster.standardOutput.contains(line), "missing '\(line)': \(cluster.standardError)")
+        }
+        let local = try runProcess(distrain, common + ["--metrics", directory + "/local.jsonl"], timeout: 120)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        let starts = try readMetrics(directory + "/cluster.jsonl").filter { $0["world_size"] != nil }.map { $0["world_size"] as? Int }
+        XCTAssertEqual(starts.first, 6)
+        XCTAssertEqual(starts.last, 4, "the restart ran on the two hosts left")
+        let last = try readMetrics(directory + "/cluster.jsonl").last { $0["event"] as? String == "epoch" }!
+        let expected = try readMetrics(directory + "/local.jsonl").last { $0["event"] as? String == "epoch" }!
+        XCTAssertEqual(last["epoch"] as? Int, 10)
+        XCTAssertEqual(last["test_accuracy"] as? Double, expected["test_accuracy"] as? Double)
+        for key in ["train_loss", "test_loss"] {
+            XCTAssertEqual(last[key] as! Double, expected[key] as! Double, accuracy: 1e-5 * abs(expected[key] as! Double), key)
+        }
+    }
+
     func testDoctorOnTheEmulatedClusterSaysGo() throws {
         let directory = makeTemporaryDirectory("doctor")
         defer { try? FileManager.default.removeItem(atPath: directory) }
