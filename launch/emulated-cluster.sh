@@ -10,7 +10,8 @@
 #    --rate: each host's link to the bridge shaped to that rate (tc tbf, both directions);
 #    --supervise: the job runs under `distrain supervise` with that restart limit, probing the hosts;
 #    --end-host: host I dies (its processes killed, its namespace removed) once PATH exists, e.g. a
-#    checkpoint folder's `latest`: the supervisor then finishes the job on the hosts that are left)
+#    checkpoint folder's `latest`: the supervisor then finishes the job on the hosts that are left;
+#    --traffic: afterwards, the bytes each host sent and received over its link)
 #   sudo launch/emulated-cluster.sh -- doctor --dataset fashion-mnist
 #   sudo launch/emulated-cluster.sh -- fashion-mnist --epochs 2 --batch-size 120
 #
@@ -19,7 +20,7 @@
 # failure or Ctrl-C. Exit 77 means "cannot emulate here" (not root, no ip, namespaces refused).
 set -euo pipefail
 
-hosts=3; slots=2; ranks=""; rate=""; supervise=""; end_host=""; when_exists=""
+hosts=3; slots=2; ranks=""; rate=""; supervise=""; end_host=""; when_exists=""; traffic=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --hosts) hosts="$2"; shift 2 ;;
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
         --supervise) supervise="$2"; shift 2 ;;
         --end-host) end_host="$2"; shift 2 ;;
         --when-exists) when_exists="$2"; shift 2 ;;
+        --traffic) traffic=1; shift ;;
         --) shift; break ;;
         *) echo "emulated-cluster.sh: error: unknown option '$1'; usage: [--hosts N] [--slots N] [--ranks N] [--rate R] [--supervise N] [--end-host I --when-exists PATH] -- <distrain arguments>" >&2; exit 64 ;;
     esac
@@ -134,5 +136,12 @@ if [ -n "$supervise" ]; then
     "$distrain" supervise --max-restarts "$supervise" --hostfile "$work/hostfile" --probe "$work/probe {host}" -- "${job[@]}" || status=$?
 else
     "${job[@]}" || status=$?
+fi
+if [ -n "$traffic" ]; then
+    # The bridge side of each veth: what it receives is what the host sent.
+    for i in $(seq 1 "$hosts"); do
+        stats="/sys/class/net/${tag}a$i/statistics"
+        [ -r "$stats/rx_bytes" ] && echo "emulated-cluster.sh: host $subnet.$i sent $(cat "$stats/rx_bytes") bytes, received $(cat "$stats/tx_bytes") bytes" >&2
+    done
 fi
 exit $status

@@ -57,7 +57,8 @@ public protocol Communicator: AnyObject {
     /// A zeroed arena of `count` floats for repeated in-place sums over ranks (the gradients). Every
     /// rank calls it at the same point with the same count; if any rank asks for `.allreduce`, all get
     /// it. Allreduces move at most `bucketElements` floats per call.
-    func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena
+    /// `wire`: the format of the sum between hosts (the shared-memory sum inside a host stays fp32).
+    func makeSumArena(count: Int, bucketElements: Int, method: SumMethod, wire: WireFormat) throws -> SumArena
     /// Copies `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns when every rank has arrived.
@@ -70,8 +71,13 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     /// The portable arena: private memory and `allreduce`, whatever the method.
-    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena {
+    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod, wire: WireFormat) throws -> SumArena {
         AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
+    }
+
+    /// An fp32 arena (no hosts to cross, or no reason to compress).
+    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena {
+        try makeSumArena(count: count, bucketElements: bucketElements, method: method, wire: .fp32)
     }
 
     /// True when this rank prints and writes files.

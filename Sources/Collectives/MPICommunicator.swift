@@ -72,8 +72,9 @@ public final class MPICommunicator: Communicator {
     /// A shared-memory arena (SharedMemorySumArena) when several ranks share a host and every host runs
     /// as many ranks; otherwise, if the window cannot be allocated, or if any rank asks for
     /// `.allreduce`, the allreduce arena.
-    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod) throws -> SumArena {
+    public func makeSumArena(count: Int, bucketElements: Int, method: SumMethod, wire: WireFormat) throws -> SumArena {
         if size > 1 {
+            try requireSameWireFormat(wire)
             // Decided together: ranks started with different flags must still take the same path.
             var wantsAllreduce: Int32 = method == .allreduce ? 1 : 0
             try checkMPI(MPI_Allreduce(cmpi_in_place(), &wantsAllreduce, 1, cmpi_int32(), cmpi_op_max(), world),
@@ -84,7 +85,7 @@ public final class MPICommunicator: Communicator {
             let topology = try hostTopology()
             if topology.hostSize > 1 && topology.uniform {
                 switch try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,
-                                                     topology: topology, world: world) {
+                                                     topology: topology, world: world, wire: wire) {
                 case .ready(let arena):
                     windows.append(arena.window)
                     return arena
@@ -95,6 +96,16 @@ public final class MPICommunicator: Communicator {
             }
         }
         return AllreduceSumArena(communicator: self, count: count, bucketElements: bucketElements)
+    }
+
+    /// Every rank must send the same format: a mixed sum would be garbage, so a disagreement is an error.
+    private func requireSameWireFormat(_ wire: WireFormat) throws {
+        let code = Int32(WireFormat.allCases.firstIndex(of: wire)!)
+        var extremes: [Int32] = [code, -code]
+        try checkMPI(MPI_Allreduce(cmpi_in_place(), &extremes, 2, cmpi_int32(), cmpi_op_max(), world), "MPI_Allreduce")
+        if extremes[0] != -extremes[1] {
+            throw CollectiveError.rankFailed(rank: -1, message: "ranks disagree on --wire (\(WireFormat.allCases[Int(-extremes[1])].rawValue) and \(WireFormat.allCases[Int(extremes[0])].rawValue)); start every rank with the same flags")
+        }
     }
 
     private func hostTopology() throws -> HostTopology {

@@ -43,6 +43,8 @@ final class SharedMemorySumArena: SumArena {
     private let targets: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
     /// Each host rank's verdict on its slice (1 = all finite), one float after its arena.
     private let verdicts: [UnsafeMutablePointer<Float>]
+    /// The 16-bit sum between hosts (`--wire fp16|bf16`); nil: fp32, or a single host.
+    private let wireSum: PackedSum?
 
     /// The window on every rank of every host, or on every rank the reason it cannot be had (the caller
     /// then falls back to allreduce).
@@ -52,7 +54,7 @@ final class SharedMemorySumArena: SumArena {
     }
 
     /// Allocates the window on every rank of every host, or none (every rank gets the same answer).
-    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm) throws -> Allocation {
+    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm, wire: WireFormat) throws -> Allocation {
         // Arena, padded to whole cache lines so that no two ranks write one line, then one line of verdict.
         let arenaFloats = (max(count, 1) + 15) / 16 * 16
         // Open MPI backs the window with a file in /dev/shm; with too little room there it prints a
@@ -82,7 +84,7 @@ final class SharedMemorySumArena: SumArena {
             return .unavailable(reason: "the shared-memory window could not be allocated")
         }
         return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
-                                               bucketElements: bucketElements, topology: topology, world: world))
+                                               bucketElements: bucketElements, topology: topology, world: world, wire: wire))
     }
 
     /// Free bytes where Open MPI puts shared windows (`osc_sm_backing_directory`, /dev/shm by default),
@@ -95,8 +97,9 @@ final class SharedMemorySumArena: SumArena {
     }
 
     private init(count: Int, arenaFloats: Int, window: MPI_Win, bucketElements: Int, topology: HostTopology,
-                 world: MPI_Comm) throws {
+                 world: MPI_Comm, wire: WireFormat) throws {
         self.window = window
+        wireSum = topology.peers != nil && wire != .fp32 ? try PackedSum(format: wire, capacity: bucketElements) : nil
         self.topology = topology
         var size: Int32 = 0
         MPI_Comm_size(world, &size)
@@ -137,6 +140,7 @@ final class SharedMemorySumArena: SumArena {
     var summary: String {
         let hosts = topology.peers == nil ? 1 : worldSize / topology.hostSize
         return "shared memory (\(topology.hostSize) ranks per host)" + (hosts > 1 ? " + allreduce across \(hosts) hosts" : "")
+            + (wireSum.map { ", \($0.format.rawValue) on the wire (lossy: not bitwise equal to 1 rank)" } ?? "")
     }
 
     func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool {
@@ -148,8 +152,9 @@ final class SharedMemorySumArena: SumArena {
         if let peers = topology.peers {
             _ = distrain_sum_spread(sources, hostSize, targets + hostRank, 1, lower, upper)
             try forEachBucket(of: slice, bucketElements: bucketElements, enteringBucket: enteringBucket) { piece in
-                try checkMPI(MPI_Allreduce(cmpi_in_place(), targets[hostRank]! + piece.lowerBound, Int32(piece.count),
-                                           cmpi_float(), cmpi_op_sum(), peers), "MPI_Allreduce")
+                let values = targets[hostRank]! + piece.lowerBound
+                if let wireSum { return try wireSum.allreduce(values, count: piece.count, over: peers) }
+                try checkMPI(MPI_Allreduce(cmpi_in_place(), values, Int32(piece.count), cmpi_float(), cmpi_op_sum(), peers), "MPI_Allreduce")
             }
             finite = distrain_sum_spread(sources + hostRank, 1, targets, hostSize, lower, upper) != 0
         } else {

@@ -9,6 +9,12 @@ public enum SumMethod: String, CaseIterable, Sendable {
     case allreduce
 }
 
+/// How gradients cross the network between hosts (`--wire`). fp32 is exact; fp16 and bf16 halve the
+/// bytes and round every partial sum to 16 bits, so N ranks no longer give 1 rank's parameters exactly.
+public enum WireFormat: String, CaseIterable, Sendable {
+    case fp32, fp16, bf16
+}
+
 /// Float storage that every rank fills with its contribution and then sums over all ranks in place.
 ///
 /// The gradient arena lives in one (`Sequential.moveGradients`), so backward writes straight into

@@ -87,7 +87,7 @@ public struct AllocationCounts: Sendable {
 /// per-epoch setup; `allocationCounts` reads the process's allocation counters. `sparsity`: under a global
 /// pruning mask, as `distrain prune` fine-tunes.
 public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, gradientSum: SumMethod = .auto, fault: Fault? = nil, sparsity: Double? = nil,
+                         communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, fault: Fault? = nil, sparsity: Double? = nil,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
@@ -106,7 +106,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: threads,
-                                  fault: fault, gradientSum: gradientSum)
+                                  fault: fault, gradientSum: gradientSum, wire: wire)
         // A pruning mask, as `distrain prune` fine-tunes: its cost and its allocations are measured with the step's.
         if let sparsity { trainer.updateMask = PruningMask(store: model.parameters, sparsity: sparsity, scope: .global).keep }
         return trainer

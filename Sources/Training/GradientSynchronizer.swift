@@ -18,11 +18,11 @@ public final class GradientSynchronizer {
 
     /// Moves `model`'s gradients into a new sum arena. Collective: every rank calls it at the same point.
     public init(communicator: Communicator, model: Sequential, bucketMegabytes: Double, method: SumMethod = .auto,
-                tracker: PhaseTracker) throws {
+                wire: WireFormat = .fp32, tracker: PhaseTracker) throws {
         self.communicator = communicator
         self.tracker = tracker
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
-        arena = try communicator.makeSumArena(count: model.parameters.count, bucketElements: bucketElements, method: method)
+        arena = try communicator.makeSumArena(count: model.parameters.count, bucketElements: bucketElements, method: method, wire: wire)
         model.moveGradients(to: arena.buffer, owner: arena)
     }
 

@@ -109,10 +109,12 @@ public final class Trainer {
     ///   fields label the run and its checkpoints).
     /// - Parameter reporter: the coordinator's reporter; ignored on other ranks.
     /// - Parameter gradientSum: how gradients travel between ranks (`--gradient-sum`).
+    /// - Parameter wire: their format between hosts (`--wire`; fp16/bf16 are lossy).
     public init(model: Sequential, optimizer: Optimizer, data: DatasetSplits, configuration: TrainingConfiguration,
                 communicator: Communicator, threadsPerRank: Int = 1, reporter: TrainingReporter? = nil,
                 checkpointing: CheckpointSettings? = nil, resume: LoadedCheckpoint? = nil,
-                tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil, gradientSum: SumMethod = .auto) throws {
+                tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil, gradientSum: SumMethod = .auto,
+                wire: WireFormat = .fp32) throws {
         precondition(model.inputShape == data.train.shape && model.outputCount == data.train.classCount,
                      "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.shape) → \(data.train.classCount) classes")
         self.configuration = configuration
@@ -126,7 +128,7 @@ public final class Trainer {
         self.reporter = communicator.isCoordinator ? reporter : nil
         normalization = try Normalization.measured(on: self.data.train)
         synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
-                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, tracker: tracker)
+                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, wire: wire, tracker: tracker)
         gatherer = BatchGatherer(dataset: self.data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule

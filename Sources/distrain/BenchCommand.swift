@@ -42,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("gradient-sum"), help: "auto: shared memory within each host; allreduce: MPI_Allreduce only (to compare).")
     var gradientSum: SumMethod = .auto
 
+    @Option(help: "Gradient format between hosts: fp32, fp16 or bf16 (as training's --wire).")
+    var wire: WireFormat = .fp32
+
     @Option(help: "Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes (its cost and allocations).")
     var sparsity: Double?
 
@@ -85,7 +88,7 @@ struct BenchCommand: ParsableCommand {
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
-                                          threads: threads, communicator: communicator, gradientSum: gradientSum,
+                                          threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.

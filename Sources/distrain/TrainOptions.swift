@@ -10,6 +10,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
 extension SumMethod: ExpressibleByArgument {}
+extension WireFormat: ExpressibleByArgument {}
 extension MonitorMetric: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
@@ -71,6 +72,9 @@ struct TrainOptions: ParsableArguments {
 
     @Option(name: .customLong("gradient-sum"), help: "auto: sum gradients in shared memory within each host (allreduce between hosts); allreduce: MPI_Allreduce only.")
     var gradientSum: SumMethod = .auto
+
+    @Option(help: "Gradient format between hosts: fp32 (exact), fp16 or bf16 (half the bytes; lossy, so N ranks no longer equal 1 rank bitwise).")
+    var wire: WireFormat = .fp32
 
     @Option(name: .customLong("checkpoint-dir"), help: "Write a checkpoint here after every epoch (atomically; keeps the newest --keep plus 'best').")
     var checkpointDirectory: String?

@@ -20,6 +20,7 @@ struct RunPlan {
     /// Epoch lines and the headline only (a sweep's trial, a fold): the console shows many runs.
     var brief = false
     var gradientSum: SumMethod = .auto
+    var wire: WireFormat = .fp32
     /// Said once in the metrics' start event: the command that reproduces the run.
     var commandLine = shellQuoted(CommandLine.arguments)
 
@@ -34,6 +35,7 @@ struct RunPlan {
         metricsPath = options.metrics
         progress = options.progress
         gradientSum = options.gradientSum
+        wire = options.wire
     }
 }
 
@@ -102,7 +104,7 @@ final class TrainingSession {
                                   configuration: plan.configuration, communicator: communicator, threadsPerRank: threads,
                                   reporter: reporter,
                                   checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
-                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum)
+                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum, wire: plan.wire)
         trainer.stopsOnSignals = true
         try trainer.run()
         return trainer

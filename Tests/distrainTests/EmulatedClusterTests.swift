@@ -86,6 +86,25 @@ final class EmulatedClusterTests: XCTestCase {
         }
     }
 
+    /// fp16 and bf16 between hosts: the header says the sum is lossy, the run trains to nearly the fp32
+    /// run's losses (not bitwise: every partial sum between hosts is rounded to 16 bits).
+    func testSixteenBitWireFormatsTrainCloseToFP32() throws {
+        let directory = makeTemporaryDirectory("emulated-wire")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 600, testCount: 120)
+        let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "60", "--threads", "1", "--no-progress"]
+        var finalLoss: [String: Double] = [:]
+        for wire in ["fp32", "fp16", "bf16"] {
+            let run = try emulated(common + ["--wire", wire, "--metrics", "\(directory)/\(wire).jsonl"])
+            XCTAssertEqual(run.exitCode, 0, run.standardError)
+            XCTAssertEqual(run.standardOutput.contains("\(wire) on the wire (lossy: not bitwise equal to 1 rank)"), wire != "fp32", run.standardOutput)
+            finalLoss[wire] = try readMetrics("\(directory)/\(wire).jsonl").last { $0["event"] as? String == "epoch" }?["train_loss"] as? Double
+        }
+        XCTAssertEqual(finalLoss["fp16"]!, finalLoss["fp32"]!, accuracy: 0.02 * finalLoss["fp32"]!)
+        XCTAssertEqual(finalLoss["bf16"]!, finalLoss["fp32"]!, accuracy: 0.05 * finalLoss["fp32"]!)
+        XCTAssertNotEqual(finalLoss["bf16"]!, finalLoss["fp32"]!, "bf16 rounds: the sums differ from fp32's")
+    }
+
     func testDoctorOnTheEmulatedClusterSaysGo() throws {
         let directory = makeTemporaryDirectory("doctor")
         defer { try? FileManager.default.removeItem(atPath: directory) }
