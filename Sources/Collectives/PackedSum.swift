@@ -7,7 +7,7 @@ import CMPI
 /// Half the bytes of fp32 on the wire; the shared-memory sums inside a host stay fp32.
 final class PackedSum {
     let format: WireFormat
-    /// (capacity) packed values of one piece.
+    /// (capacity) packed values: one per arena element, so that every bucket in flight has its own.
     private let packed: UnsafeMutablePointer<UInt16>
     private var operation: MPI_Op?
 
@@ -32,10 +32,17 @@ final class PackedSum {
 
     deinit { packed.deallocate() }
 
-    /// values ← Σ over `communicator` of values, through 16-bit packing (count ≤ capacity).
-    func allreduce(_ values: UnsafeMutablePointer<Float>, count: Int, over communicator: MPI_Comm) throws {
-        if format == .fp16 { distrain_pack_fp16(values, packed, count) } else { distrain_pack_bf16(values, packed, count) }
-        try checkMPI(MPI_Allreduce(cmpi_in_place(), packed, Int32(count), cmpi_uint16(), operation, communicator), "MPI_Allreduce")
-        if format == .fp16 { distrain_unpack_fp16(packed, values, count) } else { distrain_unpack_bf16(packed, values, count) }
+    /// Packs arena[range] and starts its sum over `communicator` (finish with `unpack` after the request completes).
+    func start(_ arena: UnsafeMutablePointer<Float>, _ range: Range<Int>, over communicator: MPI_Comm,
+               request: UnsafeMutablePointer<MPI_Request?>) throws {
+        let values = arena + range.lowerBound, codes = packed + range.lowerBound
+        if format == .fp16 { distrain_pack_fp16(values, codes, range.count) } else { distrain_pack_bf16(values, codes, range.count) }
+        try checkMPI(MPI_Iallreduce(cmpi_in_place(), codes, Int32(range.count), cmpi_uint16(), operation, communicator, request), "MPI_Iallreduce")
+    }
+
+    /// arena[range] ← the summed 16-bit values.
+    func unpack(_ arena: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        let values = arena + range.lowerBound, codes = packed + range.lowerBound
+        if format == .fp16 { distrain_unpack_fp16(codes, values, range.count) } else { distrain_unpack_bf16(codes, values, range.count) }
     }
 }

@@ -35,7 +35,6 @@ final class SharedMemorySumArena: SumArena {
     let window: MPI_Win
     private let topology: HostTopology
     private let worldSize: Int
-    private let bucketElements: Int
     /// This rank's slice of every arena: the elements it sums for the host.
     private let slice: Range<Int>
     /// Every host rank's arena, as sources and as targets for distrain_sum_spread (hostSize pointers each).
@@ -45,6 +44,11 @@ final class SharedMemorySumArena: SumArena {
     private let verdicts: [UnsafeMutablePointer<Float>]
     /// The 16-bit sum between hosts (`--wire fp16|bf16`); nil: fp32, or a single host.
     private let wireSum: PackedSum?
+    /// Between hosts: this host rank's piece of every bucket (the bucket split in host-size parts of
+    /// whole cache lines), one request per bucket, and how many buckets this step has started.
+    private var pieces: [Range<Int>] = []
+    private var requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 1)
+    private var started = 0
 
     /// The window on every rank of every host, or on every rank the reason it cannot be had (the caller
     /// then falls back to allreduce).
@@ -99,12 +103,11 @@ final class SharedMemorySumArena: SumArena {
     private init(count: Int, arenaFloats: Int, window: MPI_Win, bucketElements: Int, topology: HostTopology,
                  world: MPI_Comm, wire: WireFormat) throws {
         self.window = window
-        wireSum = topology.peers != nil && wire != .fp32 ? try PackedSum(format: wire, capacity: bucketElements) : nil
+        wireSum = topology.peers != nil && wire != .fp32 ? try PackedSum(format: wire, capacity: max(count, 1)) : nil
         self.topology = topology
         var size: Int32 = 0
         MPI_Comm_size(world, &size)
         worldSize = Int(size)
-        self.bucketElements = bucketElements
         MPI_Win_set_errhandler(window, cmpi_errors_return())
         var arenas: [UnsafeMutablePointer<Float>] = []
         for rank in 0..<topology.hostSize {
@@ -130,9 +133,11 @@ final class SharedMemorySumArena: SumArena {
         // Passive-target epoch for the window's lifetime; MPI_Win_sync orders the loads and stores.
         try checkMPI(MPI_Win_lock_all(cmpi_mode_nocheck(), window), "MPI_Win_lock_all")
         try hostBarrier()  // every arena zeroed before anyone reads one
+        useBuckets([0..<count])  // between hosts: one bucket until the gradient synchronizer plans its own
     }
 
     deinit {
+        requests.deallocate()
         sources.deallocate()
         targets.deallocate()
     }
@@ -143,23 +148,76 @@ final class SharedMemorySumArena: SumArena {
             + (wireSum.map { ", \($0.format.rawValue) on the wire (lossy: not bitwise equal to 1 rank)" } ?? "")
     }
 
+    var hasSumBetweenHosts: Bool { topology.peers != nil }
+
+    /// Only between hosts: on one host the whole sum is one shared-memory pass after backward.
+    func useBuckets(_ ranges: [Range<Int>]) {
+        guard topology.peers != nil, !ranges.isEmpty else { return }
+        pieces = ranges.map { range in
+            let share = ((range.count + topology.hostSize - 1) / topology.hostSize + 15) / 16 * 16
+            let lower = min(range.lowerBound + topology.hostRank * share, range.upperBound)
+            return lower..<min(lower + share, range.upperBound)
+        }
+        requests.deallocate()
+        requests = .allocate(capacity: ranges.count)
+        requests.initialize(repeating: cmpi_request_null(), count: ranges.count)
+    }
+
+    func startBucket(_ index: Int) throws {
+        while started <= index && started < pieces.count { try startPiece(started) }
+    }
+
+    /// After a host barrier (every rank has written the bucket), sums this rank's piece over the host
+    /// into its own arena and starts its sum between hosts.
+    private func startPiece(_ index: Int) throws {
+        try hostBarrier()
+        started = index + 1
+        let piece = pieces[index], hostRank = topology.hostRank
+        if piece.isEmpty { return }
+        _ = distrain_sum_spread(sources, topology.hostSize, targets + hostRank, 1, piece.lowerBound, piece.upperBound)
+        let own = targets[hostRank]!
+        if let wireSum { return try wireSum.start(own, piece, over: topology.peers!, request: requests + index) }
+        try checkMPI(MPI_Iallreduce(cmpi_in_place(), own + piece.lowerBound, Int32(piece.count), cmpi_float(), cmpi_op_sum(),
+                                    topology.peers!, requests + index), "MPI_Iallreduce")
+    }
+
+    func progress() {
+        guard started > 0 else { return }
+        var done: Int32 = 0
+        _ = MPI_Testall(Int32(started), requests, &done, cmpi_statuses_ignore())
+    }
+
+    /// The bucketed sum: starts the buckets backward has not, waits for all, then spreads this rank's
+    /// pieces into every arena of the host. Started early or late, every bucket makes the same calls on
+    /// the same pieces, so the bits do not depend on when (overlap on or off).
+    private func sumBuckets(enteringBucket: (Int) -> Void) throws -> Bool {
+        while started < pieces.count {
+            enteringBucket(started)
+            try startPiece(started)
+        }
+        try checkMPI(MPI_Waitall(Int32(pieces.count), requests, cmpi_statuses_ignore()), "MPI_Waitall")
+        started = 0
+        var finite = true
+        let hostRank = topology.hostRank, hostSize = topology.hostSize
+        for piece in pieces where !piece.isEmpty {
+            wireSum?.unpack(targets[hostRank]!, piece)
+            finite = distrain_sum_spread(sources + hostRank, 1, targets, hostSize, piece.lowerBound, piece.upperBound) != 0 && finite
+        }
+        return finite
+    }
+
     func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool {
+        if topology.peers != nil {
+            let finite = try sumBuckets(enteringBucket: enteringBucket)
+            verdicts[topology.hostRank].pointee = finite ? 1 : 0
+            try hostBarrier()  // every piece is summed and written into every arena
+            for rank in 0..<topology.hostSize where verdicts[rank].pointee != 1 { return false }
+            return true
+        }
         enteringBucket(0)
         try hostBarrier()  // every contribution is complete
-        let lower = slice.lowerBound, upper = slice.upperBound
         let hostRank = topology.hostRank, hostSize = topology.hostSize
-        let finite: Bool
-        if let peers = topology.peers {
-            _ = distrain_sum_spread(sources, hostSize, targets + hostRank, 1, lower, upper)
-            try forEachBucket(of: slice, bucketElements: bucketElements, enteringBucket: enteringBucket) { piece in
-                let values = targets[hostRank]! + piece.lowerBound
-                if let wireSum { return try wireSum.allreduce(values, count: piece.count, over: peers) }
-                try checkMPI(MPI_Allreduce(cmpi_in_place(), values, Int32(piece.count), cmpi_float(), cmpi_op_sum(), peers), "MPI_Allreduce")
-            }
-            finite = distrain_sum_spread(sources + hostRank, 1, targets, hostSize, lower, upper) != 0
-        } else {
-            finite = distrain_sum_spread(sources, hostSize, targets, hostSize, lower, upper) != 0
-        }
+        let finite = distrain_sum_spread(sources, hostSize, targets, hostSize, slice.lowerBound, slice.upperBound) != 0
         verdicts[hostRank].pointee = finite ? 1 : 0
         try hostBarrier()  // every slice is summed and written into every arena
         for rank in 0..<hostSize where verdicts[rank].pointee != 1 { return false }

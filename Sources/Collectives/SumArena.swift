@@ -30,6 +30,24 @@ public protocol SumArena: AnyObject {
     ///
     /// - Parameter enteringBucket: told the index of each piece before it is exchanged (hang reports).
     func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool
+
+    /// Whether the sum has a part between hosts that buckets can start early (`startBucket`).
+    var hasSumBetweenHosts: Bool { get }
+    /// Splits the sum between hosts into buckets: ranges of the arena in the order backward completes
+    /// them (the last layers' first). Called once, on every rank alike.
+    func useBuckets(_ ranges: [Range<Int>])
+    /// Starts the sum of bucket `index` (and of any earlier one not yet started) while backward goes on.
+    /// Collective over the host: every rank starts the same buckets in the same order.
+    func startBucket(_ index: Int) throws
+    /// Lets MPI move the started buckets along (called between layers).
+    func progress()
+}
+
+extension SumArena {
+    public var hasSumBetweenHosts: Bool { false }
+    public func useBuckets(_ ranges: [Range<Int>]) {}
+    public func startBucket(_ index: Int) throws {}
+    public func progress() {}
 }
 
 /// The portable arena: private memory, summed with the communicator's allreduce in pieces of

@@ -87,6 +87,13 @@ public final class Sequential {
         bindLayers()
     }
 
+    /// Called with a layer's index right after its backward in a training pass (batch > 0): the gradient
+    /// sum starts buckets whose layers are done while backward goes on. Set once; nil: nothing to do.
+    public var afterLayerBackward: ((Int) -> Void)?
+
+    /// Each layer's parameters (and gradients) as one range of the store, input to output (empty if none).
+    public var parameterRanges: [Range<Int>] { gradientRanges }
+
     /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).
     private let hasParameters: [Bool]
     /// Each layer's parameters as one range of the store (its slices are consecutive; empty if none).
@@ -199,6 +206,7 @@ public final class Sequential {
                 let range = gradientRanges[index]
                 finite = finite && allFinite(parameters.gradients.baseAddress! + range.lowerBound, count: range.count)
             }
+            afterLayerBackward?(index)
         }
         return finite
     }

@@ -87,7 +87,7 @@ public struct AllocationCounts: Sendable {
 /// per-epoch setup; `allocationCounts` reads the process's allocation counters. `sparsity`: under a global
 /// pruning mask, as `distrain prune` fine-tunes.
 public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, fault: Fault? = nil, sparsity: Double? = nil,
+                         communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil, sparsity: Double? = nil,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
@@ -103,10 +103,11 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
     func trainer(steps: Int) throws -> Trainer {
         var configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
         configuration.modelFile = modelFile
+        configuration.bucketMegabytes = bucketMegabytes
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: threads,
-                                  fault: fault, gradientSum: gradientSum, wire: wire)
+                                  fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
         // A pruning mask, as `distrain prune` fine-tunes: its cost and its allocations are measured with the step's.
         if let sparsity { trainer.updateMask = PruningMask(store: model.parameters, sparsity: sparsity, scope: .global).keep }
         return trainer
@@ -153,5 +154,5 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
                            peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
                            datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
                            trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm,
-                           gradientSum: timed.synchronizer.arena.summary)
+                           gradientSum: timed.synchronizer.summary)
 }

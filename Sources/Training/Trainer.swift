@@ -110,11 +110,12 @@ public final class Trainer {
     /// - Parameter reporter: the coordinator's reporter; ignored on other ranks.
     /// - Parameter gradientSum: how gradients travel between ranks (`--gradient-sum`).
     /// - Parameter wire: their format between hosts (`--wire`; fp16/bf16 are lossy).
+    /// - Parameter overlap: start each bucket's sum between hosts during backward (`--overlap`).
     public init(model: Sequential, optimizer: Optimizer, data: DatasetSplits, configuration: TrainingConfiguration,
                 communicator: Communicator, threadsPerRank: Int = 1, reporter: TrainingReporter? = nil,
                 checkpointing: CheckpointSettings? = nil, resume: LoadedCheckpoint? = nil,
                 tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil, gradientSum: SumMethod = .auto,
-                wire: WireFormat = .fp32) throws {
+                wire: WireFormat = .fp32, overlap: Bool = false) throws {
         precondition(model.inputShape == data.train.shape && model.outputCount == data.train.classCount,
                      "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.shape) → \(data.train.classCount) classes")
         self.configuration = configuration
@@ -128,7 +129,7 @@ public final class Trainer {
         self.reporter = communicator.isCoordinator ? reporter : nil
         normalization = try Normalization.measured(on: self.data.train)
         synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
-                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, wire: wire, tracker: tracker)
+                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, wire: wire, overlap: overlap, tracker: tracker)
         gatherer = BatchGatherer(dataset: self.data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
@@ -249,7 +250,7 @@ public final class Trainer {
     func trainStep(_ batch: StepBatch, learningRate: Float, plan: BatchPlan) throws -> LossTotals? {
         try gather(batch)                                                 // data: this rank's samples
         let loss = forwardAndLoss(batch)                                  // forward: logits, loss, dLoss/dLogits
-        let finiteHere = backward(batch)                                  // backward: this rank's share of the mean gradient
+        let finiteHere = backward(batch, startingSum: true)               // backward: this rank's share of the mean gradient
         if let failure = reductionError { throw failure }                // a layer's reduction over ranks failed
         let finite = try synchronizer.sum(finiteAfterBackward: finiteHere) // gradient sum over ranks
         tracker.enter(.optimizer)

@@ -121,7 +121,7 @@ extension Trainer {
             schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
             augment: configuration.augment,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
-            gradientSum: synchronizer.arena.summary,
+            gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
     }
 }

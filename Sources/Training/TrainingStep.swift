@@ -73,8 +73,11 @@ extension Trainer {
 
     /// Zeroes the gradients and accumulates this rank's share of the mean gradient. Returns whether they
     /// are finite when backward checks them (one rank), else true: the sum's pass checks.
-    func backward(_ batch: StepBatch) -> Bool {
+    /// With `startingSum`, the gradient sum may start buckets between layers (`--overlap`); a backward
+    /// recomputed after the sum (the non-finite path) must not.
+    func backward(_ batch: StepBatch, startingSum: Bool = false) -> Bool {
         tracker.enter(.backward)
+        if startingSum { synchronizer.beginStep() }
         model.parameters.zeroGradients()
         guard batch.count > 0 else {
             if model.synchronizesOverRanks { model.backward(batch: 0) }

@@ -45,6 +45,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Gradient format between hosts: fp32, fp16 or bf16 (as training's --wire).")
     var wire: WireFormat = .fp32
 
+    @Flag(help: "Start the gradient sum between hosts during backward (as training's --overlap).")
+    var overlap = false
+
+    @Option(name: .customLong("bucket-mb"), help: "Size of each gradient bucket between hosts in MiB (as training's).")
+    var bucketMB: Double = 4
+
     @Option(help: "Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes (its cost and allocations).")
     var sparsity: Double?
 
@@ -61,6 +67,7 @@ struct BenchCommand: ParsableCommand {
         if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
+        if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) { throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)") }
         if let sparsity, !(sparsity >= 0 && sparsity < 1) { throw ValidationError("--sparsity must be in [0, 1), got \(sparsity)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
@@ -88,7 +95,7 @@ struct BenchCommand: ParsableCommand {
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
-                                          threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire,
+                                          threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap, bucketMegabytes: bucketMB,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.

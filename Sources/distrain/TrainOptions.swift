@@ -76,6 +76,9 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Gradient format between hosts: fp32 (exact), fp16 or bf16 (half the bytes; lossy, so N ranks no longer equal 1 rank bitwise).")
     var wire: WireFormat = .fp32
 
+    @Flag(help: "Start each bucket's gradient sum between hosts as soon as backward has finished its layers (as DDP), instead of after backward. Same result to the bit.")
+    var overlap = false
+
     @Option(name: .customLong("checkpoint-dir"), help: "Write a checkpoint here after every epoch (atomically; keeps the newest --keep plus 'best').")
     var checkpointDirectory: String?
 

@@ -21,6 +21,7 @@ struct RunPlan {
     var brief = false
     var gradientSum: SumMethod = .auto
     var wire: WireFormat = .fp32
+    var overlap = false
     /// Said once in the metrics' start event: the command that reproduces the run.
     var commandLine = shellQuoted(CommandLine.arguments)
 
@@ -36,6 +37,7 @@ struct RunPlan {
         progress = options.progress
         gradientSum = options.gradientSum
         wire = options.wire
+        overlap = options.overlap
     }
 }
 
@@ -104,7 +106,7 @@ final class TrainingSession {
                                   configuration: plan.configuration, communicator: communicator, threadsPerRank: threads,
                                   reporter: reporter,
                                   checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
-                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum, wire: plan.wire)
+                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum, wire: plan.wire, overlap: plan.overlap)
         trainer.stopsOnSignals = true
         try trainer.run()
         return trainer

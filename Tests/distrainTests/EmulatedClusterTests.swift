@@ -105,6 +105,36 @@ final class EmulatedClusterTests: XCTestCase {
         XCTAssertNotEqual(finalLoss["bf16"]!, finalLoss["fp32"]!, "bf16 rounds: the sums differ from fp32's")
     }
 
+    /// --overlap starts each bucket's sum between hosts during backward: the weights are the same to the
+    /// bit as without it (same calls on the same buckets), in fp32 and in fp16, and fp32 matches one process.
+    func testOverlappedBucketsGiveTheSameBitsAsSummingAfterBackward() throws {
+        let directory = makeTemporaryDirectory("emulated-overlap")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 600, testCount: 120)
+        // Three Linear layers; 0.01 MiB buckets (2,621 floats): [Linear(64,64) + Linear(64,10)] then [Linear(784,64)].
+        try "Flatten()\nLinear(784, 64)\nReLU()\nLinear(64, 64)\nReLU()\nLinear(64, 10)\n".write(toFile: directory + "/three.spec", atomically: true, encoding: .utf8)
+        let common = ["fashion-mnist", "--data-dir", directory, "--model", directory + "/three.spec", "--epochs", "2", "--batch-size", "60",
+                      "--threads", "1", "--no-progress", "--bucket-mb", "0.01"]
+        func weights(_ name: String) throws -> [UInt8] {
+            let latest = try String(contentsOfFile: "\(directory)/\(name)/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            return try checkpointTensorBytes("\(directory)/\(name)/\(latest)")
+        }
+        for wire in ["fp32", "fp16"] {
+            for overlap in [false, true] {
+                let run = try emulated(common + ["--wire", wire, "--checkpoint-dir", "\(directory)/\(wire)-\(overlap)"] + (overlap ? ["--overlap"] : []))
+                XCTAssertEqual(run.exitCode, 0, run.standardError)
+                XCTAssertEqual(run.standardOutput.contains("2 buckets overlapped with backward"), overlap, run.standardOutput)
+            }
+            XCTAssertEqual(try weights("\(wire)-true"), try weights("\(wire)-false"), "\(wire): overlap changes when, not what")
+        }
+        let local = try runProcess(distrain, common + ["--checkpoint-dir", directory + "/local"], timeout: 120)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        let a = try weights("fp32-true"), b = try weights("local")
+        func floats(_ bytes: [UInt8]) -> [Float] { stride(from: 0, to: bytes.count, by: 4).map { i in Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24) } }
+        let largest = zip(floats(a), floats(b)).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? 1
+        XCTAssertLessThan(largest, 1e-4, "6 ranks on 3 hosts = 1 process, within float rounding")
+    }
+
     func testDoctorOnTheEmulatedClusterSaysGo() throws {
         let directory = makeTemporaryDirectory("doctor")
         defer { try? FileManager.default.removeItem(atPath: directory) }

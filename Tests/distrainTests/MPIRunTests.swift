@@ -120,6 +120,22 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(outcome.standardError.contains("ranks disagree on the configuration: --lr differs"), outcome.standardError)
         XCTAssertTrue(outcome.standardError.contains(": 0.001") && outcome.standardError.contains(": 0.5"), outcome.standardError)
     }
+
+    /// --overlap and --wire change the collective calls' timing or format: a mix would hang or add
+    /// garbage, so it is refused on every rank.
+    func testRanksDisagreeingOnOverlapOrWireRefuseToTrain() throws {
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 50)
+        let base = ["fashion-mnist", "--epochs", "1", "--no-progress", "--data-dir", directory]
+        for (flag, message) in [(["--overlap"], "--overlap"), (["--wire", "fp16"], "ranks disagree on --wire (fp32 and fp16)")] {
+            var arguments = localMPIRunArguments(ranks: 2)
+            arguments.removeFirst(2)
+            arguments += ["-n", "1", distrain] + base + [":", "-n", "1", distrain] + base + flag
+            let outcome = try runProcess(findOnPath("mpirun")!, arguments, timeout: 60)
+            XCTAssertFalse(outcome.timedOut)
+            XCTAssertNotEqual(outcome.exitCode, 0)
+            XCTAssertTrue(outcome.standardError.contains(message), outcome.standardError)
+        }
+    }
 }
 
 /// `mpirun -n 4 distrain cifar10` on generated files in the official format.
