@@ -13,7 +13,19 @@ import Foundation
 /// Constructor names and arguments are torch.nn's, so a PyTorch user writes one from memory and the
 /// export pastes into Python. Parameters are named as nn.Sequential names them: by the module's line
 /// index among the modules ("0.weight", "1.running_mean"), or by an explicit `name = ` ("fc.weight").
-/// `#` starts a comment.
+/// `#` starts a comment. A residual block spans lines — its body, then optionally `shortcut:` and the
+/// projection's modules, then `)`; inner modules take no names (PyTorch's are "<block>.body.<i>"):
+///
+///     Residual(
+///         Conv2d(32, 64, 3, stride=2, padding=1, bias=False)
+///         BatchNorm2d(64)
+///         ReLU()
+///         Conv2d(64, 64, 3, padding=1, bias=False)
+///         BatchNorm2d(64)
+///     shortcut:
+///         Conv2d(32, 64, 1, stride=2, bias=False)
+///         BatchNorm2d(64)
+///     )
 public struct ModelSpec: Sendable, Equatable {
     /// One module line.
     public struct Module: Sendable, Equatable {
@@ -24,8 +36,19 @@ public struct ModelSpec: Sendable, Equatable {
         public let kind: String
         public let positional: [Double]
         public let keywords: [String: Double]
-        /// The line as written (without the name and comment).
-        public let text: String
+        /// The line as written (without the name and comment); a block's whole canonical text.
+        public var text: String
+        /// A `Residual(` block's modules (empty for other kinds); an empty shortcut is the identity.
+        public var body: [Module] = []
+        public var shortcut: [Module] = []
+
+        /// The same module under another name (a block's inner modules take "<block>.body.<i>").
+        func renamed(_ newName: String) -> Module {
+            var copy = Module(line: line, name: newName, kind: kind, positional: positional, keywords: keywords, text: text)
+            copy.body = body
+            copy.shortcut = shortcut
+            return copy
+        }
     }
 
     /// Where the spec came from ("model.spec", or "preset cnn"), for messages.
@@ -36,17 +59,67 @@ public struct ModelSpec: Sendable, Equatable {
     public init(parsing text: String, source: String) throws {
         self.source = source
         var modules: [Module] = []
+        var block: Module?, inShortcut = false
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
-            modules.append(try Self.parseModule(line, line: index + 1, position: modules.count, source: source))
+            func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: index + 1, message: message) }
+            if let opened = Self.parseBlockOpening(line, line: index + 1, position: modules.count, source: source) {
+                guard block == nil else { throw fail("a Residual inside a Residual is not supported; close the first with ')'") }
+                block = try opened.get()
+                inShortcut = false
+            } else if line == "shortcut:" {
+                guard block != nil, !inShortcut else { throw fail("'shortcut:' belongs inside a Residual( … ) block, once") }
+                inShortcut = true
+            } else if line == ")" {
+                guard var finished = block else { throw fail("')' closes no Residual( block") }
+                guard !finished.body.isEmpty else { throw fail("the Residual opened on line \(finished.line) has no body; give it at least one module") }
+                if inShortcut && finished.shortcut.isEmpty { throw fail("'shortcut:' is followed by no module; remove it for the identity shortcut") }
+                finished.text = Self.blockText(finished)
+                modules.append(finished)
+                block = nil
+            } else if var open = block {
+                let path = inShortcut ? "shortcut" : "body"
+                let inner = try Self.parseModule(line, line: index + 1, position: inShortcut ? open.shortcut.count : open.body.count, source: source)
+                guard inner.name == String(inShortcut ? open.shortcut.count : open.body.count) else {
+                    throw fail("modules inside a Residual take no name (PyTorch names them \(open.name).\(path).<index>)")
+                }
+                guard inner.kind != "Flatten" else { throw fail("Flatten() cannot sit inside a Residual: both paths must give the block's output shape") }
+                let named = inner.renamed("\(open.name).\(path).\(inner.name)")
+                if inShortcut { open.shortcut.append(named) } else { open.body.append(named) }
+                block = open
+            } else {
+                modules.append(try Self.parseModule(line, line: index + 1, position: modules.count, source: source))
+            }
         }
+        if let block { throw ModelSpecError(source: source, line: block.line, message: "Residual( is never closed; end the block with a line ')'") }
         guard !modules.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "holds no module; write one per line, e.g. Linear(784, 10)") }
         var seen = Set<String>()
         for module in modules where !seen.insert(module.name).inserted {
             throw ModelSpecError(source: source, line: module.line, message: "the name '\(module.name)' is used twice; names must be unique")
         }
         self.modules = modules
+    }
+
+    /// The module a line `[name =] Residual(` opens, or nil when the line is something else.
+    private static func parseBlockOpening(_ line: String, line number: Int, position: Int, source: String) -> Result<Module, ModelSpecError>? {
+        var body = Substring(line), name = String(position)
+        if let equals = line.firstIndex(of: "=") {
+            name = line[..<equals].trimmingCharacters(in: .whitespaces)
+            body = line[line.index(after: equals)...]
+        }
+        var text = body.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: " ", with: "")
+        if text.hasPrefix("nn.") { text.removeFirst(3) }
+        guard text == "Residual(" else { return nil }
+        let identifier = name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) && !name.isEmpty
+        guard identifier else { return .failure(ModelSpecError(source: source, line: number, message: "'\(name)' is not a module name")) }
+        return .success(Module(line: number, name: name, kind: "Residual", positional: [], keywords: [:], text: "Residual("))
+    }
+
+    /// A block as canonical spec text (its inner modules' lines, indented).
+    static func blockText(_ block: Module) -> String {
+        "Residual(\n" + block.body.map { "    \($0.text)\n" }.joined()
+            + (block.shortcut.isEmpty ? "" : "shortcut:\n" + block.shortcut.map { "    \($0.text)\n" }.joined()) + ")"
     }
 
     private static func parseModule(_ line: String, line number: Int, position: Int, source: String) throws -> Module {

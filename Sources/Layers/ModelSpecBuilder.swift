@@ -9,7 +9,58 @@ public struct ModelSummaryRow: Sendable {
     public let parameters: Int
     /// Multiply-adds of one sample's forward pass.
     public let multiplyAccumulates: Int
+    /// A residual block's rows (its `pytorch` is "Residual"); an empty shortcut is the identity.
+    public var body: [ModelSummaryRow] = []
+    public var shortcut: [ModelSummaryRow] = []
+
+    public var isResidual: Bool { !body.isEmpty }
+
+    /// What a spec writes for the module: its line, or a block's lines.
+    public var specText: String {
+        guard isResidual else { return pytorch }
+        return "Residual(\n" + body.map { "    \($0.pytorch)\n" }.joined()
+            + (shortcut.isEmpty ? "" : "shortcut:\n" + shortcut.map { "    \($0.pytorch)\n" }.joined()) + ")"
+    }
+
+    /// The torch.nn expression that builds it (a block: the export's `Residual` class).
+    public var pytorchExpression: String {
+        guard isResidual else { return "nn.\(pytorch)" }
+        return "Residual(\(Self.sequential(body)), \(shortcut.isEmpty ? "None" : Self.sequential(shortcut)))"
+    }
+
+    /// nn.Sequential of rows named "<block>.<path>.<i>", under their last name component.
+    static func sequential(_ rows: [ModelSummaryRow]) -> String {
+        "nn.Sequential(OrderedDict([" + rows.map { "(\"\($0.name.split(separator: ".").last!)\", \($0.pytorchExpression))" }.joined(separator: ", ") + "]))"
+    }
 }
+
+extension Array where Element == ModelSummaryRow {
+    /// The spec again with every size spelled out and every module named: what checkpoints record, so
+    /// `evaluate`, `--resume` and the export rebuild exactly this model.
+    public var canonicalSpec: String { map { "\($0.name) = \($0.specText)" }.joined(separator: "\n") + "\n" }
+
+    /// Python source binding `model` to the equivalent torch.nn.Sequential (module names as the state_dict's),
+    /// preceded by the `Residual` module when the model has residual blocks.
+    public var pytorchSource: String {
+        (contains { $0.isResidual } ? residualModuleSource : "")
+            + "model = nn.Sequential(OrderedDict([\n" + map { "    (\"\($0.name)\", \($0.pytorchExpression)),\n" }.joined() + "]))\n"
+    }
+}
+
+/// PyTorch has no residual module; the export defines distrain's (state_dict names "<i>.body.<j>…").
+let residualModuleSource = """
+class Residual(nn.Module):
+    \"\"\"distrain's residual block: body(x) + shortcut(x), the shortcut the identity when None.\"\"\"
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+"""
 
 /// A spec built for an input shape: the layers (Conv2d/Linear + ReLU fused into one layer) and a summary
 /// row per module.
@@ -37,21 +88,7 @@ extension ModelSpec {
     /// Builds the layers for per-sample inputs of `inputShape` and a `classes`-way output, checking every
     /// module against the shape that reaches it; errors name the line and say what would fit.
     public func build(inputShape: [Int], classes: Int) throws -> BuiltModel {
-        var layers: [Layer] = [], rows: [ModelSummaryRow] = []
-        var shape = inputShape
-        var index = 0
-        while index < modules.count {
-            let module = modules[index]
-            let fuseReLU = index + 1 < modules.count && modules[index + 1].kind == "ReLU" && ["Conv2d", "Linear"].contains(module.kind)
-            let (layer, row) = try buildModule(module, shape: shape, fusedReLU: fuseReLU)
-            if let layer { layers.append(layer); shape = layer.outputShape }
-            rows.append(row)
-            if fuseReLU {
-                rows.append(ModelSummaryRow(name: modules[index + 1].name, pytorch: "ReLU()", outputShape: shape, parameters: 0, multiplyAccumulates: 0))
-                index += 1
-            }
-            index += 1
-        }
+        let (layers, rows, shape) = try buildChain(modules, shape: inputShape, dropoutKeys: 0)
         guard shape == [classes] else {
             throw ModelSpecError(source: source, line: modules.last!.line, message: "the model ends with output shape \(describe(shape)), the data has \(classes) classes; end with Flatten() and Linear(…, \(classes))")
         }
@@ -63,7 +100,54 @@ extension ModelSpec {
         return BuiltModel(layers: layers, rows: rows)
     }
 
-    private func buildModule(_ m: Module, shape: [Int], fusedReLU: Bool) throws -> (Layer?, ModelSummaryRow) {
+    /// Layers and rows for consecutive modules (Conv2d/Linear + ReLU fused), from `shape`; Dropout masks
+    /// are keyed by `dropoutKeys` + the module's position (blocks' inner modules get keys of their own).
+    private func buildChain(_ chain: [Module], shape start: [Int], dropoutKeys: UInt64) throws -> ([Layer], [ModelSummaryRow], [Int]) {
+        var layers: [Layer] = [], rows: [ModelSummaryRow] = []
+        var shape = start
+        var index = 0
+        while index < chain.count {
+            let module = chain[index]
+            if module.kind == "Residual" {
+                let (layer, row) = try buildResidual(module, shape: shape, dropoutKeys: (dropoutKeys + UInt64(index) + 1) << 16)
+                layers.append(layer)
+                rows.append(row)
+                shape = layer.outputShape
+                index += 1
+                continue
+            }
+            let fuseReLU = index + 1 < chain.count && chain[index + 1].kind == "ReLU" && ["Conv2d", "Linear"].contains(module.kind)
+            let (layer, row) = try buildModule(module, shape: shape, fusedReLU: fuseReLU, dropoutKey: dropoutKeys + UInt64(index))
+            if let layer { layers.append(layer); shape = layer.outputShape }
+            rows.append(row)
+            if fuseReLU {
+                rows.append(ModelSummaryRow(name: chain[index + 1].name, pytorch: "ReLU()", outputShape: shape, parameters: 0, multiplyAccumulates: 0))
+                index += 1
+            }
+            index += 1
+        }
+        return (layers, rows, shape)
+    }
+
+    /// A residual block: both paths built from the block's input shape, which must agree on their output.
+    private func buildResidual(_ m: Module, shape: [Int], dropoutKeys: UInt64) throws -> (Layer, ModelSummaryRow) {
+        let (body, bodyRows, bodyShape) = try buildChain(m.body, shape: shape, dropoutKeys: dropoutKeys)
+        let (shortcut, shortcutRows, shortcutShape) = try buildChain(m.shortcut, shape: shape, dropoutKeys: dropoutKeys + 0x8000)
+        guard shortcutShape == bodyShape else {
+            let other = m.shortcut.isEmpty ? "the identity shortcut passes the input's \(describe(shape))" : "the shortcut gives \(describe(shortcutShape))"
+            throw ModelSpecError(source: source, line: m.line, message: "Residual: the body gives \(describe(bodyShape)) but \(other); the two are added, so they must match (a projection: shortcut: Conv2d(\(shape.first ?? 0), \(bodyShape.first ?? 0), 1, stride=…))")
+        }
+        guard !body.isEmpty else { throw ModelSpecError(source: source, line: m.line, message: "Residual: the body computes nothing") }
+        let layer = Residual(inputShape: shape, body: body, shortcut: shortcut)
+        var row = ModelSummaryRow(name: m.name, pytorch: "Residual", outputShape: bodyShape,
+                                  parameters: (bodyRows + shortcutRows).reduce(0) { $0 + $1.parameters },
+                                  multiplyAccumulates: layer.multiplyAccumulatesPerSample)
+        row.body = bodyRows
+        row.shortcut = shortcutRows
+        return (layer, row)
+    }
+
+    private func buildModule(_ m: Module, shape: [Int], fusedReLU: Bool, dropoutKey: UInt64) throws -> (Layer?, ModelSummaryRow) {
         func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
         guard let schema = Self.schemas[m.kind] else {
             throw ModelSpecError(source: source, line: m.line, message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
@@ -130,8 +214,7 @@ extension ModelSpec {
         default:  // Dropout
             let p = a["p"]!
             guard p >= 0, p < 1 else { throw fail("p must be in [0, 1), got \(shortText(p))") }
-            let key = UInt64(modules.firstIndex(of: m)!)
-            let layer = Dropout(shape: shape, probability: Float(p), layerKey: key)
+            let layer = Dropout(shape: shape, probability: Float(p), layerKey: dropoutKey)
             return (layer, row(m, "Dropout(\(p == 0.5 ? "" : "p=\(p)"))", layer))
         }
     }
@@ -173,11 +256,17 @@ private func shortText(_ value: Double) -> String { value == value.rounded() && 
 /// multiply-adds; then the totals.
 public func summaryTable(_ rows: [ModelSummaryRow], inputShape: [Int], trainingFlops: Int) -> String {
     let totalMACs = max(1, rows.reduce(0) { $0 + $1.multiplyAccumulates })
-    let nameWidth = max(5, rows.map(\.name.count).max() ?? 0), moduleWidth = max(6, rows.map(\.pytorch.count).max() ?? 0)
+    let everyRow = rows + rows.flatMap { $0.body + $0.shortcut }
+    let nameWidth = max(5, everyRow.map(\.name.count).max() ?? 0) + 2, moduleWidth = max(6, everyRow.map(\.pytorch.count).max() ?? 0)
     func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
     var lines = [pad("layer", nameWidth) + "  " + pad("module", moduleWidth) + "  " + pad("output", 12) + "  " + pad("parameters", 11) + "  FLOPs",
                  pad("input", nameWidth) + "  " + pad("", moduleWidth) + "  " + describe(inputShape)]
-    for row in rows {
+    // A block's own line carries its totals; its modules follow, indented by their longer names.
+    let shown = rows.flatMap { row in [row] + (row.body + (row.shortcut.isEmpty ? [] : row.shortcut)).map { inner in
+        ModelSummaryRow(name: "  " + inner.name, pytorch: inner.pytorch, outputShape: inner.outputShape, parameters: inner.parameters,
+                        multiplyAccumulates: inner.multiplyAccumulates)
+    } }
+    for row in shown {
         let share = row.multiplyAccumulates > 0 ? String(format: "%5.1f%%", 100 * Double(row.multiplyAccumulates) / Double(totalMACs)) : ""
         lines.append(pad(row.name, nameWidth) + "  " + pad(row.pytorch, moduleWidth) + "  " + pad(describe(row.outputShape), 12) + "  "
                      + pad(row.parameters > 0 ? String(row.parameters) : "", 11) + "  " + share)
@@ -188,14 +277,11 @@ public func summaryTable(_ rows: [ModelSummaryRow], inputShape: [Int], trainingF
 }
 
 extension BuiltModel {
-    /// The spec again with every size spelled out and every module named: what checkpoints record, so
-    /// `evaluate`, `--resume` and the export rebuild exactly this model.
-    public var canonicalText: String { rows.map { "\($0.name) = \($0.pytorch)" }.joined(separator: "\n") + "\n" }
+    /// The spec again with every size spelled out and every module named (see `canonicalSpec`).
+    public var canonicalText: String { rows.canonicalSpec }
 
-    /// Python source binding `model` to the equivalent torch.nn.Sequential (module names as the state_dict's).
-    public var pytorchSource: String {
-        "model = nn.Sequential(OrderedDict([\n" + rows.map { "    (\"\($0.name)\", nn.\($0.pytorch)),\n" }.joined() + "]))\n"
-    }
+    /// Python source binding `model` to the equivalent torch.nn.Sequential (see `pytorchSource`).
+    public var pytorchSource: String { rows.pytorchSource }
 
     /// The layers as one model, its summary table attached.
     public func makeSequential(inputShape: [Int]) -> Sequential {

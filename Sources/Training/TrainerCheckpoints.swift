@@ -101,10 +101,7 @@ extension Trainer {
     /// The model as checkpoints record it.
     var modelDescription: ModelDescription {
         let rows = model.specRows
-        let built = rows.map { rows in
-            (spec: rows.map { "\($0.name) = \($0.pytorch)" }.joined(separator: "\n") + "\n",
-             python: "model = nn.Sequential(OrderedDict([" + rows.map { "(\"\($0.name)\", nn.\($0.pytorch))" }.joined(separator: ", ") + "]))")
-        }
+        let built = rows.map { rows in (spec: rows.canonicalSpec, python: rows.pytorchSource) }
         var description = ModelDescription(label: configuration.modelLabel, spec: built?.spec,
                                            pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
         description.extraMetadata = checkpointMetadata

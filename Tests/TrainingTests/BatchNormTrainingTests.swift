@@ -39,6 +39,49 @@ final class BatchNormTrainingTests: XCTestCase {
         }[0]
     }
 
+    /// A spec with residual blocks (identity, and a strided projection with BatchNorm on both paths,
+    /// Dropout inside): 3 ranks on 37 samples give 1 rank's parameters and running statistics.
+    func testResidualBlocksOnThreeRanksGiveTheParametersOfOne() throws {
+        let text = """
+        Conv2d(1, 4, 3, stride=2, padding=1, bias=False)
+        BatchNorm2d(4)
+        ReLU()
+        Residual(
+            Conv2d(4, 4, 3, padding=1, bias=False)
+            BatchNorm2d(4)
+            GELU()
+            Conv2d(4, 4, 3, padding=1)
+        )
+        Residual(
+            Conv2d(4, 8, 3, stride=2, padding=1)
+            ReLU()
+            Dropout(0.2)
+        shortcut:
+            Conv2d(4, 8, 1, stride=2, bias=False)
+            BatchNorm2d(8)
+        )
+        AdaptiveAvgPool2d(1)
+        Flatten()
+        Linear(8, 10)
+        """
+        let built = try ModelSpec(parsing: text, source: "res.spec")
+        func train(world: Int) throws -> [[Float]] {
+            let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 8, optimizer: .sgd,
+                                                      learningRate: 0.05, momentum: 0.9)
+            return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [[Float]] in
+                let model = try built.build(inputShape: [1, 28, 28], classes: 10).makeSequential(inputShape: [1, 28, 28])
+                model.parameters.initializeKaimingUniform(seed: 4)
+                let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: self.data,
+                                          configuration: configuration, communicator: comm)
+                try trainer.run()
+                return [Array(model.parameters.values), Array(model.parameters.buffers)]
+            }[0]
+        }
+        let one = try train(world: 1), three = try train(world: 3)
+        assertClose(three[0], one[0], relative: 1e-5, "parameters")
+        assertClose(three[1], one[1], relative: 1e-5, "running statistics")
+    }
+
     func testThreeRanksGiveTheParametersAndRunningStatisticsOfOne() throws {
         let one = try train(world: 1, epochs: 2), three = try train(world: 3, epochs: 2)
         assertClose(three[0], one[0], relative: 1e-5, "parameters")

@@ -50,6 +50,17 @@ final class BenchCommandTests: XCTestCase {
         }
     }
 
+    /// A spec with residual blocks (BatchNorm, a projection shortcut) keeps the step allocation-free.
+    func testResidualBlocksDoNotAllocate() throws {
+        let directory = makeTemporaryDirectory("bench-residual")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let spec = "Conv2d(1, 4, 3, padding=1, bias=False)\nBatchNorm2d(4)\nReLU()\nResidual(\nConv2d(4, 4, 3, padding=1)\nBatchNorm2d(4)\n)\n"
+            + "Residual(\nConv2d(4, 8, 3, stride=2, padding=1)\nshortcut:\nConv2d(4, 8, 1, stride=2)\n)\nAdaptiveAvgPool2d(1)\nFlatten()\nLinear(8, 10)\n"
+        try spec.write(toFile: directory + "/res.spec", atomically: true, encoding: .utf8)
+        let object = try bench(model: directory + "/res.spec", extra: ["--input", "1x12x12"])
+        XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double), 1)
+    }
+
     /// Fine-tuning under a pruning mask (`distrain prune`) adds no allocation to the step either.
     func testPrunedStepsDoNotAllocate() throws {
         let object = try bench(model: "mlp", extra: ["--sparsity", "0.9"])

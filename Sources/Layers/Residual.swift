@@ -1,0 +1,144 @@
+import Tensors
+
+/// A residual block, y = body(x) + shortcut(x), the shortcut the identity when it has no layers (as
+/// ResNet's basic block; a 1x1 Conv2d with stride, often with a BatchNorm2d, is the usual projection).
+/// In PyTorch it is the `Residual(body, shortcut)` module the export defines, so parameters are named
+/// "<block>.body.<i>.weight" and "<block>.shortcut.<i>.weight".
+///
+/// Every inner layer's output has its own buffer (backward needs them all, and the sum must not
+/// overwrite the last body layer's output); x: (B, inputShape), y: (B, outputShape).
+public final class Residual: Layer {
+    public let body: [Layer]
+    public let shortcut: [Layer]
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    /// Per path: the output buffer of each layer (B, its outputShape), and the gradient buffers.
+    private var bodyOutputs: [Workspace<Float>]
+    private var shortcutOutputs: [Workspace<Float>]
+    private var bodyGradients: [Workspace<Float>]
+    private var shortcutGradients: [Workspace<Float>]
+    /// (B, inputShape): the shortcut path's input gradient before it is added to the body's.
+    private var shortcutInputGradient = Workspace<Float>()
+    /// (B, outputShape): the body's copy of dy (its last layer may use it as scratch; the shortcut needs dy).
+    private var bodyTopGradient = Workspace<Float>()
+
+    /// - Precondition: both paths map `inputShape` to the same shape (the identity shortcut: the body keeps
+    ///   it), no inner layer aliases its input (Flatten), and the body has a layer.
+    public init(inputShape: [Int], body: [Layer], shortcut: [Layer] = []) {
+        precondition(!body.isEmpty, "a residual block needs a body")
+        precondition(!(body + shortcut).contains { $0.aliasesInput }, "Flatten cannot sit inside a residual block")
+        self.inputShape = inputShape
+        self.body = body
+        self.shortcut = shortcut
+        outputShape = body.last!.outputShape
+        precondition((shortcut.last?.outputShape ?? inputShape) == outputShape, "the two paths of a residual block must give one shape")
+        bodyOutputs = body.map { _ in Workspace() }
+        shortcutOutputs = shortcut.map { _ in Workspace() }
+        bodyGradients = body.map { _ in Workspace() }
+        shortcutGradients = shortcut.map { _ in Workspace() }
+    }
+
+    deinit {
+        (bodyOutputs + shortcutOutputs + bodyGradients + shortcutGradients).forEach { $0.free() }
+        shortcutInputGradient.free()
+        bodyTopGradient.free()
+    }
+
+    private var layers: [Layer] { body + shortcut }
+    public var summary: String { "Residual(\(body.count) + \(shortcut.isEmpty ? "identity" : "\(shortcut.count)"))" }
+    public var parameterSpecs: [ParameterSpec] { layers.flatMap(\.parameterSpecs) }
+    public var bufferSpecs: [BufferSpec] { layers.flatMap(\.bufferSpecs) }
+    public var synchronizesOverRanks: Bool { layers.contains { $0.synchronizesOverRanks } }
+    public var multiplyAccumulatesPerSample: Int { layers.reduce(0) { $0 + $1.multiplyAccumulatesPerSample } }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        hand(slices, counting: { $0.parameterSpecs.count }) { $0.bind(to: store, slices: $1) }
+    }
+
+    public func bindBuffers(to store: ParameterStore, slices: [ParameterSlice]) {
+        hand(slices, counting: { $0.bufferSpecs.count }) { $0.bindBuffers(to: store, slices: $1) }
+    }
+
+    /// Gives each inner layer, in order, its run of `slices` (as many as `counting` says it owns).
+    private func hand(_ slices: [ParameterSlice], counting: (Layer) -> Int, _ give: (Layer, [ParameterSlice]) -> Void) {
+        var cursor = 0
+        for layer in layers {
+            let count = counting(layer)
+            give(layer, Array(slices[cursor..<(cursor + count)]))
+            cursor += count
+        }
+    }
+
+    public func reserve(batchCapacity: Int) {
+        for (index, layer) in body.enumerated() {
+            bodyOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
+            bodyGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
+            layer.reserve(batchCapacity: batchCapacity)
+        }
+        for (index, layer) in shortcut.enumerated() {
+            shortcutOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
+            shortcutGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
+            layer.reserve(batchCapacity: batchCapacity)
+        }
+        shortcutInputGradient.reserveZeroed(batchCapacity * inputCount)
+        bodyTopGradient.reserveZeroed(batchCapacity * outputCount)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        run(body, outputs: bodyOutputs, from: x, batch: batch, context: context)
+        run(shortcut, outputs: shortcutOutputs, from: x, batch: batch, context: context)
+        if batch == 0 { return }
+        let count = batch * outputCount
+        let bodyOut = UnsafePointer(bodyOutputs[body.count - 1].base)
+        let other = shortcut.isEmpty ? x : UnsafePointer(shortcutOutputs[shortcut.count - 1].base)
+        for i in 0..<count { y[i] = bodyOut[i] + other[i] }
+    }
+
+    /// One path forward; with an empty batch only the layers that reduce over ranks run (every rank
+    /// must take part in their reductions, in the same order).
+    private func run(_ path: [Layer], outputs: [Workspace<Float>], from x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
+        var input = x
+        for index in 0..<path.count {
+            if batch > 0 || path[index].synchronizesOverRanks {
+                path[index].forward(input, outputs[index].base, batch: batch, context: context)
+            }
+            input = UnsafePointer(outputs[index].base)
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let count = batch * outputCount
+        let bodyTop = bodyTopGradient.base
+        if count > 0 { bodyTop.update(from: dy, count: count) }
+        back(body, outputs: bodyOutputs, gradients: bodyGradients, input: x, dTop: bodyTop, dInput: dx, batch: batch)
+        if shortcut.isEmpty {
+            if let dx, batch > 0 { for i in 0..<count { dx[i] += dy[i] } }  // identity: its input gradient is dy
+            return
+        }
+        back(shortcut, outputs: shortcutOutputs, gradients: shortcutGradients, input: x, dTop: dy,
+             dInput: dx == nil ? nil : shortcutInputGradient.base, batch: batch)
+        if let dx, batch > 0 {
+            let other = shortcutInputGradient.base
+            for i in 0..<(batch * inputCount) { dx[i] += other[i] }
+        }
+    }
+
+    /// One path backward, last layer first; gradients[i] receives layer i's input gradient, and the first
+    /// layer writes into `dInput` (skipped when nil). With an empty batch, only the reducing layers run.
+    private func back(_ path: [Layer], outputs: [Workspace<Float>], gradients: [Workspace<Float>], input x: UnsafePointer<Float>,
+                      dTop: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        var index = path.count
+        var dOutput = dTop
+        while index > 0 {
+            index -= 1
+            let layer = path[index]
+            let layerInput = index == 0 ? x : UnsafePointer(outputs[index - 1].base)
+            let target: UnsafeMutablePointer<Float>? = index == 0 ? dInput : gradients[index].base
+            if batch > 0 || layer.synchronizesOverRanks {
+                layer.backward(input: layerInput, output: outputs[index].base, dOutput: dOutput, dInput: target, batch: batch)
+            }
+            if let target { dOutput = target }
+        }
+    }
+}
