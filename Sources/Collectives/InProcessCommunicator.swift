@@ -13,6 +13,8 @@ public final class InProcessGroup: @unchecked Sendable {
     /// Each rank's buffer for the collective in progress (a raw allocation: ranks write their own
     /// entries concurrently, which a Swift Array would not allow).
     let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    /// Each rank's slice of a reduction's result, for the others to copy.
+    let results: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var abortMessage: (rank: Int, message: String)?
     /// How long a rank waits for the others before giving up.
     let timeoutSeconds: Double
@@ -23,10 +25,15 @@ public final class InProcessGroup: @unchecked Sendable {
         self.timeoutSeconds = timeoutSeconds
         slots = .allocate(capacity: size)
         slots.initialize(repeating: nil, count: size)
+        results = .allocate(capacity: size)
+        results.initialize(repeating: nil, count: size)
         communicators = (0..<size).map { InProcessCommunicator(group: self, rank: $0) }
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        slots.deallocate()
+        results.deallocate()
+    }
 
     /// Runs `body(communicator)` on `size` threads at once and returns their results by rank.
     public func run<R>(_ body: @escaping (InProcessCommunicator) throws -> R) throws -> [R] {
@@ -94,6 +101,13 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         return withExtendedLifetime(group) { group.communicators[0].retainingGroup(group) }
     }
 
+    /// This rank's slice of a reduction's result (grown to the largest slice, then reused: a steady
+    /// training step allocates nothing).
+    private var scratch: UnsafeMutableRawPointer?
+    private var scratchBytes = 0
+
+    deinit { scratch?.deallocate() }
+
     private var strongGroup: InProcessGroup?
     private func retainingGroup(_ group: InProcessGroup) -> InProcessCommunicator {
         strongGroup = group
@@ -108,26 +122,34 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
 
     public func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws {
         if group.size == 1 { return }
-        let count = buffer.count
-        group.slots[rank] = UnsafeMutableRawPointer(buffer.baseAddress)
-        try group.barrier(rank: rank, operation: "allreduce")
-        // Every rank combines all slots in rank order into a private copy: identical results everywhere.
-        let result = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
-        defer { result.deallocate() }
-        let sources = (0..<group.size).map { group.slots[$0]!.assumingMemoryBound(to: T.self) }
-        for i in 0..<count {
-            var accumulator = sources[0][i]
-            for r in 1..<group.size {
-                switch operation {
-                case .sum: accumulator += sources[r][i]
-                case .max: accumulator = Swift.max(accumulator, sources[r][i])
-                }
-            }
-            result[i] = accumulator
+        let count = buffer.count, size = group.size
+        // Rank r combines slice r of every buffer, element by element in rank order (so the result does not
+        // depend on who computes it), then every rank copies all slices: the work is split, the bits identical.
+        let share = (count + size - 1) / size, lower = min(rank * share, count), upper = min(lower + share, count)
+        let bytes = max(share, 1) * MemoryLayout<T>.stride
+        if bytes > scratchBytes {
+            scratch?.deallocate()
+            scratch = .allocate(byteCount: bytes, alignment: 64)
+            scratchBytes = bytes
         }
-        try group.barrier(rank: rank, operation: "allreduce")  // everyone has read every slot
-        _ = buffer.update(fromContentsOf: result)
-        try group.barrier(rank: rank, operation: "allreduce")  // nobody reuses a slot before all wrote back
+        let mine = scratch!.assumingMemoryBound(to: T.self)
+        group.slots[rank] = UnsafeMutableRawPointer(buffer.baseAddress)
+        group.results[rank] = scratch
+        try group.barrier(rank: rank, operation: "allreduce")
+        for i in lower..<upper { mine[i - lower] = group.slots[0]!.assumingMemoryBound(to: T.self)[i] }
+        for r in 1..<size {
+            let source = group.slots[r]!.assumingMemoryBound(to: T.self)
+            switch operation {
+            case .sum: for i in lower..<upper { mine[i - lower] += source[i] }
+            case .max: for i in lower..<upper { mine[i - lower] = Swift.max(mine[i - lower], source[i]) }
+            }
+        }
+        try group.barrier(rank: rank, operation: "allreduce")  // every slice is combined; nobody reads the inputs again
+        for r in 0..<size {
+            let from = min(r * share, count), to = min(from + share, count)
+            if to > from { (buffer.baseAddress! + from).update(from: group.results[r]!.assumingMemoryBound(to: T.self), count: to - from) }
+        }
+        try group.barrier(rank: rank, operation: "allreduce")  // nobody reuses a slice before all copied it
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {

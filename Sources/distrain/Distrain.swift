@@ -34,6 +34,6 @@ struct Distrain: ParsableCommand {
             FileHandle.standardError.write(Data("distrain: error: unknown command or dataset '\(first)'\(hint); datasets: \(DatasetRegistry.names); commands: \(commands.filter { name in !DatasetRegistry.all.contains { $0.name == name } }.joined(separator: ", ")); see 'distrain --help'\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
-        main(nil)
+        main(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))
     }
 }

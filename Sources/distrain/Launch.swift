@@ -11,9 +11,9 @@ import SafeTensors
 import Training
 
 /// BLAS threads per rank: --threads, else cores on this host ÷ ranks on this host (at least 1).
-func threadsPerRank(requested: Int?, communicator: Communicator) -> (threads: Int, warning: String?) {
+func threadsPerRank(requested: Int?, communicator: Communicator, localRanks threadRanks: Int = 1) -> (threads: Int, warning: String?) {
     let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    let localRanks = max(1, communicator.localSize)
+    let localRanks = max(1, communicator.localSize) * max(1, threadRanks)
     var threads = requested ?? max(1, cores / localRanks)
     var warning: String?
     if threads > cores {
@@ -46,7 +46,8 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
 /// Errors that all ranks know of end the job with one message from the coordinator and exit 1 on every
 /// rank after MPI_Finalize; an error only one rank knows of aborts the whole job with its message.
 func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
-    let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
+    let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
+                                      localRanks: options.localRanks)
     // First: a bad checkpoint folder or a second job on it is refused before anything is loaded.
     let lock = try session.lockOnCoordinator(options.checkpointDirectory)
     defer { withExtendedLifetime(lock) {} }

@@ -19,6 +19,10 @@ struct TrainOptions: ParsableArguments {
 
     @OptionGroup var dataLocation: DataLocationOptions
 
+    /// Only for --help and for a name no recipe has (the known ones are expanded before parsing).
+    @Option(help: ArgumentHelp(stringLiteral: Recipe.help))
+    var recipe: Recipe?
+
     @Option(help: ArgumentHelp(stringLiteral: ModelChoice.help))
     var model = "mlp"
 
@@ -75,6 +79,9 @@ struct TrainOptions: ParsableArguments {
 
     @Option(help: "Gradient format between hosts: fp32 (exact), fp16 or bf16 (half the bytes; lossy, so N ranks no longer equal 1 rank bitwise).")
     var wire: WireFormat = .fp32
+
+    @Option(name: .customLong("local-ranks"), help: "Local mode (no mpirun): train as this many data-parallel ranks, threads of this one process, each with its share of every batch and 1 BLAS thread (cores ÷ ranks); the same results as mpirun -n N (1e-5). For models whose own kernels use one core (convolutions).")
+    var localRanks = 1
 
     @Flag(help: "Start each bucket's gradient sum between hosts as soon as backward has finished its layers (as DDP), instead of after backward. Same result to the bit.")
     var overlap = false
@@ -133,6 +140,7 @@ struct TrainOptions: ParsableArguments {
     func validate() throws {
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if localRanks < 1 || localRanks > 64 { throw ValidationError("--local-ranks must be between 1 and 64, got \(localRanks)") }
         if !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if !(momentum.isFinite && momentum >= 0 && momentum < 1) {
             throw ValidationError("--momentum must be in [0, 1), got \(momentum)")

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Collectives
 import Datasets
 import DistrainKit
@@ -22,6 +23,8 @@ struct RunPlan {
     var gradientSum: SumMethod = .auto
     var wire: WireFormat = .fp32
     var overlap = false
+    /// Local mode: data-parallel ranks as threads of this process (`--local-ranks`).
+    var localRanks = 1
     /// Said once in the metrics' start event: the command that reproduces the run.
     var commandLine = shellQuoted(CommandLine.arguments)
 
@@ -38,6 +41,7 @@ struct RunPlan {
         gradientSum = options.gradientSum
         wire = options.wire
         overlap = options.overlap
+        localRanks = options.localRanks
     }
 }
 
@@ -47,10 +51,18 @@ final class TrainingSession {
     let communicator: Communicator
     let threads: Int
     let tracker = PhaseTracker()
+    /// Seconds a rank may wait in one collective (also the in-process group's deadline).
+    let collectiveTimeout: Double
 
-    init(threads requested: Int?, collectiveTimeout: Double) throws {
+    /// - Parameter localRanks: in local mode, the ranks that will run as threads (`--local-ranks`): BLAS
+    ///   threads default to the cores divided among them.
+    init(threads requested: Int?, collectiveTimeout: Double, localRanks: Int = 1) throws {
         communicator = try makeCommunicator()
-        let (threads, warning) = threadsPerRank(requested: requested, communicator: communicator)
+        self.collectiveTimeout = collectiveTimeout
+        if localRanks > 1 && communicator.size > 1 {
+            throw ValidationError("--local-ranks is for local mode; under mpirun, choose the ranks with -n")
+        }
+        let (threads, warning) = threadsPerRank(requested: requested, communicator: communicator, localRanks: localRanks)
         self.threads = threads
         BLAS.setThreadCount(threads)
         if let warning, communicator.localRank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
@@ -95,6 +107,7 @@ final class TrainingSession {
     /// One training run, collectively: reporters on the coordinator, resume, train. Returns the trainer.
     @discardableResult
     func train(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
+        if plan.localRanks > 1 && communicator.size == 1 { return try trainOnLocalRanks(plan, data: data) }
         var reporter: TrainingReporter?, localError: Error?
         if communicator.isCoordinator {
             do { reporter = try makeReporter(plan) } catch { localError = error }
@@ -110,6 +123,27 @@ final class TrainingSession {
         trainer.stopsOnSignals = true
         try trainer.run()
         return trainer
+    }
+
+    /// Local mode with `--local-ranks N`: N threads, each a rank of an in-process group with its own model
+    /// and share of every batch, summing gradients through memory; rank 0 reports and writes checkpoints.
+    /// Returns rank 0's trainer.
+    private func trainOnLocalRanks(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
+        let reporter = try makeReporter(plan)
+        let checkpoint = try resumePoint(plan)
+        let fault = try Fault.fromEnvironment()
+        let trainers = try InProcessGroup(size: plan.localRanks, timeoutSeconds: collectiveTimeout).run { rank -> Trainer in
+            let model = try plan.configuration.makeModel(for: data)
+            let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model), data: data,
+                                      configuration: plan.configuration, communicator: rank, threadsPerRank: self.threads,
+                                      reporter: rank.isCoordinator ? reporter : nil,
+                                      checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
+                                      resume: checkpoint, tracker: rank.isCoordinator ? self.tracker : PhaseTracker(), fault: fault)
+            trainer.stopsOnSignals = true
+            try trainer.run()
+            return trainer
+        }
+        return trainers[0]
     }
 
     /// The console, `--metrics` and the checkpoint folder's own `metrics.jsonl` (a resumed run appends).

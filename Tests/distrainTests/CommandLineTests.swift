@@ -44,6 +44,58 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// --recipe fast expands into its flags; flags beside it — before or after — override them; --help
+    /// lists the recipes; an unknown one is a usage error naming the choices.
+    func testRecipesExpandAndFlagsBesideThemWin() throws {
+        let directory = makeTemporaryDirectory("recipe")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 40)
+        let outcome = try run(["fashion-mnist", "--epochs", "1", "--recipe", "fast", "--data-dir", directory, "--threads", "1",
+                               "--no-progress", "--lr", "0.002", "--metrics", directory + "/m.jsonl"])
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let start = try XCTUnwrap(try readMetrics(directory + "/m.jsonl").first)
+        XCTAssertEqual(start["model"] as? String, "cnn", "from the recipe")
+        XCTAssertEqual(start["world_size"] as? Int, 2, "the recipe's two local ranks")
+        XCTAssertEqual(start["optimizer"] as? String, "adamw")
+        XCTAssertEqual(start["global_batch"] as? Int, 128)
+        XCTAssertEqual(start["schedule"] as? String, "cosine")
+        XCTAssertEqual(start["epochs"] as? Int, 1, "--epochs before --recipe still wins")
+        XCTAssertEqual(start["lr"] as! Double, 0.002, accuracy: 1e-9, "--lr after --recipe wins")
+        XCTAssertTrue((start["command_line"] as? String ?? "").contains("--recipe fast"), "the metrics keep the command as typed")
+        let help = try run(["fashion-mnist", "--help"])
+        XCTAssertTrue(help.standardOutput.contains("--recipe <recipe>") && help.standardOutput.contains("fast: --model cnn"), help.standardOutput)
+        let unknown = try run(["fashion-mnist", "--recipe", "slow"])
+        XCTAssertEqual(unknown.exitCode, 64)
+        XCTAssertTrue(unknown.standardError.contains("Please provide one of 'fast'"), unknown.standardError)
+    }
+
+    /// --local-ranks 3: three data-parallel ranks as threads of one process give one rank's results
+    /// (the same losses to 1e-5, the same accuracies), and the header says so; under mpirun it is refused.
+    func testLocalRanksTrainLikeOneRank() throws {
+        let directory = makeTemporaryDirectory("local-ranks")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 40)
+        let common = ["fashion-mnist", "--data-dir", directory, "--epochs", "2", "--batch-size", "30", "--no-progress"]
+        let three = try run(common + ["--local-ranks", "3", "--metrics", directory + "/three.jsonl"])
+        XCTAssertEqual(three.exitCode, 0, three.standardError)
+        XCTAssertTrue(three.standardOutput.contains("3 ranks (in-process"), three.standardOutput)
+        let one = try run(common + ["--metrics", directory + "/one.jsonl"])
+        XCTAssertEqual(one.exitCode, 0, one.standardError)
+        let a = try readMetrics(directory + "/three.jsonl").filter { $0["event"] as? String == "epoch" }
+        let b = try readMetrics(directory + "/one.jsonl").filter { $0["event"] as? String == "epoch" }
+        XCTAssertEqual(a.count, 2)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x["test_accuracy"] as? Double, y["test_accuracy"] as? Double)
+            XCTAssertEqual(x["train_loss"] as! Double, y["train_loss"] as! Double, accuracy: 1e-5 * abs(y["train_loss"] as! Double))
+        }
+        XCTAssertEqual(try run(["fashion-mnist", "--local-ranks", "0"]).exitCode, 64)
+        if let mpirun = findOnPath("mpirun") {
+            let refused = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + common + ["--local-ranks", "2"], timeout: 60)
+            XCTAssertNotEqual(refused.exitCode, 0)
+            XCTAssertTrue(refused.standardError.contains("--local-ranks is for local mode"), refused.standardError)
+        }
+    }
+
     func testHelpShowsExamples() throws {
         let outcome = try run(["--help"], timeout: 60)
         XCTAssertEqual(outcome.exitCode, 0)

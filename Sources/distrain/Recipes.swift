@@ -1,0 +1,51 @@
+import ArgumentParser
+import Datasets
+
+/// `--recipe NAME`: a named bundle of model and training flags, for the training commands. It is
+/// expanded into its flags before parsing, placed right after the command word, so any flag given on
+/// the command line — before or after `--recipe` — overrides the recipe's (the last value wins).
+enum Recipe: String, CaseIterable, ExpressibleByArgument {
+    /// The recommended Fashion-MNIST CNN within five minutes on two cores: the `cnn` preset on two
+    /// in-process ranks (its convolutions use one core each), 9 epochs of AdamW with a cosine schedule
+    /// after a warm-up epoch, label smoothing, batch 128, no augmentation (it slowed convergence within
+    /// this budget). BENCHMARKS.md has the runs behind each choice.
+    case fast
+
+    var flags: [String] {
+        switch self {
+        case .fast:
+            return ["--model", "cnn", "--local-ranks", "2", "--epochs", "9", "--batch-size", "128", "--optimizer", "adamw", "--lr", "3e-3",
+                    "--weight-decay", "5e-4", "--schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1"]
+        }
+    }
+
+    /// For `--help`: each recipe and its flags.
+    static var help: String {
+        "A named bundle of flags; flags given beside it override its own. "
+            + allCases.map { "\($0.rawValue): \($0.flags.joined(separator: " "))" }.joined(separator: "; ")
+    }
+
+    /// The commands that train and so take a recipe.
+    static func appliesTo(_ command: String) -> Bool {
+        command == "train" || DatasetRegistry.all.contains { $0.name == command }
+    }
+
+    /// `arguments` (without the program name) with `--recipe NAME` / `--recipe=NAME` replaced by the
+    /// recipe's flags right after the command word; unchanged when there is none or the name is unknown
+    /// (ArgumentParser then names the valid recipes).
+    static func expanding(_ arguments: [String]) -> [String] {
+        guard let command = arguments.first, appliesTo(command) else { return arguments }
+        var words = arguments, recipe: Recipe?
+        if let index = words.firstIndex(of: "--recipe"), index + 1 < words.count, let named = Recipe(rawValue: words[index + 1]) {
+            recipe = named
+            words.removeSubrange(index...(index + 1))
+        } else if let index = words.firstIndex(where: { $0.hasPrefix("--recipe=") }),
+                  let named = Recipe(rawValue: String(words[index].dropFirst("--recipe=".count))) {
+            recipe = named
+            words.remove(at: index)
+        }
+        guard let recipe else { return arguments }
+        words.insert(contentsOf: recipe.flags, at: 1)
+        return words
+    }
+}
