@@ -84,7 +84,7 @@ public final class MPICommunicator: Communicator {
             }
             let topology = try hostTopology()
             if topology.hostSize > 1 && topology.uniform {
-                switch try SharedMemorySumArena.make(count: count, bucketElements: bucketElements,
+                switch try SharedMemorySumArena.make(count: count,
                                                      topology: topology, world: world, wire: wire) {
                 case .ready(let arena):
                     windows.append(arena.window)

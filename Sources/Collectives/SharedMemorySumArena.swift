@@ -58,7 +58,7 @@ final class SharedMemorySumArena: SumArena {
     }
 
     /// Allocates the window on every rank of every host, or none (every rank gets the same answer).
-    static func make(count: Int, bucketElements: Int, topology: HostTopology, world: MPI_Comm, wire: WireFormat) throws -> Allocation {
+    static func make(count: Int, topology: HostTopology, world: MPI_Comm, wire: WireFormat) throws -> Allocation {
         // Arena, padded to whole cache lines so that no two ranks write one line, then one line of verdict.
         let arenaFloats = (max(count, 1) + 15) / 16 * 16
         // Open MPI backs the window with a file in /dev/shm; with too little room there it prints a
@@ -88,7 +88,7 @@ final class SharedMemorySumArena: SumArena {
             return .unavailable(reason: "the shared-memory window could not be allocated")
         }
         return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
-                                               bucketElements: bucketElements, topology: topology, world: world, wire: wire))
+                                               topology: topology, world: world, wire: wire))
     }
 
     /// Free bytes where Open MPI puts shared windows (`osc_sm_backing_directory`, /dev/shm by default),
@@ -100,7 +100,7 @@ final class SharedMemorySumArena: SumArena {
         return (directory, Int(status.f_bavail) * Int(status.f_frsize))
     }
 
-    private init(count: Int, arenaFloats: Int, window: MPI_Win, bucketElements: Int, topology: HostTopology,
+    private init(count: Int, arenaFloats: Int, window: MPI_Win, topology: HostTopology,
                  world: MPI_Comm, wire: WireFormat) throws {
         self.window = window
         wireSum = topology.peers != nil && wire != .fp32 ? try PackedSum(format: wire, capacity: max(count, 1)) : nil

@@ -85,9 +85,10 @@ public struct ActivationQuantization: Equatable, Sendable {
         self.zeroPoint = zeroPoint
     }
 
-    /// The code of one value.
+    /// The code of one value: x · (1/scale), rounded half to even — the very arithmetic of the C kernel
+    /// the int8 layers use, so references built from it match them code for code.
     public func code(_ x: Float) -> Int32 {
-        let q = (x / scale).rounded(.toNearestOrEven)
+        let q = (x * (1 / scale)).rounded(.toNearestOrEven)
         return Int32(max(Float(-zeroPoint), min(Float(Self.maxCode - zeroPoint), q))) + zeroPoint
     }
 

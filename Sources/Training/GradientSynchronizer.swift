@@ -36,7 +36,7 @@ public final class GradientSynchronizer {
         bucketFirstLayers = plan.firstLayers
         arena.useBuckets(plan.ranges)
         overlaps = overlap && arena.hasSumBetweenHosts
-        if overlaps { model.afterLayerBackward = { [unowned self] layer in self.layerFinished(layer) } }
+        if overlaps { model.afterLayerBackward = { [weak self] layer in self?.layerFinished(layer) } }
     }
 
     /// Layer-aligned buckets of at least `elements` gradients (the last may be smaller), from the output
