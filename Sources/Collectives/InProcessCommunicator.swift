@@ -133,16 +133,19 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
             scratchBytes = bytes
         }
         let mine = scratch!.assumingMemoryBound(to: T.self)
-        group.slots[rank] = UnsafeMutableRawPointer(buffer.baseAddress)
+        let slots = group.slots  // read once: each access to the unowned group retains and releases it
+        slots[rank] = UnsafeMutableRawPointer(buffer.baseAddress)
         group.results[rank] = scratch
         try group.barrier(rank: rank, operation: "allreduce")
-        for i in lower..<upper { mine[i - lower] = group.slots[0]!.assumingMemoryBound(to: T.self)[i] }
-        for r in 1..<size {
-            let source = group.slots[r]!.assumingMemoryBound(to: T.self)
-            switch operation {
-            case .sum: for i in lower..<upper { mine[i - lower] += source[i] }
-            case .max: for i in lower..<upper { mine[i - lower] = Swift.max(mine[i - lower], source[i]) }
-            }
+        // The concrete types get concrete loops: through the protocol requirement this method runs
+        // unspecialized, and a generic `+=` per element cost ~8% of a 2-rank CNN step.
+        let range = lower..<upper, output = UnsafeMutableRawPointer(mine)
+        if T.self == Float.self {
+            Self.combine(slots, ranks: size, range, into: output, as: Float.self, operation)
+        } else if T.self == Double.self {
+            Self.combine(slots, ranks: size, range, into: output, as: Double.self, operation)
+        } else {
+            Self.combine(slots, ranks: size, range, into: output, as: T.self, operation)
         }
         try group.barrier(rank: rank, operation: "allreduce")  // every slice is combined; nobody reads the inputs again
         for r in 0..<size {
@@ -150,6 +153,23 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
             if to > from { (buffer.baseAddress! + from).update(from: group.results[r]!.assumingMemoryBound(to: T.self), count: to - from) }
         }
         try group.barrier(rank: rank, operation: "allreduce")  // nobody reuses a slice before all copied it
+    }
+
+    /// output[i - lower] = slot 0[i] ⊕ slot 1[i] ⊕ … for i in `range`, in rank order (the same bits
+    /// whichever rank computes it). No allocation: it runs in every training step.
+    @inline(__always)
+    private static func combine<T: CollectiveScalar>(_ slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>, ranks: Int,
+                                                     _ range: Range<Int>, into output: UnsafeMutableRawPointer,
+                                                     as: T.Type, _ operation: ReduceOperation) {
+        let mine = output.assumingMemoryBound(to: T.self), count = range.count
+        mine.update(from: slots[0]!.assumingMemoryBound(to: T.self) + range.lowerBound, count: count)
+        for r in 1..<ranks {
+            let source = UnsafePointer(slots[r]!.assumingMemoryBound(to: T.self) + range.lowerBound)
+            switch operation {
+            case .sum: for i in 0..<count { mine[i] += source[i] }
+            case .max: for i in 0..<count { mine[i] = Swift.max(mine[i], source[i]) }
+            }
+        }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
