@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// Batch normalization, as torch.nn.BatchNorm2d on (C, H, W) inputs and BatchNorm1d on (F) inputs:
@@ -15,36 +16,61 @@ public final class BatchNorm: Layer {
     public let momentum: Float
     /// With `affine` false there is no weight or bias (PyTorch's affine=False).
     public let affine: Bool
+    /// `.relu` when a ReLU that follows in the model is fused into this layer (one pass over the
+    /// activations instead of two each way); the output is then the ReLU's.
+    public let activation: Activation
     private let channels: Int
     private var store: ParameterStore!
     private var weight: ParameterSlice?, bias: ParameterSlice?
     private var runningMean: ParameterSlice!, runningVariance: ParameterSlice!, batchesTracked: ParameterSlice!
-    /// From the last training forward: per channel mean and 1/√(var + eps), the global sample count,
-    /// and the reduction to use again in backward.
-    private var mean = [Double](), inverseDeviation = [Double]()
+    /// From the last training forward: per channel mean and 1/√(var + eps) (channels each), the global
+    /// sample count, and the reduction to use again in backward.
+    private let mean: UnsafeMutableBufferPointer<Double>, inverseDeviation: UnsafeMutableBufferPointer<Double>
     private var globalCount = 0.0
     private var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
     /// Per-channel sums reduced over ranks: 2 × channels doubles (+1 for the count in forward).
     private var sums: UnsafeMutableBufferPointer<Double>
+    /// Per-channel coefficients of the elementwise kernels: center, scale, shift in forward (3 × channels).
+    private let coefficients: UnsafeMutableBufferPointer<Float>
+    /// Backward's: center, dy scale, centered scale, offset (4 × channels).
+    private let gradientCoefficients: UnsafeMutableBufferPointer<Double>
 
     /// - Parameter name: the module's name in PyTorch ("1" gives "1.weight", "1.running_mean", …).
-    public init(inputShape: [Int], name: String, epsilon: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
+    public init(inputShape: [Int], name: String, epsilon: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true,
+                activation: Activation = .identity) {
         precondition(inputShape.count == 3 || inputShape.count == 1, "BatchNorm needs (C, H, W) or (F) inputs, got \(inputShape)")
         self.inputShape = inputShape
         self.name = name
         self.epsilon = epsilon
         self.momentum = momentum
         self.affine = affine
+        self.activation = activation
         channels = inputShape[0]
-        mean = [Double](repeating: 0, count: channels)
-        inverseDeviation = [Double](repeating: 1, count: channels)
+        mean = .allocate(capacity: channels)
+        mean.initialize(repeating: 0)
+        inverseDeviation = .allocate(capacity: channels)
+        inverseDeviation.initialize(repeating: 1)
         sums = .allocate(capacity: 2 * channels + 1)
         sums.initialize(repeating: 0)
+        coefficients = .allocate(capacity: 3 * channels)
+        coefficients.initialize(repeating: 0)
+        gradientCoefficients = .allocate(capacity: 4 * channels)
+        gradientCoefficients.initialize(repeating: 0)
     }
 
-    deinit { sums.deallocate() }
+    deinit {
+        mean.deallocate()
+        inverseDeviation.deallocate()
+        sums.deallocate()
+        coefficients.deallocate()
+        gradientCoefficients.deallocate()
+    }
 
-    public var summary: String { "BatchNorm\(inputShape.count == 3 ? "2d" : "1d")(\(channels))" }
+    /// Row `index` (channels values) of the forward and backward coefficients.
+    private func coefficientRow(_ index: Int) -> UnsafeMutablePointer<Float> { coefficients.baseAddress! + index * channels }
+    private func gradientCoefficientRow(_ index: Int) -> UnsafeMutablePointer<Double> { gradientCoefficients.baseAddress! + index * channels }
+
+    public var summary: String { "BatchNorm\(inputShape.count == 3 ? "2d" : "1d")(\(channels))" + (activation == .relu ? " + ReLU" : "") }
     public var outputShape: [Int] { inputShape }
     public var synchronizesOverRanks: Bool { true }
     public var parameterSpecs: [ParameterSpec] {
@@ -74,32 +100,19 @@ public final class BatchNorm: Layer {
         if context.isTraining { updateBatchStatistics(x, batch: batch, context: context) }
         let w = weight.map { store.valuePointer($0) }, b = bias.map { store.valuePointer($0) }
         let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
-        let plane = self.plane
+        let center = coefficientRow(0), scale = coefficientRow(1), shift = coefficientRow(2)
         for c in 0..<channels {
-            let center = context.isTraining ? Float(mean[c]) : rm[c]
-            let scale = (context.isTraining ? Float(inverseDeviation[c]) : 1 / (rv[c] + epsilon).squareRoot()) * (w?[c] ?? 1)
-            let shift = b?[c] ?? 0
-            for s in 0..<batch {
-                let offset = (s * channels + c) * plane
-                for i in 0..<plane { y[offset + i] = (x[offset + i] - center) * scale + shift }
-            }
+            center[c] = context.isTraining ? Float(mean[c]) : rm[c]
+            scale[c] = (context.isTraining ? Float(inverseDeviation[c]) : 1 / (rv[c] + epsilon).squareRoot()) * (w?[c] ?? 1)
+            shift[c] = b?[c] ?? 0
         }
+        distrain_bn_normalize(x, y, batch, channels, plane, center, scale, shift, activation == .relu ? 1 : 0)
     }
 
     /// Mean and variance of each channel over the global batch (local sums, reduced over ranks), and the
     /// running statistics' update.
     private func updateBatchStatistics(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
-        let plane = self.plane
-        sums.update(repeating: 0)
-        for c in 0..<channels {
-            var sum = 0.0, squares = 0.0
-            for s in 0..<batch {
-                let offset = (s * channels + c) * plane
-                for i in 0..<plane { let v = Double(x[offset + i]); sum += v; squares += v * v }
-            }
-            sums[c] = sum
-            sums[channels + c] = squares
-        }
+        distrain_bn_moments(x, batch, channels, plane, sums.baseAddress!, sums.baseAddress! + channels)
         sums[2 * channels] = Double(batch * plane)
         sumOverRanks = context.sumOverRanks
         sumOverRanks?(sums)
@@ -122,22 +135,11 @@ public final class BatchNorm: Layer {
     /// d weight += Σ(dy·x̂), d bias += Σdy over this rank's samples (the gradient sum adds the ranks).
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
-        let plane = self.plane
-        sums.update(repeating: 0)
-        for c in 0..<channels {
-            var sumDy = 0.0, sumDyXhat = 0.0
-            let m = mean[c], k = inverseDeviation[c]
-            for s in 0..<batch {
-                let offset = (s * channels + c) * plane
-                for i in 0..<plane {
-                    let g = Double(dy[offset + i])
-                    sumDy += g
-                    sumDyXhat += g * (Double(x[offset + i]) - m) * k
-                }
-            }
-            sums[c] = sumDy
-            sums[channels + c] = sumDyXhat
-        }
+        // Σdy and Σdy·(x − mean) (dy masked by a fused ReLU's output); the second times invstd is Σ(dy·x̂).
+        let reluOutput = activation == .relu ? y : nil
+        distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!, sums.baseAddress! + channels)
+        for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
+        sums[2 * channels] = 0
         if let weight, let bias {
             let dw = store.gradientPointer(weight), db = store.gradientPointer(bias)
             for c in 0..<channels { dw[c] += Float(sums[channels + c]); db[c] += Float(sums[c]) }
@@ -145,17 +147,17 @@ public final class BatchNorm: Layer {
         guard let dx else { return }
         sumOverRanks?(sums)
         guard globalCount > 0 else { return }
+        // dx = w·k/n·(n·dy − Σdy − x̂·Σdy·x̂) = (w·k)·dy − (w·k²·Σdy·x̂/n)·(x − mean) − w·k·Σdy/n.
         let w = weight.map { store.valuePointer($0) }
+        let center = gradientCoefficientRow(0), dyScale = gradientCoefficientRow(1)
+        let centeredScale = gradientCoefficientRow(2), offset = gradientCoefficientRow(3)
         for c in 0..<channels {
-            let m = mean[c], k = inverseDeviation[c], n = globalCount
-            let scale = Double(w?[c] ?? 1) * k / n, sumDy = sums[c], sumDyXhat = sums[channels + c]
-            for s in 0..<batch {
-                let offset = (s * channels + c) * plane
-                for i in 0..<plane {
-                    let xhat = (Double(x[offset + i]) - m) * k
-                    dx[offset + i] = Float(scale * (n * Double(dy[offset + i]) - sumDy - xhat * sumDyXhat))
-                }
-            }
+            let k = inverseDeviation[c], n = globalCount, scale = Double(w?[c] ?? 1) * k
+            center[c] = mean[c]
+            dyScale[c] = scale
+            centeredScale[c] = -scale * k * sums[channels + c] / n
+            offset[c] = -scale * sums[c] / n
         }
+        distrain_bn_input_gradient(x, dy, reluOutput, dx, batch, channels, plane, center, dyScale, centeredScale, offset)
     }
 }

@@ -91,7 +91,7 @@ func elementCount(_ shape: [Int]) -> Int {
     return count
 }
 
-/// An activation fused into the output pass of a Linear or Conv2D layer.
+/// An activation fused into the output pass of a Linear, Conv2D or BatchNorm layer.
 public enum Activation: String, Sendable {
     case identity, relu
 }

@@ -62,7 +62,7 @@ class Residual(nn.Module):
 
 """
 
-/// A spec built for an input shape: the layers (Conv2d/Linear + ReLU fused into one layer) and a summary
+/// A spec built for an input shape: the layers (Conv2d/Linear/BatchNorm + ReLU fused into one layer) and a summary
 /// row per module.
 public struct BuiltModel {
     public let layers: [Layer]
@@ -100,7 +100,7 @@ extension ModelSpec {
         return BuiltModel(layers: layers, rows: rows)
     }
 
-    /// Layers and rows for consecutive modules (Conv2d/Linear + ReLU fused), from `shape`; Dropout masks
+    /// Layers and rows for consecutive modules (Conv2d/Linear/BatchNorm + ReLU fused), from `shape`; Dropout masks
     /// are keyed by `dropoutKeys` + the module's position (blocks' inner modules get keys of their own).
     private func buildChain(_ chain: [Module], shape start: [Int], dropoutKeys: UInt64) throws -> ([Layer], [ModelSummaryRow], [Int]) {
         var layers: [Layer] = [], rows: [ModelSummaryRow] = []
@@ -116,7 +116,7 @@ extension ModelSpec {
                 index += 1
                 continue
             }
-            let fuseReLU = index + 1 < chain.count && chain[index + 1].kind == "ReLU" && ["Conv2d", "Linear"].contains(module.kind)
+            let fuseReLU = index + 1 < chain.count && chain[index + 1].kind == "ReLU" && ["Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d"].contains(module.kind)
             let (layer, row) = try buildModule(module, shape: shape, fusedReLU: fuseReLU, dropoutKey: dropoutKeys + UInt64(index))
             if let layer { layers.append(layer); shape = layer.outputShape }
             rows.append(row)
@@ -187,7 +187,8 @@ extension ModelSpec {
             guard features == shape[0] else { throw fail("num_features \(features) does not match the \(shape[0]) \(image ? "channels" : "features") coming in") }
             let eps = a["eps"]!, momentum = a["momentum"]!
             guard eps > 0, momentum > 0, momentum <= 1 else { throw fail("eps must be positive and momentum in (0, 1]") }
-            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum), affine: a["affine"]! != 0)
+            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum), affine: a["affine"]! != 0,
+                                  activation: activation)
             let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (momentum != 0.1 ? ", momentum=\(momentum)" : "") + (a["affine"]! == 0 ? ", affine=False" : "")
             return (layer, row(m, "\(m.kind)(\(features)\(extras))", layer))
         case "ReLU":

@@ -56,6 +56,55 @@ final class BatchNormTests: XCTestCase {
         checkLayerGradients(BatchNorm(inputShape: [3, 4, 4], name: "bn"), batch: 4, inputRange: 2, tolerance: 3e-2)
         checkLayerGradients(BatchNorm(inputShape: [6], name: "bn"), batch: 5, inputRange: 2, tolerance: 3e-2)
         checkLayerGradients(BatchNorm(inputShape: [2, 3, 3], name: "bn", affine: false), batch: 3, inputRange: 2, tolerance: 3e-2)
+        // A fused ReLU: planes of 16 (whole vectors) and 5x5 (vectors and a tail), and BatchNorm1d.
+        checkLayerGradients(BatchNorm(inputShape: [3, 4, 4], name: "bn", activation: .relu), batch: 4, inputRange: 2, tolerance: 3e-2)
+        checkLayerGradients(BatchNorm(inputShape: [2, 5, 5], name: "bn", activation: .relu), batch: 3, inputRange: 2, tolerance: 3e-2)
+        checkLayerGradients(BatchNorm(inputShape: [6], name: "bn", activation: .relu), batch: 5, inputRange: 2, tolerance: 3e-2)
+    }
+
+    /// BatchNorm with the ReLU fused gives the outputs, input gradients and parameter gradients of
+    /// BatchNorm followed by a ReLU layer (the spec builder fuses every `BatchNorm2d` + `ReLU()` pair).
+    func testFusedReLUEqualsASeparateReLULayer() {
+        let shape = [3, 5, 6], batch = 4, count = batch * 90
+        func run(fused: Bool) -> (y: [Float], dx: [Float], gradients: [Float]) {
+            let layers: [Layer] = fused ? [BatchNorm(inputShape: shape, name: "bn", activation: .relu)]
+                : [BatchNorm(inputShape: shape, name: "bn"), ReLU(shape: shape)]
+            let model = Sequential(inputShape: shape, layers: layers)
+            model.parameters.initializeKaimingUniform(seed: 1)
+            for i in 0..<model.parameters.values.count { model.parameters.values[i] = 0.5 + 0.1 * Float(i % 7) - (i >= 3 ? 0.4 : 0) }
+            model.reserve(batchCapacity: batch)
+            var generator = SeededGenerator(seed: 3, keys: 1)
+            for i in 0..<count { model.input[i] = generator.nextFloat(in: -2, 2) }
+            let output = model.forward(batch: batch, context: ForwardContext(isTraining: true))
+            let y = (0..<count).map { output[$0] }
+            model.parameters.zeroGradients()
+            // Backward layer by layer (Sequential does not compute its input's gradient).
+            var dy = (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
+            var dx = [Float](repeating: 0, count: count), between = [Float](repeating: 0, count: count)
+            dy.withUnsafeMutableBufferPointer { dyBuffer in
+                dx.withUnsafeMutableBufferPointer { dxBuffer in
+                    between.withUnsafeMutableBufferPointer { betweenBuffer in
+                        var gradient = dyBuffer.baseAddress!
+                        if !fused {
+                            layers[1].backward(input: model.layerInput(1), output: output, dOutput: gradient,
+                                               dInput: betweenBuffer.baseAddress!, batch: batch)
+                            gradient = betweenBuffer.baseAddress!
+                        }
+                        layers[0].backward(input: model.layerInput(0), output: fused ? output : UnsafeMutablePointer(mutating: model.layerInput(1)),
+                                           dOutput: gradient, dInput: dxBuffer.baseAddress!, batch: batch)
+                    }
+                }
+            }
+            return (y, dx, Array(model.parameters.gradients))
+        }
+        let fused = run(fused: true), separate = run(fused: false)
+        XCTAssertGreaterThan(fused.y.filter { $0 == 0 }.count, count / 4, "the ReLU clips a good share of the outputs")
+        for i in 0..<count {
+            XCTAssertEqual(fused.y[i], separate.y[i], accuracy: 1e-6)
+            XCTAssertEqual(fused.dx[i], separate.dx[i], accuracy: 1e-5)
+        }
+        XCTAssertEqual(fused.gradients.count, 6)
+        for i in 0..<6 { XCTAssertEqual(fused.gradients[i], separate.gradients[i], accuracy: 1e-4) }
     }
 
     /// One channel, batch [1, 2, 3, 6] (BatchNorm1d(1)): mean 3, biased variance 3.5, unbiased 14/3.
