@@ -33,7 +33,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var bucketMegabytes: Double
     /// Samples per forward pass in evaluation, per rank.
     public var evaluationBatchSize: Int
-    /// Random crop from a 4-pixel zero-padded image and random horizontal flip while training.
+    /// Random crop from a zero-padded image and random horizontal flip while training.
     public var augment: Bool
     /// What a NaN or Inf in the loss or gradients does (`--on-nonfinite`).
     public var onNonFinite: NonFinitePolicy
@@ -54,6 +54,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var minimumLearningRate: Float? = nil
     /// `--label-smoothing ε`: the training loss's targets are (1 − ε)·onehot + ε/classes.
     public var labelSmoothing: Float? = nil
+    /// `--augment-padding N`: the zero pixels around the image before the random crop (nil: 4; 0: flips only).
+    public var augmentPadding: Int? = nil
+    /// The augmentation the training step applies, if any.
+    public var augmentation: Augmentation? { augment ? Augmentation(padding: augmentPadding ?? 4) : nil }
     /// Score the test set after every epoch too (with a validation split it is scored once, at the end).
     public var testEachEpoch: Bool? = nil
 

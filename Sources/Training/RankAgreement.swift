@@ -72,7 +72,7 @@ extension TrainingConfiguration {
                 ("--schedule", schedule.rawValue), ("--warmup-epochs", "\(warmupEpochs)"), ("--step-epochs", text(stepEpochs)),
                 ("--gamma", "\(gamma)"), ("--seed", "\(seed)"), ("--train-limit", text(trainLimit)), ("--test-limit", text(testLimit)),
                 ("--bucket-mb", "\(bucketMegabytes)"), ("the evaluation batch", "\(evaluationBatchSize)"),
-                ("--augment", "\(augment)"), ("--on-nonfinite", onNonFinite.rawValue),
+                ("--augment", "\(augment)"), ("--augment-padding", text(augmentPadding)), ("--on-nonfinite", onNonFinite.rawValue),
                 ("--val-split", text(validationSplit)), ("--kfold", text(foldCount)), ("the fold", text(fold)),
                 ("--monitor", text(monitor?.rawValue)), ("--early-stop", text(earlyStopPatience)),
                 ("--plateau-factor", text(plateauFactor)), ("--plateau-patience", text(plateauPatience)),

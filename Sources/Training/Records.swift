@@ -14,6 +14,8 @@ public struct StartRecord: Sendable {
     public var seed: UInt64
     /// Training augmentation (random crop + flip) on or off.
     public var augment: Bool
+    /// Zero pixels padded on each side before the random crop (0: flips only).
+    public var augmentPadding: Int = 0
     public var threadsPerRank: Int
     public var blas: String
     public var communicator: String

@@ -9,7 +9,7 @@ extension Trainer {
     static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
         [("dataset", c.dataset), ("--model", c.modelIdentity), ("--optimizer", c.optimizer.rawValue),
          ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
-         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", String(c.augment)),
+         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", c.augmentation.map { "pad \($0.padding) + flip" } ?? "false"),
          ("--val-split", c.validationSplit.map { "\($0)" } ?? "none"),
          ("--kfold fold", c.fold.map { "\($0) of \(c.foldCount ?? 0)" } ?? "none")]
     }
@@ -116,7 +116,7 @@ extension Trainer {
             globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
             optimizer: optimizer.name, learningRate: configuration.learningRate,
             schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
-            augment: configuration.augment,
+            augment: configuration.augment, augmentPadding: configuration.augmentation?.padding ?? 0,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)

@@ -47,7 +47,7 @@ extension Trainer {
     func gather(_ batch: StepBatch) throws {
         tracker.enter(.data)
         try gatherer.gather(indices: batch.samples, into: model.input, labels: labels, targets: isRegression ? targets : nil,
-                            augmentation: configuration.augment ? (Augmentation(), configuration.seed, batch.epoch) : nil)
+                            augmentation: configuration.augmentation.map { ($0, configuration.seed, batch.epoch) })
     }
 
     /// Forward pass and softmax cross-entropy; leaves dLoss/dLogits (scaled by 1 / global batch) for backward.

@@ -107,6 +107,9 @@ struct TrainOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
     var augment: Bool?
 
+    @Option(name: .customLong("augment-padding"), help: "The zero pixels on each side before the random crop (default 4; 0: horizontal flips only). Turns --augment on.")
+    var augmentPadding: Int?
+
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of the training set (stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, the test set is scored once at the end.")
     var validationSplit: Double?
 
@@ -155,6 +158,10 @@ struct TrainOptions: ParsableArguments {
         if let stepEpochs, stepEpochs < 1 { throw ValidationError("--step-epochs must be at least 1, got \(stepEpochs)") }
         if !(gamma.isFinite && gamma > 0) { throw ValidationError("--gamma must be a positive number, got \(gamma)") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
+        if let augmentPadding, augmentPadding < 0 || augmentPadding > 64 {
+            throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
+        }
+        if augmentPadding != nil && augment == false { throw ValidationError("--augment-padding needs augmentation; drop --no-augment") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
@@ -207,12 +214,13 @@ struct TrainOptions: ParsableArguments {
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
-            augment: augment ?? dataset.augmentsByDefault, onNonFinite: onNonFinite,
+            augment: augment ?? (augmentPadding != nil || dataset.augmentsByDefault), onNonFinite: onNonFinite,
             validationSplit: validationSplit, monitor: monitor, earlyStopPatience: earlyStop,
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
             minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
         configuration.modelFile = choice.file
         configuration.labelSmoothing = labelSmoothing > 0 ? labelSmoothing : nil
+        configuration.augmentPadding = augmentPadding
         return configuration
     }
 }

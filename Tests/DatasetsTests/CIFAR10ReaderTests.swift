@@ -138,6 +138,9 @@ final class AugmentationTests: XCTestCase {
         XCTAssertEqual(augmented((1, 1, false), padding: 1), (1...16).map(Float.init))
         // Offset (0, 0) with padding 1: shifted down-right by one, zeros entering from the top-left.
         XCTAssertEqual(augmented((0, 0, false), padding: 1), [0, 0, 0, 0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11])
+        // Padding 0 (--augment-padding 0): the only offset is (0, 0), so flips only.
+        XCTAssertEqual(augmented((0, 0, false), padding: 0), (1...16).map(Float.init))
+        XCTAssertEqual(augmented((0, 0, true), padding: 0), [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9, 16, 15, 14, 13])
         // Centered and flipped: each row reversed.
         XCTAssertEqual(augmented((1, 1, true), padding: 1), [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9, 16, 15, 14, 13])
     }
@@ -154,6 +157,10 @@ final class AugmentationTests: XCTestCase {
         }
         XCTAssertEqual(offsets.count, 81)
         XCTAssertEqual(Double(flips) / 2000, 0.5, accuracy: 0.05)
+        let flipsOnly = Augmentation(padding: 0)
+        let choices = (0..<200).map { flipsOnly.choice(seed: 7, epoch: 0, sampleIndex: $0) }
+        XCTAssertTrue(choices.allSatisfy { $0.dy == 0 && $0.dx == 0 })
+        XCTAssertEqual(Double(choices.filter(\.flip).count) / 200, 0.5, accuracy: 0.1)
         let epochs = (0..<50).map { augmentation.choice(seed: 7, epoch: $0, sampleIndex: 5).dy }
         XCTAssertGreaterThan(Set(epochs).count, 1, "choices must change with the epoch")
     }

@@ -22,6 +22,8 @@ final class CommandLineTests: XCTestCase {
             (["fashion-mnist", "--threads", "0"], "--threads"),
             (["fashion-mnist", "--nesterov"], "--nesterov"),
             (["fashion-mnist", "--bucket-mb", "0"], "--bucket-mb"),
+            (["fashion-mnist", "--augment-padding", "-1"], "--augment-padding"),
+            (["fashion-mnist", "--augment-padding", "2", "--no-augment"], "--no-augment"),
             (["fashion-mnist", "--gradient-sum", "shm"], "--gradient-sum"),
             (["bench", "--gradient-sum", "nccl"], "--gradient-sum"),
             (["fashion-mnist", "--epochs", "many"], "many"),
