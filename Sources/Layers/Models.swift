@@ -6,6 +6,8 @@ public enum ModelName: String, CaseIterable, Sendable, Codable {
     case lenet
     /// A stronger small CNN (three 3x3 conv blocks, dropout) for ≥ 92.5% on Fashion-MNIST.
     case cnn
+    /// `cnn` with BatchNorm after each (bias-free) convolution: the `--recipe fast` model.
+    case cnnBN = "cnn-bn"
     /// 784-1024-1024-10, the benchmark's GEMM-bound model.
     case mlpLarge = "mlp-large"
 
@@ -20,6 +22,8 @@ public enum ModelName: String, CaseIterable, Sendable, Codable {
             return "LeNet with conv1 = nn.Conv2d(C, 6, 5, padding=2 if H == 28 else 0), pool, conv2 = nn.Conv2d(6, 16, 5), pool, fc1 = nn.Linear(400, 120), fc2 = nn.Linear(120, 84), fc3 = nn.Linear(84, 10)"
         case .cnn:
             return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))"
+        case .cnnBN:
+            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))"
         }
     }
 }
@@ -46,6 +50,12 @@ extension ModelName {
                 [("0: Conv2d(C, 32, 3, padding=1)", 3, 1, 1), ("2: MaxPool2d(2)", 2, 2, 0),
                  ("3: Conv2d(32, 64, 3, padding=1)", 3, 1, 1), ("5: MaxPool2d(2)", 2, 2, 0),
                  ("6: Conv2d(64, 128, 3, padding=1)", 3, 1, 1), ("8: MaxPool2d(2)", 2, 2, 0)]
+            }
+        case .cnnBN:
+            return { _ in
+                [("0: Conv2d(C, 32, 3, padding=1, bias=False)", 3, 1, 1), ("3: MaxPool2d(2)", 2, 2, 0),
+                 ("4: Conv2d(32, 64, 3, padding=1, bias=False)", 3, 1, 1), ("7: MaxPool2d(2)", 2, 2, 0),
+                 ("8: Conv2d(64, 128, 3, padding=1, bias=False)", 3, 1, 1), ("11: MaxPool2d(2)", 2, 2, 0)]
             }
         }
     }
@@ -130,6 +140,27 @@ extension ModelName {
             ReLU()
             MaxPool2d(2)
             Conv2d(64, 128, 3, padding=1)
+            ReLU()
+            MaxPool2d(2)
+            Flatten()
+            Linear(\(128 * (h / 8) * (w / 8)), 256)
+            ReLU()
+            Dropout(0.3)
+            Linear(256, \(classes))
+
+            """
+        case .cnnBN:
+            return """
+            Conv2d(\(c), 32, 3, padding=1, bias=False)
+            BatchNorm2d(32)
+            ReLU()
+            MaxPool2d(2)
+            Conv2d(32, 64, 3, padding=1, bias=False)
+            BatchNorm2d(64)
+            ReLU()
+            MaxPool2d(2)
+            Conv2d(64, 128, 3, padding=1, bias=False)
+            BatchNorm2d(128)
             ReLU()
             MaxPool2d(2)
             Flatten()

@@ -52,6 +52,20 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(lenet.rows.filter { $0.parameters > 0 }.map(\.name), ["conv1", "conv2", "fc1", "fc2", "fc3"])
         let cnn = try ModelName.cnn.spec(inputShape: [1, 28, 28], classes: 10).build(inputShape: [1, 28, 28], classes: 10)
         XCTAssertEqual(cnn.rows.filter { $0.parameters > 0 }.map(\.name), ["0", "3", "6", "10", "13"])
+        // cnn-bn: PyTorch's names for the bias-free convs, the BatchNorms and their buffers; each ReLU is
+        // fused into the layer before it (17 rows, 13 layers), and it fits 1x8x8 but not 1x7x7.
+        let bn = try ModelName.cnnBN.spec(inputShape: [1, 28, 28], classes: 10).build(inputShape: [1, 28, 28], classes: 10)
+        XCTAssertEqual(bn.rows.filter { $0.parameters > 0 }.map(\.name), ["0", "1", "4", "5", "8", "9", "13", "16"])
+        XCTAssertEqual(bn.rows.count, 17)
+        XCTAssertEqual(bn.layers.count, 13)
+        let model = bn.makeSequential(inputShape: [1, 28, 28])
+        XCTAssertEqual(model.parameters.count, 390_410 - 32 - 64 - 128 + 2 * (32 + 64 + 128))
+        XCTAssertEqual(model.parameters.bufferSlices.map(\.name).prefix(3), ["1.running_mean", "1.running_var", "1.num_batches_tracked"])
+        XCTAssertNil(model.parameters.slice(named: "0.bias"))
+        XCTAssertNoThrow(try ModelName.cnnBN.checkFits(inputShape: [1, 8, 8]))
+        XCTAssertThrowsError(try ModelName.cnnBN.checkFits(inputShape: [1, 7, 7])) { error in
+            XCTAssertTrue("\(error)".contains("11: MaxPool2d(2)"), "\(error)")
+        }
     }
 
     /// Every kind of mistake is an error naming the file, the line and what would fit.
