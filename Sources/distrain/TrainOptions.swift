@@ -107,7 +107,7 @@ struct TrainOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
     var augment: Bool?
 
-    @Option(name: .customLong("augment-padding"), help: "The zero pixels on each side before the random crop (default 4; 0: horizontal flips only). Turns --augment on.")
+    @Option(name: .customLong("augment-padding"), help: "The zero pixels on each side before the random crop (default 4; 0: horizontal flips only). Turns --augment on; --no-augment still turns it off (so it can override a recipe).")
     var augmentPadding: Int?
 
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of the training set (stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, the test set is scored once at the end.")
@@ -161,7 +161,6 @@ struct TrainOptions: ParsableArguments {
         if let augmentPadding, augmentPadding < 0 || augmentPadding > 64 {
             throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
         }
-        if augmentPadding != nil && augment == false { throw ValidationError("--augment-padding needs augmentation; drop --no-augment") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")

@@ -23,7 +23,6 @@ final class CommandLineTests: XCTestCase {
             (["fashion-mnist", "--nesterov"], "--nesterov"),
             (["fashion-mnist", "--bucket-mb", "0"], "--bucket-mb"),
             (["fashion-mnist", "--augment-padding", "-1"], "--augment-padding"),
-            (["fashion-mnist", "--augment-padding", "2", "--no-augment"], "--no-augment"),
             (["fashion-mnist", "--gradient-sum", "shm"], "--gradient-sum"),
             (["bench", "--gradient-sum", "nccl"], "--gradient-sum"),
             (["fashion-mnist", "--epochs", "many"], "many"),
@@ -56,7 +55,13 @@ final class CommandLineTests: XCTestCase {
                                "--no-progress", "--lr", "0.002", "--metrics", directory + "/m.jsonl"])
         XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
         let start = try XCTUnwrap(try readMetrics(directory + "/m.jsonl").first)
-        XCTAssertEqual(start["model"] as? String, "cnn", "from the recipe")
+        XCTAssertEqual(start["model"] as? String, "cnn-bn", "from the recipe")
+        XCTAssertEqual(start["augment"] as? Bool, true, "the recipe's horizontal flips")
+        XCTAssertEqual(start["augment_padding"] as? Int, 0, "flips only")
+        let plain = try run(["fashion-mnist", "--epochs", "1", "--recipe", "fast", "--no-augment", "--data-dir", directory, "--threads", "1",
+                             "--no-progress", "--train-limit", "64", "--metrics", directory + "/plain.jsonl"])
+        XCTAssertEqual(plain.exitCode, 0, plain.standardError)
+        XCTAssertEqual(try XCTUnwrap(try readMetrics(directory + "/plain.jsonl").first)["augment"] as? Bool, false, "--no-augment beside the recipe wins")
         XCTAssertEqual(start["world_size"] as? Int, 2, "the recipe's two local ranks")
         XCTAssertEqual(start["optimizer"] as? String, "adamw")
         XCTAssertEqual(start["global_batch"] as? Int, 128)
@@ -65,7 +70,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(start["lr"] as! Double, 0.002, accuracy: 1e-9, "--lr after --recipe wins")
         XCTAssertTrue((start["command_line"] as? String ?? "").contains("--recipe fast"), "the metrics keep the command as typed")
         let help = try run(["fashion-mnist", "--help"])
-        XCTAssertTrue(help.standardOutput.contains("--recipe <recipe>") && help.standardOutput.contains("fast: --model cnn"), help.standardOutput)
+        XCTAssertTrue(help.standardOutput.contains("--recipe <recipe>") && help.standardOutput.contains("fast: --model cnn-bn"), help.standardOutput)
         let unknown = try run(["fashion-mnist", "--recipe", "slow"])
         XCTAssertEqual(unknown.exitCode, 64)
         XCTAssertTrue(unknown.standardError.contains("Please provide one of 'fast'"), unknown.standardError)
