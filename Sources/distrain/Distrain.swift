@@ -34,6 +34,22 @@ struct Distrain: ParsableCommand {
             FileHandle.standardError.write(Data("distrain: error: unknown command or dataset '\(first)'\(hint); datasets: \(DatasetRegistry.names); commands: \(commands.filter { name in !DatasetRegistry.all.contains { $0.name == name } }.joined(separator: ", ")); see 'distrain --help'\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
-        main(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))
+        run(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// ParsableCommand.main, except that an error's message goes to stderr in ONE write: under mpirun
+    /// every rank reports it, and ArgumentParser's several small writes interleaved the ranks' copies
+    /// character by character. Help and other clean exits keep ArgumentParser's own handling.
+    static func run(_ arguments: [String]) {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(code.rawValue)
+        }
+        Foundation.exit(ExitCode.success.rawValue)
     }
 }
