@@ -131,45 +131,22 @@ extension ModelName {
             fc3 = Linear(84, \(classes))
 
             """
-        case .cnn:
-            return """
-            Conv2d(\(c), 32, 3, padding=1)
-            ReLU()
-            MaxPool2d(2)
-            Conv2d(32, 64, 3, padding=1)
-            ReLU()
-            MaxPool2d(2)
-            Conv2d(64, 128, 3, padding=1)
-            ReLU()
-            MaxPool2d(2)
-            Flatten()
-            Linear(\(128 * (h / 8) * (w / 8)), 256)
-            ReLU()
-            Dropout(0.3)
-            Linear(256, \(classes))
-
-            """
-        case .cnnBN:
-            return """
-            Conv2d(\(c), 32, 3, padding=1, bias=False)
-            BatchNorm2d(32)
-            ReLU()
-            MaxPool2d(2)
-            Conv2d(32, 64, 3, padding=1, bias=False)
-            BatchNorm2d(64)
-            ReLU()
-            MaxPool2d(2)
-            Conv2d(64, 128, 3, padding=1, bias=False)
-            BatchNorm2d(128)
-            ReLU()
-            MaxPool2d(2)
-            Flatten()
-            Linear(\(128 * (h / 8) * (w / 8)), 256)
-            ReLU()
-            Dropout(0.3)
-            Linear(256, \(classes))
-
-            """
+        case .cnn, .cnnBN:
+            return cnnSpecText(channels: c, flattened: 128 * (h / 8) * (w / 8), classes: classes, batchNorm: self == .cnnBN)
         }
     }
+}
+
+/// The `cnn` preset's text: three conv 3x3 → ReLU → pool blocks (32, 64, 128 channels), then Dense 256,
+/// Dropout 0.3 and the classifier. With `batchNorm` (`cnn-bn`) each conv is bias-free and followed by a
+/// BatchNorm2d before its ReLU.
+private func cnnSpecText(channels: Int, flattened: Int, classes: Int, batchNorm: Bool) -> String {
+    var lines: [String] = []
+    for (input, output) in [(channels, 32), (32, 64), (64, 128)] {
+        lines.append("Conv2d(\(input), \(output), 3, padding=1\(batchNorm ? ", bias=False" : ""))")
+        if batchNorm { lines.append("BatchNorm2d(\(output))") }
+        lines += ["ReLU()", "MaxPool2d(2)"]
+    }
+    lines += ["Flatten()", "Linear(\(flattened), 256)", "ReLU()", "Dropout(0.3)", "Linear(256, \(classes))"]
+    return lines.joined(separator: "\n") + "\n"
 }

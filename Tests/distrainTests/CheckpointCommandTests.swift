@@ -47,6 +47,10 @@ final class CheckpointCommandTests: XCTestCase {
         let refused = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + common + ["--model", "lenet", "--checkpoint-dir", root + "/ckpt", "--resume", "auto"], timeout: 60)
         XCTAssertNotEqual(refused.exitCode, 0)
         XCTAssertTrue(refused.standardError.contains("cannot resume: the checkpoint was trained with --model mlp"), refused.standardError)
+        // So is one with augmentation the checkpoint was not trained with (the padding is part of it).
+        let augmented = try runProcess(distrain, common + ["--augment-padding", "0", "--checkpoint-dir", root + "/ckpt", "--resume", "auto"], timeout: 60)
+        XCTAssertNotEqual(augmented.exitCode, 0)
+        XCTAssertTrue(augmented.standardError.contains("trained with --augment false but this run asks for pad 0 + flip"), augmented.standardError)
     }
 }
 
