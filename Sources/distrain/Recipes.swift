@@ -26,9 +26,9 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
             + allCases.map { "\($0.rawValue): \($0.flags.joined(separator: " "))" }.joined(separator: "; ")
     }
 
-    /// The commands that train and so take a recipe.
+    /// The commands that train and so take a recipe (a sweep expands its training command itself).
     static func appliesTo(_ command: String) -> Bool {
-        command == "train" || DatasetRegistry.all.contains { $0.name == command }
+        command == "train" || command == "lr-find" || DatasetRegistry.all.contains { $0.name == command }
     }
 
     /// `arguments` (without the program name) with `--recipe NAME` / `--recipe=NAME` replaced by the

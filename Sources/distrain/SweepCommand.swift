@@ -44,11 +44,15 @@ struct SweepCommand: ParsableCommand {
     func plannedTrials() throws -> (dataset: RegisteredDataset, trials: [(values: String, arguments: [String], options: TrainOptions)]) {
         let specification: SweepSpecification
         do { specification = try SweepSpecification(arguments: command) } catch { throw ValidationError("\(error)") }
-        let fixedOptions = try? TrainOptions.parse(specification.fixed)  // image-folder flags every trial shares
+        // The image-folder flags every trial shares.
+        let fixedOptions = try? TrainOptions.parse(Array(Recipe.expanding([specification.dataset] + specification.fixed).dropFirst()))
         let dataset = try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions())
         for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
         where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
             throw ValidationError("sweep sets \(forbidden) for each trial itself; remove it from the training command")
+        }
+        if specification.swept.contains(where: { $0.flag == "--local-ranks" }) {
+            throw ValidationError("sweep: every trial runs on the same ranks; give --local-ranks one value")
         }
         if specification.swept.isEmpty { throw ValidationError("sweep: no flag has several values; give one as a list (--lr 1e-3,3e-3) or a range with --trials (--lr 1e-4:1e-2)") }
         let validation = specification.fixed.contains("--val-split") || specification.swept.contains { $0.flag == "--val-split" }
@@ -57,7 +61,8 @@ struct SweepCommand: ParsableCommand {
         return (dataset, try draws.map { draw in
             let arguments = specification.arguments(for: draw) + (validation ? [] : ["--val-split", "0.1"])
             do {
-                return (draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments, try TrainOptions.parse(Array(arguments.dropFirst())))
+                let options = try TrainOptions.parse(Array(Recipe.expanding(arguments).dropFirst()))
+                return (draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments, options)
             } catch {
                 let flags = Set(TrainOptions.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
                 if let unknown = arguments.dropFirst().first(where: { $0.hasPrefix("--") && !flags.contains($0) }) {
@@ -71,7 +76,8 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         let (dataset, planned) = try plannedTrials()
         let first = planned[0].options
-        let session = try TrainingSession(threads: first.resources.threads, collectiveTimeout: first.collectiveTimeout)
+        let session = try TrainingSession(threads: first.resources.threads, collectiveTimeout: first.collectiveTimeout,
+                                          localRanks: first.localRanks)
         let lock = try session.lockOnCoordinator(out)
         defer { withExtendedLifetime(lock) {} }
         let start = Date()

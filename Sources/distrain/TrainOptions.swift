@@ -141,6 +141,8 @@ struct TrainOptions: ParsableArguments {
     var progress = true
 
     func validate() throws {
+        // Known recipes are expanded before parsing; one left here would be silently ignored.
+        if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags instead: \(recipe.flags.joined(separator: " "))") }
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if localRanks < 1 || localRanks > 64 { throw ValidationError("--local-ranks must be between 1 and 64, got \(localRanks)") }

@@ -76,6 +76,28 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(unknown.standardError.contains("Please provide one of 'fast'"), unknown.standardError)
     }
 
+    /// A recipe inside a sweep's training command and beside lr-find is the same bundle of flags (it
+    /// was once parsed and ignored there: the trials trained the default MLP).
+    func testRecipesApplyInSweepsAndLRFind() throws {
+        let directory = makeTemporaryDirectory("recipe-sweep")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 40)
+        let sweep = try run(["sweep", "--out", directory + "/sweep", "--", "fashion-mnist", "--recipe", "fast", "--epochs", "1",
+                             "--train-limit", "128", "--data-dir", directory, "--threads", "1", "--lr", "1e-3,2e-3"])
+        XCTAssertEqual(sweep.exitCode, 0, sweep.standardError)
+        for (trial, lr) in [("001", 0.001), ("002", 0.002)] {
+            let start = try XCTUnwrap(try readMetrics("\(directory)/sweep/trial-\(trial)/metrics.jsonl").first)
+            XCTAssertEqual(start["model"] as? String, "cnn-bn", "trial \(trial): the recipe's model")
+            XCTAssertEqual(start["world_size"] as? Int, 2, "trial \(trial): the recipe's two local ranks")
+            XCTAssertEqual(start["optimizer"] as? String, "adamw")
+            XCTAssertEqual(start["lr"] as! Double, lr, accuracy: 1e-9, "the swept --lr beats the recipe's")
+        }
+        let finder = try run(["lr-find", "fashion-mnist", "--recipe", "fast", "--steps", "10", "--train-limit", "128",
+                              "--data-dir", directory, "--threads", "1"])
+        XCTAssertEqual(finder.exitCode, 0, finder.standardError)
+        XCTAssertTrue(finder.standardOutput.contains("(adamw, global batch 128)"), finder.standardOutput)
+    }
+
     /// --local-ranks 3: three data-parallel ranks as threads of one process give one rank's results
     /// (the same losses to 1e-5, the same accuracies), and the header says so; under mpirun it is refused.
     func testLocalRanksTrainLikeOneRank() throws {
