@@ -108,7 +108,7 @@ struct CompareCommand: ParsableCommand {
         func pct(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
         print("compare on the \(dataset) test set (\(c.samples) samples)\n  A: \(folderA)\n  B: \(folderB)")
         print("                   A        B")
-        print(String(format: "accuracy           %-8@ %@", pct(c.accuracyA) as NSString, pct(c.accuracyB) as NSString))
+        print("accuracy           " + pct(c.accuracyA).padding(toLength: 9, withPad: " ", startingAt: 0) + pct(c.accuracyB))  // (%-8@ ignores its width on Linux)
         for (name, x, y) in [("precision (macro)", a.precisionMacro, b.precisionMacro), ("recall (macro)", a.recallMacro, b.recallMacro),
                              ("F1 (macro)", a.f1Macro, b.f1Macro)] {
             print(name.padding(toLength: 19, withPad: " ", startingAt: 0) + String(format: "%.4f   %.4f", x, y))

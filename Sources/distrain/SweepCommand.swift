@@ -132,12 +132,17 @@ struct SweepCommand: ParsableCommand {
         let ranked = rankTrials(results)
         let monitor = ranked.first?.monitor ?? "val_loss"
         print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; the test set never ranks)")
-        print("rank  trial  best \(monitor)  epoch  final val acc  test acc  seconds  values")
+        let headings = ["rank", "trial", "best \(monitor)", "epoch", "final val acc", "test acc", "seconds"]
+        print(headings.joined(separator: "  ") + "  values")
+        // Each cell padded to its heading (String(format:)'s %-11@ ignores the width on Linux).
+        func row(_ cells: [String]) -> String {
+            zip(cells, headings).map { $0.padding(toLength: max($0.count, $1.count) + 2, withPad: " ", startingAt: 0) }.joined()
+        }
         var csv = "rank,trial,best_\(monitor),best_epoch,final_val_accuracy,final_val_loss,test_accuracy,seconds,status,values\n"
         func cell(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "—" }
         for (rank, r) in ranked.enumerated() {
-            print(String(format: "%-5d %-6d %-11@ %-6d %-14@ %-9@ %-8.1f ", rank + 1, r.trial, cell(r.bestValue, "%.4f") as NSString, r.bestEpoch,
-                         cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%") as NSString, cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%") as NSString, r.seconds)
+            print(row(["\(rank + 1)", "\(r.trial)", cell(r.bestValue, "%.4f"), "\(r.bestEpoch)", cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%"),
+                       cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%"), String(format: "%.1f", r.seconds)])
                   + r.values + (r.status == "ok" ? "" : "  (\(r.status))"))
             csv += "\(rank + 1),\(r.trial),\(r.bestValue.map { "\($0)" } ?? ""),\(r.bestEpoch),\(r.finalValidationAccuracy.map { "\($0)" } ?? ""),"
                 + "\(r.finalValidationLoss.map { "\($0)" } ?? ""),\(r.testAccuracy.map { "\($0)" } ?? ""),\(r.seconds),\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"

@@ -23,6 +23,14 @@ final class ModelSelectionCommandTests: XCTestCase {
         let losses = rows.map { Double($0.split(separator: ",")[2])! }
         XCTAssertEqual(losses, losses.sorted(), "ranked by best val_loss")
         XCTAssertTrue(first.standardOutput.contains("best: distrain fashion-mnist"), first.standardOutput)
+        let table = first.standardOutput.split(separator: "\n").map(String.init)
+        let heading = try XCTUnwrap(table.first { $0.hasPrefix("rank  trial") })
+        let top = try XCTUnwrap(table.first { $0.hasPrefix("1 ") })
+        for column in ["best val_loss", "test acc", "values"] {  // each cell starts under its heading
+            let offset = heading.distance(from: heading.startIndex, to: heading.range(of: column)!.lowerBound)
+            XCTAssertNotEqual(top[top.index(top.startIndex, offsetBy: offset)], " ", "\(column) misaligned:\n\(heading)\n\(top)")
+            XCTAssertEqual(top[top.index(top.startIndex, offsetBy: offset - 1)], " ", "\(column) misaligned:\n\(heading)\n\(top)")
+        }
         let again = try run(command)
         XCTAssertEqual(again.exitCode, 1)
         XCTAssertTrue(again.standardError.contains("already holds sweep results; add --resume"), again.standardError)
