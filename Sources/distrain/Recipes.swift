@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Datasets
 
 /// `--recipe NAME`: a named bundle of model and training flags, for the training commands. It is
@@ -20,9 +21,18 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
         }
     }
 
+    /// The flags for this launch: under mpirun the ranks are mpirun's (-n), so `--local-ranks`, a
+    /// local-mode choice, is left out rather than refused.
+    func flags(underMPIRun: Bool) -> [String] {
+        guard underMPIRun, let index = flags.firstIndex(of: "--local-ranks") else { return flags }
+        var words = flags
+        words.removeSubrange(index...(index + 1))
+        return words
+    }
+
     /// For `--help`: each recipe and its flags.
     static var help: String {
-        "A named bundle of flags; flags given beside it override its own. "
+        "A named bundle of flags; flags given beside it override its own (under mpirun its --local-ranks is left out). "
             + allCases.map { "\($0.rawValue): \($0.flags.joined(separator: " "))" }.joined(separator: "; ")
     }
 
@@ -34,7 +44,7 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
     /// `arguments` (without the program name) with `--recipe NAME` / `--recipe=NAME` replaced by the
     /// recipe's flags right after the command word; unchanged when there is none or the name is unknown
     /// (ArgumentParser then names the valid recipes).
-    static func expanding(_ arguments: [String]) -> [String] {
+    static func expanding(_ arguments: [String], underMPIRun: Bool = MPICommunicator.isLaunchedByMPIRun) -> [String] {
         guard let command = arguments.first, appliesTo(command) else { return arguments }
         var words = arguments, recipe: Recipe?
         if let index = words.firstIndex(of: "--recipe"), index + 1 < words.count, let named = Recipe(rawValue: words[index + 1]) {
@@ -46,7 +56,7 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
             words.remove(at: index)
         }
         guard let recipe else { return arguments }
-        words.insert(contentsOf: recipe.flags, at: 1)
+        words.insert(contentsOf: recipe.flags(underMPIRun: underMPIRun), at: 1)
         return words
     }
 }

@@ -122,6 +122,14 @@ final class CommandLineTests: XCTestCase {
             let refused = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + common + ["--local-ranks", "2"], timeout: 60)
             XCTAssertNotEqual(refused.exitCode, 0)
             XCTAssertTrue(refused.standardError.contains("--local-ranks is for local mode"), refused.standardError)
+            // A recipe's --local-ranks is a local-mode choice: under mpirun the ranks are mpirun's.
+            let recipe = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + common
+                                            + ["--recipe", "fast", "--epochs", "1", "--metrics", directory + "/recipe.jsonl"], timeout: 120)
+            XCTAssertEqual(recipe.exitCode, 0, recipe.standardError)
+            let start = try XCTUnwrap(try readMetrics(directory + "/recipe.jsonl").first)
+            XCTAssertEqual(start["world_size"] as? Int, 2, "mpirun's two ranks")
+            XCTAssertEqual(start["communicator"] as? String, "MPI")
+            XCTAssertEqual(start["model"] as? String, "cnn-bn", "the rest of the recipe")
         }
     }
 
