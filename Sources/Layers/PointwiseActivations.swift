@@ -1,4 +1,4 @@
-import Foundation
+import CKernels
 import Tensors
 
 /// An elementwise activation with PyTorch's formula (torch.nn.LeakyReLU, GELU, SiLU, Tanh, Sigmoid).
@@ -12,32 +12,14 @@ public enum PointwiseFunction: Sendable, Equatable {
     case tanh
     case sigmoid
 
-    /// y = f(x).
-    @inline(__always)
-    func value(_ x: Float) -> Float {
+    /// The C kernels' function number and LeakyReLU's slope (CKernels/activations.h).
+    var kernel: (function: Int32, slope: Float) {
         switch self {
-        case let .leakyReLU(slope): return x >= 0 ? x : slope * x
-        case .gelu: return 0.5 * x * (1 + erf(x * 0.70710678118654752))
-        case .silu: return x / (1 + exp(-x))
-        case .tanh: return Foundation.tanh(x)
-        case .sigmoid: return 1 / (1 + exp(-x))
-        }
-    }
-
-    /// dy/dx at x (y = f(x) given, which tanh and sigmoid use).
-    @inline(__always)
-    func derivative(_ x: Float, _ y: Float) -> Float {
-        switch self {
-        case let .leakyReLU(slope): return x >= 0 ? 1 : slope
-        case .gelu:
-            let cdf = 0.5 * (1 + erf(x * 0.70710678118654752))
-            let pdf = 0.39894228040143268 * exp(-0.5 * x * x)
-            return cdf + x * pdf
-        case .silu:
-            let s = 1 / (1 + exp(-x))
-            return s * (1 + x * (1 - s))
-        case .tanh: return 1 - y * y
-        case .sigmoid: return y * (1 - y)
+        case let .leakyReLU(slope): return (Int32(DISTRAIN_LEAKY_RELU.rawValue), slope)
+        case .gelu: return (Int32(DISTRAIN_GELU.rawValue), 0)
+        case .silu: return (Int32(DISTRAIN_SILU.rawValue), 0)
+        case .tanh: return (Int32(DISTRAIN_TANH.rawValue), 0)
+        case .sigmoid: return (Int32(DISTRAIN_SIGMOID.rawValue), 0)
         }
     }
 
@@ -67,14 +49,14 @@ public final class Pointwise: Layer {
     public var outputShape: [Int] { inputShape }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
-        let f = function
-        for i in 0..<(batch * inputCount) { y[i] = f.value(x[i]) }
+        let (code, slope) = function.kernel
+        distrain_pointwise_forward(code, slope, x, y, batch * inputCount)
     }
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
-        let f = function
-        for i in 0..<(batch * inputCount) { dx[i] = dy[i] * f.derivative(x[i], y[i]) }
+        let (code, slope) = function.kernel
+        distrain_pointwise_backward(code, slope, x, y, dy, dx, batch * inputCount)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import Tensors
 import XCTest
@@ -20,6 +21,41 @@ final class NewLayerTests: XCTestCase {
         XCTAssertEqual(PointwiseFunction.leakyReLU(slope: 0.01).valueForTesting(-2), -0.02, accuracy: 1e-7)
         XCTAssertEqual(PointwiseFunction.tanh.valueForTesting(0.5), 0.4621172, accuracy: 1e-6)
         XCTAssertEqual(PointwiseFunction.sigmoid.valueForTesting(0), 0.5)
+    }
+
+    /// The vectorized kernels against the formulas in Double (Foundation's erf and exp), on a fine grid
+    /// over [−20, 20] plus tiny values: values and derivatives within a few float ulps (2e-6 relative,
+    /// 1e-7 absolute near zero); a NaN stays a NaN; ±∞ give PyTorch's limits.
+    func testPointwiseKernelsMatchDoublePrecisionFormulas() {
+        let grid = (-4000...4000).map { Float($0) / 200 } + [1e-30, -1e-30, 1e-6, -1e-6, 3e-4, -3e-4]
+        let reference: [(PointwiseFunction, (Double) -> Double, (Double) -> Double)] = [
+            (.gelu, { 0.5 * $0 * erfc(-$0 / 2.0.squareRoot()) },
+             { 0.5 * erfc(-$0 / 2.0.squareRoot()) + $0 * exp(-0.5 * $0 * $0) / (2 * Double.pi).squareRoot() }),
+            (.silu, { $0 / (1 + exp(-$0)) }, { let s = 1 / (1 + exp(-$0)); return s * (1 + $0 * (1 - s)) }),
+            (.tanh, { Foundation.tanh($0) }, { 1 - Foundation.tanh($0) * Foundation.tanh($0) }),
+            (.sigmoid, { 1 / (1 + exp(-$0)) }, { let s = 1 / (1 + exp(-$0)); return s * (1 - s) }),
+            (.leakyReLU(slope: 0.1), { $0 >= 0 ? $0 : 0.1 * $0 }, { $0 >= 0 ? 1 : 0.1 }),
+        ]
+        for (function, value, derivative) in reference {
+            let layer = Pointwise(function, shape: [grid.count])
+            let model = Sequential(inputShape: [grid.count], layers: [layer])
+            model.reserve(batchCapacity: 1)
+            for (i, x) in grid.enumerated() { model.input[i] = x }
+            let y = model.forward(batch: 1, context: .inference)
+            var dy = [Float](repeating: 1, count: grid.count), dx = [Float](repeating: 0, count: grid.count)
+            layer.backward(input: model.input, output: y, dOutput: &dy, dInput: &dx, batch: 1)
+            for (i, x) in grid.enumerated() {
+                let expected = value(Double(x)), slope = derivative(Double(x))
+                XCTAssertEqual(Double(y[i]), expected, accuracy: max(2e-6 * abs(expected), 1e-7), "\(function)(\(x))")
+                // The derivative inherits the float rounding of y for tanh and sigmoid: 1e-6 absolute.
+                XCTAssertEqual(Double(dx[i]), slope, accuracy: max(2e-6 * abs(slope), 1e-6), "\(function)′(\(x))")
+            }
+            for (x, limit) in [(Float.nan, Float.nan), (.infinity, function == .sigmoid || function == .tanh ? 1 : .infinity)] {
+                model.input[0] = x
+                let out = model.forward(batch: 1, context: .inference)[0]
+                if limit.isNaN { XCTAssertTrue(out.isNaN, "\(function)(nan) = \(out)") } else { XCTAssertEqual(out, limit, "\(function)(inf)") }
+            }
+        }
     }
 
     func testAveragePoolingMatchesFiniteDifferencesAndHandValues() {
