@@ -110,3 +110,37 @@ void distrain_maxpool2x2_backward(const float *restrict dy, const int *restrict 
 void distrain_maxpool_backward(const float *restrict dy, const int *restrict winners, float *restrict dx, size_t count) {
     for (size_t i = 0; i < count; i++) dx[winners[i]] += dy[i];
 }
+
+DISTRAIN_CLONES
+void distrain_avgpool2x2(const float *restrict x, float *restrict y, size_t planes, size_t height, size_t width) {
+    const size_t out_h = height / 2, out_w = width / 2;
+    for (size_t p = 0; p < planes; p++) {
+        for (size_t oy = 0; oy < out_h; oy++) {
+            const float *top = x + p * height * width + 2 * oy * width, *bottom = top + width;
+            float *out = y + (p * out_h + oy) * out_w;
+            for (size_t ox = 0; ox < out_w; ox++)
+                out[ox] = (((top[2 * ox] + top[2 * ox + 1]) + bottom[2 * ox]) + bottom[2 * ox + 1]) * 0.25f;
+        }
+    }
+}
+
+DISTRAIN_CLONES
+void distrain_avgpool2x2_backward(const float *restrict dy, float *restrict dx, size_t planes, size_t height, size_t width) {
+    const size_t out_h = height / 2, out_w = width / 2;
+    for (size_t p = 0; p < planes; p++) {
+        float *plane = dx + p * height * width;
+        for (size_t oy = 0; oy < out_h; oy++) {
+            const float *d = dy + (p * out_h + oy) * out_w;
+            float *top = plane + 2 * oy * width, *bottom = top + width;
+            for (size_t ox = 0; ox < out_w; ox++) {
+                const float share = d[ox] * 0.25f;
+                top[2 * ox] = share;
+                top[2 * ox + 1] = share;
+                bottom[2 * ox] = share;
+                bottom[2 * ox + 1] = share;
+            }
+            if (width % 2) top[width - 1] = bottom[width - 1] = 0;
+        }
+        if (height % 2) memset(plane + (height - 1) * width, 0, width * sizeof(float));
+    }
+}

@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// Average pooling over square windows, as torch.nn.AvgPool2d (no padding, stride defaults to the
@@ -25,6 +26,9 @@ public final class AveragePool2D: Layer {
         isGlobal = true
     }
 
+    /// AvgPool2d(2): the C kernels (the general loops below sum in the same order, so both agree bitwise).
+    private var isTwoByTwo: Bool { !isGlobal && geometry.kernelHeight == 2 && geometry.stride == 2 }
+
     public var summary: String {
         isGlobal ? "AdaptiveAvgPool2d(1)" : "AvgPool2d(\(geometry.kernelHeight)\(geometry.stride != geometry.kernelHeight ? ", stride=\(geometry.stride)" : ""))"
     }
@@ -33,6 +37,7 @@ public final class AveragePool2D: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         let g = geometry, outH = g.outputHeight, outW = g.outputWidth, planeIn = g.height * g.width
+        if isTwoByTwo { return distrain_avgpool2x2(x, y, batch * g.channels, g.height, g.width) }
         let scale = 1 / Float(g.kernelHeight * g.kernelWidth)
         for plane in 0..<(batch * g.channels) {
             let src = x + plane * planeIn, dst = y + plane * outH * outW
@@ -53,6 +58,7 @@ public final class AveragePool2D: Layer {
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
         let g = geometry, outH = g.outputHeight, outW = g.outputWidth, planeIn = g.height * g.width
+        if isTwoByTwo { return distrain_avgpool2x2_backward(dy, dx, batch * g.channels, g.height, g.width) }
         let scale = 1 / Float(g.kernelHeight * g.kernelWidth)
         dx.update(repeating: 0, count: batch * g.channels * planeIn)
         for plane in 0..<(batch * g.channels) {

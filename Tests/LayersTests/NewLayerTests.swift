@@ -61,6 +61,16 @@ final class NewLayerTests: XCTestCase {
     func testAveragePoolingMatchesFiniteDifferencesAndHandValues() {
         checkLayerGradients(AveragePool2D(inputShape: [2, 6, 6], kernelSize: 2), batch: 2)
         checkLayerGradients(AveragePool2D(inputShape: [2, 7, 7], kernelSize: 3, stride: 2), batch: 2)
+        checkLayerGradients(AveragePool2D(inputShape: [3, 7, 5], kernelSize: 2), batch: 2)  // the 2x2 kernel, odd sides
+        // The 2x2 kernel on a 3x5 plane: the last row and column are in no window; backward writes
+        // their zeros itself (dx starts as NaN here).
+        let odd = AveragePool2D(inputShape: [1, 3, 5], kernelSize: 2)
+        var x = (1...15).map(Float.init), y = [Float](repeating: 0, count: 2), dy: [Float] = [4, 8]
+        var dx = [Float](repeating: .nan, count: 15)
+        odd.forward(x, &y, batch: 1, context: .inference)
+        XCTAssertEqual(y, [4, 6])  // (1+2+6+7)/4, (3+4+8+9)/4
+        odd.backward(input: &x, output: y, dOutput: &dy, dInput: &dx, batch: 1)
+        XCTAssertEqual(dx, [1, 1, 2, 2, 0, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0])
         checkLayerGradients(AveragePool2D(globalOver: [3, 5, 4]), batch: 2)
         let pool = AveragePool2D(inputShape: [1, 2, 4], kernelSize: 2)
         let model = Sequential(inputShape: [1, 2, 4], layers: [pool])

@@ -17,4 +17,12 @@ void distrain_maxpool2x2_backward(const float *restrict dy, const int *restrict 
 /// dx[winners[i]] += dy[i] for one sample's `count` outputs (dx zeroed by the caller).
 void distrain_maxpool_backward(const float *restrict dy, const int *restrict winners, float *restrict dx, size_t count);
 
+/// 2x2 stride-2 average pooling of `planes` planes (H, W) into (H/2, W/2), as torch.nn.AvgPool2d(2):
+/// each output is ((top-left + top-right) + bottom-left + bottom-right) · 0.25, the order of the general loop.
+void distrain_avgpool2x2(const float *restrict x, float *restrict y, size_t planes, size_t height, size_t width);
+
+/// Its backward: every dx position is written (a quarter of its window's dy, 0 in an odd last row or
+/// column), so dx needs no zeroing first.
+void distrain_avgpool2x2_backward(const float *restrict dy, float *restrict dx, size_t planes, size_t height, size_t width);
+
 #endif
