@@ -46,7 +46,14 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
     /// (ArgumentParser then names the valid recipes).
     static func expanding(_ arguments: [String], underMPIRun: Bool = MPICommunicator.isLaunchedByMPIRun) -> [String] {
         guard let command = arguments.first, appliesTo(command) else { return arguments }
-        var words = arguments, recipe: Recipe?
+        return [command] + expandingFlags(Array(arguments.dropFirst()), underMPIRun: underMPIRun)
+    }
+
+    /// Training flags (no command word) with a known `--recipe NAME` / `--recipe=NAME` replaced by the
+    /// recipe's flags in front, so the flags given override them. A sweep's training command, whose
+    /// dataset may be a file, uses this directly.
+    static func expandingFlags(_ flags: [String], underMPIRun: Bool = MPICommunicator.isLaunchedByMPIRun) -> [String] {
+        var words = flags, recipe: Recipe?
         if let index = words.firstIndex(of: "--recipe"), index + 1 < words.count, let named = Recipe(rawValue: words[index + 1]) {
             recipe = named
             words.removeSubrange(index...(index + 1))
@@ -55,8 +62,7 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
             recipe = named
             words.remove(at: index)
         }
-        guard let recipe else { return arguments }
-        words.insert(contentsOf: recipe.flags(underMPIRun: underMPIRun), at: 1)
-        return words
+        guard let recipe else { return flags }
+        return recipe.flags(underMPIRun: underMPIRun) + words
     }
 }

@@ -45,7 +45,7 @@ struct SweepCommand: ParsableCommand {
         let specification: SweepSpecification
         do { specification = try SweepSpecification(arguments: command) } catch { throw ValidationError("\(error)") }
         // The image-folder flags every trial shares.
-        let fixedOptions = try? TrainOptions.parse(Array(Recipe.expanding([specification.dataset] + specification.fixed).dropFirst()))
+        let fixedOptions = try? TrainOptions.parse(Recipe.expandingFlags(specification.fixed))
         let dataset = try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions())
         for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
         where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
@@ -61,7 +61,7 @@ struct SweepCommand: ParsableCommand {
         return (dataset, try draws.map { draw in
             let arguments = specification.arguments(for: draw) + (validation ? [] : ["--val-split", "0.1"])
             do {
-                let options = try TrainOptions.parse(Array(Recipe.expanding(arguments).dropFirst()))
+                let options = try TrainOptions.parse(Recipe.expandingFlags(Array(arguments.dropFirst())))
                 return (draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments, options)
             } catch {
                 let flags = Set(TrainOptions.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
@@ -107,7 +107,7 @@ struct SweepCommand: ParsableCommand {
         plan.checkpointDirectory = folder
         plan.brief = true
         plan.resume = resume ? "auto" : nil
-        plan.commandLine = shellQuoted(["distrain"] + trial.arguments)
+        plan.commandLine = shellQuoted(runnableCommand(trial.arguments))
         let monitor = plan.configuration.monitor ?? .valLoss
         let start = Date()
         var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok", monitor: monitor.rawValue,
@@ -125,6 +125,12 @@ struct SweepCommand: ParsableCommand {
         result.seconds = Date().timeIntervalSince(start)
         try writeOnCoordinator(session, result, to: "\(folder)/result.json")
         return result
+    }
+
+    /// A trial's command line as typed at the shell: a dataset file or folder needs `train` before it.
+    private func runnableCommand(_ arguments: [String]) -> [String] {
+        let named = arguments.first.map { name in DatasetRegistry.all.contains { $0.name == name } } ?? false
+        return ["distrain"] + (named ? [] : ["train"]) + arguments
     }
 
     /// The ranked table, summary.csv and summary.json, and the winning command.
@@ -150,7 +156,7 @@ struct SweepCommand: ParsableCommand {
         try writeTextAtomically(csv, to: "\(out)/summary.csv")
         try writeJSONAtomically(ranked, to: "\(out)/summary.json")
         if let best = ranked.first, best.bestValue != nil {
-            print("best: \(shellQuoted(["distrain"] + best.arguments))")
+            print("best: \(shellQuoted(runnableCommand(best.arguments)))")
         }
         print("wrote \(out)/summary.csv and \(out)/summary.json")
     }
