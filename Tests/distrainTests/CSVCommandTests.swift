@@ -6,9 +6,7 @@ final class CSVCommandTests: XCTestCase {
     func testTrainEvaluateAndPredictRows() throws {
         let root = makeTemporaryDirectory("csv-cli")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        var text = "width,\"height, cm\",kind\n"
-        for i in 0..<120 { text += i % 2 == 0 ? "\(1 + i % 7),\(10 + i % 5),small\n" : "\(20 + i % 7),\(40 + i % 5),large\n" }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/t.csv"))
+        try writeTwoSizesTable(root + "/t.csv", heading: "width,\"height, cm\",kind")
         let distrain = builtProductsDirectory + "/distrain"
         let train = try runProcess(distrain, ["train", root + "/t.csv", "--label", "kind", "--epochs", "15", "--batch-size", "8", "--threads", "1",
                                               "--no-progress", "--checkpoint-dir", root + "/ck"], timeout: 120)
@@ -23,6 +21,23 @@ final class CSVCommandTests: XCTestCase {
         try Data("width\n3\n".utf8).write(to: URL(fileURLWithPath: root + "/short.csv"))
         let missing = try runProcess(distrain, ["predict", "--checkpoint", root + "/ck", root + "/short.csv"], timeout: 60)
         XCTAssertTrue(missing.standardError.contains("has no column 'height, cm', a feature of the model"), missing.standardError)
+    }
+
+    /// A sweep over a CSV file: a recipe in its training command applies (its model overridden beside it),
+    /// and the winning command it prints runs at the shell (`distrain train FILE …`).
+    func testASweepOverACSVFileTakesARecipeAndPrintsARunnableCommand() throws {
+        let root = makeTemporaryDirectory("csv-sweep")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try writeTwoSizesTable(root + "/t.csv", heading: "width,height,kind")
+        let sweep = try runProcess(builtProductsDirectory + "/distrain",
+                                   ["sweep", "--out", root + "/sweep", "--", root + "/t.csv", "--label", "kind", "--recipe", "fast", "--model", "mlp",
+                                    "--epochs", "2", "--threads", "1", "--lr", "1e-3,3e-3"], timeout: 120)
+        XCTAssertEqual(sweep.exitCode, 0, sweep.standardError)
+        XCTAssertTrue(sweep.standardOutput.contains("best: distrain train \(root)/t.csv --label kind --recipe fast"), sweep.standardOutput)
+        let start = try XCTUnwrap(try readMetrics(root + "/sweep/trial-001/metrics.jsonl").first)
+        XCTAssertEqual(start["optimizer"] as? String, "adamw", "the recipe's")
+        XCTAssertEqual(start["model"] as? String, "mlp", "--model beside the recipe wins")
+        XCTAssertEqual(start["world_size"] as? Int, 2, "the recipe's two local ranks")
     }
 }
 
@@ -76,22 +91,11 @@ final class SourceFormatTests: XCTestCase {
         XCTAssertTrue(unknown.standardError.contains("unknown dataset") && unknown.standardError.contains(".npz file"), unknown.standardError)
     }
 
-    /// A sweep over a CSV file: a recipe in its training command applies (its model overridden beside it),
-    /// and the winning command it prints runs at the shell (`distrain train FILE …`).
-    func testASweepOverACSVFileTakesARecipeAndPrintsARunnableCommand() throws {
-        let root = makeTemporaryDirectory("csv-sweep")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        var text = "width,height,kind\n"
-        for i in 0..<120 { text += i % 2 == 0 ? "\(1 + i % 7),\(10 + i % 5),small\n" : "\(20 + i % 7),\(40 + i % 5),large\n" }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/t.csv"))
-        let sweep = try runProcess(builtProductsDirectory + "/distrain",
-                                   ["sweep", "--out", root + "/sweep", "--", root + "/t.csv", "--label", "kind", "--recipe", "fast", "--model", "mlp",
-                                    "--epochs", "2", "--threads", "1", "--lr", "1e-3,3e-3"], timeout: 120)
-        XCTAssertEqual(sweep.exitCode, 0, sweep.standardError)
-        XCTAssertTrue(sweep.standardOutput.contains("best: distrain train \(root)/t.csv --label kind --recipe fast"), sweep.standardOutput)
-        let start = try XCTUnwrap(try readMetrics(root + "/sweep/trial-001/metrics.jsonl").first)
-        XCTAssertEqual(start["optimizer"] as? String, "adamw", "the recipe's")
-        XCTAssertEqual(start["model"] as? String, "mlp", "--model beside the recipe wins")
-        XCTAssertEqual(start["world_size"] as? Int, 2, "the recipe's two local ranks")
-    }
+}
+
+/// 120 rows of two well-separated classes, small and large, under `heading`.
+private func writeTwoSizesTable(_ path: String, heading: String) throws {
+    var text = heading + "\n"
+    for i in 0..<120 { text += i % 2 == 0 ? "\(1 + i % 7),\(10 + i % 5),small\n" : "\(20 + i % 7),\(40 + i % 5),large\n" }
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
 }
