@@ -90,7 +90,6 @@ final class SourceFormatTests: XCTestCase {
         XCTAssertEqual(unknown.exitCode, 64)
         XCTAssertTrue(unknown.standardError.contains("unknown dataset") && unknown.standardError.contains(".npz file"), unknown.standardError)
     }
-
 }
 
 /// 120 rows of two well-separated classes, small and large, under `heading`.
