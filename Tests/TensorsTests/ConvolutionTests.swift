@@ -4,7 +4,7 @@ import _TestSupport
 
 final class ConvolutionTests: XCTestCase {
     /// Stride 1 (the vectorized row copies) and 2 and 3, padding 0–2, square and non-square kernels,
-    /// a kernel wider than the padded row's valid part, odd sizes.
+    /// a kernel wider than the padded row's valid part, odd sizes, planes smaller than the kernel.
     private let geometries = [
         WindowGeometry(channels: 2, height: 5, width: 4, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
         WindowGeometry(channels: 3, height: 6, width: 5, kernelHeight: 3, kernelWidth: 2, stride: 2, padding: 1),
@@ -13,6 +13,8 @@ final class ConvolutionTests: XCTestCase {
         WindowGeometry(channels: 2, height: 5, width: 5, kernelHeight: 1, kernelWidth: 1, stride: 1, padding: 0),
         WindowGeometry(channels: 2, height: 8, width: 7, kernelHeight: 4, kernelWidth: 3, stride: 3, padding: 2),
         WindowGeometry(channels: 1, height: 3, width: 3, kernelHeight: 3, kernelWidth: 5, stride: 1, padding: 2),
+        WindowGeometry(channels: 2, height: 2, width: 2, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        WindowGeometry(channels: 3, height: 3, width: 4, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
     ]
 
     /// The input position (iy, ix) column (b, oy, ox) of row (c, ki, kj) reads, or nil in the padding.
