@@ -99,3 +99,23 @@ void distrain_add_channel_bias(float *restrict y, const float *restrict bias, si
         }
     }
 }
+
+static inline uint64_t rotate_left(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void distrain_dropout_forward(uint64_t state[4], float keep, float scale, const float *restrict x, float *restrict y,
+                              float *restrict mask, size_t n) {
+    uint64_t s0 = state[0], s1 = state[1], s2 = state[2], s3 = state[3];  // in registers for the loop
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t result = rotate_left(s1 * 5, 7) * 9, t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotate_left(s3, 45);
+        const float u = (float)(result >> 40) * (1.0f / 16777216.0f);
+        mask[i] = u < keep ? scale : 0.0f;
+        y[i] = x[i] * mask[i];
+    }
+    state[0] = s0, state[1] = s1, state[2] = s2, state[3] = s3;
+}

@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// max(0, x), elementwise, as torch.nn.ReLU.
@@ -72,11 +73,12 @@ public final class Dropout: Layer {
         let mask = self.mask.base
         for s in 0..<batch {
             let sampleIndex = context.sampleIndices.map { UInt64($0[s]) } ?? UInt64(s)
-            var generator = SeededGenerator(seed: context.seed, 0x4452_4F50, layerKey, UInt64(context.epoch), sampleIndex)
-            let m = mask + s * count, xs = x + s * count, ys = y + s * count
-            for i in 0..<count {
-                m[i] = generator.nextUnitFloat() < keep ? scale : 0
-                ys[i] = xs[i] * m[i]
+            let generator = SeededGenerator(seed: context.seed, 0x4452_4F50, layerKey, UInt64(context.epoch), sampleIndex)
+            var state = generator.state  // four UInt64s, contiguous: the C kernel continues the stream
+            withUnsafeMutablePointer(to: &state) {
+                $0.withMemoryRebound(to: UInt64.self, capacity: 4) {
+                    distrain_dropout_forward($0, keep, scale, x + s * count, y + s * count, mask + s * count, count)
+                }
             }
         }
     }

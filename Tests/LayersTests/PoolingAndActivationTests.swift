@@ -1,3 +1,4 @@
+import Tensors
 import Layers
 import XCTest
 import _TestSupport
@@ -96,6 +97,26 @@ final class PoolingAndActivationTests: XCTestCase {
         XCTAssertEqual(kept, 0.6, accuracy: 0.12)
         let evaluation = model.forward(batch: 4, context: .inference)
         XCTAssert((0..<200).allSatisfy { evaluation[$0] == 1 })
+    }
+
+    /// The C kernel draws the numbers of the Swift generator: sample s's mask is
+    /// SeededGenerator(seed, "DROP", layer key, epoch, global index)'s nextUnitFloat() < keep, in order.
+    func testDropoutMasksAreTheSeededGeneratorsStream() {
+        let model = Sequential(inputShape: [37], layers: [Dropout(shape: [37], probability: 0.3, layerKey: 7)])
+        model.reserve(batchCapacity: 2)
+        for i in 0..<74 { model.input[i] = Float(i) - 30 }
+        let indices: [Int32] = [123, 4]
+        let y = indices.withUnsafeBufferPointer { p -> [Float] in
+            let out = model.forward(batch: 2, context: ForwardContext(isTraining: true, seed: 11, epoch: 3, sampleIndices: p.baseAddress))
+            return (0..<74).map { out[$0] }
+        }
+        for (s, index) in indices.enumerated() {
+            var generator = SeededGenerator(seed: 11, 0x4452_4F50, 7, 3, UInt64(index))
+            for i in 0..<37 {
+                let keepIt = generator.nextUnitFloat() < 0.7
+                XCTAssertEqual(y[s * 37 + i], keepIt ? model.input[s * 37 + i] * (1 / Float(0.7)) : 0, "sample \(s) feature \(i)")
+            }
+        }
     }
 
     func testDropoutMaskDependsOnTheGlobalSampleIndexNotThePositionInTheBatch() {

@@ -37,4 +37,10 @@ float distrain_mask_copy_sum(const float *restrict out, const float *restrict sr
 /// y[c, p] += bias[c], then max(0, ·) when relu != 0, in place; y is channels × pixels.
 void distrain_add_channel_bias(float *restrict y, const float *restrict bias, size_t channels, size_t pixels, int relu);
 
+/// Dropout's forward for one sample: u = the next xoshiro256** output's top 24 bits / 2^24 (the stream of
+/// Tensors.SeededGenerator.nextUnitFloat, continued from `state`, which is advanced), mask[i] = u < keep ?
+/// scale : 0, y[i] = x[i] · mask[i]. The same numbers as the Swift generator, so the same masks.
+void distrain_dropout_forward(uint64_t state[4], float keep, float scale, const float *restrict x, float *restrict y,
+                              float *restrict mask, size_t n);
+
 #endif
