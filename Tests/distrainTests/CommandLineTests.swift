@@ -92,6 +92,11 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(start["optimizer"] as? String, "adamw")
             XCTAssertEqual(start["lr"] as! Double, lr, accuracy: 1e-9, "the swept --lr beats the recipe's")
         }
+        let mixed = try run(["sweep", "--out", directory + "/mixed", "--", "fashion-mnist", "--recipe", "fast", "--local-ranks", "1,2",
+                             "--data-dir", directory])
+        XCTAssertEqual(mixed.exitCode, 64)
+        XCTAssertTrue(mixed.standardError.contains("give --local-ranks one value"), mixed.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/mixed"), "nothing written for a refused sweep")
         let finder = try run(["lr-find", "fashion-mnist", "--recipe", "fast", "--steps", "10", "--train-limit", "128",
                               "--data-dir", directory, "--threads", "1"])
         XCTAssertEqual(finder.exitCode, 0, finder.standardError)
