@@ -56,3 +56,28 @@ public struct Augmentation: Sendable, Equatable {
         }
     }
 }
+
+/// `--tta`: what evaluation does to each image besides scoring it as it is.
+public enum TestTimeAugmentation: String, Codable, Sendable, CaseIterable {
+    /// Score the image as it is.
+    case none
+    /// Score the image and its mirror image (left–right) and average the two outputs (logits), the
+    /// test-time counterpart of training with random horizontal flips.
+    case flip
+}
+
+/// Mirrors each (C, H, W) image of a (batch, C, H, W) buffer left–right, in place.
+public func flipHorizontally(_ images: UnsafeMutablePointer<Float>, batch: Int, shape: [Int]) {
+    let width = shape.last ?? 1, rows = batch * shape.dropLast().reduce(1, *)
+    for r in 0..<rows {
+        let row = images + r * width
+        var (left, right) = (0, width - 1)
+        while left < right {
+            let kept = row[left]
+            row[left] = row[right]
+            row[right] = kept
+            left += 1
+            right -= 1
+        }
+    }
+}

@@ -32,6 +32,8 @@ public enum ModelName: String, CaseIterable, Sendable, Codable {
 public struct ModelShapeError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+
+    public init(message: String) { self.message = message }
 }
 
 extension ModelName {

@@ -27,6 +27,10 @@ public struct CheckpointModel {
     public let isRegression: Bool
     /// An int8 model (`distrain quantize`): its Linear and Conv2d layers compute in integers.
     public let isQuantized: Bool
+    /// `--tta` of the run that trained it: what `evaluate`, `predict` and `compare` do unless told.
+    public let testTimeAugmentation: TestTimeAugmentation
+    /// The metadata key that records `--tta` (absent: none).
+    public static let testTimeAugmentationKey = "tta"
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -53,6 +57,10 @@ public struct CheckpointModel {
             }
             return values.map { $0! }
         }
+        guard let tta = TestTimeAugmentation(rawValue: file.metadata[Self.testTimeAugmentationKey] ?? "none") else {
+            throw CheckpointError.invalid(path: file.path, problem: "has an unknown tta '\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        testTimeAugmentation = tta
         let mean = try floats("normalization_mean"), deviation = try floats("normalization_std")
         guard deviation.allSatisfy({ $0 > 0 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has a non-positive normalization_std")

@@ -58,6 +58,17 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var augmentPadding: Int? = nil
     /// The augmentation the training step applies, if any.
     public var augmentation: Augmentation? { augment ? Augmentation(padding: augmentPadding ?? 4) : nil }
+    /// `--tta flip`: evaluations (validation, test, and later `evaluate`/`predict` of the checkpoint by
+    /// default) average the outputs of each image and its mirror image (nil: none).
+    public var testTimeAugmentation: TestTimeAugmentation? = nil
+    /// `--eval-every N`: evaluate after every N-th epoch and after the last (nil: every epoch). Early
+    /// stopping's and the plateau schedule's patience then count evaluations.
+    public var evaluationInterval: Int? = nil
+    /// Whether the epoch numbered `epoch` (1-based) ends with an evaluation.
+    public func evaluates(afterEpoch epoch: Int) -> Bool {
+        guard let interval = evaluationInterval, interval > 1 else { return true }
+        return epoch % interval == 0 || epoch >= epochs
+    }
     /// Score the test set after every epoch too (with a validation split it is scored once, at the end).
     public var testEachEpoch: Bool? = nil
 
@@ -157,6 +168,9 @@ extension TrainingConfiguration {
     /// `ModelShapeError` (a preset) or `ModelSpecError` (a spec) naming the layer that does not fit.
     public func makeModel(for data: DatasetSplits) throws -> Sequential {
         let shape = data.train.shape, classes = data.train.classCount
+        if testTimeAugmentation == .flip && shape.count == 3 && shape[2] == 1 {
+            throw ModelShapeError(message: "--tta flip mirrors images left–right, but these samples are \(shape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): leave --tta out")
+        }
         let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes).makeSequential(inputShape: shape)
         model.parameters.initializeKaimingUniform(seed: seed)
         return model

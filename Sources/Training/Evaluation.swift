@@ -48,7 +48,8 @@ public struct RegressionMetrics: Sendable, Equatable {
 /// - Parameter predictions: when given (`dataset.count` values), every rank ends with each sample's
 ///   predicted class (for per-sample comparisons of two models).
 public func evaluate(model: Sequential, dataset: ImageDataset, normalization: Normalization,
-                     communicator: Communicator, batchSize: Int, predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
+                     communicator: Communicator, batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none,
+                     predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
     if dataset.targets != nil {
         return try evaluateRegression(model: model, dataset: dataset, normalization: normalization, communicator: communicator, batchSize: batchSize)
     }
@@ -57,7 +58,7 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
     var lossSum = 0.0
     var predictions = [UInt8](repeating: 0, count: min(batchSize, max(dataset.count, 1)))
     try forEachShareBatch(model: model, dataset: dataset, normalization: normalization, communicator: communicator,
-                          batchSize: batchSize) { start, count, logits, labels, _ in
+                          batchSize: batchSize, testTimeAugmentation: testTimeAugmentation) { start, count, logits, labels, _ in
         lossSum += softmaxCrossEntropy(logits: logits, labels: labels, batch: count, classes: classes, dLogits: nil).lossSum
         predictions.withUnsafeMutableBufferPointer { argmaxRows(logits, batch: count, classes: classes, predictions: $0.baseAddress!) }
         for i in 0..<count { confusion[Int(labels[i]) * classes + Int(predictions[i])] += 1 }
@@ -99,9 +100,9 @@ func evaluateRegression(model: Sequential, dataset: ImageDataset, normalization:
 
 /// Runs the model in evaluation mode over this rank's contiguous share of `dataset` (no padding, no
 /// duplicates), `batchSize` samples at a time; `body` gets each batch's first sample index, size, logits
-/// (count, classes) and labels.
+/// (count, classes) and labels. With `.flip` the logits are the mean of the image's and its mirror image's.
 func forEachShareBatch(model: Sequential, dataset: ImageDataset, normalization: Normalization, communicator: Communicator,
-                       batchSize: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafePointer<UInt8>, UnsafePointer<Float>?) throws -> Void) throws {
+                       batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none, _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafePointer<UInt8>, UnsafePointer<Float>?) throws -> Void) throws {
     let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
     let gatherer = BatchGatherer(dataset: dataset, normalization: normalization)
     let capacity = min(batchSize, max(share.count, 1))
@@ -109,6 +110,10 @@ func forEachShareBatch(model: Sequential, dataset: ImageDataset, normalization: 
     var indices = [Int32](repeating: 0, count: capacity)
     var labels = [UInt8](repeating: 0, count: capacity)
     var targets = [Float](repeating: 0, count: dataset.targets == nil ? 0 : capacity)
+    let outputs = model.outputCount
+    // (capacity, outputs): the first pass's logits while the mirror images go through the model.
+    let averaged = UnsafeMutablePointer<Float>.allocate(capacity: testTimeAugmentation == .flip ? capacity * outputs : 0)
+    defer { averaged.deallocate() }
     var start = share.lowerBound
     while start < share.upperBound {
         let count = min(capacity, share.upperBound - start)
@@ -121,7 +126,14 @@ func forEachShareBatch(model: Sequential, dataset: ImageDataset, normalization: 
                 }
             }
         }
-        let logits = model.forward(batch: count, context: .inference)
+        var logits = model.forward(batch: count, context: .inference)
+        if testTimeAugmentation == .flip {
+            averaged.update(from: logits, count: count * outputs)
+            flipHorizontally(model.input, batch: count, shape: model.inputShape)
+            let mirrored = model.forward(batch: count, context: .inference)
+            for i in 0..<(count * outputs) { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
+            logits = averaged
+        }
         try labels.withUnsafeBufferPointer { labelBuffer in
             try targets.withUnsafeBufferPointer { try body(start, count, logits, labelBuffer.baseAddress!, $0.isEmpty ? nil : $0.baseAddress) }
         }
@@ -133,11 +145,12 @@ func forEachShareBatch(model: Sequential, dataset: ImageDataset, normalization: 
 /// every rank: each rank computes its contiguous share, then the shares are summed into place. With
 /// `softmax` false, the raw outputs (a regression's predictions).
 public func predictProbabilities(model: Sequential, dataset: ImageDataset, normalization: Normalization,
-                                 communicator: Communicator, batchSize: Int, softmax: Bool = true) throws -> [Float] {
+                                 communicator: Communicator, batchSize: Int, softmax: Bool = true,
+                                 testTimeAugmentation: TestTimeAugmentation = .none) throws -> [Float] {
     let classes = model.outputCount
     var probabilities = [Float](repeating: 0, count: dataset.count * classes)
     try forEachShareBatch(model: model, dataset: dataset, normalization: normalization, communicator: communicator,
-                          batchSize: batchSize) { start, count, logits, _, _ in
+                          batchSize: batchSize, testTimeAugmentation: testTimeAugmentation) { start, count, logits, _, _ in
         for s in 0..<count where !softmax {
             for c in 0..<classes { probabilities[(start + s) * classes + c] = logits[s * classes + c] }
         }

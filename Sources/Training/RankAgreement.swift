@@ -76,6 +76,7 @@ extension TrainingConfiguration {
                 ("--val-split", text(validationSplit)), ("--kfold", text(foldCount)), ("the fold", text(fold)),
                 ("--monitor", text(monitor?.rawValue)), ("--early-stop", text(earlyStopPatience)),
                 ("--plateau-factor", text(plateauFactor)), ("--plateau-patience", text(plateauPatience)),
-                ("--min-lr", text(minimumLearningRate)), ("--label-smoothing", text(labelSmoothing)), ("--test-each-epoch", text(testEachEpoch))]
+                ("--min-lr", text(minimumLearningRate)), ("--label-smoothing", text(labelSmoothing)), ("--test-each-epoch", text(testEachEpoch)),
+                ("--tta", text(testTimeAugmentation?.rawValue)), ("--eval-every", text(evaluationInterval))]
     }
 }

@@ -1,3 +1,5 @@
+import Datasets
+
 /// What the coordinator knows when training starts.
 public struct StartRecord: Sendable {
     public var dataset: String
@@ -16,6 +18,8 @@ public struct StartRecord: Sendable {
     public var augment: Bool
     /// Zero pixels padded on each side before the random crop (0: flips only).
     public var augmentPadding: Int = 0
+    /// `--tta`: what every evaluation adds to scoring the image as it is.
+    public var testTimeAugmentation: TestTimeAugmentation = .none
     public var threadsPerRank: Int
     public var blas: String
     public var communicator: String

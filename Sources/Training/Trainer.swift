@@ -202,7 +202,8 @@ public final class Trainer {
         if lastValidation == nil, let validationSet = data.validation {  // nothing left to train (a finished run resumed)
             tracker.enter(.evaluation)
             lastValidation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
-                                          communicator: communicator, batchSize: configuration.evaluationBatchSize)
+                                          communicator: communicator, batchSize: configuration.evaluationBatchSize,
+                                          testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
         }
         // The test set is scored here when epochs did not (a validation split, or zero epochs to go).
         let final = try lastEvaluation ?? evaluateTestSet()
@@ -322,7 +323,7 @@ public final class Trainer {
         try communicator.allreduce(&sums, .sum)
         var maxima = [compute, phases[.gradientSum], phases[.data], wallSeconds]
         try communicator.allreduce(&maxima, .max)
-        let (validation, test) = try evaluateEpoch()
+        let (validation, test) = configuration.evaluates(afterEpoch: epoch + 1) ? try evaluateEpoch() : (nil, nil)
         if test != nil { lastEvaluation = test }
         lastValidation = validation
         try reporter?.epochCompleted(EpochRecord(
@@ -346,7 +347,8 @@ public final class Trainer {
         guard let validationSet = data.validation else { return (nil, try evaluateTestSet()) }
         tracker.enter(.evaluation)
         let validation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
-                                      communicator: communicator, batchSize: configuration.evaluationBatchSize)
+                                      communicator: communicator, batchSize: configuration.evaluationBatchSize,
+                                      testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
         return (validation, configuration.testEachEpoch == true ? try evaluateTestSet() : nil)
     }
 
@@ -354,6 +356,7 @@ public final class Trainer {
     private func evaluateTestSet() throws -> EvaluationResult {
         tracker.enter(.evaluation)
         return try evaluate(model: model, dataset: data.test, normalization: normalization,
-                            communicator: communicator, batchSize: configuration.evaluationBatchSize)
+                            communicator: communicator, batchSize: configuration.evaluationBatchSize,
+                            testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
     }
 }

@@ -105,12 +105,13 @@ extension Trainer {
         var description = ModelDescription(label: configuration.modelLabel, spec: built?.spec,
                                            pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
         description.extraMetadata = checkpointMetadata
+        if let tta = configuration.testTimeAugmentation, tta != .none { description.extraMetadata[CheckpointModel.testTimeAugmentationKey] = tta.rawValue }
         return description
     }
 
     /// What the run header and the metrics' start event say.
     var startRecord: StartRecord {
-        StartRecord(
+        var record = StartRecord(
             dataset: data.name, model: configuration.modelLabel, modelSummary: model.summary,
             parameters: model.parameters.count, worldSize: communicator.size,
             globalBatch: configuration.globalBatchSize, perRankBatch: perRankBatch,
@@ -120,5 +121,7 @@ extension Trainer {
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
+        record.testTimeAugmentation = configuration.testTimeAugmentation ?? .none
+        return record
     }
 }

@@ -34,6 +34,9 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Seed of the bootstrap's draws.")
     var seed: UInt64 = 1
 
+    @Option(help: "Test-time augmentation for both: none, or flip (average the logits of each image and its mirror image). Default: what each checkpoint's training run used (its --tta).")
+    var tta: TestTimeAugmentation?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -51,14 +54,16 @@ struct CompareCommand: ParsableCommand {
             let (b, folderB) = try loadSavedModel(checkpointB, communicator: communicator)
             try requireComparable(a, folderA, b, folderB)
             var test: ImageDataset?, localError: Error?
+            var augmentations = (a: TestTimeAugmentation.none, b: TestTimeAugmentation.none)
             do {
                 let registered = try registeredDataset(dataset, images: try imagesLike(a.preprocessing, fallback: dataLocation))
                 test = try registered.load(try dataLocation.directory(for: registered)).test.prefix(testLimit)
                 try requireFits(a, folder: folderA, data: test!, datasetName: dataset)
+                augmentations = (try testTimeAugmentation(tta, for: a), try testTimeAugmentation(tta, for: b))
             } catch { localError = error }
             try communicator.agreeOnSuccess(localError)
-            let (resultA, predictionsA) = try predict(a, on: test!, communicator: communicator)
-            let (resultB, predictionsB) = try predict(b, on: test!, communicator: communicator)
+            let (resultA, predictionsA) = try predict(a, on: test!, augmentation: augmentations.a, communicator: communicator)
+            let (resultB, predictionsB) = try predict(b, on: test!, augmentation: augmentations.b, communicator: communicator)
             guard communicator.isCoordinator else { return }
             let comparison = PairedComparison(labels: test!.labels.map(Int.init), predictionsA: predictionsA, predictionsB: predictionsB,
                                               resamples: bootstrap, seed: seed)
@@ -80,12 +85,13 @@ struct CompareCommand: ParsableCommand {
     }
 
     /// The model's evaluation and per-sample predictions on `data` (every rank gets all of them).
-    private func predict(_ saved: CheckpointModel, on data: ImageDataset, communicator: Communicator) throws -> (EvaluationResult, [Int]) {
+    private func predict(_ saved: CheckpointModel, on data: ImageDataset, augmentation: TestTimeAugmentation,
+                         communicator: Communicator) throws -> (EvaluationResult, [Int]) {
         let buffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: data.count)
         defer { buffer.deallocate() }
         buffer.initialize(repeating: 0)
         let result = try evaluate(model: saved.model, dataset: data, normalization: saved.normalization, communicator: communicator,
-                                  batchSize: 256, predictions: buffer)
+                                  batchSize: 256, testTimeAugmentation: augmentation, predictions: buffer)
         return (result, buffer.map { Int($0) })
     }
 

@@ -35,6 +35,9 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var resources: ThreadOptions
 
+    @Option(help: ttaHelp)
+    var tta: TestTimeAugmentation?
+
     @Flag(help: "Print one JSON object instead of the report.")
     var json = false
 
@@ -50,29 +53,33 @@ struct EvaluateCommand: ParsableCommand {
         setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let result = try evaluateCheckpoint(communicator: communicator)
-            if communicator.isCoordinator { report(result.evaluation, classNames: result.classNames, folder: result.folder) }
+            if communicator.isCoordinator {
+                report(result.evaluation, classNames: result.classNames, folder: result.folder, augmentation: result.augmentation)
+            }
         }
     }
 
-    private func evaluateCheckpoint(communicator: Communicator) throws -> (evaluation: EvaluationResult, classNames: [String], folder: String) {
+    private func evaluateCheckpoint(communicator: Communicator) throws
+        -> (evaluation: EvaluationResult, classNames: [String], folder: String, augmentation: TestTimeAugmentation) {
         let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
         savedPreprocessing = saved.preprocessing
         Self.label = saved.labelColumn
         Self.regression = saved.isRegression
         var localError: Error?
         var data: ImageDataset?
-        localError = nil
+        var augmentation = TestTimeAugmentation.none
         do {
             let splits = try loadDataset()
             data = splits.test.prefix(testLimit)
             try requireFits(saved, folder: folder, data: data!, datasetName: dataset)
+            augmentation = try testTimeAugmentation(tta, for: saved)
         } catch {
             localError = error
         }
         try communicator.agreeOnSuccess(localError)
         let evaluation = try evaluate(model: saved.model, dataset: data!, normalization: saved.normalization,
-                                      communicator: communicator, batchSize: batchSize)
-        return (evaluation, data!.classNames, folder)
+                                      communicator: communicator, batchSize: batchSize, testTimeAugmentation: augmentation)
+        return (evaluation, data!.classNames, folder, augmentation)
     }
 
     /// Image folders are read the way the checkpoint's model was trained (channels, size).
@@ -93,7 +100,7 @@ struct EvaluateCommand: ParsableCommand {
         return try registered.load(try dataLocation.directory(for: registered))
     }
 
-    private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String) {
+    private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String, augmentation: TestTimeAugmentation) {
         if let r = evaluation.regression {
             if json {
                 print(JSONValue.object([("checkpoint", .string(folder)), ("dataset", .string(dataset)), ("samples", .int(r.count)),
@@ -109,7 +116,7 @@ struct EvaluateCommand: ParsableCommand {
         if json {
             let object = JSONValue.object([
                 ("checkpoint", .string(folder)), ("dataset", .string(dataset)), ("samples", .integer(evaluation.sampleCount)),
-                ("test_loss", .number(evaluation.meanLoss)), ("accuracy", .number(m.accuracy)),
+                ("tta", .string(augmentation.rawValue)), ("test_loss", .number(evaluation.meanLoss)), ("accuracy", .number(m.accuracy)),
                 ("precision_macro", .number(m.precisionMacro)), ("recall_macro", .number(m.recallMacro)), ("f1_macro", .number(m.f1Macro)),
                 ("precision_micro", .number(m.precisionMicro)), ("recall_micro", .number(m.recallMicro)), ("f1_micro", .number(m.f1Micro)),
                 ("per_class", .array((0..<m.classCount).map { c in
@@ -121,7 +128,8 @@ struct EvaluateCommand: ParsableCommand {
             ])
             print(object.serialized)
         } else {
-            print("checkpoint \(folder) on the \(dataset) test set (\(evaluation.sampleCount) samples), test loss \(format(evaluation.meanLoss, 4))")
+            let flip = augmentation == .flip ? ", each image averaged with its mirror image (--tta flip)" : ""
+            print("checkpoint \(folder) on the \(dataset) test set (\(evaluation.sampleCount) samples\(flip)), test loss \(format(evaluation.meanLoss, 4))")
             print("micro precision = recall = F1 = accuracy = \(format(m.accuracy, 4))")
             for line in classificationReport(m, classNames: classNames) { print(line) }
         }
@@ -148,6 +156,18 @@ func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model
     try communicator.agreeOnSuccess(localError)
     bytes = try communicator.broadcast(bytes: bytes, root: 0)
     return (try CheckpointModel(file: try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)")), folder)
+}
+
+/// `--tta`'s help for the commands that run a saved model.
+let ttaHelp = ArgumentHelp("Test-time augmentation: none, or flip (average the logits of each image and its mirror image). Default: what the checkpoint's training run used (its --tta).")
+
+/// `--tta` when given, else what the checkpoint's run used; flip needs images wider than one pixel.
+func testTimeAugmentation(_ requested: TestTimeAugmentation?, for saved: CheckpointModel) throws -> TestTimeAugmentation {
+    let chosen = requested ?? saved.testTimeAugmentation
+    if chosen == .flip && saved.inputShape[2] == 1 {
+        throw ModelShapeError(message: "--tta flip mirrors images left–right, but this model's inputs are \(saved.inputShape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): pass --tta none")
+    }
+    return chosen
 }
 
 /// Throws, in evaluation's words, unless the data has the shape and classes the model was trained on.

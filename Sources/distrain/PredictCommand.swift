@@ -32,6 +32,9 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Predict every sample of this split of the dataset named as the input (only 'test').")
     var split: String?
 
+    @Option(help: ttaHelp)
+    var tta: TestTimeAugmentation?
+
     @OptionGroup var dataLocation: DataLocationOptions
     @OptionGroup var resources: ThreadOptions
 
@@ -49,10 +52,15 @@ struct PredictCommand: ParsableCommand {
         try runCollectively(communicator) {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
             var samples: (data: ImageDataset, names: [String])?, localError: Error?
-            do { samples = try loadInputs(saved) } catch { localError = error }
+            var augmentation = TestTimeAugmentation.none
+            do {
+                augmentation = try testTimeAugmentation(tta, for: saved)
+                samples = try loadInputs(saved)
+            } catch { localError = error }
             try communicator.agreeOnSuccess(localError)
             let probabilities = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
-                                                         communicator: communicator, batchSize: 256, softmax: !saved.isRegression)
+                                                         communicator: communicator, batchSize: 256, softmax: !saved.isRegression,
+                                                         testTimeAugmentation: augmentation)
             guard communicator.isCoordinator else { return }
             if saved.isRegression {
                 return try report(zip(samples!.names, probabilities).map { ($0, [(saved.labelColumn ?? "prediction", $1)]) }, folder: folder)

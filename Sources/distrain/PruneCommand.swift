@@ -134,7 +134,8 @@ struct PruneCommand: ParsableCommand {
                                   tracker: session.tracker)
         func accuracy() throws -> Double {
             try evaluate(model: model, dataset: data.test, normalization: trainer.normalization, communicator: communicator,
-                         batchSize: configuration.evaluationBatchSize).accuracy
+                         batchSize: configuration.evaluationBatchSize,
+                         testTimeAugmentation: configuration.testTimeAugmentation ?? .none).accuracy
         }
         let before = try accuracy()
         let mask = PruningMask(store: model.parameters, sparsity: sparsity, scope: scope)

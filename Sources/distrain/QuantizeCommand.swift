@@ -108,7 +108,7 @@ struct QuantizeCommand: ParsableCommand {
         let test = data.test.prefix(testLimit)
         func accuracy(_ model: CheckpointModel) throws -> Double {
             try evaluate(model: model.model, dataset: test, normalization: model.normalization, communicator: communicator,
-                         batchSize: batchSize).accuracy
+                         batchSize: batchSize, testTimeAugmentation: model.testTimeAugmentation).accuracy
         }
         let summary = QuantizationSummary(
             checkpoint: folder, out: out, scheme: QuantizedCheckpoint.scheme, calibrationSamples: calibration,

@@ -11,6 +11,7 @@ extension ScheduleKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
 extension SumMethod: ExpressibleByArgument {}
 extension WireFormat: ExpressibleByArgument {}
+extension TestTimeAugmentation: ExpressibleByArgument {}
 extension MonitorMetric: ExpressibleByArgument {}
 
 /// Flags shared by every training subcommand.
@@ -110,6 +111,12 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("augment-padding"), help: "The zero pixels on each side before the random crop (default 4; 0: horizontal flips only). Turns --augment on; --no-augment still turns it off (so it can override a recipe).")
     var augmentPadding: Int?
 
+    @Option(help: "Test-time augmentation of every evaluation (validation, test, and by default evaluate/predict/compare of the checkpoint): none, or flip (average the logits of each image and its mirror image).")
+    var tta: TestTimeAugmentation = .none
+
+    @Option(name: .customLong("eval-every"), help: "Evaluate (the validation split, else the test set) after every N-th epoch and after the last, as Keras' validation_freq; early stopping and the plateau schedule then count evaluations.")
+    var evalEvery = 1
+
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of the training set (stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, the test set is scored once at the end.")
     var validationSplit: Double?
 
@@ -163,6 +170,7 @@ struct TrainOptions: ParsableArguments {
         if let augmentPadding, augmentPadding < 0 || augmentPadding > 64 {
             throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
         }
+        if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1 epoch, got \(evalEvery)") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
@@ -222,6 +230,8 @@ struct TrainOptions: ParsableArguments {
         configuration.modelFile = choice.file
         configuration.labelSmoothing = labelSmoothing > 0 ? labelSmoothing : nil
         configuration.augmentPadding = augmentPadding
+        configuration.testTimeAugmentation = tta == .none ? nil : tta
+        configuration.evaluationInterval = evalEvery > 1 ? evalEvery : nil
         return configuration
     }
 }

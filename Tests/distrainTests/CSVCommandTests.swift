@@ -21,6 +21,13 @@ final class CSVCommandTests: XCTestCase {
         try Data("width\n3\n".utf8).write(to: URL(fileURLWithPath: root + "/short.csv"))
         let missing = try runProcess(distrain, ["predict", "--checkpoint", root + "/ck", root + "/short.csv"], timeout: 60)
         XCTAssertTrue(missing.standardError.contains("has no column 'height, cm', a feature of the model"), missing.standardError)
+        // A table's rows have nothing to mirror: --tta flip is a usage error when training and when evaluating.
+        let flipped = try runProcess(distrain, ["evaluate", "--checkpoint", root + "/ck", root + "/t.csv", "--tta", "flip"], timeout: 60)
+        XCTAssertEqual(flipped.exitCode, 64, flipped.standardError)
+        XCTAssertTrue(flipped.standardError.contains("--tta flip mirrors images"), flipped.standardError)
+        let trainFlipped = try runProcess(distrain, ["train", root + "/t.csv", "--label", "kind", "--epochs", "1", "--threads", "1", "--tta", "flip"], timeout: 60)
+        XCTAssertEqual(trainFlipped.exitCode, 64, trainFlipped.standardError)
+        XCTAssertTrue(trainFlipped.standardError.contains("--tta flip mirrors images"), trainFlipped.standardError)
     }
 
     /// A sweep over a CSV file: a recipe in its training command applies (its model overridden beside it),
