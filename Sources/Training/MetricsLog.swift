@@ -99,7 +99,7 @@ public final class MetricsLog: TrainingReporter {
             ("global_batch", .int(r.globalBatch)), ("per_rank_batch", .int(r.perRankBatch)),
             ("optimizer", .string(r.optimizer)), ("lr", .number(r.learningRate)),
             ("schedule", .string(r.schedule)), ("epochs", .int(r.epochs)),
-            ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("augment_padding", .int(r.augmentPadding)), ("tta", .string(r.testTimeAugmentation.rawValue)), ("threads_per_rank", .int(r.threadsPerRank)),
+            ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("augment_padding", .int(r.augmentPadding)), ("tta", .string(r.testTimeAugmentation.rawValue)), ("eval_every", .int(r.evaluationInterval)), ("threads_per_rank", .int(r.threadsPerRank)),
             ("blas", .string(r.blas)), ("communicator", .string(r.communicator)),
             ("gradient_sum", .string(r.gradientSum)),
             ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),

@@ -20,6 +20,8 @@ public struct StartRecord: Sendable {
     public var augmentPadding: Int = 0
     /// `--tta`: what every evaluation adds to scoring the image as it is.
     public var testTimeAugmentation: TestTimeAugmentation = .none
+    /// `--eval-every`: epochs between evaluations (the last epoch is always evaluated).
+    public var evaluationInterval = 1
     public var threadsPerRank: Int
     public var blas: String
     public var communicator: String

@@ -122,6 +122,7 @@ extension Trainer {
             gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
         record.testTimeAugmentation = configuration.testTimeAugmentation ?? .none
+        record.evaluationInterval = configuration.evaluationInterval ?? 1
         return record
     }
 }

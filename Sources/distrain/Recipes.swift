@@ -9,15 +9,17 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
     /// The recommended Fashion-MNIST CNN within five minutes on two cores: the `cnn-bn` preset on two
     /// in-process ranks (its convolutions use one core each), 10 epochs of AdamW with a cosine schedule
     /// after a warm-up epoch (decoupled weight decay 0.05), label smoothing, batch 128, horizontal flips
-    /// only (crops slowed convergence within this budget). Chosen on a validation split; BENCHMARKS.md
-    /// has the runs behind each choice.
+    /// only (crops slowed convergence within this budget), and their test-time counterpart: evaluations
+    /// average each image with its mirror image, after epochs 5 and 10 only (each costs two forward
+    /// passes over the test set). Chosen on a validation split; BENCHMARKS.md has the runs behind each choice.
     case fast
 
     var flags: [String] {
         switch self {
         case .fast:
             return ["--model", "cnn-bn", "--local-ranks", "2", "--epochs", "10", "--batch-size", "128", "--optimizer", "adamw", "--lr", "3e-3",
-                    "--weight-decay", "0.05", "--schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--augment-padding", "0"]
+                    "--weight-decay", "0.05", "--schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--augment-padding", "0",
+                    "--tta", "flip", "--eval-every", "5"]
         }
     }
 

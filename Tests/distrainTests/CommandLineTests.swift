@@ -57,6 +57,8 @@ final class CommandLineTests: XCTestCase {
         let start = try XCTUnwrap(try readMetrics(directory + "/m.jsonl").first)
         XCTAssertEqual(start["model"] as? String, "cnn-bn", "from the recipe")
         XCTAssertEqual(start["augment"] as? Bool, true, "the recipe's horizontal flips")
+        XCTAssertEqual(start["tta"] as? String, "flip", "the recipe's test-time flips")
+        XCTAssertEqual(start["eval_every"] as? Int, 5)
         XCTAssertEqual(start["augment_padding"] as? Int, 0, "flips only")
         let plain = try run(["fashion-mnist", "--epochs", "1", "--recipe", "fast", "--no-augment", "--data-dir", directory, "--threads", "1",
                              "--no-progress", "--train-limit", "64", "--metrics", directory + "/plain.jsonl"])
