@@ -36,9 +36,12 @@ final class CSVCommandTests: XCTestCase {
         let root = makeTemporaryDirectory("csv-sweep")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try writeTwoSizesTable(root + "/t.csv", heading: "width,height,kind")
-        let sweep = try runProcess(builtProductsDirectory + "/distrain",
-                                   ["sweep", "--out", root + "/sweep", "--", root + "/t.csv", "--label", "kind", "--recipe", "fast", "--model", "mlp",
-                                    "--epochs", "2", "--threads", "1", "--lr", "1e-3,3e-3"], timeout: 120)
+        let command = ["--", root + "/t.csv", "--label", "kind", "--recipe", "fast", "--model", "mlp", "--epochs", "2", "--threads", "1", "--lr", "1e-3,3e-3"]
+        // The recipe's test-time flips have nothing to mirror in a table's rows: refused, naming the fix.
+        let refused = try runProcess(builtProductsDirectory + "/distrain", ["sweep", "--out", root + "/refused"] + command, timeout: 120)
+        XCTAssertEqual(refused.exitCode, 64, refused.standardError)
+        XCTAssertTrue(refused.standardError.contains("pass --tta none"), refused.standardError)
+        let sweep = try runProcess(builtProductsDirectory + "/distrain", ["sweep", "--out", root + "/sweep"] + command + ["--tta", "none"], timeout: 120)
         XCTAssertEqual(sweep.exitCode, 0, sweep.standardError)
         XCTAssertTrue(sweep.standardOutput.contains("best: distrain train \(root)/t.csv --label kind --recipe fast"), sweep.standardOutput)
         let start = try XCTUnwrap(try readMetrics(root + "/sweep/trial-001/metrics.jsonl").first)
