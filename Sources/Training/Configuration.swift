@@ -61,6 +61,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// `--tta flip`: evaluations (validation, test, and later `evaluate`/`predict` of the checkpoint by
     /// default) average the outputs of each image and its mirror image (nil: none).
     public var testTimeAugmentation: TestTimeAugmentation? = nil
+    /// What the run's evaluations do (`testTimeAugmentation`, or none).
+    public var evaluationAugmentation: TestTimeAugmentation { testTimeAugmentation ?? .none }
     /// `--eval-every N`: evaluate after every N-th epoch and after the last (nil: every epoch). Early
     /// stopping's and the plateau schedule's patience then count evaluations.
     public var evaluationInterval: Int? = nil

@@ -203,7 +203,7 @@ public final class Trainer {
             tracker.enter(.evaluation)
             lastValidation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
                                           communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                                          testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
+                                          testTimeAugmentation: configuration.evaluationAugmentation)
         }
         // The test set is scored here when epochs did not (a validation split, or zero epochs to go).
         let final = try lastEvaluation ?? evaluateTestSet()
@@ -348,7 +348,7 @@ public final class Trainer {
         tracker.enter(.evaluation)
         let validation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
                                       communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                                      testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
+                                      testTimeAugmentation: configuration.evaluationAugmentation)
         return (validation, configuration.testEachEpoch == true ? try evaluateTestSet() : nil)
     }
 
@@ -357,6 +357,6 @@ public final class Trainer {
         tracker.enter(.evaluation)
         return try evaluate(model: model, dataset: data.test, normalization: normalization,
                             communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                            testTimeAugmentation: configuration.testTimeAugmentation ?? .none)
+                            testTimeAugmentation: configuration.evaluationAugmentation)
     }
 }

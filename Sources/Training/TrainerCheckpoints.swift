@@ -121,7 +121,7 @@ extension Trainer {
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
-        record.testTimeAugmentation = configuration.testTimeAugmentation ?? .none
+        record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
         return record
     }

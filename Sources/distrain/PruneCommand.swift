@@ -135,7 +135,7 @@ struct PruneCommand: ParsableCommand {
         func accuracy() throws -> Double {
             try evaluate(model: model, dataset: data.test, normalization: trainer.normalization, communicator: communicator,
                          batchSize: configuration.evaluationBatchSize,
-                         testTimeAugmentation: configuration.testTimeAugmentation ?? .none).accuracy
+                         testTimeAugmentation: configuration.evaluationAugmentation).accuracy
         }
         let before = try accuracy()
         let mask = PruningMask(store: model.parameters, sparsity: sparsity, scope: scope)
