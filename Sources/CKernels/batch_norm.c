@@ -8,17 +8,19 @@
 #define LANES 8
 
 DISTRAIN_CLONES
-void distrain_bn_moments(const float *x, size_t batch, size_t channels, size_t plane, double *sums, double *squares) {
+void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
+                                 double *sums, double *squares) {
     for (size_t c = 0; c < channels; c++) sums[c] = squares[c] = 0;
     for (size_t s = 0; s < batch; s++) {
         for (size_t c = 0; c < channels; c++) {
             const float *p = x + (s * channels + c) * plane;
+            const double k = shift[c];
             double sum[LANES] = {0}, square[LANES] = {0};
             size_t i = 0;
             for (; i + LANES <= plane; i += LANES)
-                for (int l = 0; l < LANES; l++) { const double v = p[i + l]; sum[l] += v; square[l] += v * v; }
+                for (int l = 0; l < LANES; l++) { const double d = p[i + l] - k; sum[l] += d; square[l] += d * d; }
             double total = 0, total_square = 0;
-            for (; i < plane; i++) { const double v = p[i]; total += v; total_square += v * v; }
+            for (; i < plane; i++) { const double d = p[i] - k; total += d; total_square += d * d; }
             for (int l = 0; l < LANES; l++) { total += sum[l]; total_square += square[l]; }
             sums[c] += total;
             squares[c] += total_square;

@@ -21,6 +21,19 @@ public struct ImageDataset: Sendable {
     public let classNames: [String]
     /// Regression: the numeric target of each sample (nil for classification, whose labels are the targets).
     public private(set) var targets: [Float]?
+    /// How `gather` maps bytes (or features) to model inputs: the training split's per-channel mean and
+    /// deviation (nil until `normalized(by:)`; gathering needs it).
+    public private(set) var normalization: Normalization?
+    /// Its byte → float maps, made once.
+    private(set) var normalizationTables: NormalizationTables?
+
+    /// The same samples, gathered with `normalization`.
+    public func normalized(by normalization: Normalization) -> ImageDataset {
+        var copy = self
+        copy.normalization = normalization
+        copy.normalizationTables = NormalizationTables(normalization)
+        return copy
+    }
 
     public init(shape: [Int], pixels: [UInt8], labels: [UInt8], classNames: [String]) {
         precondition(shape.count == 3, "image shape must be (C, H, W), got \(shape)")
@@ -65,6 +78,11 @@ public struct ImageDataset: Sendable {
     /// The first `limit` samples (all of them when `limit` is nil or larger).
     public func prefix(_ limit: Int?) -> ImageDataset {
         guard let limit, limit < count else { return self }
+        let prefix = unnormalizedPrefix(limit)
+        return normalization.map(prefix.normalized(by:)) ?? prefix
+    }
+
+    private func unnormalizedPrefix(_ limit: Int) -> ImageDataset {
         let labels = Array(labels[0..<limit])
         switch storage {
         case let .memory(pixels):

@@ -63,6 +63,11 @@ public struct SplitError: Error, CustomStringConvertible {
 extension ImageDataset {
     /// The samples at `indices`, in that order, as an in-memory dataset (file-backed data is read once).
     public func subset(_ indices: [Int]) throws -> ImageDataset {
+        let subset = try unnormalizedSubset(indices)
+        return normalization.map(subset.normalized(by:)) ?? subset
+    }
+
+    private func unnormalizedSubset(_ indices: [Int]) throws -> ImageDataset {
         if case let .floats(values) = storage {
             let size = sampleSize
             return ImageDataset(shape: shape, features: indices.flatMap { values[($0 * size)..<(($0 + 1) * size)] },

@@ -28,6 +28,7 @@ public final class BatchNorm: Layer {
     private let mean: UnsafeMutableBufferPointer<Double>, inverseDeviation: UnsafeMutableBufferPointer<Double>
     private var globalCount = 0.0
     private var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    private var addsReducedGradients = true
     /// Per-channel sums reduced over ranks: 2 × channels doubles (+1 for the count in forward).
     private var sums: UnsafeMutableBufferPointer<Double>
     /// Per-channel coefficients of the elementwise kernels: center, scale, shift in forward (3 × channels).
@@ -110,21 +111,24 @@ public final class BatchNorm: Layer {
     }
 
     /// Mean and variance of each channel over the global batch (local sums, reduced over ranks), and the
-    /// running statistics' update.
+    /// running statistics' update. The sums are taken about the running mean — the same on every rank,
+    /// and near the batch mean once training is under way — so the variance is well-conditioned.
     private func updateBatchStatistics(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
-        distrain_bn_moments(x, batch, channels, plane, sums.baseAddress!, sums.baseAddress! + channels)
+        let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
+        for c in 0..<channels { mean[c] = Double(rm[c]) }  // the shift, until the batch mean replaces it
+        distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!, sums.baseAddress!, sums.baseAddress! + channels)
         sums[2 * channels] = Double(batch * plane)
         sumOverRanks = context.sumOverRanks
+        addsReducedGradients = context.addsReducedGradients
         sumOverRanks?(sums)
         globalCount = sums[2 * channels]
         guard globalCount > 0 else { return }
-        let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
         for c in 0..<channels {
-            let m = sums[c] / globalCount, variance = max(0, sums[channels + c] / globalCount - m * m)
-            mean[c] = m
+            let offset = sums[c] / globalCount, variance = max(0, sums[channels + c] / globalCount - offset * offset)
+            mean[c] += offset
             inverseDeviation[c] = 1 / (variance + Double(epsilon)).squareRoot()
             let unbiased = globalCount > 1 ? variance * globalCount / (globalCount - 1) : variance
-            rm[c] = (1 - momentum) * rm[c] + momentum * Float(m)
+            rm[c] = (1 - momentum) * rm[c] + momentum * Float(mean[c])
             rv[c] = (1 - momentum) * rv[c] + momentum * Float(unbiased)
         }
         store.bufferPointer(batchesTracked)[0] += 1
@@ -132,7 +136,8 @@ public final class BatchNorm: Layer {
 
     /// Training-mode backward: with x̂ = (x − mean)·invstd over the global batch of N values per channel,
     /// dx = weight·invstd/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), the two sums taken over all ranks;
-    /// d weight += Σ(dy·x̂), d bias += Σdy over this rank's samples (the gradient sum adds the ranks).
+    /// d weight += Σ(dy·x̂), d bias += Σdy over the GLOBAL batch, added by one rank only: a float sum
+    /// of per-rank partial sums that cancel would lose what the reduction in double keeps.
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         // Σdy and Σdy·(x − mean) (dy masked by a fused ReLU's output); the second times invstd is Σ(dy·x̂).
@@ -140,13 +145,12 @@ public final class BatchNorm: Layer {
         distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!, sums.baseAddress! + channels)
         for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
         sums[2 * channels] = 0
-        if let weight, let bias {
+        sumOverRanks?(sums)
+        if let weight, let bias, addsReducedGradients {
             let dw = store.gradientPointer(weight), db = store.gradientPointer(bias)
             for c in 0..<channels { dw[c] += Float(sums[channels + c]); db[c] += Float(sums[c]) }
         }
-        guard let dx else { return }
-        sumOverRanks?(sums)
-        guard globalCount > 0 else { return }
+        guard let dx, globalCount > 0 else { return }
         // dx = w·k/n·(n·dy − Σdy − x̂·Σdy·x̂) = (w·k)·dy − (w·k²·Σdy·x̂/n)·(x − mean) − w·k·Σdy/n.
         let w = weight.map { store.valuePointer($0) }
         let center = gradientCoefficientRow(0), dyScale = gradientCoefficientRow(1)

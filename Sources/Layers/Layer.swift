@@ -13,14 +13,19 @@ public struct ForwardContext {
     /// In training with several ranks: sums the given values over all ranks in place (BatchNorm's
     /// per-channel sums, so it normalizes by the statistics of the global batch). Nil alone.
     public var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// Whether this rank adds the gradients a layer computes from sums already reduced over ranks
+    /// (BatchNorm's weight and bias): exactly one rank does, so the gradient sum over ranks counts them
+    /// once and gives the same bits whatever the world size.
+    public var addsReducedGradients: Bool
 
     public init(isTraining: Bool, seed: UInt64 = 0, epoch: Int = 0, sampleIndices: UnsafePointer<Int32>? = nil,
-                sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)? = nil) {
+                sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)? = nil, addsReducedGradients: Bool = true) {
         self.isTraining = isTraining
         self.seed = seed
         self.epoch = epoch
         self.sampleIndices = sampleIndices
         self.sumOverRanks = sumOverRanks
+        self.addsReducedGradients = addsReducedGradients
     }
 
     /// Evaluation mode: no dropout.

@@ -1,8 +1,8 @@
-/// Totals of a softmax cross-entropy over one batch.
+/// Totals of a training loss over one batch.
 public struct LossTotals: Sendable, Equatable {
     /// Σ over samples of -log softmax(logits)[label], in Double.
     public var lossSum: Double
-    /// Samples whose arg-max logit is the label.
+    /// Predictions that were right, where the loss defines one (a class's arg-max logit is the label).
     public var correct: Int
 
     public init(lossSum: Double, correct: Int) {
@@ -20,13 +20,13 @@ public struct LossTotals: Sendable, Equatable {
 ///
 /// With `labelSmoothing` ε (nn.CrossEntropyLoss's label_smoothing) the target is (1 − ε)·onehot + ε/classes:
 /// the loss is (1 − ε)·(−log p[label]) + ε·mean over classes of (−log p[c]), and dLogits = p − target.
-public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
+public func softmaxCrossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
                                 dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float = 1, labelSmoothing: Float = 0) -> LossTotals {
     var totals = LossTotals(lossSum: 0, correct: 0)
     for s in 0..<batch {
         let row = logits + s * classes
         let label = Int(labels[s])
-        precondition(label < classes, "label \(label) out of range for \(classes) classes")
+        precondition(label >= 0 && label < classes, "label \(label) out of range for \(classes) classes")
         var maximum = row[0], argmax = 0
         for c in 1..<classes where row[c] > maximum { maximum = row[c]; argmax = c }
         var denominator: Float = 0
@@ -71,16 +71,6 @@ public func meanSquaredError(outputs: UnsafePointer<Float>, targets: UnsafePoint
         dOutputs?[s] = 2 * difference * gradientScale
     }
     return LossTotals(lossSum: sum, correct: 0)
-}
-
-/// Index of the largest logit of each row (lowest index on ties), written into `predictions`.
-public func argmaxRows(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, predictions: UnsafeMutablePointer<UInt8>) {
-    for s in 0..<batch {
-        let row = logits + s * classes
-        var maximum = row[0], argmax = 0
-        for c in 1..<classes where row[c] > maximum { maximum = row[c]; argmax = c }
-        predictions[s] = UInt8(argmax)
-    }
 }
 
 #if canImport(Glibc)

@@ -25,7 +25,9 @@ public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossVal
     body += section("loss", "Loss", perEpoch(splits.map { ("\($0.key)_loss", $0.label, $0.dash) }, title: "Cross-entropy loss per epoch", yLabel: "mean loss (nats per sample)"))
     body += section("accuracy", "Accuracy", perEpoch(splits.map { ("\($0.key)_accuracy", $0.label, $0.dash) }, title: "Accuracy per epoch", yLabel: "accuracy (fraction correct)"))
     body += section("learning-rate", "Learning rate", perEpoch([("lr", "lr", "")], title: "Learning rate at the end of each epoch", yLabel: "learning rate"))
-    var throughput = perEpoch([("images_per_second", "images/s", "")], title: "Training throughput", yLabel: "images per second (all ranks)")
+    // samples_per_second; files written before the objectives redesign call it images_per_second.
+    var throughput = perEpoch([("samples_per_second", "samples/s", ""), ("images_per_second", "images/s", "")],
+                              title: "Training throughput", yLabel: "samples per second (all ranks)")
     for (index, run) in runs.enumerated() where run.epochs.contains(where: { $0.value("compute_seconds") != nil }) {
         let ranks = run.setting("world_size") ?? "?", threads = run.setting("threads_per_rank") ?? "?"
         throughput += barChart(title: "\(shortName(run, index)): where each epoch's time went (\(ranks) rank\(ranks == "1" ? "" : "s") × \(threads) thread\(threads == "1" ? "" : "s"))",

@@ -3,8 +3,8 @@ public enum MonitorMetric: String, Codable, Sendable, CaseIterable {
     case valLoss = "val_loss"
     case valAccuracy = "val_accuracy"
 
-    /// The metric as a score where higher is better.
-    func score(loss: Double, accuracy: Double) -> Double { self == .valLoss ? -loss : accuracy }
+    /// The objective's metric it watches on the validation split.
+    public var metricName: String { self == .valLoss ? "loss" : "accuracy" }
 }
 
 /// Keras' EarlyStopping and ReduceLROnPlateau as state the Trainer carries from epoch to epoch. Every rank

@@ -218,10 +218,11 @@ public struct CheckpointWriter {
 
     /// Writes one checkpoint; returns its directory.
     @discardableResult
+    ///
+    /// - Parameter dataMetadata: what the data and objective record (input shape, classes, normalization,
+    ///   task, …: `Dataset.checkpointMetadata`, `Objective.checkpointMetadata`).
     public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
-                      inputShape: [Int], classNames: [String], normalization: Normalization,
-                      preprocessing: ImagePreprocessing? = nil, table: (features: [String], label: String)? = nil,
-                      regression: Bool = false) throws -> String {
+                      dataMetadata: [String: String]) throws -> String {
         let root = settings.directory
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -233,8 +234,7 @@ public struct CheckpointWriter {
         try? FileManager.default.removeItem(atPath: temporary)
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-            try writeDurably(modelFileBytes(store: store, model: model, preprocessing: preprocessing, table: table, regression: regression, inputShape: inputShape, classNames: classNames,
-                                            normalization: normalization, dataset: state.configuration.dataset),
+            try writeDurably(modelFileBytes(store: store, model: model, dataMetadata: dataMetadata, dataset: state.configuration.dataset),
                              to: "\(temporary)/\(CheckpointFile.model)")
             try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
             let encoder = JSONEncoder()
@@ -332,31 +332,19 @@ public struct CheckpointWriter {
         return "\(root)/\(chosen)"
     }
 
-    private func modelFileBytes(store: ParameterStore, model: ModelDescription, preprocessing: ImagePreprocessing?, table: (features: [String], label: String)?, regression: Bool, inputShape: [Int], classNames: [String],
-                                normalization: Normalization, dataset: String) -> [UInt8] {
+    private func modelFileBytes(store: ParameterStore, model: ModelDescription, dataMetadata: [String: String], dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
-        let metadata: [String: String] = [
+        var metadata: [String: String] = [
             "format": "pt",
             "model": model.label,
             "architecture": model.pytorchSource,
-            "input_shape": inputShape.map(String.init).joined(separator: "x"),
-            "classes": String(classNames.count),
-            "class_names": jsonArray(classNames.map { "\"\($0.replacingOccurrences(of: "\"", with: "\\\""))\"" }),
-            "normalization_mean": jsonArray(normalization.mean.map { "\($0)" }),
-            "normalization_std": jsonArray(normalization.standardDeviation.map { "\($0)" }),
-            "normalization": "x = (pixel / 255 - mean[c]) / std[c]",
             "dataset": dataset,
             "distrain_version": distrainVersion,
         ]
-        var withSpec = metadata.merging(model.extraMetadata) { own, _ in own }
-        if let spec = model.spec { withSpec["spec"] = spec }
-        if regression { withSpec["task"] = "regression" }
-        if let table, let json = try? JSONEncoder().encode(table.features) {
-            withSpec["features"] = String(decoding: json, as: UTF8.self)
-            withSpec["label_column"] = table.label
-        }
-        if let preprocessing, let json = try? JSONEncoder().encode(preprocessing) { withSpec["preprocessing"] = String(decoding: json, as: UTF8.self) }
-        return SafeTensors.encode(tensors, metadata: withSpec)
+        metadata.merge(dataMetadata) { own, _ in own }
+        metadata.merge(model.extraMetadata) { own, _ in own }
+        if let spec = model.spec { metadata["spec"] = spec }
+        return SafeTensors.encode(tensors, metadata: metadata)
     }
 
     private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer) -> [UInt8] {
@@ -371,4 +359,3 @@ public struct CheckpointWriter {
     }
 }
 
-private func jsonArray(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }

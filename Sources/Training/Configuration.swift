@@ -71,6 +71,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         guard let interval = evaluationInterval, interval > 1 else { return true }
         return epoch % interval == 0 || epoch >= epochs
     }
+    /// How the run cuts its data: limits and the validation split or fold, in the seed.
+    public var dataCut: DataCut {
+        DataCut(trainLimit: trainLimit, testLimit: testLimit, validationFraction: validationSplit,
+                folds: foldCount.flatMap { k in fold.map { (k, $0) } }, seed: seed)
+    }
     /// Score the test set after every epoch too (with a validation split it is scored once, at the end).
     public var testEachEpoch: Bool? = nil
 

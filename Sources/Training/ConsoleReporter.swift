@@ -34,7 +34,7 @@ public final class ConsoleReporter: TrainingReporter {
         epochStart = monotonicSeconds()
     }
 
-    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {
         guard isTerminal else { return }
         let now = monotonicSeconds()
         if step == 1 { epochStart = now }
@@ -46,15 +46,20 @@ public final class ConsoleReporter: TrainingReporter {
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let elapsed = now - epochStart
         let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        print("\r\u{1B}[2Kepoch \(epoch + 1) \(bar) \(step)/\(steps)  loss \(format(runningLoss, 4))  acc \(percent(runningAccuracy))  ETA \(format(eta, 1)) s", terminator: "")
+        let accuracy = runningAccuracy.map { "  acc \(percent($0))" } ?? ""
+        print("\r\u{1B}[2Kepoch \(epoch + 1) \(bar) \(step)/\(steps)  loss \(format(runningLoss, 4))\(accuracy)  ETA \(format(eta, 1)) s", terminator: "")
         barVisible = true
         fflush(nil)
     }
 
     public func epochCompleted(_ r: EpochRecord) throws {
         let total = max(r.computeSeconds + r.communicationSeconds + r.dataSeconds, 1e-9)
-        func accuracy(_ value: Double?) -> String { r.isRegression ? "" : " acc \(percent(value ?? 0))" }
-        say("epoch \(r.epoch)/\(r.epochs)  train loss \(format(r.trainLoss, 4))\(accuracy(r.trainAccuracy))\(r.validationLoss.map { "  val loss \(format($0, 4))\(accuracy(r.validationAccuracy))" } ?? "")\(r.testLoss.map { "  test loss \(format($0, 4))\(accuracy(r.testAccuracy))" } ?? "")  \(grouped(r.imagesPerSecond)) img/s  \(format(r.seconds, 1)) s  (compute \(Int((100 * r.computeSeconds / total).rounded()))%, communication \(Int((100 * r.communicationSeconds / total).rounded()))%, data \(Int((100 * r.dataSeconds / total).rounded()))%)")
+        func share(_ seconds: Double) -> String { String(Int((100 * seconds / total).rounded())) + "%" }
+        let splits = [("train", r.train), ("val", r.validation), ("test", r.test)].compactMap { name, metrics in
+            metrics.map { "  \(name) " + metricsText($0) }
+        }.joined()
+        let positions = r.positionsPerSample > 1 ? " (\(grouped(r.samplesPerSecond * Double(r.positionsPerSample))) positions/s)" : ""
+        say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  \(format(r.seconds, 1)) s  (compute \(share(r.computeSeconds)), communication \(share(r.communicationSeconds)), data \(share(r.dataSeconds)))")
     }
 
     public func checkpointWritten(path: String, seconds: Double) {
@@ -63,13 +68,26 @@ public final class ConsoleReporter: TrainingReporter {
     }
 
     public func finished(_ r: FinalRecord) throws {
-        if let m = r.regression {
-            say("test RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))")
-            return say("done in \(format(r.seconds, 1)) s")
-        }
-        for line in classificationReport(r.metrics, classNames: r.classNames).prefix(brief ? 1 : .max) { say(line) }
+        for line in finalReport(r.result, classNames: r.classNames).prefix(brief ? 1 : .max) { say(line) }
         say("done in \(format(r.seconds, 1)) s")
     }
+}
+
+/// "loss 0.3120 acc 88.95%": a split's metrics in one line (accuracy as "acc", fractions as percentages).
+public func metricsText(_ metrics: [Metric]) -> String {
+    metrics.map { m in
+        (m.name == "accuracy" ? "acc" : m.name) + " " + (m.isFraction ? percent(m.value) : format(m.value, 4))
+    }.joined(separator: " ")
+}
+
+/// The end-of-run report of an evaluation: a classification's per-class table and confusion matrix, a
+/// regression's errors, else the named metrics.
+public func finalReport(_ result: EvaluationResult, classNames: [String]) -> [String] {
+    if let m = result.classification { return classificationReport(m, classNames: classNames) }
+    if let m = result.regression {
+        return ["test RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))"]
+    }
+    return ["test " + metricsText(result.metrics) + "  (\(result.sampleCount) samples)"]
 }
 
 /// The final report: headline metrics, a per-class table and the confusion matrix with class names.
@@ -127,7 +145,7 @@ public final class ReporterGroup: TrainingReporter {
     let reporters: [TrainingReporter]
     public init(_ reporters: [TrainingReporter]) { self.reporters = reporters }
     public func started(_ r: StartRecord) throws { for x in reporters { try x.started(r) } }
-    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {
         for x in reporters { x.stepCompleted(epoch: epoch, step: step, of: steps, runningLoss: runningLoss, runningAccuracy: runningAccuracy) }
     }
     public func epochCompleted(_ r: EpochRecord) throws { for x in reporters { try x.epochCompleted(r) } }

@@ -6,20 +6,47 @@ import Tensors
 import Glibc
 #endif
 
-/// Loss, accuracy and confusion matrix over a whole dataset, exactly as one process would count them.
+/// A model's numbers over a whole dataset, exactly as one process would count them: the loss, the
+/// objective's named metrics, and a classification's confusion matrix or a regression's errors.
 public struct EvaluationResult: Sendable, Equatable {
-    /// Σ per-sample cross-entropy.
+    /// Σ loss over every target (cross-entropy, squared error).
     public var lossSum: Double
+    /// Samples scored.
     public var sampleCount: Int64
-    public var metrics: ClassificationMetrics
+    /// The objective's metrics, loss first, in the order records and files show them.
+    public var metrics: [Metric]
+    /// A classification's confusion matrix and what follows from it (nil for other objectives).
+    public var classification: ClassificationMetrics?
+    /// A regression's RMSE, MAE and R² (nil for other objectives).
+    public var regression: RegressionMetrics?
 
-    /// Regression (`--task regression`): RMSE, MAE and R²; nil for classification.
-    public var regression: RegressionMetrics? = nil
+    public init(lossSum: Double, sampleCount: Int64, metrics: [Metric]) {
+        self.lossSum = lossSum
+        self.sampleCount = sampleCount
+        self.metrics = metrics
+    }
 
-    public var meanLoss: Double { sampleCount == 0 ? 0 : lossSum / Double(sampleCount) }
-    public var accuracy: Double { metrics.accuracy }
-    /// What picks `best` without a validation split: accuracy, or for a regression the negative loss.
-    public var score: Double { regression == nil ? accuracy : -meanLoss }
+    /// A classification's result from its confusion matrix.
+    init(lossSum: Double, sampleCount: Int64, objective: ClassificationObjective, classification: ClassificationMetrics) {
+        self.init(lossSum: lossSum, sampleCount: sampleCount,
+                  metrics: [Metric("loss", sampleCount == 0 ? 0 : lossSum / Double(sampleCount)),
+                            Metric("accuracy", classification.accuracy, higherIsBetter: true, isFraction: true)])
+        self.classification = classification
+    }
+
+    /// A regression's result.
+    init(lossSum: Double, sampleCount: Int64, regression: RegressionMetrics) {
+        self.init(lossSum: lossSum, sampleCount: sampleCount,
+                  metrics: [Metric("loss", regression.meanSquaredError), Metric("rmse", regression.rootMeanSquaredError),
+                            Metric("mae", regression.meanAbsoluteError), Metric("r2", regression.rSquared, higherIsBetter: true)])
+        self.regression = regression
+    }
+
+    public var meanLoss: Double { metrics.value("loss") ?? (sampleCount == 0 ? 0 : lossSum / Double(sampleCount)) }
+    /// The fraction of correct predictions (0 where the objective has none).
+    public var accuracy: Double { metrics.value("accuracy") ?? 0 }
+    /// The value of the named metric, if the objective computes it.
+    public func metric(_ name: String) -> Double? { metrics.value(name) }
 }
 
 /// A regression's test numbers, from sums reduced exactly over ranks.
@@ -42,27 +69,23 @@ public struct RegressionMetrics: Sendable, Equatable {
     }
 }
 
-/// Evaluates `model` on `dataset`, each rank taking its contiguous share (no padding, no duplicates),
-/// then reducing the counts (Int64, exact) and loss sums over ranks.
+/// Evaluates `model` on `dataset` under `objective`, each rank taking its contiguous share (no padding,
+/// no duplicates), then reducing the objective's sums over ranks in one call (counts exact).
 ///
-/// - Parameter predictions: when given (`dataset.count` values), every rank ends with each sample's
-///   predicted class (for per-sample comparisons of two models).
-public func evaluate(model: Sequential, dataset: ImageDataset, normalization: Normalization,
-                     communicator: Communicator, batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none,
+/// - Parameter predictions: when given (`dataset.count` values, classification only), every rank ends
+///   with each sample's predicted class (for per-sample comparisons of two models).
+public func evaluate(model: Sequential, dataset: any Dataset, objective: any Objective, communicator: Communicator,
+                     batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none,
                      predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
-    if dataset.targets != nil {
-        return try evaluateRegression(model: model, dataset: dataset, normalization: normalization, communicator: communicator, batchSize: batchSize)
-    }
-    let classes = model.outputCount
-    var confusion = [Int64](repeating: 0, count: classes * classes)
-    var lossSum = 0.0
-    var predictions = [UInt8](repeating: 0, count: min(batchSize, max(dataset.count, 1)))
-    try forEachShareBatch(model: model, dataset: dataset, normalization: normalization, communicator: communicator,
-                          batchSize: batchSize, testTimeAugmentation: testTimeAugmentation) { start, count, logits, labels, _ in
-        lossSum += softmaxCrossEntropy(logits: logits, labels: labels, batch: count, classes: classes, dLogits: nil).lossSum
-        predictions.withUnsafeMutableBufferPointer { argmaxRows(logits, batch: count, classes: classes, predictions: $0.baseAddress!) }
-        for i in 0..<count { confusion[Int(labels[i]) * classes + Int(predictions[i])] += 1 }
-        if let perSample { for i in 0..<count { perSample[start + i] = Int64(predictions[i]) } }
+    var sums = [Double](repeating: 0, count: objective.evaluationSumCount)
+    let classifier = objective as? ClassificationObjective
+    precondition(perSample == nil || classifier != nil, "per-sample predictions are classes")
+    try forEachShareBatch(model: model, dataset: dataset, communicator: communicator, batchSize: batchSize,
+                          testTimeAugmentation: testTimeAugmentation) { start, count, outputs, targets in
+        sums.withUnsafeMutableBufferPointer { objective.accumulate(outputs: outputs, targets: targets, rows: count, into: $0.baseAddress!) }
+        if let perSample, let classifier {
+            for i in 0..<count { perSample[start + i] = Int64(classifier.predictedClass(outputs + i * classifier.classes)) }
+        }
     }
     if let perSample {
         // Each rank wrote its share; zeros elsewhere, so the sum is every sample's prediction on every rank.
@@ -70,73 +93,52 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
         for i in 0..<perSample.count where !share.contains(i) { perSample[i] = 0 }
         try communicator.allreduce(perSample, .sum)
     }
-    try communicator.allreduce(&confusion, .sum)
-    var loss = [lossSum]
-    try communicator.allreduce(&loss, .sum)
-    let metrics = ClassificationMetrics(confusion: confusion, classCount: classes)
-    return EvaluationResult(lossSum: loss[0], sampleCount: metrics.total, metrics: metrics)
+    try communicator.allreduce(&sums, .sum)
+    return objective.evaluation(sums: sums)
 }
 
-/// A regression's evaluation: squared and absolute errors and target sums, reduced over ranks.
-func evaluateRegression(model: Sequential, dataset: ImageDataset, normalization: Normalization,
-                        communicator: Communicator, batchSize: Int) throws -> EvaluationResult {
-    var sums = [Double](repeating: 0, count: 4)  // Σ (y − t)², Σ |y − t|, Σ t, Σ t²
-    try forEachShareBatch(model: model, dataset: dataset, normalization: normalization, communicator: communicator,
-                          batchSize: batchSize) { _, count, outputs, _, targets in
-        for i in 0..<count {
-            let t = Double(targets![i]), error = Double(outputs[i]) - t
-            sums[0] += error * error
-            sums[1] += abs(error)
-            sums[2] += t
-            sums[3] += t * t
-        }
-    }
-    try communicator.allreduce(&sums, .sum)
-    let metrics = ClassificationMetrics(confusion: [0], classCount: 1)
-    return EvaluationResult(lossSum: sums[0], sampleCount: Int64(dataset.count), metrics: metrics,
-                            regression: RegressionMetrics(squaredErrors: sums[0], absoluteErrors: sums[1], targetSum: sums[2],
-                                                          targetSquares: sums[3], count: dataset.count))
+/// An image or table dataset evaluated with a checkpoint's normalization, under the objective its
+/// targets call for.
+public func evaluate(model: Sequential, dataset: ImageDataset, normalization: Normalization,
+                     communicator: Communicator, batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none,
+                     predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
+    try evaluate(model: model, dataset: dataset.normalized(by: normalization),
+                 objective: defaultObjective(for: dataset.targetKind), communicator: communicator, batchSize: batchSize,
+                 testTimeAugmentation: testTimeAugmentation, predictions: perSample)
 }
 
 /// Runs the model in evaluation mode over this rank's contiguous share of `dataset` (no padding, no
-/// duplicates), `batchSize` samples at a time; `body` gets each batch's first sample index, size, logits
-/// (count, classes) and labels. With `.flip` the logits are the mean of the image's and its mirror image's.
-func forEachShareBatch(model: Sequential, dataset: ImageDataset, normalization: Normalization, communicator: Communicator,
-                       batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none, _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafePointer<UInt8>, UnsafePointer<Float>?) throws -> Void) throws {
+/// duplicates), `batchSize` samples at a time; `body` gets each batch's first sample index, size,
+/// outputs (count, outputs) and targets. With `.flip` the outputs are the mean of the image's and its
+/// mirror image's.
+func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Communicator, batchSize: Int,
+                       testTimeAugmentation: TestTimeAugmentation = .none,
+                       _ body: (Int, Int, UnsafeMutablePointer<Float>, TargetBuffer) throws -> Void) throws {
     let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
-    let gatherer = BatchGatherer(dataset: dataset, normalization: normalization)
     let capacity = min(batchSize, max(share.count, 1))
     model.reserve(batchCapacity: capacity)
+    let targets = TargetBuffer(rows: capacity, for: dataset)
     var indices = [Int32](repeating: 0, count: capacity)
-    var labels = [UInt8](repeating: 0, count: capacity)
-    var targets = [Float](repeating: 0, count: dataset.targets == nil ? 0 : capacity)
     let outputs = model.outputCount
-    // (capacity, outputs): the first pass's logits while the mirror images go through the model.
+    // (capacity, outputs): the first pass's outputs while the mirror images go through the model.
     let averaged = UnsafeMutablePointer<Float>.allocate(capacity: testTimeAugmentation == .flip ? capacity * outputs : 0)
     defer { averaged.deallocate() }
     var start = share.lowerBound
     while start < share.upperBound {
         let count = min(capacity, share.upperBound - start)
         for i in 0..<count { indices[i] = Int32(start + i) }
-        try indices.withUnsafeBufferPointer { indexBuffer in
-            try labels.withUnsafeMutableBufferPointer { labelBuffer in
-                try targets.withUnsafeMutableBufferPointer { targetBuffer in
-                    try gatherer.gather(indices: UnsafeBufferPointer(rebasing: indexBuffer[0..<count]), into: model.input, labels: labelBuffer.baseAddress!,
-                                        targets: targetBuffer.isEmpty ? nil : targetBuffer.baseAddress)
-                }
-            }
+        try indices.withUnsafeBufferPointer { all in
+            try dataset.gather(UnsafeBufferPointer(rebasing: all[0..<count]), into: model.input, targets: targets, augmentation: nil)
         }
-        var logits = model.forward(batch: count, context: .inference)
+        var result = model.forward(batch: count, context: .inference)
         if testTimeAugmentation == .flip {
-            averaged.update(from: logits, count: count * outputs)
+            averaged.update(from: result, count: count * outputs)
             flipHorizontally(model.input, batch: count, shape: model.inputShape)
             let mirrored = model.forward(batch: count, context: .inference)
             for i in 0..<(count * outputs) { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
-            logits = averaged
+            result = averaged
         }
-        try labels.withUnsafeBufferPointer { labelBuffer in
-            try targets.withUnsafeBufferPointer { try body(start, count, logits, labelBuffer.baseAddress!, $0.isEmpty ? nil : $0.baseAddress) }
-        }
+        try body(start, count, result, targets)
         start += count
     }
 }
@@ -149,8 +151,8 @@ public func predictProbabilities(model: Sequential, dataset: ImageDataset, norma
                                  testTimeAugmentation: TestTimeAugmentation = .none) throws -> [Float] {
     let classes = model.outputCount
     var probabilities = [Float](repeating: 0, count: dataset.count * classes)
-    try forEachShareBatch(model: model, dataset: dataset, normalization: normalization, communicator: communicator,
-                          batchSize: batchSize, testTimeAugmentation: testTimeAugmentation) { start, count, logits, _, _ in
+    try forEachShareBatch(model: model, dataset: dataset.normalized(by: normalization), communicator: communicator,
+                          batchSize: batchSize, testTimeAugmentation: testTimeAugmentation) { start, count, logits, _ in
         for s in 0..<count where !softmax {
             for c in 0..<classes { probabilities[(start + s) * classes + c] = logits[s * classes + c] }
         }

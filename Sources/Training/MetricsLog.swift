@@ -31,17 +31,17 @@ func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer
 }
 
 /// `--metrics FILE.csv`: one row per epoch with a header, as Keras' CSVLogger; appending (a resumed run)
-/// writes the header only into an empty file.
+/// writes the header only into an empty file. The columns follow the objective's metrics.
 public final class CSVMetricsLog: TrainingReporter {
     private let file: UnsafeMutablePointer<FILE>
     public let path: String
-    static let columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
-                          "images_per_second", "compute_seconds", "communication_seconds", "data_seconds", "skipped_steps"]
+    private var trainNames: [String] = [], evaluationNames: [String] = []
+    static let timingColumns = ["lr", "seconds", "samples_per_second", "compute_seconds", "communication_seconds", "data_seconds",
+                                "skipped_steps"]
 
     public init(path: String, appending: Bool = false) throws {
         file = try openLogFile(path, appending: appending)
         self.path = path
-        if ftell(file) == 0 { try writeLine(Self.columns.joined(separator: ",")) }
     }
 
     deinit { fclose(file) }
@@ -52,16 +52,25 @@ public final class CSVMetricsLog: TrainingReporter {
         }
     }
 
-    public func started(_ record: StartRecord) throws {}
-    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {}
+    public func started(_ record: StartRecord) throws {
+        trainNames = record.trainingMetricNames
+        evaluationNames = record.evaluationMetricNames
+        guard ftell(file) == 0 else { return }
+        let columns = ["epoch"] + trainNames.map { "train_" + $0 } + evaluationNames.map { "val_" + $0 }
+            + evaluationNames.map { "test_" + $0 } + Self.timingColumns
+        try writeLine(columns.joined(separator: ","))
+    }
+
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {}
     public func finished(_ record: FinalRecord) throws {}
 
     public func epochCompleted(_ r: EpochRecord) throws {
-        // Non-finite values are left empty, as the JSON log writes null.
-        let values: [Double] = [r.trainLoss, r.trainAccuracy, r.validationLoss ?? .nan, r.validationAccuracy ?? .nan,
-                                r.testLoss ?? .nan, r.testAccuracy ?? .nan, Double("\(r.learningRate)") ?? Double(r.learningRate),
-                                r.seconds, r.imagesPerSecond, r.computeSeconds, r.communicationSeconds, r.dataSeconds]
-        try writeLine(([String(r.epoch)] + values.map { $0.isFinite ? "\($0)" : "" } + [String(r.skippedSteps)]).joined(separator: ","))
+        // Values not computed this epoch, and non-finite ones, are left empty, as the JSON log leaves them out or writes null.
+        func values(_ metrics: [Metric]?, _ names: [String]) -> [Double] { names.map { metrics?.value($0) ?? .nan } }
+        let numbers = values(r.train, trainNames) + values(r.validation, evaluationNames) + values(r.test, evaluationNames)
+            + [Double("\(r.learningRate)") ?? Double(r.learningRate), r.seconds, r.samplesPerSecond, r.computeSeconds,
+               r.communicationSeconds, r.dataSeconds]
+        try writeLine(([String(r.epoch)] + numbers.map { $0.isFinite ? "\($0)" : "" } + [String(r.skippedSteps)]).joined(separator: ","))
     }
 }
 
@@ -103,19 +112,21 @@ public final class MetricsLog: TrainingReporter {
             ("blas", .string(r.blas)), ("communicator", .string(r.communicator)),
             ("gradient_sum", .string(r.gradientSum)),
             ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),
-            ("steps_per_epoch", .int(r.stepsPerEpoch)),
+            ("steps_per_epoch", .int(r.stepsPerEpoch)), ("task", .string(r.task)),
         ] + (commandLine.map { [("command_line", JSONValue.string($0))] } ?? [])))
     }
 
-    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double) {}
+    public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {}
 
     public func epochCompleted(_ r: EpochRecord) throws {
-        try write(.object([
-            ("event", .string("epoch")), ("epoch", .int(r.epoch)),
-            ("train_loss", .number(r.trainLoss)), ("train_accuracy", .number(r.trainAccuracy)),
-        ] + optionalNumbers([("val_loss", r.validationLoss), ("val_accuracy", r.validationAccuracy),
-                             ("test_loss", r.testLoss), ("test_accuracy", r.testAccuracy)]) + [
-            ("seconds", .number(r.seconds)), ("images_per_second", .number(r.imagesPerSecond)),
+        func fields(_ prefix: String, _ metrics: [Metric]?) -> [(String, JSONValue)] {
+            (metrics ?? []).map { (prefix + $0.name, JSONValue.number($0.value)) }
+        }
+        let positions: [(String, JSONValue)] = r.positionsPerSample > 1
+            ? [("positions_per_second", .number(r.samplesPerSecond * Double(r.positionsPerSample)))] : []
+        try write(.object([("event", .string("epoch")), ("epoch", .int(r.epoch))]
+            + fields("train_", r.train) + fields("val_", r.validation) + fields("test_", r.test) + [
+            ("seconds", .number(r.seconds)), ("samples_per_second", .number(r.samplesPerSecond))] + positions + [
             ("compute_seconds", .number(r.computeSeconds)),
             ("communication_seconds", .number(r.communicationSeconds)),
             ("data_seconds", .number(r.dataSeconds)), ("lr", .number(r.learningRate)),
@@ -124,12 +135,15 @@ public final class MetricsLog: TrainingReporter {
     }
 
     public func finished(_ r: FinalRecord) throws {
-        if let m = r.regression {
+        let seconds = ("seconds", JSONValue.number(r.seconds))
+        if let m = r.result.regression {
             return try write(.object([("event", .string("end")), ("test_loss", .number(r.testLoss)), ("rmse", .number(m.rootMeanSquaredError)),
-                                      ("mae", .number(m.meanAbsoluteError)), ("r2", .number(m.rSquared)), ("samples", .int(m.count)),
-                                      ("seconds", .number(r.seconds))]))
+                                      ("mae", .number(m.meanAbsoluteError)), ("r2", .number(m.rSquared)), ("samples", .int(m.count)), seconds]))
         }
-        let m = r.metrics
+        guard let m = r.result.classification else {
+            return try write(.object([("event", .string("end"))] + r.result.metrics.map { ("test_" + $0.name, JSONValue.number($0.value)) }
+                                     + [("samples", .integer(r.result.sampleCount)), seconds]))
+        }
         try write(.object([
             ("event", .string("end")), ("test_accuracy", .number(m.accuracy)), ("test_loss", .number(r.testLoss)),
             ("precision_macro", .number(m.precisionMacro)), ("recall_macro", .number(m.recallMacro)),
@@ -137,8 +151,7 @@ public final class MetricsLog: TrainingReporter {
             ("precision_micro", .number(m.precisionMicro)), ("recall_micro", .number(m.recallMicro)),
             ("f1_micro", .number(m.f1Micro)),
             ("confusion_matrix", .array(m.rows.map { .array($0.map { .integer($0) }) })),
-            ("class_names", .array(r.classNames.map { .string($0) })),
-            ("seconds", .number(r.seconds)),
+            ("class_names", .array(r.classNames.map { .string($0) })), seconds,
         ]))
     }
 }

@@ -30,24 +30,28 @@ public struct StartRecord: Sendable {
     public var trainSamples: Int
     public var testSamples: Int
     public var stepsPerEpoch: Int
+    /// The objective's task and the names of its training and evaluation metrics (the metrics files' columns).
+    public var task = "classification"
+    public var trainingMetricNames = ["loss", "accuracy"]
+    public var evaluationMetricNames = ["loss", "accuracy"]
 }
 
-/// One epoch's reduced numbers.
+/// One epoch's reduced numbers: each split's metrics as its objective names them.
 public struct EpochRecord: Sendable {
     public var epoch: Int
     public var epochs: Int
-    public var trainLoss: Double
-    public var trainAccuracy: Double
-    /// The test set's numbers, when it was scored this epoch (always without a validation split).
-    public var testLoss: Double?
-    public var testAccuracy: Double?
-    /// The validation split's numbers, with `--val-split` or `--kfold`.
-    public var validationLoss: Double? = nil
-    public var validationAccuracy: Double? = nil
+    /// The running training metrics over the epoch (loss first).
+    public var train: [Metric]
+    /// The test set's metrics, when it was scored this epoch (always without a validation split).
+    public var test: [Metric]?
+    /// The validation split's metrics, with `--val-split` or `--kfold`.
+    public var validation: [Metric]? = nil
     /// Wall seconds of the epoch, training and evaluation.
     public var seconds: Double
     /// Training samples per second over the training part of the epoch.
-    public var imagesPerSecond: Double
+    public var samplesPerSecond: Double
+    /// Targets per sample (1; the window length for tokens): positions/s = samples/s × this.
+    public var positionsPerSample = 1
     /// Max over ranks of the time spent computing (forward, loss, backward, optimizer).
     public var computeSeconds: Double
     /// Max over ranks of the time spent summing gradients over ranks (waits for the others included).
@@ -57,25 +61,26 @@ public struct EpochRecord: Sendable {
     public var learningRate: Float
     /// Updates dropped this epoch by --on-nonfinite skip.
     public var skippedSteps: Int = 0
-    /// A regression: accuracies mean nothing, the loss is the mean squared error.
-    public var isRegression = false
+
+    public var trainLoss: Double { train.value("loss") ?? 0 }
+    public var testLoss: Double? { test?.value("loss") }
+    public var validationLoss: Double? { validation?.value("loss") }
 }
 
 /// The end of a run: the final evaluation.
 public struct FinalRecord: Sendable {
-    public var metrics: ClassificationMetrics
+    public var result: EvaluationResult
     public var classNames: [String]
-    public var testLoss: Double
     public var seconds: Double
-    /// A regression's RMSE, MAE and R² (its `metrics` are empty).
-    public var regression: RegressionMetrics? = nil
+
+    public var testLoss: Double { result.meanLoss }
 }
 
 /// Receives the coordinator's view of training. Only rank 0 has one.
 public protocol TrainingReporter: AnyObject {
     func started(_ record: StartRecord) throws
     /// Called after every step with the coordinator's own running numbers (not reduced).
-    func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double)
+    func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?)
     func epochCompleted(_ record: EpochRecord) throws
     func finished(_ record: FinalRecord) throws
     /// A checkpoint was written completely (coordinator only).

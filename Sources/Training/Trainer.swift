@@ -9,30 +9,30 @@ import Tensors
 /// backward, sum over ranks, finiteness decision, update. The same code runs on one rank or many.
 public final class Trainer {
     public let configuration: TrainingConfiguration
-    public let data: DatasetSplits
+    /// The splits, ready to gather (cut and, for images, normalized by the training split's statistics).
+    public let data: TrainingData
+    /// What the model is trained to do: its loss, evaluation sums and metrics.
+    public let objective: any Objective
     public let communicator: Communicator
     public let model: Sequential
     public let optimizer: Optimizer
-    public let normalization: Normalization
     public let threadsPerRank: Int
     /// Where this rank is: the watchdog reads it, and its phase durations are the run's one clock
     /// (epoch metrics and `distrain bench` both read them).
     public let tracker: PhaseTracker
     let reporter: TrainingReporter?
     let synchronizer: GradientSynchronizer
-    let gatherer: BatchGatherer
     let checkpointWriter: CheckpointWriter?
     /// Read once: the step must not build them (building allocates in debug builds).
     let schedule: LearningRateSchedule
-    let classes: Int
-    let labelSmoothing: Float
-    /// A regression (`--task regression`): mean squared error against `targets`, this rank's share of a batch.
-    let isRegression: Bool
-    let targets: UnsafeMutablePointer<Float>
+    /// Targets per sample (1; a window's length for tokens): the gradient's scale counts targets.
+    let targetsPerSample: Int
+    /// Whether the objective's training metrics include an accuracy (read once for the progress line).
+    let reportsAccuracy: Bool
     let fault: Fault?
     var nonFiniteGuard: NonFiniteGuard
-    /// Labels of this rank's share of the current batch, `perRankBatch` bytes.
-    let labels: UnsafeMutablePointer<UInt8>
+    /// Targets of this rank's share of the current batch (and the dataset's gather scratch).
+    let targets: TargetBuffer
     /// What layers like BatchNorm call to sum their statistics over ranks (nil alone): made once, so the
     /// step allocates nothing. A failure is kept and thrown after the pass (`throwIfReductionFailed`).
     private(set) var layerSumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
@@ -101,25 +101,29 @@ public final class Trainer {
     /// Updates dropped by `--on-nonfinite skip`.
     public var skippedSteps: Int { nonFiniteGuard.skippedSteps }
 
-    /// Prepares to train `model` with `optimizer` on `data` and checks that every rank agrees on them.
-    /// Collective: every rank constructs its Trainer at the same point.
+    /// Prepares to train `model` with `optimizer` on `data` under `objective` (by default the one the
+    /// data's targets call for) and checks that every rank agrees on them. Collective: every rank
+    /// constructs its Trainer at the same point.
     ///
-    /// - Parameter model: built for `data`'s input shape and classes; rank 0's parameters are broadcast.
+    /// - Parameter model: built for the data's sample shape and the objective's output; rank 0's
+    ///   parameters are broadcast.
     /// - Parameter configuration: epochs, batch, schedule, seed and the rest (its `model` and optimizer
     ///   fields label the run and its checkpoints).
     /// - Parameter reporter: the coordinator's reporter; ignored on other ranks.
     /// - Parameter gradientSum: how gradients travel between ranks (`--gradient-sum`).
     /// - Parameter wire: their format between hosts (`--wire`; fp16/bf16 are lossy).
     /// - Parameter overlap: start each bucket's sum between hosts during backward (`--overlap`).
-    public init(model: Sequential, optimizer: Optimizer, data: DatasetSplits, configuration: TrainingConfiguration,
-                communicator: Communicator, threadsPerRank: Int = 1, reporter: TrainingReporter? = nil,
-                checkpointing: CheckpointSettings? = nil, resume: LoadedCheckpoint? = nil,
+    public init(model: Sequential, optimizer: Optimizer, data: TrainingData, objective: (any Objective)? = nil,
+                configuration: TrainingConfiguration, communicator: Communicator, threadsPerRank: Int = 1,
+                reporter: TrainingReporter? = nil, checkpointing: CheckpointSettings? = nil, resume: LoadedCheckpoint? = nil,
                 tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil, gradientSum: SumMethod = .auto,
                 wire: WireFormat = .fp32, overlap: Bool = false) throws {
-        precondition(model.inputShape == data.train.shape && model.outputCount == data.train.classCount,
-                     "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.shape) → \(data.train.classCount) classes")
+        let objective = objective ?? defaultObjective(for: data.train.targetKind, labelSmoothing: configuration.labelSmoothing ?? 0)
+        precondition(model.inputShape == data.train.sampleShape && model.outputCount == objective.outputCount,
+                     "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.sampleShape) and the objective wants \(objective.outputShape)")
         self.configuration = configuration
-        self.data = try Self.selectionSplits(of: data, configuration: configuration)
+        self.data = data
+        self.objective = objective
         self.communicator = communicator
         self.model = model
         self.optimizer = optimizer
@@ -127,19 +131,15 @@ public final class Trainer {
         self.tracker = tracker
         self.fault = fault
         self.reporter = communicator.isCoordinator ? reporter : nil
-        normalization = try Normalization.measured(on: self.data.train)
         synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
                                                bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, wire: wire, overlap: overlap, tracker: tracker)
-        gatherer = BatchGatherer(dataset: self.data.train, normalization: normalization)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
-        classes = model.outputCount
-        labelSmoothing = configuration.labelSmoothing ?? 0
+        targetsPerSample = objective.targetsPerSample
+        reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
         let perRankBatch = (configuration.globalBatchSize + communicator.size - 1) / communicator.size
-        labels = .allocate(capacity: perRankBatch)
-        isRegression = self.data.train.targets != nil
-        targets = .allocate(capacity: perRankBatch)
+        targets = TargetBuffer(rows: perRankBatch, for: data.train)
         if communicator.size > 1 && model.synchronizesOverRanks {
             layerSumOverRanks = { [unowned self] values in
                 do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
@@ -157,9 +157,19 @@ public final class Trainer {
         }
     }
 
+    /// An image or table dataset, cut and normalized as `configuration` says (limits, validation split or
+    /// fold), under the objective its targets call for.
+    public convenience init(model: Sequential, optimizer: Optimizer, data: DatasetSplits, configuration: TrainingConfiguration,
+                            communicator: Communicator, threadsPerRank: Int = 1, reporter: TrainingReporter? = nil,
+                            checkpointing: CheckpointSettings? = nil, resume: LoadedCheckpoint? = nil,
+                            tracker: PhaseTracker = PhaseTracker(), fault: Fault? = nil, gradientSum: SumMethod = .auto,
+                            wire: WireFormat = .fp32, overlap: Bool = false) throws {
+        try self.init(model: model, optimizer: optimizer, data: try data.cut(configuration.dataCut), configuration: configuration,
+                      communicator: communicator, threadsPerRank: threadsPerRank, reporter: reporter, checkpointing: checkpointing,
+                      resume: resume, tracker: tracker, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
+    }
+
     deinit {
-        labels.deallocate()
-        targets.deallocate()
         stopFlag.deallocate()
         maskBuffer?.deallocate()
     }
@@ -201,15 +211,12 @@ public final class Trainer {
         }
         if lastValidation == nil, let validationSet = data.validation {  // nothing left to train (a finished run resumed)
             tracker.enter(.evaluation)
-            lastValidation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
-                                          communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                                          testTimeAugmentation: configuration.evaluationAugmentation)
+            lastValidation = try evaluate(validationSet)
         }
         // The test set is scored here when epochs did not (a validation split, or zero epochs to go).
         let final = try lastEvaluation ?? evaluateTestSet()
         lastEvaluation = final
-        try reporter?.finished(FinalRecord(metrics: final.metrics, classNames: data.test.classNames,
-                                           testLoss: final.meanLoss, seconds: monotonicSeconds() - startTime, regression: final.regression))
+        try reporter?.finished(FinalRecord(result: final, classNames: data.test.classNames, seconds: monotonicSeconds() - startTime))
         return final
     }
 
@@ -311,7 +318,7 @@ public final class Trainer {
                                 samplesDone: plan.globalRange(batch: batch.index).upperBound, partial: totals, testAccuracy: nil)
         }
         reporter?.stepCompleted(epoch: batch.epoch, step: batch.index + 1, of: plan.batchCount,
-                                runningLoss: totals.meanLoss, runningAccuracy: totals.accuracy)
+                                runningLoss: totals.meanLoss / Double(targetsPerSample), runningAccuracy: reportsAccuracy ? totals.accuracy : nil)
     }
 
     /// Reduces the epoch's totals and phase times, evaluates, reports and checkpoints.
@@ -326,37 +333,37 @@ public final class Trainer {
         let (validation, test) = configuration.evaluates(afterEpoch: epoch + 1) ? try evaluateEpoch() : (nil, nil)
         if test != nil { lastEvaluation = test }
         lastValidation = validation
-        try reporter?.epochCompleted(EpochRecord(
+        var record = EpochRecord(
             epoch: epoch + 1, epochs: configuration.epochs,
-            trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0, trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0,
-            testLoss: test?.meanLoss, testAccuracy: test?.accuracy,
-            validationLoss: validation?.meanLoss, validationAccuracy: validation?.accuracy,
-            seconds: monotonicSeconds() - epochStart,
-            imagesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
+            train: objective.trainingMetrics(lossSum: sums[0], correct: sums[1], targetCount: sums[2] * Double(targetsPerSample)),
+            test: test?.metrics, validation: validation?.metrics, seconds: monotonicSeconds() - epochStart,
+            samplesPerSecond: maxima[3] > 0 ? sums[3] / maxima[3] : 0,
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
-            learningRate: learningRate, skippedSteps: totals.skipped, isRegression: isRegression))
-        let score = validation.map { (configuration.monitor ?? .valLoss).score(loss: $0.meanLoss, accuracy: $0.accuracy) } ?? test?.score
+            learningRate: learningRate, skippedSteps: totals.skipped)
+        record.positionsPerSample = targetsPerSample
+        try reporter?.epochCompleted(record)
+        let score = validation.map(monitoredScore) ?? test.map(testScore)
         if let score { selectAfterEpoch(epoch + 1, score: score) }
         try writeCheckpoint(epoch: epoch + 1, nextBatch: 0, samplesDone: 0, partial: EpochTotals(),
-                            testAccuracy: test?.accuracy, selectionScore: score)
+                            testAccuracy: test?.metric("accuracy"), selectionScore: score)
     }
 
     /// The epoch's exact evaluations: the validation split when there is one (the test set only with
     /// `--test-each-epoch`), else the test set as always.
     private func evaluateEpoch() throws -> (validation: EvaluationResult?, test: EvaluationResult?) {
         guard let validationSet = data.validation else { return (nil, try evaluateTestSet()) }
-        tracker.enter(.evaluation)
-        let validation = try evaluate(model: model, dataset: validationSet, normalization: normalization,
-                                      communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                                      testTimeAugmentation: configuration.evaluationAugmentation)
+        let validation = try evaluate(validationSet)
         return (validation, configuration.testEachEpoch == true ? try evaluateTestSet() : nil)
     }
 
     /// The exact test-set evaluation, in the evaluation phase.
-    private func evaluateTestSet() throws -> EvaluationResult {
+    private func evaluateTestSet() throws -> EvaluationResult { try evaluate(data.test) }
+
+    /// The exact evaluation of one split under the objective, in the evaluation phase.
+    private func evaluate(_ dataset: any Dataset) throws -> EvaluationResult {
         tracker.enter(.evaluation)
-        return try evaluate(model: model, dataset: data.test, normalization: normalization,
-                            communicator: communicator, batchSize: configuration.evaluationBatchSize,
-                            testTimeAugmentation: configuration.evaluationAugmentation)
+        return try Training.evaluate(model: model, dataset: dataset, objective: objective, communicator: communicator,
+                                     batchSize: configuration.evaluationBatchSize,
+                                     testTimeAugmentation: configuration.evaluationAugmentation)
     }
 }

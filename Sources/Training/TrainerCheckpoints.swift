@@ -71,10 +71,7 @@ extension Trainer {
                     configuration: configuration, worldSize: communicator.size,
                     writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
-                                            model: modelDescription, inputShape: data.train.shape,
-                                            classNames: data.train.classNames, normalization: normalization,
-                                            preprocessing: data.preprocessing,
-                                            table: data.featureNames.map { ($0, data.labelColumn ?? "") }, regression: isRegression)
+                                            model: modelDescription, dataMetadata: checkpointDataMetadata)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
             } catch {
@@ -96,6 +93,11 @@ extension Trainer {
         checkpointMetadata = checkpoint.model.metadata.filter { $0.key.hasPrefix("pruning_") || $0.key == "pruned_from" }
         updateMask = mask.keep
         installUpdateMask()  // (observers do not run while the initializer is still running)
+    }
+
+    /// What a checkpoint records of the data and the objective, to read inputs again the same way.
+    var checkpointDataMetadata: [String: String] {
+        data.allCheckpointMetadata.merging(objective.checkpointMetadata) { own, _ in own }
     }
 
     /// The model as checkpoints record it.
@@ -121,6 +123,9 @@ extension Trainer {
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
             gradientSum: synchronizer.summary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
+        record.task = objective.task
+        record.trainingMetricNames = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).map(\.name)
+        record.evaluationMetricNames = objective.evaluation(sums: [Double](repeating: 0, count: objective.evaluationSumCount)).metrics.map(\.name)
         record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
         return record

@@ -3,29 +3,16 @@ import Foundation
 
 /// Model selection inside a run: the validation split or fold, and the callbacks after each epoch.
 extension Trainer {
-    /// The run's data: the first `--train-limit` / `--test-limit` samples, with the validation split or fold
-    /// carved out of the training set, stratified and deterministic in the seed.
-    static func selectionSplits(of data: DatasetSplits, configuration c: TrainingConfiguration) throws -> DatasetSplits {
-        var splits = try carveSplits(of: data, configuration: c)
-        splits.preprocessing = data.preprocessing
-        splits.featureNames = data.featureNames
-        splits.labelColumn = data.labelColumn
-        return splits
+    /// The validation score `--monitor` names (higher is better).
+    func monitoredScore(_ validation: EvaluationResult) -> Double {
+        let name = (configuration.monitor ?? .valLoss).metricName
+        // A monitor the objective lacks is refused before training (val_accuracy of a regression): 0 never decides.
+        return validation.metrics.first { $0.name == name }?.score ?? 0
     }
 
-    private static func carveSplits(of data: DatasetSplits, configuration c: TrainingConfiguration) throws -> DatasetSplits {
-        let train = data.train.prefix(c.trainLimit), test = data.test.prefix(c.testLimit)
-        if let fraction = c.validationSplit {
-            let split = try StratifiedSplit.holdOut(labels: train.labels, classNames: train.classNames, fraction: fraction, seed: c.seed)
-            return DatasetSplits(name: data.name, train: try train.subset(split.train), test: test,
-                                 validation: try train.subset(split.validation))
-        }
-        if let k = c.foldCount, let fold = c.fold {
-            let folds = try StratifiedSplit.folds(labels: train.labels, classNames: train.classNames, k: k, seed: c.seed)
-            let rest = folds.enumerated().filter { $0.offset != fold - 1 }.flatMap(\.element).sorted()
-            return DatasetSplits(name: data.name, train: try train.subset(rest), test: test, validation: try train.subset(folds[fold - 1]))
-        }
-        return DatasetSplits(name: data.name, train: train, test: test)
+    /// What picks `best` without a validation split: the objective's selection metric on the test set.
+    func testScore(_ test: EvaluationResult) -> Double {
+        test.metrics.first { $0.name == objective.selectionMetric }?.score ?? 0
     }
 
     /// After an epoch's evaluation (the same numbers on every rank): the best score, the plateau schedule

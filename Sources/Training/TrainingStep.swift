@@ -43,32 +43,30 @@ struct EpochTotals {
 
 /// The pieces of the training step (`Trainer.trainStep`); each enters its own phase.
 extension Trainer {
-    /// Normalized (and, if configured, augmented) inputs into the model's input buffer, labels alongside.
+    /// This rank's samples (normalized and, if configured, augmented by the dataset) into the model's
+    /// input buffer, their targets alongside.
     func gather(_ batch: StepBatch) throws {
         tracker.enter(.data)
-        try gatherer.gather(indices: batch.samples, into: model.input, labels: labels, targets: isRegression ? targets : nil,
-                            augmentation: configuration.augmentation.map { ($0, configuration.seed, batch.epoch) })
+        try data.train.gather(batch.samples, into: model.input, targets: targets,
+                              augmentation: configuration.augmentation.map { AugmentationKey($0, seed: configuration.seed, epoch: batch.epoch) })
     }
 
-    /// Forward pass and softmax cross-entropy; leaves dLoss/dLogits (scaled by 1 / global batch) for backward.
+    /// Forward pass and the objective's loss; leaves dLoss/dOutputs (scaled by 1 / the global count of
+    /// targets) for backward.
     func forwardAndLoss(_ batch: StepBatch) -> LossTotals {
         tracker.enter(.forward)
         fault?.injectIfDue(rank: communicator.rank, step: globalStep + 1, input: model.input, batch: batch.count)
         let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: batch.epoch,
-                                     sampleIndices: batch.samples.baseAddress, sumOverRanks: layerSumOverRanks)
+                                     sampleIndices: batch.samples.baseAddress, sumOverRanks: layerSumOverRanks,
+                                     addsReducedGradients: communicator.isCoordinator)
         guard batch.count > 0 else {
             // An empty share still takes part in the reductions of layers like BatchNorm.
             if model.synchronizesOverRanks { model.forward(batch: 0, context: context) }
             return LossTotals(lossSum: 0, correct: 0)
         }
-        let logits = model.forward(batch: batch.count, context: context)
-        if isRegression {
-            return meanSquaredError(outputs: logits, targets: targets, batch: batch.count, dOutputs: model.outputGradient,
-                                    gradientScale: 1 / Float(max(batch.globalCount, 1)))
-        }
-        return softmaxCrossEntropy(logits: logits, labels: labels, batch: batch.count, classes: classes,
-                                   dLogits: model.outputGradient, gradientScale: 1 / Float(max(batch.globalCount, 1)),
-                                   labelSmoothing: labelSmoothing)
+        let outputs = model.forward(batch: batch.count, context: context)
+        return objective.loss(outputs: outputs, targets: targets, rows: batch.count, dOutputs: model.outputGradient,
+                              gradientScale: 1 / Float(max(batch.globalCount * targetsPerSample, 1)))
     }
 
     /// Zeroes the gradients and accumulates this rank's share of the mean gradient. Returns whether they

@@ -67,7 +67,8 @@ struct CompareCommand: ParsableCommand {
             guard communicator.isCoordinator else { return }
             let comparison = PairedComparison(labels: test!.labels.map(Int.init), predictionsA: predictionsA, predictionsB: predictionsB,
                                               resamples: bootstrap, seed: seed)
-            report(comparison, resultA.metrics, resultB.metrics, folderA, folderB, classNames: test!.classNames)
+            guard let metricsA = resultA.classification, let metricsB = resultB.classification else { return }  // classifiers (checked)
+            report(comparison, metricsA, metricsB, folderA, folderB, classNames: test!.classNames)
         }
     }
 

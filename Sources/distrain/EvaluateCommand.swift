@@ -112,7 +112,7 @@ struct EvaluateCommand: ParsableCommand {
             fflush(nil)
             return
         }
-        let m = evaluation.metrics
+        guard let m = evaluation.classification else { return }
         if json {
             let object = JSONValue.object([
                 ("checkpoint", .string(folder)), ("dataset", .string(dataset)), ("samples", .integer(evaluation.sampleCount)),

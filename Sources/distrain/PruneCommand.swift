@@ -133,7 +133,7 @@ struct PruneCommand: ParsableCommand {
                                   checkpointing: CheckpointSettings(directory: directory, keep: 1),
                                   tracker: session.tracker)
         func accuracy() throws -> Double {
-            try evaluate(model: model, dataset: data.test, normalization: trainer.normalization, communicator: communicator,
+            try evaluate(model: model, dataset: trainer.data.test, objective: trainer.objective, communicator: communicator,
                          batchSize: configuration.evaluationBatchSize,
                          testTimeAugmentation: configuration.evaluationAugmentation).accuracy
         }

@@ -6,7 +6,7 @@ final class LossTests: XCTestCase {
     func testHandComputedValues() {
         // logits (1, 2, 3), label 2: loss = log(e¹+e²+e³) − 3 = 0.40760596
         let logits: [Float] = [1, 2, 3, 0, 0, 0]
-        let labels: [UInt8] = [2, 1]
+        let labels: [Int32] = [2, 1]
         var grad = [Float](repeating: 0, count: 6)
         let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: &grad)
         assertClose(totals.lossSum, 0.40760596 + log(3.0), relative: 1e-6)
@@ -22,7 +22,7 @@ final class LossTests: XCTestCase {
 
     func testVeryLargeLogitsStayFinite() {
         let logits: [Float] = [1e30, -1e30, 0, 88.7, 1000, 999]
-        let labels: [UInt8] = [1, 2]
+        let labels: [Int32] = [1, 2]
         var grad = [Float](repeating: 0, count: 6)
         let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: &grad)
         XCTAssert(totals.lossSum.isFinite)
@@ -36,7 +36,7 @@ final class LossTests: XCTestCase {
     /// of the loss are log 3; the gradient is p − target = 1/3 − (0.9·onehot + 0.1/3).
     func testLabelSmoothingByHandAndAgainstFiniteDifferences() {
         var logits: [Float] = [0, 0, 0], gradient = [Float](repeating: 0, count: 3)
-        let labels: [UInt8] = [1]
+        let labels: [Int32] = [1]
         let totals = softmaxCrossEntropy(logits: logits, labels: labels, batch: 1, classes: 3, dLogits: &gradient, labelSmoothing: 0.1)
         XCTAssertEqual(totals.lossSum, log(3.0), accuracy: 1e-6)
         XCTAssertEqual(gradient[0], Float(1.0 / 3 - 0.1 / 3), accuracy: 1e-6)

@@ -44,7 +44,7 @@ final class ModelTests: XCTestCase {
         model.parameters.initializeKaimingUniform(seed: 11)
         model.reserve(batchCapacity: 2)
         for i in 0..<(2 * 144) { model.input[i] = Float((i * 37) % 17) / 8 - 1 }
-        let labels: [UInt8] = [0, 2]
+        let labels: [Int32] = [0, 2]
         func loss() -> Double {
             let logits = model.forward(batch: 2, context: .inference)
             return softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: nil).lossSum
@@ -69,7 +69,7 @@ final class ModelTests: XCTestCase {
         model.parameters.initializeKaimingUniform(seed: 5)
         model.reserve(batchCapacity: 2)
         for i in 0..<32 { model.input[i] = Float(i % 5) / 2 - 1 }
-        let labels: [UInt8] = [1, 2]
+        let labels: [Int32] = [1, 2]
         func backward(poisoningInput: Bool) -> Bool {
             let logits = model.forward(batch: 2, context: .inference)
             _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: 2, classes: 3, dLogits: model.outputGradient,

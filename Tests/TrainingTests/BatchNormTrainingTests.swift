@@ -6,10 +6,15 @@ import Optimizers
 @testable import Training
 import _TestSupport
 
-/// A network with BatchNorm, Dropout, GELU and average pooling trains the same on 3 ranks as on 1
+/// A network with BatchNorm, Dropout, GELU and average pooling trains the same on 2, 3 and 4 ranks as on 1
 /// (SyncBatchNorm semantics), and its running statistics survive a checkpoint.
+///
+/// The invariant is tested where training is well-conditioned (SGD, lr 0.01, momentum 0.5): with a high
+/// rate and momentum 0.9 any model amplifies the last-bit differences of a gradient sum's order — one
+/// rank started from parameters perturbed by 3e-7 diverges just as far (README: what N = 1 promises).
 final class BatchNormTrainingTests: XCTestCase {
-    private let data = syntheticSplits(train: 37, test: 11)
+    /// 33 samples in batches of 8: the last batch holds one sample, so every other rank's share is empty.
+    private let data = syntheticSplits(train: 33, test: 11)
 
     /// Conv → BN → GELU → AvgPool → Flatten → Linear → BN1d → ReLU → Dropout → Linear.
     private func network() -> Sequential {
@@ -27,7 +32,7 @@ final class BatchNormTrainingTests: XCTestCase {
 
     private func train(world: Int, epochs: Int, checkpoints: String? = nil, resume: String? = nil) throws -> [[Float]] {
         let configuration = TrainingConfiguration(dataset: "synthetic", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
-                                                  learningRate: 0.05, momentum: 0.9)
+                                                  learningRate: 0.01, momentum: 0.5)
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [[Float]] in
             let model = self.network()
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
@@ -40,7 +45,7 @@ final class BatchNormTrainingTests: XCTestCase {
     }
 
     /// A spec with residual blocks (identity, and a strided projection with BatchNorm on both paths,
-    /// Dropout inside): 3 ranks on 37 samples give 1 rank's parameters and running statistics.
+    /// Dropout inside): 3 ranks give 1 rank's parameters and running statistics over 30 steps.
     func testResidualBlocksOnThreeRanksGiveTheParametersOfOne() throws {
         let text = """
         Conv2d(1, 4, 3, stride=2, padding=1, bias=False)
@@ -66,8 +71,8 @@ final class BatchNormTrainingTests: XCTestCase {
         """
         let built = try ModelSpec(parsing: text, source: "res.spec")
         func train(world: Int) throws -> [[Float]] {
-            let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 8, optimizer: .sgd,
-                                                      learningRate: 0.05, momentum: 0.9)
+            let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 6, globalBatchSize: 8, optimizer: .sgd,
+                                                      learningRate: 0.01, momentum: 0.5)
             return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [[Float]] in
                 let model = try built.build(inputShape: [1, 28, 28], classes: 10).makeSequential(inputShape: [1, 28, 28])
                 model.parameters.initializeKaimingUniform(seed: 4)
@@ -82,11 +87,14 @@ final class BatchNormTrainingTests: XCTestCase {
         assertClose(three[1], one[1], relative: 1e-5, "running statistics")
     }
 
-    func testThreeRanksGiveTheParametersAndRunningStatisticsOfOne() throws {
-        let one = try train(world: 1, epochs: 2), three = try train(world: 3, epochs: 2)
-        assertClose(three[0], one[0], relative: 1e-5, "parameters")
-        assertClose(three[1], one[1], relative: 1e-5, "running statistics")
-        XCTAssertEqual(one[1].last, 10, "num_batches_tracked: 2 epochs × 5 steps")
+    func testTwoThreeAndFourRanksGiveTheParametersAndRunningStatisticsOfOne() throws {
+        let one = try train(world: 1, epochs: 7)
+        for world in [2, 3, 4] {
+            let many = try train(world: world, epochs: 7)
+            assertClose(many[0], one[0], relative: 1e-5, "parameters, \(world) ranks")
+            assertClose(many[1], one[1], relative: 1e-5, "running statistics, \(world) ranks")
+        }
+        XCTAssertEqual(one[1].last, 35, "num_batches_tracked: 7 epochs × 5 steps")
     }
 
     func testRunningStatisticsAreCheckpointedAndResumedExactly() throws {

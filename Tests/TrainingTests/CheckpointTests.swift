@@ -42,10 +42,11 @@ final class CheckpointTests: XCTestCase {
                                         seed: 5, partialLossSum: 0, partialCorrect: 0, partialSeen: 0, testAccuracy: 0.5,
                                         configuration: configuration(model: model), worldSize: 1, writtenAt: 0)
             let writer = CheckpointWriter(settings: CheckpointSettings(directory: "\(root)/\(model.rawValue)"))
+            let images = ImageDataset(shape: [1, 28, 28], pixels: [], labels: [], classNames: mnistClassNames)
+                .normalized(by: Normalization(mean: [0.3], standardDeviation: [0.4]))
             let folder = try writer.write(state: state, store: store, optimizer: optimizer,
                                           model: ModelDescription(label: model.rawValue, spec: nil, pytorchSource: model.pytorchEquivalent),
-                                          inputShape: [1, 28, 28],
-                                          classNames: mnistClassNames, normalization: Normalization(mean: [0.3], standardDeviation: [0.4]))
+                                          dataMetadata: images.checkpointMetadata)
             let loaded = try LoadedCheckpoint.load(directory: folder, communicator: InProcessCommunicator.single())
             XCTAssertEqual(loaded.state, state)
             let rebuilt = try CheckpointModel(file: loaded.model)

@@ -76,7 +76,7 @@ final class DataParallelEquivalenceTests: XCTestCase {
                                     communicator: comm, batchSize: 4)
             }
             for result in results {
-                XCTAssertEqual(result.metrics, trained.1.metrics, "world \(world)")
+                XCTAssertEqual(result.classification, trained.1.classification, "world \(world)")
                 XCTAssertEqual(result.sampleCount, 29)
                 // Counts are exact; the loss sum differs only by float rounding (GEMM results depend on batch shape).
                 XCTAssertEqual(result.lossSum, trained.1.lossSum, accuracy: 1e-6 * abs(trained.1.lossSum))

@@ -57,7 +57,7 @@ final class TestTimeAugmentationTests: XCTestCase {
         let trainer = try makeTrainer(configuration: configuration, data: data, communicator: InProcessCommunicator.single(),
                                       checkpointing: CheckpointSettings(directory: root))
         let final = try trainer.run()
-        let rescored = try evaluate(model: trainer.model, dataset: data.test, normalization: trainer.normalization,
+        let rescored = try evaluate(model: trainer.model, dataset: trainer.data.test, objective: trainer.objective,
                                     communicator: InProcessCommunicator.single(), batchSize: 256, testTimeAugmentation: .flip)
         XCTAssertEqual(final.lossSum, rescored.lossSum, accuracy: 1e-9 * max(1, abs(rescored.lossSum)))
         XCTAssertEqual(final.metrics, rescored.metrics)

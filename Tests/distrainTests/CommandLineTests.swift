@@ -189,7 +189,7 @@ final class CommandLineTests: XCTestCase {
                     "threads_per_rank", "blas", "train_samples", "test_samples", "per_rank_batch"] {
             XCTAssertNotNil(events[0][key], "start lacks \(key)")
         }
-        for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second",
+        for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "samples_per_second",
                     "compute_seconds", "communication_seconds", "data_seconds"] {
             XCTAssertNotNil(events[1][key], "epoch lacks \(key)")
         }

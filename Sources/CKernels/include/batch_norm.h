@@ -5,8 +5,11 @@
 #define DISTRAIN_BATCH_NORM_H
 #include <stddef.h>
 
-/// sums[c] = Σ x and squares[c] = Σ x² over every sample's plane of channel c.
-void distrain_bn_moments(const float *x, size_t batch, size_t channels, size_t plane, double *sums, double *squares);
+/// sums[c] = Σ (x − shift[c]) and squares[c] = Σ (x − shift[c])² over every sample's plane of channel c.
+/// With a shift near the mean the variance Σ(x−k)²/n − (Σ(x−k)/n)² does not cancel catastrophically, as
+/// Σx²/n − mean² does in a channel of nearly equal values (an image background).
+void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
+                                 double *sums, double *squares);
 
 /// y = (x − center[c]) · scale[c] + shift[c], then max(0, ·) when relu != 0 (a ReLU fused after the
 /// normalization). y may be x.
