@@ -64,7 +64,8 @@ extension ImageDataset: Dataset {
             for (row, index) in indices.enumerated() {
                 for c in 0..<channels {
                     for p in 0..<plane {
-                        inputs[row * size + c * plane + p] = values[Int(index) * size + c * plane + p] * tables.scales[c] + tables.offsets[c]
+                        let at = c * plane + p
+                        inputs[row * size + at] = values[Int(index) * size + at] * tables.scales[c] + tables.offsets[c]
                     }
                 }
             }

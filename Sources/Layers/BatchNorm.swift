@@ -116,7 +116,8 @@ public final class BatchNorm: Layer {
     private func updateBatchStatistics(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
         let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
         for c in 0..<channels { mean[c] = Double(rm[c]) }  // the shift, until the batch mean replaces it
-        distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!, sums.baseAddress!, sums.baseAddress! + channels)
+        distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!,
+                                    sums.baseAddress!, sums.baseAddress! + channels)
         sums[2 * channels] = Double(batch * plane)
         sumOverRanks = context.sumOverRanks
         addsReducedGradients = context.addsReducedGradients

@@ -332,7 +332,8 @@ public struct CheckpointWriter {
         return "\(root)/\(chosen)"
     }
 
-    private func modelFileBytes(store: ParameterStore, model: ModelDescription, dataMetadata: [String: String], dataset: String) -> [UInt8] {
+    private func modelFileBytes(store: ParameterStore, model: ModelDescription, dataMetadata: [String: String],
+                                dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         var metadata: [String: String] = [
             "format": "pt",

@@ -59,7 +59,8 @@ public final class ConsoleReporter: TrainingReporter {
             metrics.map { "  \(name) " + metricsText($0) }
         }.joined()
         let positions = r.positionsPerSample > 1 ? " (\(grouped(r.samplesPerSecond * Double(r.positionsPerSample))) positions/s)" : ""
-        say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  \(format(r.seconds, 1)) s  (compute \(share(r.computeSeconds)), communication \(share(r.communicationSeconds)), data \(share(r.dataSeconds)))")
+        let time = "(compute \(share(r.computeSeconds)), communication \(share(r.communicationSeconds)), data \(share(r.dataSeconds)))"
+        say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  \(format(r.seconds, 1)) s  \(time)")
     }
 
     public func checkpointWritten(path: String, seconds: Double) {
@@ -85,7 +86,8 @@ public func metricsText(_ metrics: [Metric]) -> String {
 public func finalReport(_ result: EvaluationResult, classNames: [String]) -> [String] {
     if let m = result.classification { return classificationReport(m, classNames: classNames) }
     if let m = result.regression {
-        return ["test RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))"]
+        let errors = "RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))"
+        return ["test \(errors)  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))"]
     }
     return ["test " + metricsText(result.metrics) + "  (\(result.sampleCount) samples)"]
 }

@@ -120,7 +120,8 @@ public final class Trainer {
                 wire: WireFormat = .fp32, overlap: Bool = false) throws {
         let objective = objective ?? defaultObjective(for: data.train.targetKind, labelSmoothing: configuration.labelSmoothing ?? 0)
         precondition(model.inputShape == data.train.sampleShape && model.outputCount == objective.outputCount,
-                     "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.sampleShape) and the objective wants \(objective.outputShape)")
+                     "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.sampleShape), "
+                        + "the objective wants \(objective.outputShape)")
         self.configuration = configuration
         self.data = data
         self.objective = objective
@@ -318,7 +319,8 @@ public final class Trainer {
                                 samplesDone: plan.globalRange(batch: batch.index).upperBound, partial: totals, testAccuracy: nil)
         }
         reporter?.stepCompleted(epoch: batch.epoch, step: batch.index + 1, of: plan.batchCount,
-                                runningLoss: totals.meanLoss / Double(targetsPerSample), runningAccuracy: reportsAccuracy ? totals.accuracy : nil)
+                                runningLoss: totals.meanLoss / Double(targetsPerSample),
+                                runningAccuracy: reportsAccuracy ? totals.accuracy : nil)
     }
 
     /// Reduces the epoch's totals and phase times, evaluates, reports and checkpoints.

@@ -125,7 +125,8 @@ extension Trainer {
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
         record.task = objective.task
         record.trainingMetricNames = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).map(\.name)
-        record.evaluationMetricNames = objective.evaluation(sums: [Double](repeating: 0, count: objective.evaluationSumCount)).metrics.map(\.name)
+        let noSums = [Double](repeating: 0, count: objective.evaluationSumCount)
+        record.evaluationMetricNames = objective.evaluation(sums: noSums).metrics.map(\.name)
         record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
         return record

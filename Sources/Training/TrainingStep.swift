@@ -47,8 +47,8 @@ extension Trainer {
     /// input buffer, their targets alongside.
     func gather(_ batch: StepBatch) throws {
         tracker.enter(.data)
-        try data.train.gather(batch.samples, into: model.input, targets: targets,
-                              augmentation: configuration.augmentation.map { AugmentationKey($0, seed: configuration.seed, epoch: batch.epoch) })
+        let augmentation = configuration.augmentation.map { AugmentationKey($0, seed: configuration.seed, epoch: batch.epoch) }
+        try data.train.gather(batch.samples, into: model.input, targets: targets, augmentation: augmentation)
     }
 
     /// Forward pass and the objective's loss; leaves dLoss/dOutputs (scaled by 1 / the global count of
