@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
-        .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CKernels", "CImageCodecs"]),
+        // Tokenizers (byte-level BPE, character-level; Hugging Face tokenizer.json) and token shards.
+        .target(name: "Text"),
+        .target(name: "Datasets", dependencies: ["Tensors", "Text", "CZlib", "CKernels", "CImageCodecs"]),
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
@@ -45,7 +47,8 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors", "Compression"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
-            "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "CAllocationCounter",
+            "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text",
+            "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
+        .testTarget(name: "TextTests", dependencies: ["Text", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),

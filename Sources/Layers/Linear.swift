@@ -2,10 +2,13 @@ import Tensors
 
 /// Fully connected layer, y = x·Wᵀ + b (optionally followed by a fused ReLU), as torch.nn.Linear.
 ///
-/// weight: (out, in), bias: (out). x: (B, in), y: (B, out).
+/// weight: (out, in), bias: (out). x: (B, in), y: (B, out); or, applied per position as PyTorch applies
+/// nn.Linear to the last axis, x: (B, T, in), y: (B, T, out) with rows = B·T.
 public final class Linear: Layer {
     public let inputFeatures: Int
     public let outputFeatures: Int
+    /// Positions per sample (T of a (T, in) input; 1 for a flat one).
+    public let positions: Int
     public let activation: Activation
     public let name: String
     private var store: ParameterStore!
@@ -17,8 +20,12 @@ public final class Linear: Layer {
     private let zeroBias: UnsafeMutablePointer<Float>
 
     /// - Parameter name: prefix of the parameter names ("1" gives "1.weight" and "1.bias").
-    public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String, bias: Bool = true) {
+    /// - Parameter positions: T for a (T, in) input, 0 for a flat (in) one.
+    public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String, bias: Bool = true,
+                positions: Int = 0) {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures)→\(outputFeatures)")
+        self.positions = max(positions, 1)
+        isPerPosition = positions > 0
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.activation = activation
@@ -37,12 +44,14 @@ public final class Linear: Layer {
         return zeroBias + outputFeatures
     }
 
-    public var multiplyAccumulatesPerSample: Int { inputFeatures * outputFeatures }
+    private let isPerPosition: Bool
+    public var multiplyAccumulatesPerSample: Int { positions * inputFeatures * outputFeatures }
     public var summary: String {
         "Linear(\(inputFeatures) → \(outputFeatures))" + (activation == .relu ? " + ReLU" : "")
     }
-    public private(set) lazy var inputShape: [Int] = [inputFeatures]  // stored: read in every step
-    public private(set) lazy var outputShape: [Int] = [outputFeatures]  // stored: read in every step
+    // Stored: read in every step.
+    public private(set) lazy var inputShape: [Int] = isPerPosition ? [positions, inputFeatures] : [inputFeatures]
+    public private(set) lazy var outputShape: [Int] = isPerPosition ? [positions, outputFeatures] : [outputFeatures]
     public var parameterSpecs: [ParameterSpec] {
         [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures)]
             + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)] : [])
@@ -54,7 +63,8 @@ public final class Linear: Layer {
         bias = hasBias ? slices[1] : nil
     }
 
-    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch samples: Int, context: ForwardContext) {
+        let batch = samples * positions
         let w = store.valuePointer(weight), b = biasValues
         // y(B, out) = x(B, in) · W(out, in)ᵀ
         gemm(.none, .transposed, m: batch, n: outputFeatures, k: inputFeatures, a: x, b: w, beta: 0, c: y)
@@ -65,7 +75,8 @@ public final class Linear: Layer {
     }
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
-                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch samples: Int) {
+        let batch = samples * positions
         if activation == .relu {
             reluBackward(output: y, dOutput: dy, dInput: dy, count: batch * outputFeatures)
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where one named parameter tensor lives inside the flat arenas.
 public struct ParameterSlice: Sendable, Equatable {
     /// Name in PyTorch's convention, e.g. "1.weight".
@@ -10,28 +12,39 @@ public struct ParameterSlice: Sendable, Equatable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// A parameter a layer asks for: its name, shape and the fan-in used by its initializer.
+/// How a parameter's values start.
+public enum Initializer: Sendable, Equatable {
+    /// PyTorch's default for Linear and Conv2d weights and biases: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
+    case kaimingUniform(fanIn: Int)
+    /// N(0, standardDeviation²): nn.Embedding's default (1), GPT-2's weights (0.02).
+    case normal(standardDeviation: Float)
+    /// Every element the same (BatchNorm's weight 1; biases and LayerNorm shifts 0).
+    case constant(Float)
+
+    /// Every element 0.
+    public static let zeros = Initializer.constant(0)
+}
+
+/// A parameter a layer asks for: its name, shape and how it starts.
 public struct ParameterSpec: Sendable {
     public let name: String
     public let shape: [Int]
-    /// Fan-in for Kaiming-uniform initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
-    public let fanIn: Int
-    /// When set, every element starts at this value instead (BatchNorm's weight 1 and bias 0).
-    public let constant: Float?
+    public let initializer: Initializer
 
-    public init(name: String, shape: [Int], fanIn: Int) {
+    public init(name: String, shape: [Int], initializer: Initializer) {
         self.name = name
         self.shape = shape
-        self.fanIn = fanIn
-        constant = nil
+        self.initializer = initializer
+    }
+
+    /// A Kaiming-uniform parameter with this fan-in.
+    public init(name: String, shape: [Int], fanIn: Int) {
+        self.init(name: name, shape: shape, initializer: .kaimingUniform(fanIn: fanIn))
     }
 
     /// A parameter that starts at `constant` everywhere.
     public init(name: String, shape: [Int], constant: Float) {
-        self.name = name
-        self.shape = shape
-        fanIn = 0
-        self.constant = constant
+        self.init(name: name, shape: shape, initializer: .constant(constant))
     }
 }
 
@@ -97,12 +110,10 @@ public final class ParameterStore {
         gradients = .allocate(capacity: max(offset, 1))
         values.initialize(repeating: 0)
         gradients.initialize(repeating: 0)
-        fanIns = specs.map(\.fanIn)
-        constants = specs.map(\.constant)
+        initializers = specs.map(\.initializer)
     }
 
-    private let fanIns: [Int]
-    private let constants: [Float?]
+    private let initializers: [Initializer]
 
     deinit {
         buffers.deallocate()
@@ -123,19 +134,34 @@ public final class ParameterStore {
         gradientOwner = owner
     }
 
-    /// PyTorch's default initialization for Linear and Conv2d, weights and biases alike:
-    /// uniform in ±1/sqrt(fan_in) (Kaiming-uniform with a = sqrt(5) reduces to this).
+    /// Every parameter as its spec's initializer says, each from its own random stream keyed by its
+    /// index (so adding a parameter never changes another's values). Kaiming-uniform is PyTorch's
+    /// default for Linear and Conv2d (Kaiming-uniform with a = sqrt(5) reduces to ±1/sqrt(fan_in)).
     public func initializeKaimingUniform(seed: UInt64) {
         for (index, slice) in slices.enumerated() {
-            if let constant = constants[index] {
-                (values.baseAddress! + slice.offset).update(repeating: constant, count: slice.count)
-                continue
-            }
+            let start = values.baseAddress! + slice.offset
             var generator = SeededGenerator(seed: seed, keys: 0x494E_4954, UInt64(index))
-            let bound = 1 / Float(fanIns[index]).squareRoot()
-            for i in slice.offset..<(slice.offset + slice.count) {
-                values[i] = generator.nextFloat(in: -bound, bound)
+            switch initializers[index] {
+            case let .constant(value): start.update(repeating: value, count: slice.count)
+            case let .kaimingUniform(fanIn):
+                let bound = 1 / Float(fanIn).squareRoot()
+                for i in 0..<slice.count { start[i] = generator.nextFloat(in: -bound, bound) }
+            case let .normal(standardDeviation):
+                fillNormal(start, count: slice.count, standardDeviation: standardDeviation, generator: &generator)
             }
+        }
+    }
+
+    /// Box–Muller pairs from 24-bit uniforms, in Double.
+    private func fillNormal(_ start: UnsafeMutablePointer<Float>, count: Int, standardDeviation: Float,
+                            generator: inout SeededGenerator) {
+        var i = 0
+        while i < count {
+            let u1 = 1 - Double(generator.nextFloat(in: 0, 1)), u2 = Double(generator.nextFloat(in: 0, 1))
+            let radius = (-2 * Foundation.log(u1)).squareRoot() * Double(standardDeviation)
+            start[i] = Float(radius * Foundation.cos(2 * Double.pi * u2))
+            if i + 1 < count { start[i + 1] = Float(radius * Foundation.sin(2 * Double.pi * u2)) }
+            i += 2
         }
     }
 

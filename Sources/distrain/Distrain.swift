@@ -21,7 +21,8 @@ struct Distrain: ParsableCommand {
           mpirun -n 4 distrain fashion-mnist --model cnn --checkpoint-dir runs/cnn --resume auto
           distrain evaluate --checkpoint runs/cnn fashion-mnist
         """,
-        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ExportCommand.self, CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self, PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self]
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ExportCommand.self, CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self, PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self,
+                      TokenizerCommand.self, TokenizeCommand.self]
     )
 
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the
