@@ -11,12 +11,15 @@ fi
 command -v swift >/dev/null || { echo "setup.sh: error: swift not found; install Swift 6 from swift.org and put it on PATH" >&2; exit 69; }
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-# Open MPI, OpenBLAS, zlib, the real Fashion-MNIST; for the tests: iproute2 (the emulated cluster) and
+# Open MPI, OpenBLAS, zlib, the real Fashion-MNIST, the King James Bible (a text corpus); for the tests: iproute2 (the emulated cluster) and
 # Chromium (renders `distrain report`'s page); DISTRAIN_NO_TEST_TOOLS=1 skips those two.
 $SUDO apt-get install -y --no-install-recommends \
-    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libdnnl-dev dataset-fashion-mnist pkg-config
+    libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libdnnl-dev dataset-fashion-mnist pkg-config \
+    bible-kjv
 if [ -z "${DISTRAIN_NO_TEST_TOOLS:-}" ]; then
     $SUDO apt-get install -y --no-install-recommends iproute2 chromium
 fi
 swift build -c release
+# The Bible as 66 text files (one per book, verse references stripped): the language-model corpus.
+launch/prepare-kjv.sh data/kjv
 echo "setup.sh: ready — .build/release/distrain"

@@ -74,6 +74,7 @@ extension ModelSpec {
     private static let schemas: [String: [(String, Double?)]] = [
         "Conv2d": [("in_channels", nil), ("out_channels", nil), ("kernel_size", nil), ("stride", 1), ("padding", 0), ("bias", 1)],
         "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1)],
+        "Embedding": [("num_embeddings", nil), ("embedding_dim", nil)],
         "BatchNorm2d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "BatchNorm1d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "ReLU": [("inplace", 0)], "LeakyReLU": [("negative_slope", 0.01), ("inplace", 0)],
@@ -88,13 +89,31 @@ extension ModelSpec {
     /// Builds the layers for per-sample inputs of `inputShape` and a `classes`-way output, checking every
     /// module against the shape that reaches it; errors name the line and say what would fit.
     public func build(inputShape: [Int], classes: Int) throws -> BuiltModel {
+        try build(inputShape: inputShape, outputShape: [classes]) { shape in
+            "the model ends with output shape \(describe(shape)), the data has \(classes) classes; end with Flatten() "
+                + "and Linear(…, \(classes))"
+        }
+    }
+
+    /// Builds the layers for per-sample inputs of `inputShape` that must end in `outputShape` (an objective's:
+    /// [classes], [1], [T, vocabulary]).
+    public func build(inputShape: [Int], outputShape: [Int]) throws -> BuiltModel {
+        try build(inputShape: inputShape, outputShape: outputShape) { shape in
+            "the model ends with output shape \(describe(shape)), the task needs \(describe(outputShape))"
+                + (outputShape.count == 2 ? "; end with Linear(…, \(outputShape[1]))" : "")
+        }
+    }
+
+    private func build(inputShape: [Int], outputShape: [Int], mismatch: ([Int]) -> String) throws -> BuiltModel {
         let (layers, rows, shape) = try buildChain(modules, shape: inputShape, dropoutKeys: 0)
-        guard shape == [classes] else {
-            throw ModelSpecError(source: source, line: modules.last!.line, message: "the model ends with output shape \(describe(shape)), the data has \(classes) classes; end with Flatten() and Linear(…, \(classes))")
+        guard shape == outputShape else {
+            throw ModelSpecError(source: source, line: modules.last!.line, message: mismatch(shape))
         }
         let parameters = rows.reduce(0) { $0 + $1.parameters }
         guard parameters <= 500_000_000 else {
-            throw ModelSpecError(source: source, line: nil, message: "has \(parameters) parameters: values, gradients and Adam's two moments take \(String(format: "%.1f", Double(parameters) * 16 / 1e9)) GB; at most 500 million parameters are trained here")
+            throw ModelSpecError(source: source, line: nil, message: "has \(parameters) parameters: values, gradients and "
+                + "Adam's two moments take \(String(format: "%.1f", Double(parameters) * 16 / 1e9)) GB; at most 500 "
+                + "million parameters are trained here")
         }
         guard !layers.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "computes nothing") }
         return BuiltModel(layers: layers, rows: rows)
@@ -154,7 +173,7 @@ extension ModelSpec {
         }
         let a = try resolve(m, schema: schema, fail: fail)
         func size(_ key: String) throws -> Int {
-            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole number of at least 1, got \(shortText(a[key] ?? .nan))") }
+            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole number in 1...1000000, got \(shortText(a[key] ?? .nan))") }
             return Int(v)
         }
         func needImage() throws -> (c: Int, h: Int, w: Int) {
@@ -175,11 +194,26 @@ extension ModelSpec {
             let canonical = "Conv2d(\(cin), \(cout), \(k)\(stride != 1 ? ", stride=\(stride)" : "")\(padding != 0 ? ", padding=\(padding)" : "")\(a["bias"]! == 0 ? ", bias=False" : ""))"
             return (layer, row(m, canonical, layer))
         case "Linear":
-            guard shape.count == 1 else { throw fail("needs a flat input but receives \(describe(shape)); add Flatten() before it") }
+            guard shape.count == 1 || shape.count == 2 else {
+                throw fail("needs a flat (features) or per-position (positions, features) input but receives "
+                    + "\(describe(shape)); add Flatten() before it")
+            }
             let (fin, fout) = (try size("in_features"), try size("out_features"))
-            guard fin == shape[0] else { throw fail("in_features \(fin) does not match the \(shape[0]) features coming in; write Linear(\(shape[0]), \(fout))") }
-            let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name, bias: a["bias"]! != 0)
+            let features = shape.last!
+            guard fin == features else {
+                throw fail("in_features \(fin) does not match the \(features) features coming in; write Linear(\(features), \(fout))")
+            }
+            let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name,
+                               bias: a["bias"]! != 0, positions: shape.count == 2 ? shape[0] : 0)
             return (layer, row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
+        case "Embedding":
+            guard shape.count == 1 else {
+                throw fail("needs a sequence of token ids (positions) but receives \(describe(shape)); put it first, "
+                    + "on token data")
+            }
+            let (vocabulary, features) = (try size("num_embeddings"), try size("embedding_dim"))
+            let layer = Embedding(vocabularySize: vocabulary, features: features, positions: shape[0], name: m.name)
+            return (layer, row(m, "Embedding(\(vocabulary), \(features))", layer))
         case "BatchNorm2d", "BatchNorm1d":
             let features = try size("num_features")
             let image = m.kind == "BatchNorm2d"

@@ -9,6 +9,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// The preset (`--model mlp|lenet|cnn|mlp-large`); `modelFile`, when set, takes its place.
     public var model: ModelName
     /// `--model FILE`: a model spec's path and text (the text is what defines the run).
+    /// The name of a model that is neither a preset nor a file (the default token model).
+    public var modelName: String?
     public var modelFile: ModelFile? = nil
     public var epochs: Int
     /// Samples per step over ALL ranks together.
@@ -152,7 +154,7 @@ public struct ModelFile: Codable, Sendable, Equatable {
 
 extension TrainingConfiguration {
     /// What the run calls its model: the preset's name or the spec file's path.
-    public var modelLabel: String { modelFile?.path ?? model.rawValue }
+    public var modelLabel: String { modelFile?.path ?? modelName ?? model.rawValue }
 
     /// What makes two runs' models the same: the preset's name, or the spec's text (a hash of it, shown
     /// with the path) — a moved spec file is still the same model, an edited one is not.
@@ -181,6 +183,31 @@ extension TrainingConfiguration {
         let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes).makeSequential(inputShape: shape)
         model.parameters.initializeKaimingUniform(seed: seed)
         return model
+    }
+
+    /// A model for samples of `inputShape` that ends in `outputShape` (an objective's, e.g. [T, vocabulary]):
+    /// the `--model` spec file, or, for token windows, `defaultTokenModelSpec`. Presets are image and table
+    /// models; asked for one here, it is a `ModelShapeError` saying what to pass instead.
+    public func makeModel(inputShape: [Int], outputShape: [Int]) throws -> Sequential {
+        let text: String, source: String
+        if let modelFile {
+            (text, source) = (modelFile.text, modelFile.path)
+        } else if model == .mlp && inputShape.count == 1 && outputShape.count == 2 {
+            (text, source) = (Self.defaultTokenModelSpec(vocabulary: outputShape[1]), "the default token model")
+        } else {
+            throw ModelShapeError(message: "--model \(model.rawValue) is an image or table preset; for this data give "
+                + "--model FILE.spec, e.g. Embedding(V, 64), Linear(64, 256), GELU(), Linear(256, V)")
+        }
+        let model = try ModelSpec(parsing: text, source: source).build(inputShape: inputShape, outputShape: outputShape)
+            .makeSequential(inputShape: inputShape)
+        model.parameters.initializeKaimingUniform(seed: seed)
+        return model
+    }
+
+    /// The model token data trains without `--model`: an embedding and a per-position MLP, each position
+    /// predicting the next token from its own (a bigram model; the GPT presets are for context).
+    public static func defaultTokenModelSpec(vocabulary: Int) -> String {
+        "Embedding(\(vocabulary), 64)\nLinear(64, 256)\nGELU()\nLinear(256, \(vocabulary))\n"
     }
 
     /// The `--optimizer` with its hyper-parameters, for `model`'s parameters.

@@ -5,14 +5,28 @@ import Datasets
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train on a dataset by name: \(DatasetRegistry.names).")
+        abstract: "Train on a dataset by name (\(DatasetRegistry.names)), a folder, a table, or a token-shard folder.",
+        discussion: """
+        A folder that distrain tokenize wrote trains a language model: windows of --context tokens, next-token
+        cross-entropy, evaluation on its val shards (loss, perplexity, accuracy, bits per byte). Example:
+          distrain tokenize --tokenizer kjv.json data/kjv --out data/kjv-tokens
+          distrain train data/kjv-tokens --context 64 --batch-size 32 --epochs 2
+        """)
 
     @Argument(help: "The dataset: \(DatasetRegistry.names).")
     var dataset: String
 
     @OptionGroup var options: TrainOptions
 
+    @OptionGroup var tokens: TokenDataOptions
+
     func validate() throws {
+        if isTokenShardFolder(dataset) {
+            if options.kfold != nil || options.validationSplit != nil {
+                throw ValidationError("token data is validated on its val shards; --kfold and --val-split are for images and tables")
+            }
+            return
+        }
         if options.dataLocation.task == .regression && !dataset.hasSuffix(".csv") {
             throw ValidationError("--task regression takes a CSV table (its --label column is the numeric target)")
         }
@@ -20,6 +34,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if isTokenShardFolder(dataset) { return try runTokenTraining(directory: dataset, options: options, tokens: tokens) }
         try runTraining(on: try registeredDataset(dataset, images: try options.dataLocation.imageOptions), options: options)
     }
 }

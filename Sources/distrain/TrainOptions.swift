@@ -217,13 +217,18 @@ struct TrainOptions: ParsableArguments {
 
     /// The run's configuration for `dataset`.
     func configuration(dataset: RegisteredDataset) -> TrainingConfiguration {
+        configuration(name: dataset.name, augmentsByDefault: dataset.augmentsByDefault)
+    }
+
+    /// The run's configuration for the data called `name`.
+    func configuration(name: String, augmentsByDefault: Bool) -> TrainingConfiguration {
         let choice = try! ModelChoice(model)  // validated
         var configuration = TrainingConfiguration(
-            dataset: dataset.name, model: choice.preset, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
+            dataset: name, model: choice.preset, epochs: epochs, globalBatchSize: batchSize, optimizer: optimizer,
             learningRate: lr, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, schedule: schedule,
             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma, seed: seed,
             trainLimit: trainLimit, testLimit: testLimit, bucketMegabytes: bucketMB,
-            augment: augment ?? (augmentPadding != nil || dataset.augmentsByDefault), onNonFinite: onNonFinite,
+            augment: augment ?? (augmentPadding != nil || augmentsByDefault), onNonFinite: onNonFinite,
             validationSplit: validationSplit, monitor: monitor, earlyStopPatience: earlyStop,
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
             minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)

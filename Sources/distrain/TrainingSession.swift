@@ -107,41 +107,46 @@ final class TrainingSession {
     /// One training run, collectively: reporters on the coordinator, resume, train. Returns the trainer.
     @discardableResult
     func train(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
-        if plan.localRanks > 1 && communicator.size == 1 { return try trainOnLocalRanks(plan, data: data) }
+        let cut = try data.cut(plan.configuration.dataCut)
+        return try train(plan, data: cut, objective: nil) { try plan.configuration.makeModel(for: data) }
+    }
+
+    /// One training run on data already cut, under `objective` (nil: the one its targets call for), each
+    /// rank's model made by `makeModel`. Returns the (coordinator's) trainer.
+    @discardableResult
+    func train(_ plan: RunPlan, data: TrainingData, objective: (any Objective)?,
+               makeModel: @escaping () throws -> Sequential) throws -> Trainer {
         var reporter: TrainingReporter?, localError: Error?
-        if communicator.isCoordinator {
+        if communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1) {
             do { reporter = try makeReporter(plan) } catch { localError = error }
         }
         try communicator.agreeOnSuccess(localError)
         let checkpoint = try resumePoint(plan)
-        let model = try plan.configuration.makeModel(for: data)
-        let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model), data: data,
-                                  configuration: plan.configuration, communicator: communicator, threadsPerRank: threads,
-                                  reporter: reporter,
-                                  checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
-                                  resume: checkpoint, tracker: tracker, fault: try Fault.fromEnvironment(), gradientSum: plan.gradientSum, wire: plan.wire, overlap: plan.overlap)
-        trainer.stopsOnSignals = true
-        try trainer.run()
-        return trainer
-    }
-
-    /// Local mode with `--local-ranks N`: N threads, each a rank of an in-process group with its own model
-    /// and share of every batch, summing gradients through memory; rank 0 reports and writes checkpoints.
-    /// Returns rank 0's trainer.
-    private func trainOnLocalRanks(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
-        let reporter = try makeReporter(plan)
-        let checkpoint = try resumePoint(plan)
         let fault = try Fault.fromEnvironment()
-        let trainers = try InProcessGroup(size: plan.localRanks, timeoutSeconds: collectiveTimeout).run { rank -> Trainer in
-            let model = try plan.configuration.makeModel(for: data)
+        let checkpointing = plan.checkpointDirectory.map {
+            CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep)
+        }
+        func runRank(_ rank: Communicator, threads: Int, reporter: TrainingReporter?, tracker: PhaseTracker,
+                     options: (SumMethod, WireFormat, Bool)) throws -> Trainer {
+            let model = try makeModel()
             let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model), data: data,
-                                      configuration: plan.configuration, communicator: rank, threadsPerRank: self.threads,
-                                      reporter: rank.isCoordinator ? reporter : nil,
-                                      checkpointing: plan.checkpointDirectory.map { CheckpointSettings(directory: $0, everySteps: plan.checkpointEvery, keep: plan.keep) },
-                                      resume: checkpoint, tracker: rank.isCoordinator ? self.tracker : PhaseTracker(), fault: fault)
+                                      objective: objective, configuration: plan.configuration, communicator: rank,
+                                      threadsPerRank: threads, reporter: reporter, checkpointing: checkpointing,
+                                      resume: checkpoint, tracker: tracker, fault: fault, gradientSum: options.0,
+                                      wire: options.1, overlap: options.2)
             trainer.stopsOnSignals = true
             try trainer.run()
             return trainer
+        }
+        guard plan.localRanks > 1 && communicator.size == 1 else {
+            return try runRank(communicator, threads: threads, reporter: reporter, tracker: tracker,
+                               options: (plan.gradientSum, plan.wire, plan.overlap))
+        }
+        // Local mode with `--local-ranks N`: N threads, each a rank of an in-process group with its own model
+        // and share of every batch, summing gradients through memory; rank 0 reports and writes checkpoints.
+        let trainers = try InProcessGroup(size: plan.localRanks, timeoutSeconds: collectiveTimeout).run { rank in
+            try runRank(rank, threads: self.threads, reporter: rank.isCoordinator ? reporter : nil,
+                        tracker: rank.isCoordinator ? self.tracker : PhaseTracker(), options: (.auto, .fp32, false))
         }
         return trainers[0]
     }

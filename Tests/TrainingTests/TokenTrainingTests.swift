@@ -1,0 +1,130 @@
+import XCTest
+import Collectives
+import Datasets
+import Layers
+import Optimizers
+import Text
+@testable import Training
+import _TestSupport
+
+/// A language model on a token-shard folder (`distrain tokenize`'s output): N ranks give one rank's
+/// parameters and exact evaluation, a resumed run continues exactly, and the loss falls.
+final class TokenTrainingTests: XCTestCase {
+    private static let context = 8
+
+    /// A folder of 24 generated documents, a 300-token BPE vocabulary, shards with a validation split.
+    private static let shards: String = {
+        let corpus = makeTemporaryDirectory("token-corpus")
+        let words = ["the", "earth", "was", "without", "form", "and", "void", "light", "God", "said", "let", "there", "be"]
+        var state: UInt64 = 7
+        for document in 0..<24 {
+            var text = ""
+            for _ in 0..<60 {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                text += words[Int(state >> 33) % words.count] + (state >> 60 == 0 ? ".\n" : " ")
+            }
+            writeBytes(Array(text.utf8), to: corpus + "/doc-\(document + 10).txt")
+        }
+        let files = try! CorpusFiles.expand([corpus])
+        var training = TokenizerTrainingOptions()
+        training.vocabularySize = 300
+        let tokenizer = try! TokenizerTraining.train(files: files, options: training)
+        var options = TokenizationOptions(outputDirectory: corpus + "/tokens")
+        options.validationFraction = 0.25
+        options.shardTokens = 700  // several shards: windows straddle shard boundaries
+        _ = try! CorpusTokenization.run(files: files, tokenizer: tokenizer, options: options)
+        return options.outputDirectory
+    }()
+
+    private func data(trainWindows: Int) throws -> TrainingData {
+        let train = try TokenWindowDataset(directory: Self.shards, split: "train", contextLength: Self.context)
+        let test = try TokenWindowDataset(directory: Self.shards, split: "val", contextLength: Self.context)
+        return TrainingData(name: "tokens", train: train.firstSamples(trainWindows), test: test)
+    }
+
+    private let spec = "Embedding(300, 16)\nLinear(16, 32)\nGELU()\nLinear(32, 300)\n"
+
+    private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil,
+                       resume: String? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
+        let data = try self.data(trainWindows: windows)
+        let test = data.test as! TokenWindowDataset
+        let objective = NextTokenObjective(vocabularySize: 300, positions: Self.context, bytesPerToken: test.bytesPerToken)
+        let configuration = TrainingConfiguration(dataset: "tokens", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
+                                                  learningRate: 0.1, momentum: 0.5)
+        let spec = try ModelSpec(parsing: self.spec, source: "lm.spec")
+        return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
+            // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
+            let model = try spec.build(inputShape: [Self.context], outputShape: objective.outputShape)
+                .makeSequential(inputShape: [Self.context])
+            model.parameters.initializeKaimingUniform(seed: 5)
+            let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
+            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                                      objective: objective, configuration: configuration, communicator: comm,
+                                      checkpointing: checkpoints.map { CheckpointSettings(directory: $0) }, resume: loaded)
+            let result = try trainer.run()
+            return (Array(model.parameters.values), result)
+        }[0]
+    }
+
+    func testWindowsAreTheTokenStreamAndTheTokensThatFollow() throws {
+        let train = try TokenWindowDataset(directory: Self.shards, split: "train", contextLength: Self.context)
+        let manifest = try TokenManifest.load(directory: Self.shards)
+        let stream = try manifest.shards("train").flatMap { record -> [Int32] in
+            let shard = try TokenShard(path: Self.shards + "/" + record.file)
+            return (0..<shard.count).map { shard.token($0) }
+        }
+        XCTAssertGreaterThanOrEqual(manifest.shards("train").count, 2)
+        XCTAssertEqual(train.count, (stream.count - 1) / Self.context)
+        let rows: [Int32] = [0, Int32(train.count - 1), 3]
+        let inputs = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * Self.context)
+        defer { inputs.deallocate() }
+        let targets = TargetBuffer(rows: rows.count, for: train)
+        try rows.withUnsafeBufferPointer { try train.gather($0, into: inputs, targets: targets, augmentation: nil) }
+        for (row, window) in rows.enumerated() {
+            for j in 0..<Self.context {
+                XCTAssertEqual(inputs[row * Self.context + j], Float(stream[Int(window) * Self.context + j]))
+                XCTAssertEqual(targets.indices[row * Self.context + j], stream[Int(window) * Self.context + j + 1])
+            }
+        }
+        XCTAssertEqual(stream.first, manifest.endOfText, "each document starts after an end-of-text token")
+    }
+
+    func testTwoAndThreeRanksGiveTheParametersAndEvaluationOfOne() throws {
+        // 41 windows in batches of 8: the last batch has one window, so the other ranks' shares are empty.
+        let one = try train(world: 1, epochs: 6)
+        for world in [2, 3] {
+            let many = try train(world: world, epochs: 6)
+            assertClose(many.parameters, one.parameters, relative: 1e-5, "parameters, \(world) ranks")
+            XCTAssertEqual(many.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
+            XCTAssertEqual(many.result.sampleCount, one.result.sampleCount)
+        }
+        let test = try TokenWindowDataset(directory: Self.shards, split: "val", contextLength: Self.context)
+        XCTAssertEqual(one.result.sampleCount, Int64(test.count * Self.context), "every validation position scored once")
+        XCTAssertEqual(one.result.metrics.map(\.name), ["loss", "perplexity", "accuracy", "bits_per_byte"])
+        XCTAssertEqual(one.result.metric("perplexity")!, exp(one.result.meanLoss), accuracy: 1e-9 * exp(one.result.meanLoss))
+        let bitsPerByte = one.result.meanLoss / log(2) / test.bytesPerToken!
+        XCTAssertEqual(one.result.metric("bits_per_byte")!, bitsPerByte, accuracy: 1e-12)
+        XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "the model learns the corpus's words (uniform: ln 300)")
+    }
+
+    func testAResumedRunContinuesExactly() throws {
+        let root = makeTemporaryDirectory("token-checkpoints")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let straight = try train(world: 1, epochs: 3)
+        _ = try train(world: 1, epochs: 1, checkpoints: root)
+        let resumed = try train(world: 2, epochs: 3, checkpoints: root, resume: "\(root)/step-00000006")
+        assertClose(resumed.parameters, straight.parameters, relative: 1e-5, "resumed on 2 ranks")
+        let resumedAlone = try train(world: 1, epochs: 3, checkpoints: root, resume: "\(root)/step-00000006")
+        XCTAssertEqual(resumedAlone.parameters, straight.parameters, "bitwise on the same world size")
+    }
+
+    func testTokenIdsBeyondTheModelsVocabularyAreFoundBeforeTraining() throws {
+        XCTAssertThrowsError(try TokenWindowDataset(directory: Self.shards, split: "train", contextLength: 8, vocabularySize: 100)) {
+            XCTAssertTrue("\($0)".contains("train_000000.bin: token"), "\($0)")
+            XCTAssertTrue("\($0)".contains("is outside the model's vocabulary of 100"), "\($0)")
+        }
+        XCTAssertThrowsError(try TokenWindowDataset(directory: Self.shards, split: "val", contextLength: 1_000_000)) {
+            XCTAssertTrue("\($0)".contains("shorter than one window of 1000000 + 1"), "\($0)")
+        }
+    }
+}
