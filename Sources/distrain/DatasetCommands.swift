@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var tokens: TokenDataOptions
 
     func validate() throws {
-        if isTokenShardFolder(dataset) {
+        if isTokenShardFolder(dataset) || tokens.tokenizer != nil {
             if options.kfold != nil || options.validationSplit != nil {
                 throw ValidationError("token data is validated on its val shards; --kfold and --val-split are for images and tables")
             }
@@ -34,7 +34,9 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        if isTokenShardFolder(dataset) { return try runTokenTraining(directory: dataset, options: options, tokens: tokens) }
+        if isTokenShardFolder(dataset) || tokens.tokenizer != nil {
+            return try runTokenTraining(directory: dataset, options: options, tokens: tokens)
+        }
         try runTraining(on: try registeredDataset(dataset, images: try options.dataLocation.imageOptions), options: options)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Datasets
 import Foundation
 import Text
@@ -9,8 +10,24 @@ struct TokenDataOptions: ParsableArguments {
     @Option(help: "Token data: positions per window (T); a sample is T tokens and, as targets, the T that follow.")
     var context = 64
 
+    @Option(name: .customLong("eval-batches"),
+            help: "Token data: evaluate on K batches of windows spread evenly over the val split (default: every window).")
+    var evalBatches: Int?
+
+    @Option(help: ArgumentHelp("Train on text: a tokenizer.json, or 'char' for a character-level vocabulary of the corpus. "
+        + "The corpus (files or folders) is tokenized once into a cache in --checkpoint-dir (or the current folder)."))
+    var tokenizer: String?
+
+    @Option(name: .customLong("split-documents"), help: ArgumentHelp("Train on text: what a document is (file, "
+        + "blank-lines, lines); a tenth of the documents is the validation split."))
+    var splitDocuments: DocumentSplitting = .file
+
     func validate() throws {
         if !(1...65_536).contains(context) { throw ValidationError("--context must be in 1...65536, got \(context)") }
+        if let evalBatches, evalBatches < 1 { throw ValidationError("--eval-batches must be at least 1, got \(evalBatches)") }
+        if let tokenizer, tokenizer != "char", !FileManager.default.isReadableFile(atPath: tokenizer) {
+            throw ValidationError("--tokenizer \(tokenizer) is neither 'char' nor a readable tokenizer.json")
+        }
     }
 }
 
@@ -23,13 +40,17 @@ func isTokenShardFolder(_ path: String) -> Bool {
 
 /// `distrain train DIR` on a token-shard folder: windows of the train split, exact evaluation on the
 /// validation split (`--test-limit N` scores its first N windows), next-token cross-entropy.
-func runTokenTraining(directory: String, options: TrainOptions, tokens: TokenDataOptions) throws {
+func runTokenTraining(directory source: String, options: TrainOptions, tokens: TokenDataOptions) throws {
     let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
                                       localRanks: options.localRanks)
     let lock = try session.lockOnCoordinator(options.checkpointDirectory)
     defer { withExtendedLifetime(lock) {} }
     try session.run {
         session.tracker.enter(.loading)
+        let directory = try tokens.tokenizer.map {
+            try tokenShardCache(corpus: [source], tokenizer: $0, splitting: tokens.splitDocuments,
+                                root: options.checkpointDirectory, communicator: session.communicator)
+        } ?? source
         var loaded: (TokenWindowDataset, TokenWindowDataset)?, localError: Error?
         do {
             loaded = (try TokenWindowDataset(directory: directory, split: "train", contextLength: tokens.context),
@@ -38,11 +59,11 @@ func runTokenTraining(directory: String, options: TrainOptions, tokens: TokenDat
         session.tracker.enter(.startup)
         try session.communicator.agreeOnSuccess(localError)
         let (train, validation) = loaded!
-        let name = URL(fileURLWithPath: directory).lastPathComponent
+        let name = URL(fileURLWithPath: source).lastPathComponent
         var configuration = options.configuration(name: name, augmentsByDefault: false)
         if configuration.modelFile == nil { configuration.modelName = "token-mlp" }
         let data = TrainingData(name: name, train: train.firstSamples(configuration.trainLimit),
-                                test: validation.firstSamples(configuration.testLimit))
+                                test: try evaluationWindows(validation, configuration: configuration, tokens: tokens))
         let objective = NextTokenObjective(vocabularySize: train.vocabularySize, positions: tokens.context,
                                            bytesPerToken: validation.bytesPerToken)
         let plan = RunPlan(options: options, configuration: configuration)
@@ -50,4 +71,62 @@ func runTokenTraining(directory: String, options: TrainOptions, tokens: TokenDat
             try configuration.makeModel(inputShape: [tokens.context], outputShape: objective.outputShape)
         }
     }
+}
+
+/// The validation windows a run scores: all (exact), the first `--test-limit`, or `--eval-batches K` batches
+/// spread evenly over the split (the same windows at every evaluation).
+private func evaluationWindows(_ validation: TokenWindowDataset, configuration: TrainingConfiguration,
+                               tokens: TokenDataOptions) throws -> any Dataset {
+    guard let batches = tokens.evalBatches else { return validation.firstSamples(configuration.testLimit) }
+    let wanted = min(batches * configuration.globalBatchSize, validation.count)
+    return try validation.samples(at: (0..<wanted).map { $0 * validation.count / wanted })
+}
+
+/// `distrain train CORPUS --tokenizer tok.json|char`: the corpus's token shards, made once (by the
+/// coordinator; the others wait for its verdict) in a cache folder named by the tokenizer and the corpus.
+func tokenShardCache(corpus: [String], tokenizer: String, splitting: DocumentSplitting, root: String?,
+                     communicator: Communicator) throws -> String {
+    var folder: String?, localError: Error?
+    if communicator.isCoordinator {
+        do { folder = try makeTokenShardCache(corpus: corpus, tokenizer: tokenizer, splitting: splitting, root: root) } catch {
+            localError = error
+        }
+    }
+    try communicator.agreeOnSuccess(localError)
+    let bytes = try communicator.broadcast(bytes: Array((folder ?? "").utf8), root: 0)
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+private func makeTokenShardCache(corpus: [String], tokenizer path: String, splitting: DocumentSplitting,
+                                 root: String?) throws -> String {
+    let files = try CorpusFiles.expand(corpus)
+    var reading = CorpusOptions()
+    reading.splitting = splitting
+    let tokenizer: Tokenizer
+    if path == "char" {
+        var options = TokenizerTrainingOptions()
+        options.characterLevel = true
+        options.corpus = reading
+        tokenizer = try TokenizerTraining.train(files: files, options: options)
+    } else {
+        tokenizer = try Tokenizer.load(path: path)
+    }
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    let identity = tokenizer.fingerprint + splitting.rawValue + files.map { file -> String in
+        var status = stat()
+        return stat(file, &status) == 0 ? "\(file):\(status.st_size):\(status.st_mtim.tv_sec)" : file
+    }.joined(separator: "|")
+    for byte in identity.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+    let folder = (root ?? ".") + "/tokens-" + String(hash, radix: 16)
+    if root != nil { try? FileManager.default.createDirectory(atPath: root!, withIntermediateDirectories: true) }
+    if (try? TokenManifest.load(directory: folder))?.tokenizerFingerprint == tokenizer.fingerprint {
+        print("token cache: \(folder) (made before)")
+        return folder
+    }
+    var options = TokenizationOptions(outputDirectory: folder)
+    options.corpus = reading
+    let manifest = try CorpusTokenization.run(files: files, tokenizer: tokenizer, options: options)
+    let tokens = manifest.shards.reduce(0) { $0 + $1.tokens }
+    print("token cache: \(folder) (\(tokens) tokens, \(tokenizer.vocabularySize)-token \(tokenizer.kind.rawValue) vocabulary)")
+    return folder
 }
