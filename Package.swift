@@ -23,7 +23,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // PNG and JPEG decoding with Debian's libpng and libjpeg-turbo; C, so libjpeg's longjmp never crosses Swift.
-        .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // C kernels (restrict, vector types and target_clones vectorize where Swift does not). -Wno-psabi:
         // the 8-float vector helpers are always inlined, so the baseline clone's vector-ABI note never applies.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-Wno-psabi"])]),
@@ -44,7 +45,8 @@ let package = Package(
         .target(name: "Reports"),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
         .target(name: "CAllocationCounter", dependencies: ["CKernels"]),
-        .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors", "Compression"]),
+        .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors",
+                                                 "Compression"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text",

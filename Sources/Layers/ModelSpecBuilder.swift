@@ -30,7 +30,8 @@ public struct ModelSummaryRow: Sendable {
 
     /// nn.Sequential of rows named "<block>.<path>.<i>", under their last name component.
     static func sequential(_ rows: [ModelSummaryRow]) -> String {
-        "nn.Sequential(OrderedDict([" + rows.map { "(\"\($0.name.split(separator: ".").last!)\", \($0.pytorchExpression))" }.joined(separator: ", ") + "]))"
+        let entries = rows.map { "(\"\($0.name.split(separator: ".").last!)\", \($0.pytorchExpression))" }
+        return "nn.Sequential(OrderedDict([" + entries.joined(separator: ", ") + "]))"
     }
 }
 
@@ -135,12 +136,14 @@ extension ModelSpec {
                 index += 1
                 continue
             }
-            let fuseReLU = index + 1 < chain.count && chain[index + 1].kind == "ReLU" && ["Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d"].contains(module.kind)
+            let fuseReLU = index + 1 < chain.count && chain[index + 1].kind == "ReLU" && ["Conv2d", "Linear",
+                "BatchNorm2d", "BatchNorm1d"].contains(module.kind)
             let (layer, row) = try buildModule(module, shape: shape, fusedReLU: fuseReLU, dropoutKey: dropoutKeys + UInt64(index))
             if let layer { layers.append(layer); shape = layer.outputShape }
             rows.append(row)
             if fuseReLU {
-                rows.append(ModelSummaryRow(name: chain[index + 1].name, pytorch: "ReLU()", outputShape: shape, parameters: 0, multiplyAccumulates: 0))
+                rows.append(ModelSummaryRow(name: chain[index + 1].name, pytorch: "ReLU()", outputShape: shape,
+                    parameters: 0, multiplyAccumulates: 0))
                 index += 1
             }
             index += 1
@@ -153,8 +156,11 @@ extension ModelSpec {
         let (body, bodyRows, bodyShape) = try buildChain(m.body, shape: shape, dropoutKeys: dropoutKeys)
         let (shortcut, shortcutRows, shortcutShape) = try buildChain(m.shortcut, shape: shape, dropoutKeys: dropoutKeys + 0x8000)
         guard shortcutShape == bodyShape else {
-            let other = m.shortcut.isEmpty ? "the identity shortcut passes the input's \(describe(shape))" : "the shortcut gives \(describe(shortcutShape))"
-            throw ModelSpecError(source: source, line: m.line, message: "Residual: the body gives \(describe(bodyShape)) but \(other); the two are added, so they must match (a projection: shortcut: Conv2d(\(shape.first ?? 0), \(bodyShape.first ?? 0), 1, stride=…))")
+            let other = m.shortcut.isEmpty ? "the identity shortcut passes the input's \(describe(shape))"
+                : "the shortcut gives \(describe(shortcutShape))"
+            throw ModelSpecError(source: source, line: m.line, message: "Residual: the body gives "
+                + "\(describe(bodyShape)) but \(other); the two are added, so they must match (a projection: "
+                + "shortcut: Conv2d(\(shape.first ?? 0), \(bodyShape.first ?? 0), 1, stride=…))")
         }
         guard !body.isEmpty else { throw ModelSpecError(source: source, line: m.line, message: "Residual: the body computes nothing") }
         let layer = Residual(inputShape: shape, body: body, shortcut: shortcut)
@@ -169,15 +175,18 @@ extension ModelSpec {
     private func buildModule(_ m: Module, shape: [Int], fusedReLU: Bool, dropoutKey: UInt64) throws -> (Layer?, ModelSummaryRow) {
         func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
         guard let schema = Self.schemas[m.kind] else {
-            throw ModelSpecError(source: source, line: m.line, message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
+            throw ModelSpecError(source: source, line: m.line,
+                message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
         }
         let a = try resolve(m, schema: schema, fail: fail)
         func size(_ key: String) throws -> Int {
-            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole number in 1...1000000, got \(shortText(a[key] ?? .nan))") }
+            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole "
+                + "number in 1...1000000, got \(shortText(a[key] ?? .nan))") }
             return Int(v)
         }
         func needImage() throws -> (c: Int, h: Int, w: Int) {
-            guard shape.count == 3 else { throw fail("needs (channels, height, width) inputs but receives \(describe(shape)); move it before Flatten()") }
+            guard shape.count == 3 else { throw fail("needs (channels, height, width) inputs but receives "
+                + "\(describe(shape)); move it before Flatten()") }
             return (shape[0], shape[1], shape[2])
         }
         let activation: Activation = fusedReLU ? .relu : .identity
@@ -187,11 +196,16 @@ extension ModelSpec {
             let (cin, cout, k, stride) = (try size("in_channels"), try size("out_channels"), try size("kernel_size"), try size("stride"))
             let padding = Int(a["padding"]!)
             guard padding >= 0, Double(padding) == a["padding"] else { throw fail("padding must be a whole number of at least 0") }
-            guard cin == c else { throw fail("in_channels \(cin) does not match the \(c) channels coming in (\(describe(shape))); write Conv2d(\(c), …)") }
-            guard h + 2 * padding >= k, w + 2 * padding >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input with padding \(padding)") }
-            let layer = Conv2D(inputShape: shape, outputChannels: cout, kernelSize: k, stride: stride, padding: padding, activation: activation,
+            guard cin == c else { throw fail("in_channels \(cin) does not match the \(c) channels coming in "
+                + "(\(describe(shape))); write Conv2d(\(c), …)") }
+            guard h + 2 * padding >= k, w + 2 * padding >= k else { throw fail("its \(k)x\(k) window does not fit the "
+                + "\(h)x\(w) input with padding \(padding)") }
+            let layer = Conv2D(inputShape: shape, outputChannels: cout, kernelSize: k, stride: stride,
+                padding: padding, activation: activation,
                                name: m.name, bias: a["bias"]! != 0)
-            let canonical = "Conv2d(\(cin), \(cout), \(k)\(stride != 1 ? ", stride=\(stride)" : "")\(padding != 0 ? ", padding=\(padding)" : "")\(a["bias"]! == 0 ? ", bias=False" : ""))"
+            let options = (stride != 1 ? ", stride=\(stride)" : "") + (padding != 0 ? ", padding=\(padding)" : "")
+                + (a["bias"]! == 0 ? ", bias=False" : "")
+            let canonical = "Conv2d(\(cin), \(cout), \(k)\(options))"
             return (layer, row(m, canonical, layer))
         case "Linear":
             guard shape.count == 1 || shape.count == 2 else {
@@ -217,13 +231,19 @@ extension ModelSpec {
         case "BatchNorm2d", "BatchNorm1d":
             let features = try size("num_features")
             let image = m.kind == "BatchNorm2d"
-            guard shape.count == (image ? 3 : 1) else { throw fail("needs \(image ? "(channels, height, width)" : "flat") inputs but receives \(describe(shape)); use BatchNorm\(image ? "1d" : "2d")") }
-            guard features == shape[0] else { throw fail("num_features \(features) does not match the \(shape[0]) \(image ? "channels" : "features") coming in") }
+            guard shape.count == (image ? 3 : 1) else {
+                let wanted = image ? "(channels, height, width)" : "flat", other = image ? "1d" : "2d"
+                throw fail("needs \(wanted) inputs but receives \(describe(shape)); use BatchNorm\(other)")
+            }
+            guard features == shape[0] else { throw fail("num_features \(features) does not match the \(shape[0]) "
+                + "\(image ? "channels" : "features") coming in") }
             let eps = a["eps"]!, momentum = a["momentum"]!
             guard eps > 0, momentum > 0, momentum <= 1 else { throw fail("eps must be positive and momentum in (0, 1]") }
-            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum), affine: a["affine"]! != 0,
+            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum),
+                affine: a["affine"]! != 0,
                                   activation: activation)
-            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (momentum != 0.1 ? ", momentum=\(momentum)" : "") + (a["affine"]! == 0 ? ", affine=False" : "")
+            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (momentum != 0.1 ? ", momentum=\(momentum)" : "")
+                + (a["affine"]! == 0 ? ", affine=False" : "")
             return (layer, row(m, "\(m.kind)(\(features)\(extras))", layer))
         case "ReLU":
             return (ReLU(shape: shape), row(m, "ReLU()", nil, shape))
@@ -235,8 +255,10 @@ extension ModelSpec {
         case "MaxPool2d", "AvgPool2d":
             let (_, h, w) = try needImage()
             let k = try size("kernel_size"), stride = a["stride"]!.isNaN ? k : try size("stride")
-            guard h >= k, w >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input; use fewer pooling layers or larger images") }
-            let layer: Layer = m.kind == "MaxPool2d" ? MaxPool2D(inputShape: shape, kernelSize: k, stride: stride) : AveragePool2D(inputShape: shape, kernelSize: k, stride: stride)
+            guard h >= k, w >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input; use fewer "
+                + "pooling layers or larger images") }
+            let layer: Layer = m.kind == "MaxPool2d" ? MaxPool2D(inputShape: shape, kernelSize: k,
+                stride: stride) : AveragePool2D(inputShape: shape, kernelSize: k, stride: stride)
             return (layer, row(m, "\(m.kind)(\(k)\(stride != k ? ", stride=\(stride)" : ""))", layer))
         case "AdaptiveAvgPool2d":
             _ = try needImage()
@@ -263,13 +285,15 @@ extension ModelSpec {
     /// Each argument by name: positional in schema order, then keywords; unknown or missing ones are errors.
     private func resolve(_ m: Module, schema: [(String, Double?)], fail: (String) -> ModelSpecError) throws -> [String: Double] {
         guard m.positional.count <= schema.count else {
-            throw fail("takes at most \(schema.count) positional argument\(schema.count == 1 ? "" : "s") (\(schema.map(\.0).joined(separator: ", ")))")
+            let names = schema.map(\.0).joined(separator: ", ")
+            throw fail("takes at most \(schema.count) positional argument\(schema.count == 1 ? "" : "s") (\(names))")
         }
         var values: [String: Double] = [:]
         for (index, value) in m.positional.enumerated() { values[schema[index].0] = value }
         for (key, value) in m.keywords {
             guard schema.contains(where: { $0.0 == key }) else {
-                throw fail("unknown argument '\(key)'\(schema.isEmpty ? "; it takes none" : "; it takes \(schema.map(\.0).joined(separator: ", "))")")
+                let takes = schema.isEmpty ? "; it takes none" : "; it takes \(schema.map(\.0).joined(separator: ", "))"
+                throw fail("unknown argument '\(key)'\(takes)")
             }
             guard values[key] == nil else { throw fail("\(key) is given twice") }
             values[key] = value
@@ -294,7 +318,8 @@ public func summaryTable(_ rows: [ModelSummaryRow], inputShape: [Int], trainingF
     let everyRow = rows + rows.flatMap { $0.body + $0.shortcut }
     let nameWidth = max(5, everyRow.map(\.name.count).max() ?? 0) + 2, moduleWidth = max(6, everyRow.map(\.pytorch.count).max() ?? 0)
     func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
-    var lines = [pad("layer", nameWidth) + "  " + pad("module", moduleWidth) + "  " + pad("output", 12) + "  " + pad("parameters", 11) + "  FLOPs",
+    var lines = [pad("layer", nameWidth) + "  " + pad("module", moduleWidth) + "  " + pad("output",
+        12) + "  " + pad("parameters", 11) + "  FLOPs",
                  pad("input", nameWidth) + "  " + pad("", moduleWidth) + "  " + describe(inputShape)]
     // A block's own line carries its totals; its modules follow, indented by their longer names.
     let shown = rows.flatMap { row in [row] + (row.body + (row.shortcut.isEmpty ? [] : row.shortcut)).map { inner in
@@ -307,7 +332,8 @@ public func summaryTable(_ rows: [ModelSummaryRow], inputShape: [Int], trainingF
                      + pad(row.parameters > 0 ? String(row.parameters) : "", 11) + "  " + share)
     }
     let parameters = rows.reduce(0) { $0 + $1.parameters }
-    lines.append("\(parameters) parameters, \(String(format: "%.2f", Double(trainingFlops) / 1e6)) MFLOP per training sample (forward + backward)")
+    lines.append("\(parameters) parameters, \(String(format: "%.2f", Double(trainingFlops) / 1e6)) MFLOP per training "
+        + "sample (forward + backward)")
     return lines.joined(separator: "\n")
 }
 

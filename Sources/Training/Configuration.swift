@@ -178,9 +178,12 @@ extension TrainingConfiguration {
     public func makeModel(for data: DatasetSplits) throws -> Sequential {
         let shape = data.train.shape, classes = data.train.classCount
         if testTimeAugmentation == .flip && shape.count == 3 && shape[2] == 1 {
-            throw ModelShapeError(message: "--tta flip mirrors images left–right, but these samples are \(shape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): pass --tta none (a recipe may have turned it on)")
+            throw ModelShapeError(message: "--tta flip mirrors images left–right, but these samples are "
+                + "\(shape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): pass "
+                + "--tta none (a recipe may have turned it on)")
         }
-        let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes).makeSequential(inputShape: shape)
+        let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape,
+            classes: classes).makeSequential(inputShape: shape)
         model.parameters.initializeKaimingUniform(seed: seed)
         return model
     }

@@ -21,8 +21,11 @@ struct Distrain: ParsableCommand {
           mpirun -n 4 distrain fashion-mnist --model cnn --checkpoint-dir runs/cnn --resume auto
           distrain evaluate --checkpoint runs/cnn fashion-mnist
         """,
-        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ExportCommand.self, CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self, PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self, DoctorCommand.self, BenchCommand.self,
-                      TokenizerCommand.self, TokenizeCommand.self]
+        subcommands: [FashionMNISTCommand.self, MNISTCommand.self, CIFAR10Command.self, TrainCommand.self,
+                      EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ExportCommand.self,
+                      CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self,
+                      PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self,
+                      DoctorCommand.self, BenchCommand.self, TokenizerCommand.self, TokenizeCommand.self]
     )
 
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the
@@ -30,9 +33,13 @@ struct Distrain: ParsableCommand {
     static func main() {
         let commands = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !commands.contains(first) {
-            let suggestion = commands.first { $0.replacingOccurrences(of: "-", with: "") == first.lowercased().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "-", with: "") }
+            let squeezed = first.lowercased().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "-", with: "")
+            let suggestion = commands.first { $0.replacingOccurrences(of: "-", with: "") == squeezed }
             let hint = suggestion.map { " (did you mean '\($0)'?)" } ?? ""
-            FileHandle.standardError.write(Data("distrain: error: unknown command or dataset '\(first)'\(hint); datasets: \(DatasetRegistry.names); commands: \(commands.filter { name in !DatasetRegistry.all.contains { $0.name == name } }.joined(separator: ", ")); see 'distrain --help'\n".utf8))
+            let others = commands.filter { name in !DatasetRegistry.all.contains { $0.name == name } }
+            let message = "distrain: error: unknown command or dataset '\(first)'\(hint); datasets: \(DatasetRegistry.names); "
+                + "commands: \(others.joined(separator: ", ")); see 'distrain --help'\n"
+            FileHandle.standardError.write(Data(message.utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         run(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))

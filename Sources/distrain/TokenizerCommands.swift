@@ -171,7 +171,8 @@ struct TokenizerDecodeCommand: ParsableCommand {
         do {
             let loaded = try Tokenizer.load(path: tokenizer)
             let words = ids.isEmpty
-                ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).split(whereSeparator: \.isWhitespace).map(String.init)
+                ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(),
+                    as: UTF8.self).split(whereSeparator: \.isWhitespace).map(String.init)
                 : ids
             let numbers = try words.map { word -> Int32 in
                 guard let id = Int32(word) else { throw ValidationError("'\(word.prefix(20))' is not a token id") }

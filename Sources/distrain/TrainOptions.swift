@@ -48,7 +48,8 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay: L2 for sgd and adam, decoupled for adamw.")
     var weightDecay: Float = 0
 
-    @Option(help: "Learning-rate schedule: constant, step (×gamma every --step-epochs), cosine, or plateau (×--plateau-factor when --monitor stalls).")
+    @Option(help: ArgumentHelp("Learning-rate schedule: constant, step (×gamma every --step-epochs), cosine, or "
+        + "plateau (×--plateau-factor when --monitor stalls)."))
     var schedule: ScheduleKind = .constant
 
     @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warmup.")
@@ -75,19 +76,25 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("bucket-mb"), help: "Size of each gradient allreduce between hosts in MiB.")
     var bucketMB: Double = 4
 
-    @Option(name: .customLong("gradient-sum"), help: "auto: sum gradients in shared memory within each host (allreduce between hosts); allreduce: MPI_Allreduce only.")
+    @Option(name: .customLong("gradient-sum"), help: ArgumentHelp("auto: sum gradients in shared memory within each "
+        + "host (allreduce between hosts); allreduce: MPI_Allreduce only."))
     var gradientSum: SumMethod = .auto
 
-    @Option(help: "Gradient format between hosts: fp32 (exact), fp16 or bf16 (half the bytes; lossy, so N ranks no longer equal 1 rank bitwise).")
+    @Option(help: ArgumentHelp("Gradient format between hosts: fp32 (exact), fp16 or bf16 (half the bytes; lossy, so "
+        + "N ranks no longer equal 1 rank bitwise)."))
     var wire: WireFormat = .fp32
 
-    @Option(name: .customLong("local-ranks"), help: "Local mode (no mpirun): train as this many data-parallel ranks, threads of this one process, each with its share of every batch and 1 BLAS thread (cores ÷ ranks); the same results as mpirun -n N (1e-5). For models whose own kernels use one core (convolutions).")
+    @Option(name: .customLong("local-ranks"), help: ArgumentHelp("Local mode (no mpirun): train as this many "
+        + "data-parallel ranks, threads of this one process, each with its share of every batch and 1 BLAS thread "
+        + "(cores ÷ ranks); the same results as mpirun -n N (1e-5). For models whose own kernels use one core (convolutions)."))
     var localRanks = 1
 
-    @Flag(help: "Start each bucket's gradient sum between hosts as soon as backward has finished its layers (as DDP), instead of after backward. Same result to the bit.")
+    @Flag(help: ArgumentHelp("Start each bucket's gradient sum between hosts as soon as backward has finished its "
+        + "layers (as DDP), instead of after backward. Same result to the bit."))
     var overlap = false
 
-    @Option(name: .customLong("checkpoint-dir"), help: "Write a checkpoint here after every epoch (atomically; keeps the newest --keep plus 'best').")
+    @Option(name: .customLong("checkpoint-dir"), help: ArgumentHelp("Write a checkpoint here after every epoch "
+        + "(atomically; keeps the newest --keep plus 'best')."))
     var checkpointDirectory: String?
 
     @Option(name: .customLong("checkpoint-every"), help: "Also write a checkpoint every N optimizer steps.")
@@ -99,31 +106,44 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Continue from a checkpoint directory, or 'auto' for the newest one in --checkpoint-dir.")
     var resume: String?
 
-    @Option(name: .customLong("collective-timeout"), help: "Seconds a rank may stay in one phase (or wait for the others) before it reports where it is and ends the job.")
+    @Option(name: .customLong("collective-timeout"), help: ArgumentHelp("Seconds a rank may stay in one phase (or "
+        + "wait for the others) before it reports where it is and ends the job."))
     var collectiveTimeout: Double = 300
 
-    @Option(name: .customLong("on-nonfinite"), help: "On a NaN/Inf loss or gradient: stop (name the rank, step and samples) or skip the update (10 in a row stop).")
+    @Option(name: .customLong("on-nonfinite"), help: ArgumentHelp("On a NaN/Inf loss or gradient: stop (name the "
+        + "rank, step and samples) or skip the update (10 in a row stop)."))
     var onNonFinite: NonFinitePolicy = .stop
 
-    @Flag(inversion: .prefixedNo, help: "Augment training images: random crop from a 4-pixel zero-padded image and random horizontal flip (default: on for cifar10, off otherwise).")
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("Augment training images: random crop from a 4-pixel zero-padded "
+        + "image and random horizontal flip (default: on for cifar10, off otherwise)."))
     var augment: Bool?
 
-    @Option(name: .customLong("augment-padding"), help: "The zero pixels on each side before the random crop (default 4; 0: horizontal flips only). Turns --augment on; --no-augment still turns it off (so it can override a recipe).")
+    @Option(name: .customLong("augment-padding"), help: ArgumentHelp("The zero pixels on each side before the random "
+        + "crop (default 4; 0: horizontal flips only). Turns --augment on; --no-augment still turns it off (so it can "
+        + "override a recipe)."))
     var augmentPadding: Int?
 
-    @Option(help: "Test-time augmentation of every evaluation (validation, test, and by default evaluate/predict/compare of the checkpoint): none, or flip (average the logits of each image and its mirror image).")
+    @Option(help: ArgumentHelp("Test-time augmentation of every evaluation (validation, test, and by default "
+        + "evaluate/predict/compare of the checkpoint): none, or flip (average the logits of each image and its "
+        + "mirror image)."))
     var tta: TestTimeAugmentation = .none
 
-    @Option(name: .customLong("eval-every"), help: "Evaluate (the validation split, else the test set) after every N-th epoch and after the last, as Keras' validation_freq; early stopping and the plateau schedule then count evaluations.")
+    @Option(name: .customLong("eval-every"), help: ArgumentHelp("Evaluate (the validation split, else the test set) "
+        + "after every N-th epoch and after the last, as Keras' validation_freq; early stopping and the plateau "
+        + "schedule then count evaluations."))
     var evalEvery = 1
 
-    @Option(name: .customLong("val-split"), help: "Hold out this fraction of the training set (stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, the test set is scored once at the end.")
+    @Option(name: .customLong("val-split"), help: ArgumentHelp("Hold out this fraction of the training set "
+        + "(stratified by class, fixed by --seed) for validation: epochs are scored on it, 'best' is chosen on it, "
+        + "the test set is scored once at the end."))
     var validationSplit: Double?
 
-    @Option(help: "The validation metric that picks 'best', --early-stop and --schedule plateau watch: val_loss or val_accuracy (default val_loss).")
+    @Option(help: ArgumentHelp("The validation metric that picks 'best', --early-stop and --schedule plateau watch: "
+        + "val_loss or val_accuracy (default val_loss)."))
     var monitor: MonitorMetric?
 
-    @Option(name: .customLong("early-stop"), help: "Stop after this many epochs without improvement of --monitor (needs --val-split or --kfold).")
+    @Option(name: .customLong("early-stop"), help: ArgumentHelp("Stop after this many epochs without improvement of "
+        + "--monitor (needs --val-split or --kfold)."))
     var earlyStop: Int?
 
     @Option(name: .customLong("plateau-factor"), help: "--schedule plateau: multiply the learning rate by this when --monitor stalls.")
@@ -135,21 +155,27 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("min-lr"), help: "--schedule plateau: never reduce the learning rate below this.")
     var minimumLearningRate: Float = 0
 
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the training loss, as nn.CrossEntropyLoss(label_smoothing=…): targets (1 − ε)·onehot + ε/classes.")
+    @Option(name: .customLong("label-smoothing"), help: ArgumentHelp("Label smoothing of the training loss, as "
+        + "nn.CrossEntropyLoss(label_smoothing=…): targets (1 − ε)·onehot + ε/classes."))
     var labelSmoothing: Float = 0
 
-    @Flag(name: .customLong("test-each-epoch"), help: "With a validation split, also score the test set after every epoch (it is always scored at the end).")
+    @Flag(name: .customLong("test-each-epoch"), help: ArgumentHelp("With a validation split, also score the test set "
+        + "after every epoch (it is always scored at the end)."))
     var testEachEpoch = false
 
-    @Option(help: "k-fold cross-validation: train K times, each fold of the training set held out once (stratified); prints per-fold and mean ± sd validation metrics. Needs --checkpoint-dir (one folder per fold; resumable).")
+    @Option(help: ArgumentHelp("k-fold cross-validation: train K times, each fold of the training set held out once "
+        + "(stratified); prints per-fold and mean ± sd validation metrics. Needs --checkpoint-dir (one folder per "
+        + "fold; resumable)."))
     var kfold: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Show a progress bar when stdout is a terminal (under mpirun it always looks like one; pass --no-progress when piping).")
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("Show a progress bar when stdout is a terminal (under mpirun it "
+        + "always looks like one; pass --no-progress when piping)."))
     var progress = true
 
     func validate() throws {
         // Known recipes are expanded before parsing; one left here would be silently ignored.
-        if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags instead: \(recipe.flags.joined(separator: " "))") }
+        if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags "
+            + "instead: \(recipe.flags.joined(separator: " "))") }
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if localRanks < 1 || localRanks > 64 { throw ValidationError("--local-ranks must be between 1 and 64, got \(localRanks)") }
@@ -179,7 +205,8 @@ struct TrainOptions: ParsableArguments {
             throw ValidationError("--collective-timeout must be between 1 and 86400 seconds, got \(collectiveTimeout)")
         }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
-        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, "
+            + "got \(checkpointEvery)") }
         if checkpointEvery != nil && checkpointDirectory == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir DIR") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if let checkpointDirectory, checkpointDirectory.isEmpty { throw ValidationError("--checkpoint-dir needs a directory") }
@@ -205,14 +232,19 @@ struct TrainOptions: ParsableArguments {
         if !hasValidation {
             if monitor != nil { throw ValidationError("--monitor needs --val-split F or --kfold K: it watches a validation metric") }
             if earlyStop != nil { throw ValidationError("--early-stop needs --val-split F or --kfold K: it watches a validation metric") }
-            if schedule == .plateau { throw ValidationError("--schedule plateau needs --val-split F or --kfold K: it watches a validation metric") }
+            if schedule == .plateau { throw ValidationError("--schedule plateau needs --val-split F or --kfold K: it "
+                + "watches a validation metric") }
         }
-        if dataLocation.task == .regression && monitor == .valAccuracy { throw ValidationError("--monitor val_accuracy means nothing for --task regression; use val_loss") }
-        if dataLocation.task == .regression && labelSmoothing > 0 { throw ValidationError("--label-smoothing is for classification, not --task regression") }
-        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if dataLocation.task == .regression && monitor == .valAccuracy { throw ValidationError("--monitor "
+            + "val_accuracy means nothing for --task regression; use val_loss") }
+        if dataLocation.task == .regression && labelSmoothing > 0 { throw ValidationError("--label-smoothing is for "
+            + "classification, not --task regression") }
+        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1), "
+            + "got \(labelSmoothing)") }
         if !(plateauFactor > 0 && plateauFactor < 1) { throw ValidationError("--plateau-factor must be in (0, 1), got \(plateauFactor)") }
         if plateauPatience < 1 { throw ValidationError("--plateau-patience must be at least 1, got \(plateauPatience)") }
-        if !(minimumLearningRate >= 0 && minimumLearningRate.isFinite) { throw ValidationError("--min-lr must be 0 or more, got \(minimumLearningRate)") }
+        if !(minimumLearningRate >= 0 && minimumLearningRate.isFinite) { throw ValidationError("--min-lr must be 0 or "
+            + "more, got \(minimumLearningRate)") }
     }
 
     /// The run's configuration for `dataset`.

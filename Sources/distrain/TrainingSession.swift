@@ -100,7 +100,9 @@ final class TrainingSession {
         do { data = try dataset.load(directory) } catch { localError = error }
         tracker.enter(.startup)
         try communicator.agreeOnSuccess(localError)
-        if communicator.isCoordinator { for note in data!.notes { FileHandle.standardError.write(Data("distrain: warning: \(note)\n".utf8)) } }
+        if communicator.isCoordinator {
+            for note in data!.notes { FileHandle.standardError.write(Data("distrain: warning: \(note)\n".utf8)) }
+        }
         return data!
     }
 

@@ -25,7 +25,8 @@ final class ModelSpecTests: XCTestCase {
 
     func testEveryModuleBuildsWithPyTorchNamesAndShapes() throws {
         let built = try ModelSpec(parsing: spec, source: "all.spec").build(inputShape: [1, 28, 28], classes: 10)
-        XCTAssertEqual(built.rows.map(\.name), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "fc1", "11", "12", "13", "14", "15", "out"])
+        XCTAssertEqual(built.rows.map(\.name), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "fc1", "11", "12",
+            "13", "14", "15", "out"])
         XCTAssertEqual(built.rows.map(\.outputShape)[3], [8, 14, 14])
         XCTAssertEqual(built.rows.map(\.outputShape)[4], [8, 7, 7], "stride 2, padding 1: (14 + 2 − 3)/2 + 1")
         XCTAssertEqual(built.rows.map(\.outputShape)[6], [8, 3, 3])
@@ -71,24 +72,34 @@ final class ModelSpecTests: XCTestCase {
     /// Every kind of mistake is an error naming the file, the line and what would fit.
     func testBadSpecsNameTheLineAndTheProblem() {
         func error(_ text: String, shape: [Int] = [1, 28, 28], classes: Int = 10) -> String {
-            do { _ = try ModelSpec(parsing: text, source: "m.spec").build(inputShape: shape, classes: classes); return "built" } catch { return "\(error)" }
+            do { _ = try ModelSpec(parsing: text, source: "m.spec").build(inputShape: shape,
+                classes: classes); return "built" } catch { return "\(error)" }
         }
-        XCTAssertEqual(error("Flatten()\nLinear(100, 10)"), "m.spec line 2: Linear(100, 10): in_features 100 does not match the 784 features coming in; write Linear(784, 10)")
-        XCTAssertEqual(error("Conv2d(3, 8, 3)"), "m.spec line 1: Conv2d(3, 8, 3): in_channels 3 does not match the 1 channels coming in (1x28x28); write Conv2d(1, …)")
+        XCTAssertEqual(error("Flatten()\nLinear(100, 10)"), "m.spec line 2: Linear(100, 10): in_features 100 does not "
+            + "match the 784 features coming in; write Linear(784, 10)")
+        XCTAssertEqual(error("Conv2d(3, 8, 3)"), "m.spec line 1: Conv2d(3, 8, 3): in_channels 3 does not match the 1 "
+            + "channels coming in (1x28x28); write Conv2d(1, …)")
         XCTAssertTrue(error("Conv3d(1, 8, 3)").hasPrefix("m.spec line 1: unknown module 'Conv3d'; use one of "))
-        XCTAssertEqual(error("Conv2d(1, 8, 3, groups=2)"), "m.spec line 1: Conv2d(1, 8, 3, groups=2): unknown argument 'groups'; it takes in_channels, out_channels, kernel_size, stride, padding, bias")
-        XCTAssertEqual(error("Conv2d(1, 0, 3)"), "m.spec line 1: Conv2d(1, 0, 3): out_channels must be a whole number in 1...1000000, got 0")
-        XCTAssertEqual(error("Conv2d(1, -8, 3)"), "m.spec line 1: Conv2d(1, -8, 3): out_channels must be a whole number in 1...1000000, got -8")
+        XCTAssertEqual(error("Conv2d(1, 8, 3, groups=2)"), "m.spec line 1: Conv2d(1, 8, 3, groups=2): unknown "
+            + "argument 'groups'; it takes in_channels, out_channels, kernel_size, stride, padding, bias")
+        XCTAssertEqual(error("Conv2d(1, 0, 3)"), "m.spec line 1: Conv2d(1, 0, 3): out_channels must be a whole number "
+            + "in 1...1000000, got 0")
+        XCTAssertEqual(error("Conv2d(1, -8, 3)"), "m.spec line 1: Conv2d(1, -8, 3): out_channels must be a whole "
+            + "number in 1...1000000, got -8")
         XCTAssertEqual(error("MaxPool2d(2)\nMaxPool2d(2)\nMaxPool2d(2)\nMaxPool2d(2)\nMaxPool2d(2)"),
                        "m.spec line 5: MaxPool2d(2): its 2x2 window does not fit the 1x1 input; use fewer pooling layers or larger images")
-        XCTAssertEqual(error("Linear(784, 10)"), "m.spec line 1: Linear(784, 10): needs a flat (features) or per-position (positions, features) input but receives 1x28x28; add Flatten() before it")
-        XCTAssertEqual(error("Flatten()\nLinear(784, 5)"), "m.spec line 2: the model ends with output shape (5), the data has 10 classes; end with Flatten() and Linear(…, 10)")
+        XCTAssertEqual(error("Linear(784, 10)"), "m.spec line 1: Linear(784, 10): needs a flat (features) or "
+            + "per-position (positions, features) input but receives 1x28x28; add Flatten() before it")
+        XCTAssertEqual(error("Flatten()\nLinear(784, 5)"), "m.spec line 2: the model ends with output shape (5), the "
+            + "data has 10 classes; end with Flatten() and Linear(…, 10)")
         XCTAssertEqual(error("Flatten()\n\nLinear(784 10)"), "m.spec line 3: Linear: argument 1 = '784 10' is not a number")
         XCTAssertEqual(error("Linear"), "m.spec line 1: 'Linear' is not a module; write Kind(arguments), e.g. Conv2d(1, 32, 3, padding=1)")
         XCTAssertEqual(error("a = Flatten()\na = Linear(784, 10)"), "m.spec line 2: the name 'a' is used twice; names must be unique")
         XCTAssertEqual(error("# nothing\n"), "m.spec: holds no module; write one per line, e.g. Linear(784, 10)")
-        XCTAssertEqual(error("Flatten()\nLinear(784, 100000)\nLinear(100000, 10000)\nLinear(10000, 10)").prefix(22), "m.spec: has 1078610010")
+        XCTAssertEqual(error("Flatten()\nLinear(784, 100000)\nLinear(100000, 10000)\nLinear(10000, 10)").prefix(22),
+            "m.spec: has 1078610010")
         XCTAssertEqual(error("Flatten()\nDropout(1.5)\nLinear(784, 10)"), "m.spec line 2: Dropout(1.5): p must be in [0, 1), got 1.5")
-        XCTAssertEqual(error("Flatten()\nBatchNorm2d(784)\nLinear(784, 10)"), "m.spec line 2: BatchNorm2d(784): needs (channels, height, width) inputs but receives (784); use BatchNorm1d")
+        XCTAssertEqual(error("Flatten()\nBatchNorm2d(784)\nLinear(784, 10)"), "m.spec line 2: BatchNorm2d(784): needs "
+            + "(channels, height, width) inputs but receives (784); use BatchNorm1d")
     }
 }

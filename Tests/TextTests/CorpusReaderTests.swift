@@ -9,7 +9,8 @@ final class CorpusReaderTests: XCTestCase {
         let path = makeTemporaryDirectory() + "/corpus"
         writeBytes(text, to: path)
         var pieces: [(String, Bool)] = []
-        try CorpusReader(files: [path], options: options).read { pieces.append((String(decoding: $0.text, as: UTF8.self), $0.startsDocument)) }
+        try CorpusReader(files: [path], options: options).read { pieces.append((String(decoding: $0.text,
+            as: UTF8.self), $0.startsDocument)) }
         return pieces
     }
 

@@ -51,7 +51,8 @@ final class TextCommandTests: XCTestCase {
                                     + ["--checkpoint-dir", root + "/two"], timeout: 180)
         XCTAssertEqual(two.exitCode, 0, two.standardError)
         func weights(_ name: String) throws -> [UInt8] {
-            let latest = try String(contentsOfFile: "\(root)/\(name)/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let latest = try String(contentsOfFile: "\(root)/\(name)/latest",
+                encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             return try checkpointTensorBytes("\(root)/\(name)/\(latest)")
         }
         let one = try weights("one"), many = try weights("two")
@@ -83,8 +84,10 @@ final class TextCommandTests: XCTestCase {
         let cases: [([String], String)] = [
             (["tokenizer", "train", corpus, "--vocab-size", "100", "--out", root + "/x.json"], "--vocab-size must be in 257...1048576"),
             (["tokenizer", "train", root + "/latin1.txt", "--out", root + "/y.json"], "latin1.txt: not UTF-8 at byte 1"),
-            (["tokenize", "--tokenizer", root + "/bert.json", corpus, "--out", root + "/t1"], "not a BPE tokenizer (model type 'WordPiece')"),
-            (["tokenize", "--tokenizer", root + "/tok.json", corpus, "--out", root + "/taken"], "holds files distrain did not write (notes.txt)"),
+            (["tokenize", "--tokenizer", root + "/bert.json", corpus, "--out", root + "/t1"], "not a BPE tokenizer "
+                + "(model type 'WordPiece')"),
+            (["tokenize", "--tokenizer", root + "/tok.json", corpus, "--out", root + "/taken"], "holds files distrain "
+                + "did not write (notes.txt)"),
             (["tokenize", "--tokenizer", root + "/tok.json", root + "/nothing", "--out", root + "/t2"], "cannot read " + root + "/nothing"),
             (["train", root + "/tokens-missing", "--context", "8"], "unknown dataset"),
         ]
