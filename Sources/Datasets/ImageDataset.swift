@@ -50,7 +50,8 @@ public struct ImageDataset: Sendable {
         precondition(targets == nil || targets!.count == labels.count, "one target per sample")
         self.targets = targets
         precondition(shape.count == 3, "sample shape must be (C, H, W), got \(shape)")
-        precondition(features.count == labels.count * shape.reduce(1, *), "\(features.count) values do not make \(labels.count) samples of \(shape)")
+        precondition(features.count == labels.count * shape.reduce(1, *), "\(features.count) values do not make "
+            + "\(labels.count) samples of \(shape)")
         self.shape = shape
         storage = .floats(features)
         self.labels = labels

@@ -24,13 +24,16 @@ public enum StratifiedSplit {
 
     /// Training and validation indices (each ascending): round(fraction × n) of every class's n samples
     /// go to validation. Throws when a class would be left without samples on either side.
-    public static func holdOut(labels: [UInt8], classNames: [String], fraction: Double, seed: UInt64) throws -> (train: [Int], validation: [Int]) {
+    public static func holdOut(labels: [UInt8], classNames: [String], fraction: Double,
+        seed: UInt64) throws -> (train: [Int], validation: [Int]) {
         precondition(fraction > 0 && fraction < 1, "validation fraction \(fraction) must be in (0, 1)")
         var train: [Int] = [], validation: [Int] = []
         for (c, members) in shuffledByClass(labels: labels, classCount: classNames.count, seed: seed).enumerated() where !members.isEmpty {
             let held = Int((fraction * Double(members.count)).rounded())
             guard held > 0 && held < members.count else {
-                throw SplitError(message: "--val-split \(fraction) leaves class '\(classNames[c])' (\(members.count) samples) with \(held == 0 ? "no validation" : "no training") samples; use a \(held == 0 ? "larger" : "smaller") --val-split or more data")
+                throw SplitError(message: "--val-split \(fraction) leaves class '\(classNames[c])' (\(members.count) "
+                    + "samples) with \(held == 0 ? "no validation" : "no training") samples; use a "
+                    + "\(held == 0 ? "larger" : "smaller") --val-split or more data")
             }
             validation += members.prefix(held)
             train += members.dropFirst(held)
@@ -46,7 +49,8 @@ public enum StratifiedSplit {
         var folds = [[Int]](repeating: [], count: k)
         for (c, members) in shuffledByClass(labels: labels, classCount: classNames.count, seed: seed).enumerated() where !members.isEmpty {
             guard members.count >= k else {
-                throw SplitError(message: "--kfold \(k) needs at least \(k) samples of every class; class '\(classNames[c])' has \(members.count)")
+                throw SplitError(message: "--kfold \(k) needs at least \(k) samples of every class; class "
+                    + "'\(classNames[c])' has \(members.count)")
             }
             for (position, index) in members.enumerated() { folds[position % k].append(index) }
         }

@@ -77,7 +77,8 @@ public final class BatchNorm: Layer {
     public var parameterSpecs: [ParameterSpec] {
         guard affine else { return [] }
         // PyTorch initializes the weight to 1 and the bias to 0.
-        return [ParameterSpec(name: "\(name).weight", shape: [channels], constant: 1), ParameterSpec(name: "\(name).bias", shape: [channels], constant: 0)]
+        return [ParameterSpec(name: "\(name).weight", shape: [channels], constant: 1),
+            ParameterSpec(name: "\(name).bias", shape: [channels], constant: 0)]
     }
     public var bufferSpecs: [BufferSpec] {
         [BufferSpec(name: "\(name).running_mean", shape: [channels], initialValue: 0),
@@ -143,7 +144,8 @@ public final class BatchNorm: Layer {
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         // Σdy and Σdy·(x − mean) (dy masked by a fused ReLU's output); the second times invstd is Σ(dy·x̂).
         let reluOutput = activation == .relu ? y : nil
-        distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!, sums.baseAddress! + channels)
+        distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
+            sums.baseAddress! + channels)
         for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
         sums[2 * channels] = 0
         sumOverRanks?(sums)

@@ -19,11 +19,19 @@ public enum ModelName: String, CaseIterable, Sendable, Codable {
         case .mlpLarge:
             return "nn.Sequential(nn.Flatten(), nn.Linear(C*H*W, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))"
         case .lenet:
-            return "LeNet with conv1 = nn.Conv2d(C, 6, 5, padding=2 if H == 28 else 0), pool, conv2 = nn.Conv2d(6, 16, 5), pool, fc1 = nn.Linear(400, 120), fc2 = nn.Linear(120, 84), fc3 = nn.Linear(84, 10)"
+            return "LeNet with conv1 = nn.Conv2d(C, 6, 5, padding=2 if H == 28 else 0), pool, conv2 = nn.Conv2d(6, "
+                + "16, 5), pool, fc1 = nn.Linear(400, 120), fc2 = nn.Linear(120, 84), fc3 = nn.Linear(84, 10)"
         case .cnn:
-            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))"
+            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, "
+                + "padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), "
+                + "nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), "
+                + "nn.Linear(256, 10))"
         case .cnnBN:
-            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))"
+            return "nn.Sequential(nn.Conv2d(C, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), "
+                + "nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), "
+                + "nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(), "
+                + "nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128*(H/8)*(W/8), 256), nn.ReLU(), nn.Dropout(0.3), "
+                + "nn.Linear(256, 10))"
         }
     }
 }
@@ -71,7 +79,9 @@ extension ModelName {
         var height = inputShape[1], width = inputShape[2]
         for (name, kernel, stride, padding) in spatialLayers(inputShape[1]) {
             guard height + 2 * padding >= kernel, width + 2 * padding >= kernel else {
-                throw ModelShapeError(message: "--model \(rawValue) does not fit \(inputShape[0])x\(inputShape[1])x\(inputShape[2]) inputs: its layer \(name) receives \(height)x\(width), smaller than its \(kernel)x\(kernel) window; use larger images or --model mlp")
+                throw ModelShapeError(message: "--model \(rawValue) does not fit "
+                    + "\(inputShape[0])x\(inputShape[1])x\(inputShape[2]) inputs: its layer \(name) receives "
+                    + "\(height)x\(width), smaller than its \(kernel)x\(kernel) window; use larger images or --model mlp")
             }
             height = (height + 2 * padding - kernel) / stride + 1
             width = (width + 2 * padding - kernel) / stride + 1

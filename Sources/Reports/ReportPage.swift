@@ -5,32 +5,41 @@ import Foundation
 /// apart by dash pattern.
 public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [],
                        prunings: [PruningHistory] = [], generatedAt: Date = Date()) -> String {
-    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")")\(prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")"), made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
+    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) "
+        + "run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")")\(prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")"), "
+        + "made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
     if !sweeps.isEmpty { body += section("sweep", "Sweeps", sweeps.map(sweepSection).joined()) }
-    if !crossValidations.isEmpty { body += section("cross-validation", "Cross-validation", crossValidations.map(crossValidationSection).joined()) }
+    if !crossValidations.isEmpty { body += section("cross-validation", "Cross-validation",
+        crossValidations.map(crossValidationSection).joined()) }
     if !prunings.isEmpty { body += section("pruning", "Pruning", prunings.map(pruningSection).joined()) }
     guard !runs.isEmpty else { return page(body) }
     body += runsSection(runs)
-    let splits: [(key: String, label: String, dash: String)] = [("train", "train", ""), ("val", "validation", "2 3"), ("test", "test", "7 4")]
+    let splits: [(key: String, label: String, dash: String)] = [("train", "train", ""), ("val", "validation", "2 3"),
+        ("test", "test", "7 4")]
     func perEpoch(_ keys: [(String, String, String)], title: String, yLabel: String) -> String {
         var series: [Series] = []
         for (index, run) in runs.enumerated() {
             for (key, label, dash) in keys where run.epochs.contains(where: { $0.values[key] != nil }) {
-                series.append(Series(label: runs.count == 1 ? label : "\(shortName(run, index)) \(label)", color: palette[index % palette.count],
+                series.append(Series(label: runs.count == 1 ? label : "\(shortName(run, index)) \(label)",
+                    color: palette[index % palette.count],
                                      dash: dash, points: run.epochs.map { (Double($0.epoch), $0.value(key)) }))
             }
         }
         return lineChart(title: title, xLabel: "epoch", yLabel: yLabel, series: series)
     }
-    body += section("loss", "Loss", perEpoch(splits.map { ("\($0.key)_loss", $0.label, $0.dash) }, title: "Cross-entropy loss per epoch", yLabel: "mean loss (nats per sample)"))
-    body += section("accuracy", "Accuracy", perEpoch(splits.map { ("\($0.key)_accuracy", $0.label, $0.dash) }, title: "Accuracy per epoch", yLabel: "accuracy (fraction correct)"))
-    body += section("learning-rate", "Learning rate", perEpoch([("lr", "lr", "")], title: "Learning rate at the end of each epoch", yLabel: "learning rate"))
+    body += section("loss", "Loss", perEpoch(splits.map { ("\($0.key)_loss", $0.label, $0.dash) },
+        title: "Cross-entropy loss per epoch", yLabel: "mean loss (nats per sample)"))
+    body += section("accuracy", "Accuracy", perEpoch(splits.map { ("\($0.key)_accuracy", $0.label, $0.dash) },
+        title: "Accuracy per epoch", yLabel: "accuracy (fraction correct)"))
+    body += section("learning-rate", "Learning rate", perEpoch([("lr", "lr", "")],
+        title: "Learning rate at the end of each epoch", yLabel: "learning rate"))
     // samples_per_second; files written before the objectives redesign call it images_per_second.
     var throughput = perEpoch([("samples_per_second", "samples/s", ""), ("images_per_second", "images/s", "")],
                               title: "Training throughput", yLabel: "samples per second (all ranks)")
     for (index, run) in runs.enumerated() where run.epochs.contains(where: { $0.value("compute_seconds") != nil }) {
         let ranks = run.setting("world_size") ?? "?", threads = run.setting("threads_per_rank") ?? "?"
-        throughput += barChart(title: "\(shortName(run, index)): where each epoch's time went (\(ranks) rank\(ranks == "1" ? "" : "s") × \(threads) thread\(threads == "1" ? "" : "s"))",
+        throughput += barChart(title: "\(shortName(run, index)): where each epoch's time went (\(ranks) "
+            + "rank\(ranks == "1" ? "" : "s") × \(threads) thread\(threads == "1" ? "" : "s"))",
                                yLabel: "seconds (slowest rank)", categories: run.epochs.map { "epoch \($0.epoch)" },
                                groups: [("compute", run.epochs.map { $0.value("compute_seconds") ?? .nan }),
                                         ("communication", run.epochs.map { $0.value("communication_seconds") ?? .nan }),
@@ -93,7 +102,8 @@ private func shortName(_ run: RunHistory, _ index: Int) -> String {
 }
 
 private func runsSection(_ runs: [RunHistory]) -> String {
-    var html = "<section id=\"runs\"><h2>Runs</h2><table><tr><th>run</th><th>dataset</th><th>model</th><th>ranks × threads</th><th>epochs</th><th>final test accuracy</th><th>time</th></tr>"
+    var html = "<section id=\"runs\"><h2>Runs</h2><table><tr><th>run</th><th>dataset</th><th>model</th><th>ranks × "
+        + "threads</th><th>epochs</th><th>final test accuracy</th><th>time</th></tr>"
     for (index, run) in runs.enumerated() {
         let last = run.epochs.last
         let accuracy = last?.value("test_accuracy").map { String(format: "%.2f%%", 100 * $0) } ?? "—"

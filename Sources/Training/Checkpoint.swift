@@ -23,7 +23,8 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .cannotWrite(path, reason): return "cannot write checkpoint \(path): \(reason); check the disk and --checkpoint-dir"
         case let .notFound(path, hint): return "no checkpoint at \(path): \(hint)"
         case let .incompatible(setting, checkpoint, requested):
-            return "cannot resume: the checkpoint was trained with \(setting) \(checkpoint) but this run asks for \(requested); use the same \(setting) or a new --checkpoint-dir"
+            return "cannot resume: the checkpoint was trained with \(setting) \(checkpoint) but this run asks for "
+                + "\(requested); use the same \(setting) or a new --checkpoint-dir"
         case let .unusableDirectory(path, problem): return "--checkpoint-dir \(path) \(problem)"
         case let .wrongData(checkpoint, trainedOn, given):
             return "cannot evaluate \(checkpoint): it was trained on \(trainedOn), not on \(given); pass the dataset it was trained on"
@@ -59,14 +60,17 @@ public struct LoadedCheckpoint {
         } catch let DecodingError.keyNotFound(key, _) {
             throw CheckpointError.invalid(path: statePath, problem: "lacks the field \(key.stringValue)")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw CheckpointError.invalid(path: statePath, problem: "field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+            throw CheckpointError.invalid(path: statePath, problem: "field "
+                + "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw CheckpointError.invalid(path: statePath, problem: "field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has an invalid value")
+            throw CheckpointError.invalid(path: statePath, problem: "field "
+                + "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has an invalid value")
         } catch {
             throw CheckpointError.invalid(path: statePath, problem: "is not valid JSON")
         }
         guard state.formatVersion == 1 else {
-            throw CheckpointError.invalid(path: statePath, problem: "has format version \(state.formatVersion); this distrain reads version 1")
+            throw CheckpointError.invalid(path: statePath, problem: "has format version \(state.formatVersion); this "
+                + "distrain reads version 1")
         }
         if let problem = state.rangeProblem {
             throw CheckpointError.invalid(path: statePath, problem: problem)
@@ -83,13 +87,16 @@ public struct LoadedCheckpoint {
         if communicator.rank == root {
             do {
                 guard isDirectory(directory) else {
-                    throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding state.json) or --resume auto with --checkpoint-dir")
+                    throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding "
+                        + "state.json) or --resume auto with --checkpoint-dir")
                 }
                 files = try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
                     let path = "\(directory)/\(name)"
                     guard pathExists(path) else {
                         if pathExists("\(directory)/\(CheckpointFile.quantization)") {
-                            throw CheckpointError.invalid(path: directory, problem: "is an int8 model written by distrain quantize; it serves evaluate, predict and compare — resume, prune and quantize need the float checkpoint it came from")
+                            throw CheckpointError.invalid(path: directory, problem: "is an int8 model written by "
+                                + "distrain quantize; it serves evaluate, predict and compare — resume, prune and "
+                                + "quantize need the float checkpoint it came from")
                         }
                         throw CheckpointError.invalid(path: path, problem: "is missing; the checkpoint is incomplete")
                     }
@@ -117,7 +124,8 @@ public struct LoadedCheckpoint {
         }
         let expected = Set(store.namedTensors.map(\.slice.name)).union(alsoHolding)
         if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
-            throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not have; is this checkpoint of another model?")
+            throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not "
+                + "have; is this checkpoint of another model?")
         }
     }
 
@@ -125,14 +133,16 @@ public struct LoadedCheckpoint {
     /// chance accuracy, and training from them only spreads them.
     static func requireFinite(_ values: UnsafeMutableBufferPointer<Float>, tensor: String, in file: SafeTensorsFile) throws {
         guard values.isEmpty || allFinite(values.baseAddress!, count: values.count) else {
-            throw CheckpointError.invalid(path: file.path, problem: "tensor \(tensor) holds NaN or infinite values; the checkpoint is damaged — use an earlier one")
+            throw CheckpointError.invalid(path: file.path, problem: "tensor \(tensor) holds NaN or infinite values; "
+                + "the checkpoint is damaged — use an earlier one")
         }
     }
 
     /// Restores the optimizer's buffers and step count.
     public func restoreOptimizer(_ optimizer: Optimizer, store: ParameterStore) throws {
         guard optimizer.name == self.optimizer.metadata["optimizer"] else {
-            throw CheckpointError.invalid(path: self.optimizer.path, problem: "holds \(self.optimizer.metadata["optimizer"] ?? "no") optimizer state, this run uses \(optimizer.name)")
+            throw CheckpointError.invalid(path: self.optimizer.path, problem: "holds "
+                + "\(self.optimizer.metadata["optimizer"] ?? "no") optimizer state, this run uses \(optimizer.name)")
         }
         guard let steps = self.optimizer.metadata["step_count"].flatMap(Int.init), steps >= 0 else {
             throw CheckpointError.invalid(path: self.optimizer.path, problem: "lacks a valid step_count in __metadata__")
@@ -334,7 +344,8 @@ public struct CheckpointWriter {
 
     private func modelFileBytes(store: ParameterStore, model: ModelDescription, dataMetadata: [String: String],
                                 dataset: String) -> [UInt8] {
-        let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
+        let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape,
+            values: UnsafeBufferPointer($0.values)) }
         var metadata: [String: String] = [
             "format": "pt",
             "model": model.label,

@@ -58,7 +58,8 @@ public struct CheckpointModel {
             return values.map { $0! }
         }
         guard let tta = TestTimeAugmentation(rawValue: file.metadata[Self.testTimeAugmentationKey] ?? "none") else {
-            throw CheckpointError.invalid(path: file.path, problem: "has an unknown tta '\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw CheckpointError.invalid(path: file.path, problem: "has an unknown tta "
+                + "'\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         testTimeAugmentation = tta
         let mean = try floats("normalization_mean"), deviation = try floats("normalization_std")
@@ -82,10 +83,13 @@ public struct CheckpointModel {
             throw CheckpointError.invalid(path: file.path, problem: "its metadata does not describe a model that can be built: \(error)")
         }
         let layers = built.layers
-        let needed = layers.flatMap(\.parameterSpecs).map { ($0.name, $0.shape) } + layers.flatMap(\.bufferSpecs).map { ($0.name, $0.shape) }
+        let needed = layers.flatMap(\.parameterSpecs).map { ($0.name,
+            $0.shape) } + layers.flatMap(\.bufferSpecs).map { ($0.name, $0.shape) }
         for spec in needed.map({ (name: $0.0, shape: $0.1) }) where file.entries[spec.name]?.shape != spec.shape {
             let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
-            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(label) on \(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of shape \(spec.shape), the file holds \(held)")
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(label) on "
+                + "\(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of "
+                + "shape \(spec.shape), the file holds \(held)")
         }
         self.label = label
         self.built = built
@@ -114,7 +118,9 @@ public struct CheckpointModel {
         let description = file.metadata[QuantizedCheckpoint.metadataKey] ?? ""
         let scheme = (try? JSONSerialization.jsonObject(with: Data(description.utf8)) as? [String: Any])?["scheme"] as? String
         guard scheme == QuantizedCheckpoint.scheme else {
-            throw CheckpointError.invalid(path: file.path, problem: "its quantization metadata names the scheme '\(scheme ?? description)', which this distrain does not compute; quantize the float checkpoint with this version")
+            throw CheckpointError.invalid(path: file.path, problem: "its quantization metadata names the scheme "
+                + "'\(scheme ?? description)', which this distrain does not compute; quantize the float checkpoint "
+                + "with this version")
         }
         let (layers, consumed) = try QuantizedCheckpoint.int8Layers(built.layers, file: file)
         let model = Sequential(inputShape: inputShape, layers: layers)

@@ -65,7 +65,8 @@ public struct ClassificationObjective: Objective {
         let total = Int64(sums[2])
         return EvaluationResult(lossSum: sums[0], sampleCount: total,
                                 metrics: [Metric("loss", total > 0 ? sums[0] / Double(total) : 0),
-                                          Metric("accuracy", total > 0 ? sums[1] / Double(total) : 0, higherIsBetter: true, isFraction: true)])
+                                          Metric("accuracy", total > 0 ? sums[1] / Double(total) : 0,
+                                              higherIsBetter: true, isFraction: true)])
     }
 }
 

@@ -26,8 +26,10 @@ public final class ConsoleReporter: TrainingReporter {
     public func started(_ r: StartRecord) throws {
         if brief { epochStart = monotonicSeconds(); return }
         say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, \(r.parameters) parameters")
-        let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); gradients: \(r.gradientSum))"
-        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
+        let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); "
+            + "gradients: \(r.gradientSum))"
+        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS "
+            + "thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
         say("  \(r.optimizer) lr \(r.learningRate) (\(r.schedule) schedule), \(r.epochs) epochs, seed \(r.seed)\(r.augment ? ", augmentation: " + (r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : "") + "horizontal flip" : "")\(r.testTimeAugmentation == .flip ? ", evaluation averages each image with its mirror image (--tta flip)" : "")\(r.evaluationInterval > 1 ? ", evaluated every \(r.evaluationInterval) epochs and after the last" : "")")
         say("  BLAS: \(r.blas)")
         for line in r.modelSummary.split(separator: "\n") { say("  " + line) }
@@ -47,7 +49,8 @@ public final class ConsoleReporter: TrainingReporter {
         let elapsed = now - epochStart
         let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
         let accuracy = runningAccuracy.map { "  acc \(percent($0))" } ?? ""
-        print("\r\u{1B}[2Kepoch \(epoch + 1) \(bar) \(step)/\(steps)  loss \(format(runningLoss, 4))\(accuracy)  ETA \(format(eta, 1)) s", terminator: "")
+        print("\r\u{1B}[2Kepoch \(epoch + 1) \(bar) \(step)/\(steps)  loss \(format(runningLoss, 4))\(accuracy)  ETA "
+            + "\(format(eta, 1)) s", terminator: "")
         barVisible = true
         fflush(nil)
     }
@@ -60,7 +63,8 @@ public final class ConsoleReporter: TrainingReporter {
         }.joined()
         let positions = r.positionsPerSample > 1 ? " (\(grouped(r.samplesPerSecond * Double(r.positionsPerSample))) positions/s)" : ""
         let time = "(compute \(share(r.computeSeconds)), communication \(share(r.communicationSeconds)), data \(share(r.dataSeconds)))"
-        say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  \(format(r.seconds, 1)) s  \(time)")
+        say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  "
+            + "\(format(r.seconds, 1)) s  \(time)")
     }
 
     public func checkpointWritten(path: String, seconds: Double) {
@@ -95,7 +99,8 @@ public func finalReport(_ result: EvaluationResult, classNames: [String]) -> [St
 /// The final report: headline metrics, a per-class table and the confusion matrix with class names.
 public func classificationReport(_ m: ClassificationMetrics, classNames: [String]) -> [String] {
     var lines: [String] = []
-    lines.append("test accuracy \(percent(m.accuracy))  precision (macro) \(format(m.precisionMacro, 4))  recall (macro) \(format(m.recallMacro, 4))  F1 (macro) \(format(m.f1Macro, 4))")
+    lines.append("test accuracy \(percent(m.accuracy))  precision (macro) \(format(m.precisionMacro, 4))  recall "
+        + "(macro) \(format(m.recallMacro, 4))  F1 (macro) \(format(m.f1Macro, 4))")
     let nameWidth = max(12, classNames.map(\.count).max() ?? 0)
     lines.append(pad("class", nameWidth) + "  precision  recall      F1  support")
     for c in 0..<m.classCount {
@@ -113,11 +118,14 @@ public func classificationReport(_ m: ClassificationMetrics, classNames: [String
 }
 
 /// Fixed-point text with `digits` decimals.
+/// Any Double prints: beyond what Int64 holds exactly (a regression's MSE of 1e16, a cell of 1e38) it is
+/// written in exponent form instead of trapping in the conversion.
 public func format(_ value: Double, _ digits: Int) -> String {
     guard value.isFinite else { return "\(value)" }
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
     let rounded = (abs(value) * scale).rounded()
+    guard rounded < 9e15 else { return String(format: "%.\(max(digits, 1))e", value) }
     let whole = Int64(rounded / scale)
     var fraction = String(Int64(rounded) - whole * Int64(scale))
     fraction = String(repeating: "0", count: max(0, digits - fraction.count)) + fraction
@@ -130,6 +138,7 @@ public func percent(_ fraction: Double) -> String { format(100 * fraction, 2) + 
 
 /// "63,000" for 63000.4.
 public func grouped(_ value: Double) -> String {
+    guard value.isFinite, abs(value) < 9e18 else { return value.isFinite ? String(format: "%.3e", value) : "\(value)" }
     let digits = String(Int64(value.rounded()))
     var result = ""
     for (i, character) in digits.reversed().enumerated() {
@@ -148,9 +157,11 @@ public final class ReporterGroup: TrainingReporter {
     public init(_ reporters: [TrainingReporter]) { self.reporters = reporters }
     public func started(_ r: StartRecord) throws { for x in reporters { try x.started(r) } }
     public func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {
-        for x in reporters { x.stepCompleted(epoch: epoch, step: step, of: steps, runningLoss: runningLoss, runningAccuracy: runningAccuracy) }
+        for x in reporters { x.stepCompleted(epoch: epoch, step: step, of: steps, runningLoss: runningLoss,
+            runningAccuracy: runningAccuracy) }
     }
     public func epochCompleted(_ r: EpochRecord) throws { for x in reporters { try x.epochCompleted(r) } }
     public func finished(_ r: FinalRecord) throws { for x in reporters { try x.finished(r) } }
-    public func checkpointWritten(path: String, seconds: Double) { for x in reporters { x.checkpointWritten(path: path, seconds: seconds) } }
+    public func checkpointWritten(path: String,
+        seconds: Double) { for x in reporters { x.checkpointWritten(path: path, seconds: seconds) } }
 }

@@ -22,7 +22,8 @@ func optionalNumbers(_ pairs: [(String, Double?)]) -> [(String, JSONValue)] {
 func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer<FILE> {
     var info = stat()
     if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
-        throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named pipe), not a regular file" : "it is not a regular file")
+        throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named "
+            + "pipe), not a regular file" : "it is not a regular file")
     }
     guard let file = fopen(path, appending ? "a" : "w") else {
         throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
@@ -108,7 +109,8 @@ public final class MetricsLog: TrainingReporter {
             ("global_batch", .int(r.globalBatch)), ("per_rank_batch", .int(r.perRankBatch)),
             ("optimizer", .string(r.optimizer)), ("lr", .number(r.learningRate)),
             ("schedule", .string(r.schedule)), ("epochs", .int(r.epochs)),
-            ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("augment_padding", .int(r.augmentPadding)), ("tta", .string(r.testTimeAugmentation.rawValue)), ("eval_every", .int(r.evaluationInterval)), ("threads_per_rank", .int(r.threadsPerRank)),
+            ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("augment_padding",
+                .int(r.augmentPadding)), ("tta", .string(r.testTimeAugmentation.rawValue)), ("eval_every", .int(r.evaluationInterval)), ("threads_per_rank", .int(r.threadsPerRank)),
             ("blas", .string(r.blas)), ("communicator", .string(r.communicator)),
             ("gradient_sum", .string(r.gradientSum)),
             ("train_samples", .int(r.trainSamples)), ("test_samples", .int(r.testSamples)),
@@ -137,8 +139,10 @@ public final class MetricsLog: TrainingReporter {
     public func finished(_ r: FinalRecord) throws {
         let seconds = ("seconds", JSONValue.number(r.seconds))
         if let m = r.result.regression {
-            return try write(.object([("event", .string("end")), ("test_loss", .number(r.testLoss)), ("rmse", .number(m.rootMeanSquaredError)),
-                                      ("mae", .number(m.meanAbsoluteError)), ("r2", .number(m.rSquared)), ("samples", .int(m.count)), seconds]))
+            return try write(.object([("event", .string("end")), ("test_loss", .number(r.testLoss)), ("rmse",
+                .number(m.rootMeanSquaredError)),
+                                      ("mae", .number(m.meanAbsoluteError)), ("r2", .number(m.rSquared)), ("samples",
+                                          .int(m.count)), seconds]))
         }
         guard let m = r.result.classification else {
             return try write(.object([("event", .string("end"))] + r.result.metrics.map { ("test_" + $0.name, JSONValue.number($0.value)) }

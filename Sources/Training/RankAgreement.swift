@@ -11,9 +11,11 @@ public enum StartupError: Error, CustomStringConvertible {
         switch self {
         case let .disagreement(field, values, hosts):
             let hex = values.mapValues { String(UInt64(bitPattern: $0), radix: 16) }
-            return "ranks disagree on \(field) (\(Self.byRank(hex, hosts: hosts))); start every rank with the same arguments, data and executable"
+            return "ranks disagree on \(field) (\(Self.byRank(hex, hosts: hosts))); start every rank with the same "
+                + "arguments, data and executable"
         case let .settingDisagreement(flag, values, hosts):
-            return "ranks disagree on the configuration: \(flag) differs (\(Self.byRank(values, hosts: hosts))); start every rank with the same arguments"
+            return "ranks disagree on the configuration: \(flag) differs (\(Self.byRank(values, hosts: hosts))); "
+                + "start every rank with the same arguments"
         }
     }
 
@@ -54,7 +56,8 @@ extension Communicator {
         let table = try allGather(text: settings.map(\.value).joined(separator: String(separator)))
             .map { $0.split(separator: separator, omittingEmptySubsequences: false).map(String.init) }
         for (index, setting) in settings.enumerated() {
-            let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset, $0.element.indices.contains(index) ? $0.element[index] : "?") })
+            let values = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($0.offset,
+                $0.element.indices.contains(index) ? $0.element[index] : "?") })
             if Set(values.values).count > 1 {
                 throw StartupError.settingDisagreement(flag: setting.flag, values: values, hosts: try allGather(text: hostName))
             }
@@ -76,7 +79,8 @@ extension TrainingConfiguration {
                 ("--val-split", text(validationSplit)), ("--kfold", text(foldCount)), ("the fold", text(fold)),
                 ("--monitor", text(monitor?.rawValue)), ("--early-stop", text(earlyStopPatience)),
                 ("--plateau-factor", text(plateauFactor)), ("--plateau-patience", text(plateauPatience)),
-                ("--min-lr", text(minimumLearningRate)), ("--label-smoothing", text(labelSmoothing)), ("--test-each-epoch", text(testEachEpoch)),
+                ("--min-lr", text(minimumLearningRate)), ("--label-smoothing",
+                    text(labelSmoothing)), ("--test-each-epoch", text(testEachEpoch)),
                 ("--tta", text(testTimeAugmentation?.rawValue)), ("--eval-every", text(evaluationInterval))]
     }
 }

@@ -236,7 +236,8 @@ public final class Trainer {
         let phasesBefore = tracker.totalSeconds()
         try plan.order.withUnsafeBufferPointer { order in
             for index in firstBatch..<plan.batchCount {
-                let batch = StepBatch(epoch: epoch, index: index, samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
+                let batch = StepBatch(epoch: epoch, index: index,
+                    samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
                                       globalCount: plan.globalRange(batch: index).count)
                 tracker.setPosition(epoch: epoch, step: globalStep + 1)
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: index, stepsPerEpoch: plan.batchCount) * selection.learningRateScale
@@ -294,7 +295,8 @@ public final class Trainer {
                                  worldSize: communicator.size, rank: communicator.rank, seed: configuration.seed, epoch: epoch)
             let more = try plan.order.withUnsafeBufferPointer { order -> Bool in
                 for index in 0..<plan.batchCount where step < count {
-                    let batch = StepBatch(epoch: epoch, index: index, samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
+                    let batch = StepBatch(epoch: epoch, index: index,
+                        samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
                                           globalCount: plan.globalRange(batch: index).count)
                     tracker.setPosition(epoch: epoch, step: globalStep + 1)
                     let loss = try trainStep(batch, learningRate: learningRate(step), plan: plan)

@@ -9,7 +9,8 @@ extension Trainer {
     static func definingSettings(_ c: TrainingConfiguration) -> [(String, String)] {
         [("dataset", c.dataset), ("--model", c.modelIdentity), ("--optimizer", c.optimizer.rawValue),
          ("--batch-size", String(c.globalBatchSize)), ("--seed", String(c.seed)),
-         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment", c.augmentation.map { "pad \($0.padding) + flip" } ?? "false"),
+         ("--train-limit", c.trainLimit.map(String.init) ?? "none"), ("--augment",
+             c.augmentation.map { "pad \($0.padding) + flip" } ?? "false"),
          ("--val-split", c.validationSplit.map { "\($0)" } ?? "none"),
          ("--kfold fold", c.fold.map { "\($0) of \(c.foldCount ?? 0)" } ?? "none")]
     }
@@ -31,7 +32,8 @@ extension Trainer {
         let state = checkpoint.state
         let statePath = "\(checkpoint.directory)/\(CheckpointFile.state)"
         guard state.nextBatch <= stepsPerEpoch else {
-            throw CheckpointError.invalid(path: statePath, problem: "nextBatch \(state.nextBatch) is beyond the \(stepsPerEpoch) batches of an epoch")
+            throw CheckpointError.invalid(path: statePath, problem: "nextBatch \(state.nextBatch) is beyond the "
+                + "\(stepsPerEpoch) batches of an epoch")
         }
         // Batch size and data are the same (checked above), so the position is fully determined: every
         // epoch before `epoch` took stepsPerEpoch steps. Values are < 2^40 (checked on load): no overflow.
@@ -39,7 +41,10 @@ extension Trainer {
         let expectedSamples = min(state.nextBatch * configuration.globalBatchSize, data.train.count)
         guard state.globalStep == expectedStep, state.samplesDoneInEpoch == expectedSamples,
               state.partialSeen <= expectedSamples else {
-            throw CheckpointError.invalid(path: statePath, problem: "its position is inconsistent (epoch \(state.epoch), batch \(state.nextBatch), step \(state.globalStep), samples \(state.samplesDoneInEpoch), with \(stepsPerEpoch) batches per epoch); the file is damaged — use an earlier checkpoint")
+            throw CheckpointError.invalid(path: statePath, problem: "its position is inconsistent (epoch "
+                + "\(state.epoch), batch \(state.nextBatch), step \(state.globalStep), samples "
+                + "\(state.samplesDoneInEpoch), with \(stepsPerEpoch) batches per epoch); the file is damaged — use "
+                + "an earlier checkpoint")
         }
         try checkpoint.restoreParameters(into: model.parameters)
         try checkpoint.restoreOptimizer(optimizer, store: model.parameters)
@@ -88,7 +93,8 @@ extension Trainer {
     func restorePruning(from checkpoint: LoadedCheckpoint) throws {
         guard let encoded = checkpoint.model.metadata["pruning_mask"] else { return }
         guard let mask = PruningMask(encoded: encoded, count: model.parameters.count) else {
-            throw CheckpointError.invalid(path: checkpoint.model.path, problem: "has a pruning_mask that does not fit the model's \(model.parameters.count) parameters; the metadata is damaged — use another checkpoint")
+            throw CheckpointError.invalid(path: checkpoint.model.path, problem: "has a pruning_mask that does not fit "
+                + "the model's \(model.parameters.count) parameters; the metadata is damaged — use another checkpoint")
         }
         checkpointMetadata = checkpoint.model.metadata.filter { $0.key.hasPrefix("pruning_") || $0.key == "pruned_from" }
         updateMask = mask.keep

@@ -24,12 +24,14 @@ extension Trainer {
         if configuration.schedule == .plateau,
            let scale = selection.reduceOnPlateau(factor: configuration.plateauFactor ?? 0.1, patience: configuration.plateauPatience ?? 2,
                                                  baseRate: configuration.learningRate, minimumRate: configuration.minimumLearningRate ?? 0) {
-            announce("plateau: \(monitor) has not improved for \(configuration.plateauPatience ?? 2) epochs; learning rate now \(String(format: "%.3g", Double(configuration.learningRate * scale)))")
+            announce("plateau: \(monitor) has not improved for \(configuration.plateauPatience ?? 2) epochs; learning "
+                + "rate now \(String(format: "%.3g", Double(configuration.learningRate * scale)))")
         }
         if selection.shouldStop(patience: configuration.earlyStopPatience) {
             stoppedEarly = true
             let best = selection.bestScore.map { configuration.monitor == .valAccuracy ? $0 : -$0 } ?? .nan
-            announce("early stop after epoch \(epoch): \(monitor) has not improved for \(selection.epochsWithoutImprovement) epochs (best \(String(format: "%.4f", best)) at epoch \(selection.bestEpoch))")
+            announce("early stop after epoch \(epoch): \(monitor) has not improved for "
+                + "\(selection.epochsWithoutImprovement) epochs (best \(String(format: "%.4f", best)) at epoch \(selection.bestEpoch))")
         }
     }
 

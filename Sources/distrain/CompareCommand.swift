@@ -10,7 +10,8 @@ import Training
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "A/B-test two checkpoints on the same test samples: accuracies, macro P/R/F1, the difference with a 95% bootstrap interval, McNemar's exact test, per-class F1.",
+        abstract: "A/B-test two checkpoints on the same test samples: accuracies, macro P/R/F1, the difference with a "
+            + "95% bootstrap interval, McNemar's exact test, per-class F1.",
         discussion: "Example: distrain compare runs/mlp runs/cnn fashion-mnist --json")
 
     @Argument(help: "Checkpoint A (a checkpoint folder or a --checkpoint-dir: its best).")
@@ -34,7 +35,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Seed of the bootstrap's draws.")
     var seed: UInt64 = 1
 
-    @Option(help: "Test-time augmentation for both: none, or flip (average the logits of each image and its mirror image). Default: what each checkpoint's training run used (its --tta).")
+    @Option(help: ArgumentHelp("Test-time augmentation for both: none, or flip (average the logits of each image and "
+        + "its mirror image). Default: what each checkpoint's training run used (its --tta)."))
     var tta: TestTimeAugmentation?
 
     @Flag(help: "Print one JSON object.")
@@ -43,7 +45,8 @@ struct CompareCommand: ParsableCommand {
     func validate() throws {
         _ = try dataLocation.directory(for: try registeredDataset(dataset))
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
-        if bootstrap < 100 || bootstrap > 1_000_000 { throw ValidationError("--bootstrap must be between 100 and 1000000, got \(bootstrap)") }
+        if bootstrap < 100 || bootstrap > 1_000_000 { throw ValidationError("--bootstrap must be between 100 and "
+            + "1000000, got \(bootstrap)") }
     }
 
     func run() throws {
@@ -78,10 +81,12 @@ struct CompareCommand: ParsableCommand {
             "\(m.dataset ?? "?"), \(m.inputShape.map(String.init).joined(separator: "x")) images, classes \(m.classNames.isEmpty ? String(m.classCount) : m.classNames.joined(separator: "/"))"
         }
         guard !a.isRegression && !b.isRegression else {
-            throw SelectionError(message: "compare tests classifiers (McNemar's test counts right and wrong answers); \(a.isRegression ? folderA : folderB) is a regression model")
+            throw SelectionError(message: "compare tests classifiers (McNemar's test counts right and wrong answers); "
+                + "\(a.isRegression ? folderA : folderB) is a regression model")
         }
         guard a.dataset == b.dataset, a.inputShape == b.inputShape, a.classCount == b.classCount, a.classNames == b.classNames else {
-            throw SelectionError(message: "cannot compare: \(folderA) was trained on \(describe(a)) and \(folderB) on \(describe(b)); compare models of the same dataset and classes")
+            throw SelectionError(message: "cannot compare: \(folderA) was trained on \(describe(a)) and \(folderB) on "
+                + "\(describe(b)); compare models of the same dataset and classes")
         }
     }
 
@@ -115,7 +120,8 @@ struct CompareCommand: ParsableCommand {
         func pct(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
         print("compare on the \(dataset) test set (\(c.samples) samples)\n  A: \(folderA)\n  B: \(folderB)")
         print("                   A        B")
-        print("accuracy           " + pct(c.accuracyA).padding(toLength: 9, withPad: " ", startingAt: 0) + pct(c.accuracyB))  // (%-8@ ignores its width on Linux)
+        print("accuracy           " + pct(c.accuracyA).padding(toLength: 9, withPad: " ",
+            startingAt: 0) + pct(c.accuracyB))  // (%-8@ ignores its width on Linux)
         for (name, x, y) in [("precision (macro)", a.precisionMacro, b.precisionMacro), ("recall (macro)", a.recallMacro, b.recallMacro),
                              ("F1 (macro)", a.f1Macro, b.f1Macro)] {
             print(name.padding(toLength: 19, withPad: " ", startingAt: 0) + String(format: "%.4f   %.4f", x, y))
@@ -125,7 +131,8 @@ struct CompareCommand: ParsableCommand {
         print("disagreements: only A right n01 = \(c.onlyA), only B right n10 = \(c.onlyB); McNemar exact p = \(String(format: "%.3g", c.mcNemarP))"
               + (c.mcNemarP < 0.05 ? " (the models differ at the 5% level)" : " (no significant difference at the 5% level)"))
         print("per-class F1, A − B:")
-        for (name, d) in zip(classNames, perClass) { print("  " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%+.4f", d)) }
+        for (name, d) in zip(classNames, perClass) { print("  " + name.padding(toLength: 16, withPad: " ",
+            startingAt: 0) + String(format: "%+.4f", d)) }
         fflush(nil)
     }
 }

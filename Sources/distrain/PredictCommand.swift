@@ -9,7 +9,8 @@ import Training
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Run a checkpoint on new inputs (image files or folders, or a .npy of uint8 samples) and print or write the top-k classes with probabilities.",
+        abstract: "Run a checkpoint on new inputs (image files or folders, or a .npy of uint8 samples) and print or "
+            + "write the top-k classes with probabilities.",
         discussion: """
         Inputs get exactly the training preprocessing recorded in the checkpoint (image channels and size, input
         normalization). Under mpirun the inputs are split over ranks and the output is written once, in input order.
@@ -41,7 +42,8 @@ struct PredictCommand: ParsableCommand {
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("predict needs inputs: image files or folders, .npy files, or --split test DATASET") }
         if topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
-        if let out, !(out.hasSuffix(".csv") || out.hasSuffix(".jsonl")) { throw ValidationError("--out must end in .csv or .jsonl, got \(out)") }
+        if let out, !(out.hasSuffix(".csv") || out.hasSuffix(".jsonl")) { throw ValidationError("--out must end in "
+            + ".csv or .jsonl, got \(out)") }
         if let split, split != "test" { throw ValidationError("--split takes 'test', got \(split)") }
         if split != nil && inputs.count != 1 { throw ValidationError("--split test takes one dataset name or path") }
     }
@@ -63,9 +65,11 @@ struct PredictCommand: ParsableCommand {
                                                          testTimeAugmentation: augmentation)
             guard communicator.isCoordinator else { return }
             if saved.isRegression {
-                return try report(zip(samples!.names, probabilities).map { ($0, [(saved.labelColumn ?? "prediction", $1)]) }, folder: folder)
+                return try report(zip(samples!.names, probabilities).map { ($0, [(saved.labelColumn ?? "prediction",
+                    $1)]) }, folder: folder)
             }
-            let rows = topClasses(probabilities, names: samples!.names, classNames: saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames)
+            let rows = topClasses(probabilities, names: samples!.names,
+                classNames: saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames)
             try report(rows, folder: folder)
         }
     }
@@ -78,7 +82,8 @@ struct PredictCommand: ParsableCommand {
             let registered = try registeredDataset(inputs[0], images: try imagesLike(saved.preprocessing, fallback: dataLocation))
             let test = try registered.load(try dataLocation.directory(for: registered)).test
             guard test.shape == shape else {
-                throw CheckpointError.wrongData(checkpoint: checkpoint, trainedOn: "\(shape) inputs", given: "\(test.shape) inputs of \(inputs[0])")
+                throw CheckpointError.wrongData(checkpoint: checkpoint, trainedOn: "\(shape) inputs",
+                    given: "\(test.shape) inputs of \(inputs[0])")
             }
             return (test, (0..<test.count).map { "\(inputs[0]):test[\($0)]" })
         }
@@ -89,7 +94,8 @@ struct PredictCommand: ParsableCommand {
             if input.hasSuffix(".npy") {
                 let array = try NumPyArray(npy: try readFileBytes(input), path: input)
                 guard case let .bytes(bytes) = array.values, array.shape.count >= 2, array.shape.dropFirst().reduce(1, *) == shape.reduce(1, *) else {
-                    throw DatasetError.malformed(path: input, problem: "holds \(array.shape); the model takes uint8 samples of \(shape.map(String.init).joined(separator: "x"))")
+                    throw DatasetError.malformed(path: input, problem: "holds \(array.shape); the model takes uint8 "
+                        + "samples of \(shape.map(String.init).joined(separator: "x"))")
                 }
                 pixels += bytes
                 names += (0..<array.shape[0]).map { "\(input)[\($0)]" }
@@ -100,26 +106,33 @@ struct PredictCommand: ParsableCommand {
                 }
             }
         }
-        guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "), problem: "holds no PNG, JPEG or .npy input") }
-        return (ImageDataset(shape: shape, pixels: pixels, labels: [UInt8](repeating: 0, count: names.count), classNames: classNames), names)
+        guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "),
+            problem: "holds no PNG, JPEG or .npy input") }
+        return (ImageDataset(shape: shape, pixels: pixels, labels: [UInt8](repeating: 0, count: names.count),
+            classNames: classNames), names)
     }
 
     /// CSV rows of a table model: its feature columns, found by name in each input file's header.
     private func tableRows(_ features: [String], shape: [Int], classNames: [String]) throws -> (data: ImageDataset, names: [String]) {
         var values: [Float] = [], names: [String] = []
         for input in inputs {
-            guard input.hasSuffix(".csv") else { throw DatasetError.malformed(path: input, problem: "is not a .csv; this model takes CSV rows with the columns \(features.joined(separator: ", "))") }
-            guard let text = String(validating: try readFileBytes(input), as: UTF8.self) else { throw DatasetError.malformed(path: input, problem: "is not UTF-8 text") }
+            guard input.hasSuffix(".csv") else { throw DatasetError.malformed(path: input, problem: "is not a .csv; "
+                + "this model takes CSV rows with the columns \(features.joined(separator: ", "))") }
+            guard let text = String(validating: try readFileBytes(input),
+                as: UTF8.self) else { throw DatasetError.malformed(path: input, problem: "is not UTF-8 text") }
             let (header, rows) = try parseCSV(text, path: input)
             let columns = try features.map { name -> Int in
-                guard let column = header.firstIndex(of: name) else { throw DatasetError.malformed(path: input, problem: "has no column '\(name)', a feature of the model") }
+                guard let column = header.firstIndex(of: name) else { throw DatasetError.malformed(path: input, problem: "has "
+                    + "no column '\(name)', a feature of the model") }
                 return column
             }
             for (index, row) in rows.enumerated() {
-                guard row.count == header.count else { throw DatasetError.malformed(path: input, problem: "row \(index + 2) has \(row.count) cells, the header has \(header.count)") }
+                guard row.count == header.count else { throw DatasetError.malformed(path: input, problem: "row "
+                    + "\(index + 2) has \(row.count) cells, the header has \(header.count)") }
                 for column in columns {
                     guard let value = Float(row[column].trimmingCharacters(in: .whitespaces)), value.isFinite else {
-                        throw DatasetError.malformed(path: input, problem: "row \(index + 2), column '\(header[column])': '\(row[column])' is not a number")
+                        throw DatasetError.malformed(path: input, problem: "row \(index + 2), column "
+                            + "'\(header[column])': '\(row[column])' is not a number")
                     }
                     values.append(value)
                 }
@@ -127,14 +140,16 @@ struct PredictCommand: ParsableCommand {
             }
         }
         guard !names.isEmpty else { throw DatasetError.malformed(path: inputs.joined(separator: " "), problem: "holds no data row") }
-        return (ImageDataset(shape: shape, features: values, labels: [UInt8](repeating: 0, count: names.count), classNames: classNames), names)
+        return (ImageDataset(shape: shape, features: values, labels: [UInt8](repeating: 0, count: names.count),
+            classNames: classNames), names)
     }
 
     /// Every image below a folder, folders and files in byte order.
     private func imagesBelow(_ folder: String) -> [String] {
         sortedEntries(folder).flatMap { name -> [String] in
             let path = "\(folder)/\(name)"
-            return isDirectory(path) ? imagesBelow(path) : (["png", "jpg", "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
+            return isDirectory(path) ? imagesBelow(path) : (["png", "jpg",
+                "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
         }
     }
 
@@ -161,7 +176,8 @@ struct PredictCommand: ParsableCommand {
         } else {
             for row in rows {
                 text += JSONValue.object([("input", .string(row.name)),
-                                          ("top", .array(row.top.map { .object([("class", .string($0.0)), ("probability", .number(Double($0.1)))]) }))]).serialized + "\n"
+                                          ("top", .array(row.top.map { .object([("class", .string($0.0)),
+                                              ("probability", .number(Double($0.1)))]) }))]).serialized + "\n"
             }
         }
         try writeTextAtomically(text, to: out)

@@ -71,8 +71,10 @@ struct PruneCommand: ParsableCommand {
         if let repeated = folders.first(where: { folder in folders.filter { $0 == folder }.count > 1 }) {
             throw ValidationError("--sparsity names \(repeated) twice (folders are named to two decimals); give each sparsity once")
         }
-        if finetuneEpochs < 1 || finetuneEpochs > 10_000 { throw ValidationError("--finetune-epochs must be between 1 and 10000, got \(finetuneEpochs)") }
-        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
+        if finetuneEpochs < 1 || finetuneEpochs > 10_000 { throw ValidationError("--finetune-epochs must be between 1 "
+            + "and 10000, got \(finetuneEpochs)") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate "
+            + "must be a positive number, got \(learningRate)") }
         if out.isEmpty || checkpoint.isEmpty { throw ValidationError("--out and --checkpoint need directories") }
         if collectiveTimeout <= 0 { throw ValidationError("--collective-timeout must be positive") }
     }
@@ -145,7 +147,8 @@ struct PruneCommand: ParsableCommand {
             "pruning_mask": mask.encoded, "pruning_sparsity": String(sparsity), "pruning_scope": scope.rawValue,
             "pruned_from": folder, "pruning_finetune_epochs": String(finetuneEpochs),
         ]
-        if communicator.isCoordinator { print("sparsity \(String(format: "%.2f", sparsity)): fine-tuning \(finetuneEpochs) epoch(s) at learning rate \(String(format: "%g", configuration.learningRate))") }
+        if communicator.isCoordinator { print("sparsity \(String(format: "%.2f", sparsity)): fine-tuning "
+            + "\(finetuneEpochs) epoch(s) at learning rate \(String(format: "%g", configuration.learningRate))") }
         trainer.stopsOnSignals = true
         try trainer.run()
         return PruningRow(sparsity: sparsity, before: before, pruned: pruned, finetuned: try accuracy(),
@@ -190,7 +193,8 @@ struct PruneCommand: ParsableCommand {
         print("\npruned \(folder) (\(scope.rawValue) magnitude pruning; accuracy on the \(dataset) test set, \(samples) samples)")
         print("sparsity  achieved  before   pruned   fine-tuned  checkpoint")
         for row in rows {
-            print(String(format: "%8.2f  %8.4f  %.4f   %.4f   %.4f      ", row.sparsity, row.layers.total, row.before, row.pruned, row.finetuned) + row.checkpoint)
+            print(String(format: "%8.2f  %8.4f  %.4f   %.4f   %.4f      ", row.sparsity, row.layers.total,
+                row.before, row.pruned, row.finetuned) + row.checkpoint)
         }
         for row in rows {
             let layers = row.layers.perSlice.map { "\($0.name) \(String(format: "%.3f", $0.sparsity))" }.joined(separator: ", ")

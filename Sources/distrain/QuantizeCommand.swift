@@ -79,12 +79,14 @@ struct QuantizeCommand: ParsableCommand {
         let data = try registered.load(try dataLocation.directory(for: registered))
         try requireFits(saved, folder: folder, data: data.test, datasetName: dataset)
         if let calibration, calibration > data.train.count {
-            throw ValidationError("--calibration \(calibration) is more than the \(data.train.count) training samples of \(dataset); use at most \(data.train.count)")
+            throw ValidationError("--calibration \(calibration) is more than the \(data.train.count) training samples "
+                + "of \(dataset); use at most \(data.train.count)")
         }
         return data
     }
 
-    private func quantize(_ saved: CheckpointModel, folder: String, data: DatasetSplits, communicator: Communicator) throws -> QuantizationSummary {
+    private func quantize(_ saved: CheckpointModel, folder: String, data: DatasetSplits,
+        communicator: Communicator) throws -> QuantizationSummary {
         let source = "\(folder)/\(CheckpointFile.model)", target = "\(out)/\(CheckpointFile.model)"
         try onCoordinator(communicator) {
             if FileManager.default.fileExists(atPath: target) {

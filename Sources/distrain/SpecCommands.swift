@@ -59,11 +59,13 @@ struct ExportCommand: ParsableCommand {
         do {
             let (saved, folder) = try loadSavedModel(pytorch, communicator: InProcessCommunicator.single())
             if saved.isQuantized {
-                throw ValidationError("\(folder) is an int8 model (distrain quantize), which nn.Linear and nn.Conv2d cannot load; export the float checkpoint it came from")
+                throw ValidationError("\(folder) is an int8 model (distrain quantize), which nn.Linear and nn.Conv2d "
+                    + "cannot load; export the float checkpoint it came from")
             }
             let shape = saved.inputShape.map(String.init).joined(separator: "x")
             let flip = saved.testTimeAugmentation == .flip
-                ? "\n# Trained with --tta flip: distrain scores (model(x) + model(x.flip(-1))) / 2, the logits of x and its mirror image." : ""
+                ? "\n# Trained with --tta flip: distrain scores (model(x) + model(x.flip(-1))) / 2, the logits of x "
+                    + "and its mirror image." : ""
             print("""
             # distrain export of \(folder): \(saved.label) on \(shape) inputs, \(saved.classCount) classes
             # Inputs: x = (pixels / 255 - mean[c]) / std[c] per channel c, with
