@@ -58,6 +58,11 @@ struct Distrain: ParsableCommand {
             FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
             Foundation.exit(code.rawValue)
         }
+        // Output lost to a full disk or a closed pipe must not end in exit 0: check the buffered stdout.
+        if fflush(stdout) != 0 || ferror(stdout) != 0 {
+            FileHandle.standardError.write(Data("distrain: error: cannot write the output: \(String(cString: strerror(errno)))\n".utf8))
+            Foundation.exit(ExitCode.failure.rawValue)
+        }
         Foundation.exit(ExitCode.success.rawValue)
     }
 }

@@ -107,7 +107,8 @@ struct EvaluateCommand: ParsableCommand {
                                         ("test_loss", .number(evaluation.meanLoss)), ("rmse", .number(r.rootMeanSquaredError)),
                                         ("mae", .number(r.meanAbsoluteError)), ("r2", .number(r.rSquared))]).serialized)
             } else {
-                print("checkpoint \(folder) on the \(dataset) test set (\(r.count) samples): RMSE \(format(r.rootMeanSquaredError, 4))  MAE \(format(r.meanAbsoluteError, 4))  R² \(format(r.rSquared, 4))")
+                print("checkpoint \(folder) on the \(dataset) test set (\(r.count) samples): RMSE "
+                    + "\(format(r.rootMeanSquaredError, 4))  MAE \(format(r.meanAbsoluteError, 4))  R² \(format(r.rSquared, 4))")
             }
             fflush(nil)
             return
@@ -129,7 +130,8 @@ struct EvaluateCommand: ParsableCommand {
             print(object.serialized)
         } else {
             let flip = augmentation == .flip ? ", each image averaged with its mirror image (--tta flip)" : ""
-            print("checkpoint \(folder) on the \(dataset) test set (\(evaluation.sampleCount) samples\(flip)), test loss \(format(evaluation.meanLoss, 4))")
+            print("checkpoint \(folder) on the \(dataset) test set (\(evaluation.sampleCount) samples\(flip)), test "
+                + "loss \(format(evaluation.meanLoss, 4))")
             print("micro precision = recall = F1 = accuracy = \(format(m.accuracy, 4))")
             for line in classificationReport(m, classNames: classNames) { print(line) }
         }
@@ -159,25 +161,46 @@ func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model
 }
 
 /// `--tta`'s help for the commands that run a saved model.
-let ttaHelp = ArgumentHelp("Test-time augmentation: none, or flip (average the logits of each image and its mirror image). Default: what the checkpoint's training run used (its --tta).")
+let ttaHelp = ArgumentHelp("Test-time augmentation: none, or flip (average the logits of each image and its mirror "
+    + "image). Default: what the checkpoint's training run used (its --tta).")
 
 /// `--tta` when given, else what the checkpoint's run used; flip needs images wider than one pixel.
 func testTimeAugmentation(_ requested: TestTimeAugmentation?, for saved: CheckpointModel) throws -> TestTimeAugmentation {
     let chosen = requested ?? saved.testTimeAugmentation
     if chosen == .flip && saved.inputShape[2] == 1 {
-        throw ModelShapeError(message: "--tta flip mirrors images left–right, but this model's inputs are \(saved.inputShape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): pass --tta none")
+        throw ModelShapeError(message: "--tta flip mirrors images left–right, but this model's inputs are "
+            + "\(saved.inputShape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): "
+            + "pass --tta none")
     }
     return chosen
 }
 
 /// Throws, in evaluation's words, unless the data has the shape and classes the model was trained on.
 func requireFits(_ saved: CheckpointModel, folder: String, data: ImageDataset, datasetName: String) throws {
-    guard data.shape != saved.inputShape || data.classCount != saved.classCount else { return }
+    guard data.shape != saved.inputShape || data.classCount != saved.classCount else {
+        try requireSameClassNames(saved, folder: folder, data: data, datasetName: datasetName)
+        return
+    }
     func describe(_ name: String, _ shape: [Int], _ classes: Int) -> String {
         "\(name) (\(shape.map(String.init).joined(separator: "x")) images, \(classes) classes)"
     }
-    throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset", saved.inputShape, saved.classCount),
+    throw CheckpointError.wrongData(checkpoint: folder, trainedOn: describe(saved.dataset ?? "another dataset",
+        saved.inputShape, saved.classCount),
                                     given: describe(datasetName, data.shape, data.classCount))
+}
+
+/// Classes are matched by name, not by position: folders Dog/cat are not a cat/dog model's classes.
+func requireSameClassNames(_ saved: CheckpointModel, folder: String, data: ImageDataset, datasetName: String) throws {
+    if !saved.classNames.isEmpty && !data.classNames.isEmpty && saved.classNames != data.classNames
+        && !saved.isRegression {
+        func list(_ names: [String]) -> String {
+            let shown = names.prefix(12).map { "'\($0)'" }.joined(separator: ", ")
+            return names.count > 12 ? shown + ", … (\(names.count) classes)" : shown
+        }
+        let order = Set(saved.classNames) == Set(data.classNames) ? " (the same names in another order)" : ""
+        throw CheckpointError.wrongData(checkpoint: folder, trainedOn: "classes \(list(saved.classNames))",
+                                        given: "\(datasetName)'s classes \(list(data.classNames))\(order)")
+    }
 }
 
 /// Image-folder options that reproduce a checkpoint's preprocessing (or the flags, for other checkpoints).

@@ -179,7 +179,7 @@ struct TokenizerDecodeCommand: ParsableCommand {
                 return id
             }
             let bytes = try loaded.decode(numbers)
-            FileHandle.standardOutput.write(Data(bytes))
+            try writeStandardOutput(bytes)
         } catch let error as TextError {
             printError("\(error)")
             throw ExitCode.failure
@@ -189,8 +189,11 @@ struct TokenizerDecodeCommand: ParsableCommand {
 
 /// Writes to stdout and fails (exit 1 with the reason) when the write does not complete: a full disk or
 /// a closed pipe must not end in exit 0 with the output lost.
-func writeStandardOutput(_ text: String) throws {
-    let bytes = Array(text.utf8)
+func writeStandardOutput(_ text: String) throws { try writeStandardOutput(Array(text.utf8)) }
+
+/// Writes bytes to stdout, failing as `writeStandardOutput(_: String)` does.
+func writeStandardOutput(_ bytes: [UInt8]) throws {
+    fflush(stdout)
     var written = 0
     while written < bytes.count {
         let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + written, bytes.count - written) }
