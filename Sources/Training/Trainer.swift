@@ -139,7 +139,7 @@ public final class Trainer {
         targetsPerSample = objective.targetsPerSample
         reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
-        let perRankBatch = (configuration.globalBatchSize + communicator.size - 1) / communicator.size
+        let perRankBatch = Trainer.perRankBatch(configuration.globalBatchSize, samples: data.train.count, ranks: communicator.size)
         targets = TargetBuffer(rows: perRankBatch, for: data.train)
         if communicator.size > 1 && model.synchronizesOverRanks {
             layerSumOverRanks = { [unowned self] values in
@@ -191,7 +191,15 @@ public final class Trainer {
     }
 
     /// Per-rank batch of the largest share.
-    public var perRankBatch: Int { (configuration.globalBatchSize + communicator.size - 1) / communicator.size }
+    public var perRankBatch: Int {
+        Trainer.perRankBatch(configuration.globalBatchSize, samples: data.train.count, ranks: communicator.size)
+    }
+
+    /// The largest share of a batch one rank can get: buffers follow what can be used, not the flag
+    /// (`--batch-size 1000000000` on 500 samples reserves room for 500).
+    static func perRankBatch(_ globalBatch: Int, samples: Int, ranks: Int) -> Int {
+        (max(min(globalBatch, samples), 1) + ranks - 1) / ranks
+    }
 
     /// Optimizer steps in one epoch.
     var stepsPerEpoch: Int { (data.train.count + configuration.globalBatchSize - 1) / configuration.globalBatchSize }

@@ -145,12 +145,22 @@ struct PredictCommand: ParsableCommand {
     }
 
     /// Every image below a folder, folders and files in byte order.
+    /// The images in `folder` and below, each folder visited once (by device and inode), so a symbolic
+    /// link back up the tree (`up -> ..`) neither repeats images nor walks forever.
     private func imagesBelow(_ folder: String) -> [String] {
-        sortedEntries(folder).flatMap { name -> [String] in
-            let path = "\(folder)/\(name)"
-            return isDirectory(path) ? imagesBelow(path) : (["png", "jpg",
-                "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
+        var visited = Set<[UInt64]>()
+        func walk(_ folder: String) -> [String] {
+            var status = stat()
+            guard stat(folder, &status) == 0, visited.insert([UInt64(status.st_dev), UInt64(status.st_ino)]).inserted else {
+                return []
+            }
+            return sortedEntries(folder).flatMap { name -> [String] in
+                let path = "\(folder)/\(name)"
+                return isDirectory(path) ? walk(path) : (["png", "jpg",
+                    "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
+            }
         }
+        return walk(folder)
     }
 
     private func topClasses(_ probabilities: [Float], names: [String], classNames: [String]) -> [(name: String, top: [(String, Float)])] {
