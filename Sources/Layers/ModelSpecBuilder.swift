@@ -15,6 +15,11 @@ public struct ModelSummaryRow: Sendable {
 
     public var isResidual: Bool { !body.isEmpty }
 
+    /// Whether this row or a row inside it is distrain's attention module (the export defines its class).
+    var usesAttention: Bool {
+        pytorch.hasPrefix("CausalSelfAttention(") || (body + shortcut).contains { $0.usesAttention }
+    }
+
     /// What a spec writes for the module: its line, or a block's lines.
     public var specText: String {
         guard isResidual else { return pytorch }
@@ -24,7 +29,7 @@ public struct ModelSummaryRow: Sendable {
 
     /// The torch.nn expression that builds it (a block: the export's `Residual` class).
     public var pytorchExpression: String {
-        guard isResidual else { return "nn.\(pytorch)" }
+        guard isResidual else { return pytorch.hasPrefix("CausalSelfAttention(") ? pytorch : "nn.\(pytorch)" }
         return "Residual(\(Self.sequential(body)), \(shortcut.isEmpty ? "None" : Self.sequential(shortcut)))"
     }
 
@@ -43,7 +48,7 @@ extension Array where Element == ModelSummaryRow {
     /// Python source binding `model` to the equivalent torch.nn.Sequential (module names as the state_dict's),
     /// preceded by the `Residual` module when the model has residual blocks.
     public var pytorchSource: String {
-        (contains { $0.isResidual } ? residualModuleSource : "")
+        (contains { $0.isResidual } ? residualModuleSource : "") + (contains { $0.usesAttention } ? attentionModuleSource : "")
             + "model = nn.Sequential(OrderedDict([\n" + map { "    (\"\($0.name)\", \($0.pytorchExpression)),\n" }.joined() + "]))\n"
     }
 }
@@ -63,6 +68,28 @@ class Residual(nn.Module):
 
 """
 
+/// PyTorch has no causal self-attention module of nanoGPT's layout; the export defines it (no dropout).
+let attentionModuleSource = """
+import torch.nn.functional as F
+
+class CausalSelfAttention(nn.Module):
+    \"\"\"distrain's causal self-attention (nanoGPT's layout): fused c_attn, softmax over earlier positions, c_proj.\"\"\"
+    def __init__(self, embed_dim, num_heads, bias=True):
+        super().__init__()
+        self.c_attn = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.c_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.num_heads = num_heads
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+"""
+
 /// A spec built for an input shape: the layers (Conv2d/Linear/BatchNorm + ReLU fused into one layer) and a summary
 /// row per module.
 public struct BuiltModel {
@@ -76,6 +103,8 @@ extension ModelSpec {
         "Conv2d": [("in_channels", nil), ("out_channels", nil), ("kernel_size", nil), ("stride", 1), ("padding", 0), ("bias", 1)],
         "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1)],
         "Embedding": [("num_embeddings", nil), ("embedding_dim", nil)],
+        "LayerNorm": [("normalized_shape", nil), ("eps", 1e-5), ("bias", 1)],
+        "CausalSelfAttention": [("embed_dim", nil), ("num_heads", nil), ("bias", 1)],
         "BatchNorm2d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "BatchNorm1d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "ReLU": [("inplace", 0)], "LeakyReLU": [("negative_slope", 0.01), ("inplace", 0)],
@@ -228,6 +257,27 @@ extension ModelSpec {
             let (vocabulary, features) = (try size("num_embeddings"), try size("embedding_dim"))
             let layer = Embedding(vocabularySize: vocabulary, features: features, positions: shape[0], name: m.name)
             return (layer, row(m, "Embedding(\(vocabulary), \(features))", layer))
+        case "LayerNorm":
+            let features = try size("normalized_shape"), eps = a["eps"]!
+            guard features == shape.last else {
+                throw fail("normalized_shape \(features) does not match the \(shape.last ?? 0) features coming in (\(describe(shape)))")
+            }
+            guard eps > 0 else { throw fail("eps must be positive") }
+            let layer = LayerNorm(shape: shape, epsilon: Float(eps), bias: a["bias"]! != 0, name: m.name)
+            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (a["bias"]! == 0 ? ", bias=False" : "")
+            return (layer, row(m, "LayerNorm(\(features)\(extras))", layer))
+        case "CausalSelfAttention":
+            guard shape.count == 2 else {
+                throw fail("needs a sequence (positions, features) but receives \(describe(shape)); put an Embedding first")
+            }
+            let (width, heads) = (try size("embed_dim"), try size("num_heads"))
+            guard width == shape[1] else {
+                throw fail("embed_dim \(width) does not match the \(shape[1]) features coming in")
+            }
+            guard width % heads == 0 else { throw fail("num_heads \(heads) does not divide embed_dim \(width)") }
+            let layer = CausalSelfAttention(positions: shape[0], features: width, heads: heads, bias: a["bias"]! != 0,
+                                            name: m.name)
+            return (layer, row(m, "CausalSelfAttention(\(width), \(heads)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
         case "BatchNorm2d", "BatchNorm1d":
             let features = try size("num_features")
             let image = m.kind == "BatchNorm2d"

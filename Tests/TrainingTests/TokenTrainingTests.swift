@@ -44,14 +44,31 @@ final class TokenTrainingTests: XCTestCase {
 
     private let spec = "Embedding(300, 16)\nLinear(16, 32)\nGELU()\nLinear(32, 300)\n"
 
-    private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil,
-                       resume: String? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
+    /// Pre-LayerNorm transformer blocks: attention and an MLP, each on a residual path.
+    private let transformer = """
+    Embedding(300, 16)
+    Residual(
+        LayerNorm(16)
+        CausalSelfAttention(16, 2)
+    )
+    Residual(
+        LayerNorm(16)
+        Linear(16, 64)
+        GELU()
+        Linear(64, 16)
+    )
+    LayerNorm(16)
+    Linear(16, 300)
+    """
+
+    private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
+                       spec specText: String? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
         let objective = NextTokenObjective(vocabularySize: 300, positions: Self.context, bytesPerToken: test.bytesPerToken)
         let configuration = TrainingConfiguration(dataset: "tokens", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
                                                   learningRate: 0.1, momentum: 0.5)
-        let spec = try ModelSpec(parsing: self.spec, source: "lm.spec")
+        let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
             let model = try spec.build(inputShape: [Self.context], outputShape: objective.outputShape)
@@ -105,6 +122,14 @@ final class TokenTrainingTests: XCTestCase {
         let bitsPerByte = one.result.meanLoss / log(2) / test.bytesPerToken!
         XCTAssertEqual(one.result.metric("bits_per_byte")!, bitsPerByte, accuracy: 1e-12)
         XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "the model learns the corpus's words (uniform: ln 300)")
+    }
+
+    func testATransformerOnThreeRanksGivesTheParametersOfOne() throws {
+        let one = try train(world: 1, epochs: 6, spec: transformer)  // 36 steps, the last batch of each epoch 1 window
+        let three = try train(world: 3, epochs: 6, spec: transformer)
+        assertClose(three.parameters, one.parameters, relative: 1e-5, "parameters, 3 ranks")
+        XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
+        XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "it learns")
     }
 
     func testAResumedRunContinuesExactly() throws {

@@ -1,0 +1,171 @@
+import Foundation
+import Tensors
+
+/// Multi-head causal self-attention as nanoGPT's `CausalSelfAttention` (no dropout): a fused QKV projection
+/// `c_attn`, softmax(q·kᵀ/√d) over the positions at or before each one, and the output projection `c_proj`.
+///
+/// c_attn.weight: (3C, C), c_attn.bias: (3C), c_proj.weight: (C, C), c_proj.bias: (C).
+/// x, y: (B, T, C). Keeps for backward: qkv (B, T, 3C), the heads' outputs (B, T, C) and the attention
+/// probabilities (B, H, T, T). A plain (T, T) score buffer per head rather than a tiled (flash) kernel: at the
+/// context lengths trained here (64–256) a head's scores are 16–256 KB and one GEMM computes them.
+public final class CausalSelfAttention: Layer {
+    public let positions: Int
+    public let features: Int
+    public let heads: Int
+    public let hasBias: Bool
+    public let name: String
+    private var store: ParameterStore!
+    private var slices: [ParameterSlice] = []
+    private var capacity = 0
+    private var qkv: UnsafeMutablePointer<Float>?            // (B, T, 3C)
+    private var headOutputs: UnsafeMutablePointer<Float>?    // (B, T, C)
+    private var probabilities: UnsafeMutablePointer<Float>?  // (B, H, T, T)
+    private var dQKV: UnsafeMutablePointer<Float>?           // (B, T, 3C)
+    private var dHeadOutputs: UnsafeMutablePointer<Float>?   // (B, T, C)
+    private var dScores: UnsafeMutablePointer<Float>?        // (T, T)
+    /// Zeros standing in for missing biases, 3C then C (their gradients go to `biasSink`).
+    private let zeroBias: UnsafeMutablePointer<Float>
+    private let biasSink: UnsafeMutablePointer<Float>
+
+    public init(positions: Int, features: Int, heads: Int, bias: Bool = true, name: String) {
+        precondition(positions > 0 && features > 0 && heads > 0 && features % heads == 0,
+                     "attention needs heads dividing the width, got \(features) over \(heads) heads")
+        self.positions = positions
+        self.features = features
+        self.heads = heads
+        hasBias = bias
+        self.name = name
+        zeroBias = .allocate(capacity: 4 * features)
+        zeroBias.initialize(repeating: 0, count: 4 * features)
+        biasSink = .allocate(capacity: 4 * features)
+        biasSink.initialize(repeating: 0, count: 4 * features)
+    }
+
+    deinit {
+        for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }
+        zeroBias.deallocate()
+        biasSink.deallocate()
+    }
+
+    private var headSize: Int { features / heads }
+    public var summary: String { "CausalSelfAttention(\(features), \(heads) heads)" }
+    public private(set) lazy var inputShape: [Int] = [positions, features]
+    public var outputShape: [Int] { inputShape }
+    /// The projections (4·C² per position) and the scores and weighted sums (2·T·C per position, halved by causality).
+    public var multiplyAccumulatesPerSample: Int { positions * (4 * features * features + positions * features) }
+    public var parameterSpecs: [ParameterSpec] {
+        let c = features
+        var specs = [ParameterSpec(name: "\(name).c_attn.weight", shape: [3 * c, c], fanIn: c)]
+        if hasBias { specs.append(ParameterSpec(name: "\(name).c_attn.bias", shape: [3 * c], fanIn: c)) }
+        specs.append(ParameterSpec(name: "\(name).c_proj.weight", shape: [c, c], fanIn: c))
+        if hasBias { specs.append(ParameterSpec(name: "\(name).c_proj.bias", shape: [c], fanIn: c)) }
+        return specs
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        self.slices = slices
+    }
+
+    private var attentionWeight: UnsafeMutablePointer<Float> { store.valuePointer(slices[0]) }
+    private var projectionWeight: UnsafeMutablePointer<Float> { store.valuePointer(slices[hasBias ? 2 : 1]) }
+    private var attentionBias: UnsafeMutablePointer<Float> { hasBias ? store.valuePointer(slices[1]) : zeroBias }
+    private var projectionBias: UnsafeMutablePointer<Float> {
+        hasBias ? store.valuePointer(slices[3]) : zeroBias + 3 * features
+    }
+
+    public func reserve(batchCapacity: Int) {
+        guard batchCapacity > capacity else { return }
+        for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }
+        let rows = batchCapacity * positions
+        qkv = .allocate(capacity: rows * 3 * features)
+        headOutputs = .allocate(capacity: rows * features)
+        probabilities = .allocate(capacity: batchCapacity * heads * positions * positions)
+        dQKV = .allocate(capacity: rows * 3 * features)
+        dHeadOutputs = .allocate(capacity: rows * features)
+        dScores = .allocate(capacity: positions * positions)
+        capacity = batchCapacity
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        precondition(batch <= capacity, "attention: batch \(batch) exceeds the reserved \(capacity)")
+        let t = positions, c = features, d = headSize, rows = batch * t
+        let qkv = self.qkv!, out = headOutputs!
+        // qkv(B·T, 3C) = x · c_attnᵀ + b
+        gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
+        addRowBias(qkv, rows: rows, columns: 3 * c, bias: attentionBias)
+        let scale = 1 / Float(d).squareRoot()
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let q = qkv + b * t * 3 * c + h * d, k = q + c, v = q + 2 * c
+                let p = probabilities! + (b * heads + h) * t * t
+                // scores(T, T) = q · kᵀ / √d, then a softmax over j ≤ i on each row i.
+                gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: q, lda: 3 * c, b: k, ldb: 3 * c, beta: 0,
+                     c: p, ldc: t)
+                causalSoftmaxRows(p, size: t)
+                // head output(T, d) = P · v
+                gemm(.none, .none, m: t, n: d, k: t, a: p, lda: t, b: v, ldb: 3 * c, beta: 0,
+                     c: out + b * t * c + h * d, ldc: c)
+            }
+        }
+        // y(B·T, C) = heads · c_projᵀ + b
+        gemm(.none, .transposed, m: rows, n: c, k: c, a: out, b: projectionWeight, beta: 0, c: y)
+        addRowBias(y, rows: rows, columns: c, bias: projectionBias)
+    }
+
+    /// Row i of the (size, size) scores becomes softmax over columns 0...i (in Double sums); the rest 0.
+    private func causalSoftmaxRows(_ p: UnsafeMutablePointer<Float>, size t: Int) {
+        for i in 0..<t {
+            let row = p + i * t
+            var maximum = row[0]
+            for j in stride(from: 1, through: i, by: 1) where row[j] > maximum { maximum = row[j] }
+            var sum = 0.0
+            for j in 0...i {
+                let e = expf(row[j] - maximum)
+                row[j] = e
+                sum += Double(e)
+            }
+            let inverse = Float(1 / sum)
+            for j in 0...i { row[j] *= inverse }
+            for j in (i + 1)..<t { row[j] = 0 }
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let t = positions, c = features, d = headSize, rows = batch * t
+        let qkv = self.qkv!, dQKV = self.dQKV!, dOut = dHeadOutputs!, dS = dScores!
+        let projectionGradient = store.gradientPointer(slices[hasBias ? 2 : 1])
+        // c_proj: dW(C, C) += dyᵀ · heads, db += Σ dy, d heads(B·T, C) = dy · W
+        gemm(.transposed, .none, m: c, n: c, k: rows, a: dy, b: headOutputs!, beta: 1, c: projectionGradient)
+        accumulateColumnSums(dy, rows: rows, columns: c, into: hasBias ? store.gradientPointer(slices[3]) : biasSink)
+        gemm(.none, .none, m: rows, n: c, k: c, a: dy, b: projectionWeight, beta: 0, c: dOut)
+        let scale = 1 / Float(d).squareRoot()
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let q = qkv + b * t * 3 * c + h * d, k = q + c, v = q + 2 * c
+                let dq = dQKV + b * t * 3 * c + h * d, dk = dq + c, dv = dq + 2 * c
+                let p = probabilities! + (b * heads + h) * t * t, dHead = dOut + b * t * c + h * d
+                // dP(T, T) = d head · vᵀ;  dv(T, d) = Pᵀ · d head
+                gemm(.none, .transposed, m: t, n: t, k: d, a: dHead, lda: c, b: v, ldb: 3 * c, beta: 0, c: dS, ldc: t)
+                gemm(.transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dHead, ldb: c, beta: 0, c: dv, ldc: 3 * c)
+                // dScores = P ⊙ (dP − Σ_j dP·P) / √d  (zero above the diagonal, where P is)
+                for i in 0..<t {
+                    let pr = p + i * t, dr = dS + i * t
+                    var dot = 0.0
+                    for j in 0...i { dot += Double(pr[j] * dr[j]) }
+                    let shift = Float(dot)
+                    for j in 0..<t { dr[j] = j <= i ? pr[j] * (dr[j] - shift) * scale : 0 }
+                }
+                // dq(T, d) = dScores · k;  dk(T, d) = dScoresᵀ · q
+                gemm(.none, .none, m: t, n: d, k: t, a: dS, lda: t, b: k, ldb: 3 * c, beta: 0, c: dq, ldc: 3 * c)
+                gemm(.transposed, .none, m: t, n: d, k: t, a: dS, lda: t, b: q, ldb: 3 * c, beta: 0, c: dk, ldc: 3 * c)
+            }
+        }
+        // c_attn: dW(3C, C) += dqkvᵀ · x, db += Σ dqkv, dx(B·T, C) = dqkv · W
+        gemm(.transposed, .none, m: 3 * c, n: c, k: rows, a: dQKV, b: x, beta: 1, c: store.gradientPointer(slices[0]))
+        accumulateColumnSums(dQKV, rows: rows, columns: 3 * c,
+                             into: hasBias ? store.gradientPointer(slices[1]) : biasSink)
+        if let dx { gemm(.none, .none, m: rows, n: c, k: 3 * c, a: dQKV, b: attentionWeight, beta: 0, c: dx) }
+    }
+}

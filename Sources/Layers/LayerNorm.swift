@@ -1,0 +1,107 @@
+import Tensors
+
+/// Layer normalization over the last axis, as torch.nn.LayerNorm(C, eps, bias): each row of C features
+/// (each position of a (T, C) input) is shifted to mean 0 and scaled to variance 1 (biased), then
+/// multiplied by `weight` and shifted by `bias`.
+///
+/// weight: (C) ones, bias: (C) zeros. x, y: (B, [T,] C). Keeps each row's mean and 1/σ for backward.
+public final class LayerNorm: Layer {
+    public let features: Int
+    public let epsilon: Float
+    public let hasBias: Bool
+    public let name: String
+    public let inputShape: [Int]
+    private var store: ParameterStore!
+    private var weight: ParameterSlice!
+    private var bias: ParameterSlice?
+    /// (rows) the mean and 1/sqrt(variance + eps) of each row of the last forward pass.
+    private var means: UnsafeMutablePointer<Float>?
+    private var inverseDeviations: UnsafeMutablePointer<Float>?
+    private var capacityRows = 0
+
+    public init(shape: [Int], epsilon: Float = 1e-5, bias: Bool = true, name: String) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 } && epsilon > 0, "LayerNorm needs a shape and eps > 0")
+        features = shape.last!
+        inputShape = shape
+        self.epsilon = epsilon
+        hasBias = bias
+        self.name = name
+    }
+
+    deinit {
+        means?.deallocate()
+        inverseDeviations?.deallocate()
+    }
+
+    private var rowsPerSample: Int { inputShape.dropLast().reduce(1, *) }
+    public var summary: String { "LayerNorm(\(features))" }
+    public var outputShape: [Int] { inputShape }
+    public var multiplyAccumulatesPerSample: Int { 0 }
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "\(name).weight", shape: [features], initializer: .constant(1))]
+            + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [features], initializer: .zeros)] : [])
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        weight = slices[0]
+        bias = hasBias ? slices[1] : nil
+    }
+
+    public func reserve(batchCapacity: Int) {
+        let rows = max(batchCapacity, 1) * rowsPerSample
+        guard rows > capacityRows else { return }
+        means?.deallocate()
+        inverseDeviations?.deallocate()
+        means = .allocate(capacity: rows)
+        inverseDeviations = .allocate(capacity: rows)
+        capacityRows = rows
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        let rows = batch * rowsPerSample, c = features
+        precondition(rows <= capacityRows, "LayerNorm: \(rows) rows exceed the reserved \(capacityRows)")
+        let w = store.valuePointer(weight), b = bias.map { store.valuePointer($0) }
+        for r in 0..<rows {
+            let row = x + r * c, out = y + r * c
+            // Mean and variance in Double: a row of 768 floats summed in Float loses ~4 digits.
+            var sum = 0.0
+            for i in 0..<c { sum += Double(row[i]) }
+            let mean = sum / Double(c)
+            var squares = 0.0
+            for i in 0..<c { let d = Double(row[i]) - mean; squares += d * d }
+            let inverse = Float(1 / (squares / Double(c) + Double(epsilon)).squareRoot())
+            means![r] = Float(mean)
+            inverseDeviations![r] = inverse
+            let m = Float(mean)
+            for i in 0..<c { out[i] = (row[i] - m) * inverse * w[i] + (b?[i] ?? 0) }
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let rows = batch * rowsPerSample, c = features
+        let w = store.valuePointer(weight), dw = store.gradientPointer(weight)
+        let db = bias.map { store.gradientPointer($0) }
+        for r in 0..<rows {
+            let row = x + r * c, grad = dy + r * c
+            let mean = means![r], inverse = inverseDeviations![r]
+            // dx = 1/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), with dx̂ = dy · weight.
+            var meanGradient = 0.0, meanProduct = 0.0
+            for i in 0..<c {
+                let normalized = (row[i] - mean) * inverse, dNormalized = grad[i] * w[i]
+                dw[i] += grad[i] * normalized
+                db?[i] += grad[i]
+                meanGradient += Double(dNormalized)
+                meanProduct += Double(dNormalized * normalized)
+            }
+            guard let dx else { continue }
+            let g = Float(meanGradient / Double(c)), p = Float(meanProduct / Double(c))
+            let out = dx + r * c
+            for i in 0..<c {
+                let normalized = (row[i] - mean) * inverse
+                out[i] = inverse * (grad[i] * w[i] - g - normalized * p)
+            }
+        }
+    }
+}

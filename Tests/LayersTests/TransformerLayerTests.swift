@@ -1,0 +1,108 @@
+import Layers
+import Tensors
+import XCTest
+import _TestSupport
+
+/// LayerNorm and causal self-attention: backward against central finite differences (loss in Double),
+/// attention against a plain double-precision reference, and causality.
+final class TransformerLayerTests: XCTestCase {
+    /// A deterministic value in [-1, 1) for index i.
+    private func value(_ i: Int, _ salt: Int = 0) -> Float { Float(((i * 7919 + salt * 104_729) % 2000)) / 1000 - 1 }
+
+    /// Checks d(Σ y·w)/dθ and d/dx of `model` on `batch` samples against finite differences.
+    private func checkGradients(_ model: Sequential, batch: Int, file: StaticString = #filePath, line: UInt = #line) {
+        model.parameters.initializeKaimingUniform(seed: 11)
+        model.reserve(batchCapacity: batch)
+        let inputCount = batch * model.inputShape.reduce(1, *), outputCount = batch * model.outputCount
+        let input = (0..<inputCount).map { value($0, 1) }, weights = (0..<outputCount).map { value($0, 2) }
+        func loss() -> Double {
+            model.input.update(from: input, count: inputCount)
+            let y = model.forward(batch: batch, context: .inference)
+            return (0..<outputCount).reduce(0) { $0 + Double(y[$1]) * Double(weights[$1]) }
+        }
+        _ = loss()
+        for i in 0..<outputCount { model.outputGradient[i] = weights[i] }
+        model.parameters.zeroGradients()
+        _ = model.backward(batch: batch)
+        let analytic = Array(model.parameters.gradients)
+        let numeric = centralDifferences(count: model.parameters.count, epsilon: 1e-2,
+                                         get: { model.parameters.values[$0] }, set: { model.parameters.values[$0] = $1 },
+                                         loss: loss)
+        var checked = 0
+        for (i, expected) in numeric.enumerated() {
+            guard let expected else { continue }
+            XCTAssertEqual(Double(analytic[i]), expected, accuracy: 2e-3 + 2e-2 * abs(expected), "parameter \(i)",
+                           file: file, line: line)
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, model.parameters.count * 9 / 10, file: file, line: line)
+    }
+
+    func testLayerNormMatchesFiniteDifferencesAndNormalizesEachPosition() {
+        let norm = LayerNorm(shape: [3, 8], name: "ln")
+        // A Linear before it, so the input gradient LayerNorm passes back is checked through its weights.
+        let model = Sequential(inputShape: [3, 4], layers: [
+            Linear(inputFeatures: 4, outputFeatures: 8, name: "0", positions: 3), norm,
+            Linear(inputFeatures: 8, outputFeatures: 5, name: "2", positions: 3),
+        ])
+        checkGradients(model, batch: 2)
+        let alone = Sequential(inputShape: [2, 6], layers: [LayerNorm(shape: [2, 6], name: "ln")])
+        alone.parameters.initializeKaimingUniform(seed: 1)
+        alone.reserve(batchCapacity: 1)
+        let x: [Float] = [1, 2, 3, 4, 5, 6, -3, 0, 3, 0, 0, 0]
+        alone.input.update(from: x, count: 12)
+        let y = alone.forward(batch: 1, context: .inference)
+        for row in 0..<2 {
+            let values = (0..<6).map { Double(y[row * 6 + $0]) }
+            let mean = values.reduce(0, +) / 6, variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6
+            XCTAssertEqual(mean, 0, accuracy: 1e-6)
+            XCTAssertEqual(variance, 1, accuracy: 1e-4, "biased variance 1 (eps 1e-5)")
+        }
+    }
+
+    func testAttentionMatchesFiniteDifferences() {
+        let model = Sequential(inputShape: [5, 4], layers: [
+            Linear(inputFeatures: 4, outputFeatures: 6, name: "0", positions: 5),
+            CausalSelfAttention(positions: 5, features: 6, heads: 2, name: "attn"),
+        ])
+        checkGradients(model, batch: 2)
+    }
+
+    /// The layer's output against softmax(q·kᵀ/√d + causal mask)·v computed in Double from its own weights.
+    func testAttentionMatchesADoublePrecisionReferenceAndIsCausal() {
+        let t = 7, c = 8, h = 2, d = c / h
+        let attention = CausalSelfAttention(positions: t, features: c, heads: h, name: "attn")
+        let model = Sequential(inputShape: [t, c], layers: [attention])
+        model.parameters.initializeKaimingUniform(seed: 3)
+        model.reserve(batchCapacity: 1)
+        let x = (0..<(t * c)).map { value($0, 5) }
+        model.input.update(from: x, count: t * c)
+        let y = Array(UnsafeBufferPointer(start: model.forward(batch: 1, context: .inference), count: t * c))
+        let p = Array(model.parameters.values).map(Double.init)
+        let wAttn = Array(p[0..<(3 * c * c)]), bAttn = Array(p[(3 * c * c)..<(3 * c * c + 3 * c)])
+        let wProj = Array(p[(3 * c * c + 3 * c)..<(3 * c * c + 3 * c + c * c)]), bProj = Array(p[(4 * c * c + 3 * c)...])
+        var qkv = [Double](repeating: 0, count: t * 3 * c)
+        for i in 0..<t { for o in 0..<(3 * c) {
+            qkv[i * 3 * c + o] = bAttn[o] + (0..<c).reduce(0) { $0 + wAttn[o * c + $1] * Double(x[i * c + $1]) }
+        } }
+        var heads = [Double](repeating: 0, count: t * c)
+        for head in 0..<h { for i in 0..<t {
+            let scores = (0...i).map { j in
+                (0..<d).reduce(0.0) { $0 + qkv[i * 3 * c + head * d + $1] * qkv[j * 3 * c + c + head * d + $1] } / Double(d).squareRoot()
+            }
+            let top = scores.max()!, e = scores.map { exp($0 - top) }, sum = e.reduce(0, +)
+            for k in 0..<d { heads[i * c + head * d + k] = (0...i).reduce(0) { $0 + e[$1] / sum * qkv[$1 * 3 * c + 2 * c + head * d + k] } }
+        } }
+        for i in 0..<t { for o in 0..<c {
+            let expected = bProj[o] + (0..<c).reduce(0) { $0 + wProj[o * c + $1] * heads[i * c + $1] }
+            XCTAssertEqual(Double(y[i * c + o]), expected, accuracy: 1e-5 * max(1, abs(expected)), "position \(i), feature \(o)")
+        } }
+        // Changing position 4 changes nothing before it.
+        var changed = x
+        for k in 0..<c { changed[4 * c + k] += 0.5 }
+        model.input.update(from: changed, count: t * c)
+        let z = model.forward(batch: 1, context: .inference)
+        for i in 0..<(4 * c) { XCTAssertEqual(z[i], y[i], "position \(i / c) is before the change") }
+        XCTAssertNotEqual(z[4 * c], y[4 * c])
+    }
+}
