@@ -111,9 +111,39 @@ public struct ModelSpec: Sendable, Equatable {
         var text = body.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: " ", with: "")
         if text.hasPrefix("nn.") { text.removeFirst(3) }
         guard text == "Residual(" else { return nil }
-        let identifier = name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) && !name.isEmpty
-        guard identifier else { return .failure(ModelSpecError(source: source, line: number, message: "'\(name)' is not a module name")) }
+        if let problem = moduleNameProblem(name) {
+            return .failure(ModelSpecError(source: source, line: number, message: problem))
+        }
         return .success(Module(line: number, name: name, kind: "Residual", positional: [], keywords: [:], text: "Residual("))
+    }
+
+    /// Names PyTorch's nn.Module already uses (a submodule called `training` or `forward` trains here but the
+    /// export fails), and Python's keywords: refused when the spec is read, not when it is exported.
+    static let reservedNames: Set<String> = [
+        "training", "forward", "parameters", "named_parameters", "buffers", "named_buffers", "children",
+        "named_children", "modules", "named_modules", "state_dict", "load_state_dict", "train", "eval", "to", "cpu",
+        "cuda", "type", "float", "double", "half", "bfloat16", "apply", "zero_grad", "register_buffer",
+        "register_parameter", "register_module", "add_module", "get_submodule", "get_parameter", "get_buffer",
+        "extra_repr", "requires_grad_", "share_memory", "dump_patches", "call_super_init", "compile", "ipu", "xpu",
+        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
+        "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
+        "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+    ]
+
+    /// Why `name` cannot name a module (nil when it can): a Python identifier that nn.Module does not use
+    /// and that does not start with "_", or an index as nn.Sequential names its modules.
+    static func moduleNameProblem(_ name: String) -> String? {
+        if !name.isEmpty && name.allSatisfy({ $0.isASCII && $0.isNumber }) { return nil }
+        let identifier = !name.isEmpty && name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+            && !(name.first?.isNumber ?? true)
+        let shown = name.count > 40 ? String(name.prefix(40)) + "…" : name
+        guard identifier else { return "'\(shown)' is not a module name (an identifier, or a number as nn.Sequential uses)" }
+        if name.hasPrefix("_") { return "'\(shown)' starts with '_', which nn.Module keeps for itself; choose another name" }
+        if reservedNames.contains(name) {
+            return "'\(name)' is a name PyTorch's nn.Module or Python already uses, so the export could not hold it; "
+                + "choose another name"
+        }
+        return nil
     }
 
     /// A block as canonical spec text (its inner modules' lines, indented).
@@ -128,11 +158,7 @@ public struct ModelSpec: Sendable, Equatable {
         if let equals = line.firstIndex(of: "="), let paren = line.firstIndex(of: "("), equals < paren {
             name = line[..<equals].trimmingCharacters(in: .whitespaces)
             body = line[line.index(after: equals)...]
-            // A Python identifier, or an index as nn.Sequential names its modules.
-            let identifier = name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) && !(name.first?.isNumber ?? true)
-            guard identifier || (!name.isEmpty && name.allSatisfy(\.isNumber)) else {
-                throw fail("'\(name)' is not a module name (an identifier, or a number as nn.Sequential uses)")
-            }
+            if let problem = moduleNameProblem(name) { throw fail(problem) }
         }
         var text = body.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("nn.") { text.removeFirst(3) }

@@ -67,11 +67,12 @@ struct ExportCommand: ParsableCommand {
                 ? "\n# Trained with --tta flip: distrain scores (model(x) + model(x.flip(-1))) / 2, the logits of x "
                     + "and its mirror image." : ""
             print("""
-            # distrain export of \(folder): \(saved.label) on \(shape) inputs, \(saved.classCount) classes
+            # distrain export of \(pythonComment(folder)): \(pythonComment(saved.label)) on \(shape) inputs, \(saved.classCount) classes
             # Inputs: x = (pixels / 255 - mean[c]) / std[c] per channel c, with
             #   mean = \(saved.normalization.mean), std = \(saved.normalization.standardDeviation)
             # Load:  from safetensors.torch import load_file
-            #        model.load_state_dict(load_file("\(folder)/\(CheckpointFile.model)"), strict=True); model.eval()\(flip)
+            #        model.load_state_dict(load_file(\(pythonComment(pythonString(folder + "/" + CheckpointFile.model)))), strict=True)
+            #        model.eval()\(flip)
             from collections import OrderedDict
             import torch.nn as nn
 
@@ -82,4 +83,27 @@ struct ExportCommand: ParsableCommand {
             throw ExitCode.failure
         }
     }
+}
+
+/// `text` as a Python string literal: everything that is not printable ASCII escaped, so a path holding a
+/// quote or a newline can never end the literal (or the comment it is quoted in) and run as code.
+func pythonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case " "..."~": out.unicodeScalars.append(scalar)
+        default: out += scalar.value <= 0xFFFF ? String(format: "\\u%04x", scalar.value) : String(format: "\\U%08x", scalar.value)
+        }
+    }
+    return out + "\""
+}
+
+/// `text` for a Python comment: line breaks and other control characters escaped, so it stays one comment line.
+func pythonComment(_ text: String) -> String {
+    String(text.unicodeScalars.map { scalar -> String in
+        scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}"
+            ? String(format: "\\x%02x", min(scalar.value, 0xFF)) : String(scalar)
+    }.joined())
 }

@@ -24,3 +24,24 @@ final class FullDiskOutputTests: XCTestCase {
         }
     }
 }
+
+/// A checkpoint path with a newline and code in it stays inside a comment of the export (it used to run).
+final class ExportInjectionTests: XCTestCase {
+    func testAPathHoldingCodeNeverBecomesCodeInTheExport() throws {
+        let distrain = builtProductsDirectory + "/distrain"
+        let root = makeTemporaryDirectory("export-injection")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+        writeSyntheticIDXDataset(directory: root + "/data", trainCount: 20, testCount: 10)
+        let folder = root + "/run\nimport os; os.system('touch \(root)/pwned')\n#\""
+        let train = try runProcess(distrain, ["fashion-mnist", "--data-dir", root + "/data", "--epochs", "1", "--threads", "1",
+                                              "--no-progress", "--checkpoint-dir", folder], timeout: 120)
+        XCTAssertEqual(train.exitCode, 0, train.standardError)
+        let export = try runProcess(distrain, ["export", "--pytorch", folder], timeout: 60)
+        XCTAssertEqual(export.exitCode, 0, export.standardError)
+        let lines = export.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertFalse(lines.contains { $0.hasPrefix("import os") }, export.standardOutput)
+        XCTAssertTrue(export.standardOutput.contains("\\x0aimport os"), "the newline is escaped: \(export.standardOutput)")
+        for line in lines where line.contains("os.system") { XCTAssertTrue(line.hasPrefix("#"), String(line)) }
+    }
+}
