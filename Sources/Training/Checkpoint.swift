@@ -304,6 +304,13 @@ public struct CheckpointWriter {
         return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
     }
 
+    /// Whether `name` is one `name(step:)` makes: "step-" and at least eight digits.
+    public static func isCheckpointName(_ name: String) -> Bool {
+        guard name.hasPrefix("step-") else { return false }
+        let digits = name.dropFirst(5)
+        return digits.count >= 8 && digits.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
     /// Whether a checkpoint folder holds all three files (a folder a killed writer or prune left does not).
     static func isComplete(_ folder: String) -> Bool {
         [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].allSatisfy { pathExists("\(folder)/\($0)") }
@@ -312,7 +319,7 @@ public struct CheckpointWriter {
     /// Complete checkpoints in `root`, by step, oldest first.
     public static func checkpointNames(in root: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return names.filter { $0.hasPrefix("step-") && isComplete("\(root)/\($0)") }.sorted()
+        return names.filter { isCheckpointName($0) && isComplete("\(root)/\($0)") }.sorted()
     }
 
     /// The checkpoint a pointer file (`latest`, `best`) names, if it exists.

@@ -29,6 +29,10 @@ public final class CheckpointDirectoryLock {
         let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n"
         _ = ftruncate(descriptor, 0)
         _ = holder.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+        do { try Self.checkPointers(in: path) } catch {
+            close(descriptor)
+            throw error
+        }
         Self.removeLeftovers(in: path)
     }
 
@@ -49,15 +53,58 @@ public final class CheckpointDirectoryLock {
         }
     }
 
-    /// Removes `.tmp-*` folders and `*.tmp-*` files (a writer killed mid-write), `.pruning-*` folders
-    /// (killed mid-prune), and `step-*` folders without all three files. Safe: the lock is held.
+    /// Removes what an interrupted writer of distrain's left — `.tmp-step-NNNNNNNN-PID` and
+    /// `.pruning-step-NNNNNNNN` folders, `step-NNNNNNNN` folders without all three files, `latest.tmp-PID`
+    /// and `best.tmp-PID` — and only when a folder holds nothing but checkpoint files. Anything else
+    /// (`step-by-step-guide/`, `.tmp-build/`, `paper.tex.tmp-1`) is the user's and stays. Safe: the lock is held.
     public static func removeLeftovers(in root: String) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         for name in names {
             let path = "\(root)/\(name)"
-            let leftover = name.hasPrefix(".tmp-") || name.hasPrefix(".pruning-") || name.contains(".tmp-")
-                || (name.hasPrefix("step-") && !CheckpointWriter.isComplete(path))
-            if leftover { try? FileManager.default.removeItem(atPath: path) }
+            if isLeftoverFolderName(name) || (CheckpointWriter.isCheckpointName(name) && !CheckpointWriter.isComplete(path)) {
+                if holdsOnlyCheckpointFiles(path) { try? FileManager.default.removeItem(atPath: path) }
+            } else if isLeftoverPointerName(name) {
+                unlink(path)
+            }
+        }
+    }
+
+    /// `.tmp-step-NNNNNNNN-PID` (a checkpoint being written) or `.pruning-step-NNNNNNNN` (one being pruned).
+    static func isLeftoverFolderName(_ name: String) -> Bool {
+        if name.hasPrefix(".pruning-") { return CheckpointWriter.isCheckpointName(String(name.dropFirst(9))) }
+        guard name.hasPrefix(".tmp-") else { return false }
+        let rest = name.dropFirst(5)
+        guard let dash = rest.lastIndex(of: "-") else { return false }
+        let step = rest[..<dash], pid = rest[rest.index(after: dash)...]
+        return CheckpointWriter.isCheckpointName(String(step)) && !pid.isEmpty && pid.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    /// `latest.tmp-PID` or `best.tmp-PID`: a pointer being replaced.
+    static func isLeftoverPointerName(_ name: String) -> Bool {
+        for pointer in ["latest", "best"] where name.hasPrefix(pointer + ".tmp-") {
+            let pid = name.dropFirst(pointer.count + 5)
+            return !pid.isEmpty && pid.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        return false
+    }
+
+    /// Whether `folder` is a directory whose entries are all files a checkpoint holds (or it is empty).
+    static func holdsOnlyCheckpointFiles(_ folder: String) -> Bool {
+        guard isDirectory(folder), let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return false }
+        let ours: Set<String> = [CheckpointFile.model, CheckpointFile.optimizer, CheckpointFile.state, CheckpointFile.quantization]
+        return entries.allSatisfy { ours.contains($0) }
+    }
+
+    /// Refuses a folder whose `latest` or `best` is not a pointer distrain wrote (it would be replaced).
+    static func checkPointers(in root: String) throws {
+        for pointer in ["latest", "best"] {
+            let path = "\(root)/\(pointer)"
+            guard pathExists(path) else { continue }
+            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let text, CheckpointWriter.isCheckpointName(text) else {
+                throw CheckpointError.unusableDirectory(path: root, problem: "holds a file named '\(pointer)' that distrain did "
+                    + "not write (it would be replaced); move it, or choose another --checkpoint-dir")
+            }
         }
     }
 }
