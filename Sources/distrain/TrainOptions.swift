@@ -106,6 +106,10 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Continue from a checkpoint directory, or 'auto' for the newest one in --checkpoint-dir.")
     var resume: String?
 
+    @Flag(help: ArgumentHelp("Start afresh in a --checkpoint-dir that holds another run's checkpoints (they are replaced "
+        + "and pruned as this run writes its own); without it such a folder is refused."))
+    var overwrite = false
+
     @Option(name: .customLong("collective-timeout"), help: ArgumentHelp("Seconds a rank may stay in one phase (or "
         + "wait for the others) before it reports where it is and ends the job."))
     var collectiveTimeout: Double = 300
@@ -212,6 +216,7 @@ struct TrainOptions: ParsableArguments {
         if let checkpointDirectory, checkpointDirectory.isEmpty { throw ValidationError("--checkpoint-dir needs a directory") }
         if let resume, resume.isEmpty { throw ValidationError("--resume needs a checkpoint directory or 'auto'") }
         if resume == "auto" && checkpointDirectory == nil { throw ValidationError("--resume auto needs --checkpoint-dir DIR") }
+        if overwrite && resume != nil { throw ValidationError("--overwrite starts afresh and --resume continues; use one") }
         try validateSelection()
         _ = try ModelChoice(model)
         if let metrics, metrics.isEmpty { throw ValidationError("--metrics needs a file name") }

@@ -15,6 +15,8 @@ struct RunPlan {
     var keep = 3
     /// "auto" or a checkpoint folder.
     var resume: String?
+    /// `--overwrite`: a fresh run may write into a folder holding another run's checkpoints.
+    var overwrite = false
     /// `--metrics FILE` (.jsonl, or .csv).
     var metricsPath: String?
     var progress = true
@@ -36,6 +38,7 @@ struct RunPlan {
         checkpointEvery = options.checkpointEvery
         keep = options.keep
         resume = options.resume
+        overwrite = options.overwrite
         metricsPath = options.metrics
         progress = options.progress
         gradientSum = options.gradientSum
@@ -120,7 +123,10 @@ final class TrainingSession {
                makeModel: @escaping () throws -> Sequential) throws -> Trainer {
         var reporter: TrainingReporter?, localError: Error?
         if communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1) {
-            do { reporter = try makeReporter(plan) } catch { localError = error }
+            do {
+                try refuseAnotherRunsCheckpoints(plan)
+                reporter = try makeReporter(plan)
+            } catch { localError = error }
         }
         try communicator.agreeOnSuccess(localError)
         let checkpoint = try resumePoint(plan)
@@ -151,6 +157,16 @@ final class TrainingSession {
                         tracker: rank.isCoordinator ? self.tracker : PhaseTracker(), options: (.auto, .fp32, false))
         }
         return trainers[0]
+    }
+
+    /// A fresh run (no `--resume`) into a folder holding another run's checkpoints would replace its final
+    /// checkpoint and prune the rest: refused unless `--overwrite` says so.
+    private func refuseAnotherRunsCheckpoints(_ plan: RunPlan) throws {
+        guard plan.resume == nil, !plan.overwrite, let folder = plan.checkpointDirectory else { return }
+        let existing = CheckpointWriter.checkpointNames(in: folder)
+        guard let last = existing.last else { return }
+        throw CheckpointError.unusableDirectory(path: folder, problem: "holds another run's checkpoints (\(existing.count), "
+            + "the last \(last)); continue it with --resume auto, start afresh with --overwrite, or choose another --checkpoint-dir")
     }
 
     /// The console, `--metrics` and the checkpoint folder's own `metrics.jsonl` (a resumed run appends).

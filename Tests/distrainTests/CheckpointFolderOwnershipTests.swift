@@ -40,4 +40,24 @@ final class CheckpointFolderOwnershipTests: XCTestCase {
         XCTAssertTrue(refused.standardError.contains("holds a file named 'best' that distrain did not write"), refused.standardError)
         XCTAssertEqual(try String(contentsOfFile: other + "/best", encoding: .utf8), "my best work")
     }
+
+    func testAFreshRunIntoAnotherRunsFolderIsRefusedUnlessOverwrite() throws {
+        let distrain = builtProductsDirectory + "/distrain"
+        let root = makeTemporaryDirectory("fresh-run")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+        writeSyntheticIDXDataset(directory: root + "/data", trainCount: 20, testCount: 10)
+        let flags = ["fashion-mnist", "--data-dir", root + "/data", "--epochs", "1", "--threads", "1", "--no-progress",
+                     "--checkpoint-dir", root + "/ck"]
+        XCTAssertEqual(try runProcess(distrain, flags, timeout: 120).exitCode, 0)
+        let before = try checkpointTensorBytes(root + "/ck/step-00000001")
+        let again = try runProcess(distrain, flags + ["--seed", "9"], timeout: 120)
+        XCTAssertEqual(again.exitCode, 1, again.standardOutput)
+        XCTAssertTrue(again.standardError.contains("holds another run's checkpoints (1, the last step-00000001); continue it "
+            + "with --resume auto, start afresh with --overwrite"), again.standardError)
+        XCTAssertEqual(try checkpointTensorBytes(root + "/ck/step-00000001"), before, "the finished run is untouched")
+        let overwritten = try runProcess(distrain, flags + ["--seed", "9", "--overwrite"], timeout: 120)
+        XCTAssertEqual(overwritten.exitCode, 0, overwritten.standardError)
+        XCTAssertNotEqual(try checkpointTensorBytes(root + "/ck/step-00000001"), before)
+    }
 }
