@@ -72,7 +72,8 @@ private func page(_ body: String) -> String {
 }
 
 /// Writes the page to `path` atomically (a temporary file beside it, then rename): never a half-written report.
-public func writeReport(_ html: String, to path: String) throws {
+public func writeReport(_ html: String, to path: String, inputs: [String] = []) throws {
+    try checkReportOutput(path, inputs: inputs)
     let temporary = "\(path).tmp-\(getpid())"
     guard FileManager.default.createFile(atPath: temporary, contents: Data(html.utf8)) else {
         throw ReportError(message: "cannot write report \(path): \(String(cString: strerror(errno))); choose a writable --out path")
@@ -81,6 +82,28 @@ public func writeReport(_ html: String, to path: String) throws {
         let reason = String(cString: strerror(errno))
         unlink(temporary)
         throw ReportError(message: "cannot write report \(path): \(reason); choose a writable --out path")
+    }
+}
+
+/// The page's `--out` may replace only a report distrain wrote: never a device or FIFO, never one of the
+/// report's own inputs, never another file.
+func checkReportOutput(_ path: String, inputs: [String]) throws {
+    var target = stat()
+    guard stat(path, &target) == 0 else { return }
+    guard target.st_mode & S_IFMT == S_IFREG else {
+        throw ReportError(message: "--out \(path) is not a regular file (a device, FIFO or folder); distrain writes "
+            + "reports only to files: choose another --out")
+    }
+    for input in inputs {
+        var other = stat()
+        if stat(input, &other) == 0 && other.st_dev == target.st_dev && other.st_ino == target.st_ino {
+            throw ReportError(message: "--out \(path) is one of the report's inputs; choose another --out")
+        }
+    }
+    let head = FileManager.default.contents(atPath: path).map { String(decoding: $0.prefix(300), as: UTF8.self) } ?? ""
+    guard head.isEmpty || head.contains("<title>distrain report</title>") else {
+        throw ReportError(message: "--out \(path) exists and is not a distrain report; distrain does not replace it: "
+            + "choose another --out or move the file")
     }
 }
 

@@ -25,6 +25,18 @@ func openLogFile(_ path: String, appending: Bool) throws -> UnsafeMutablePointer
         throw OutputError.cannotWrite(path: path, reason: (info.st_mode & S_IFMT) == S_IFIFO ? "it is a FIFO (named "
             + "pipe), not a regular file" : "it is not a regular file")
     }
+    // A fresh run replaces only a metrics file distrain wrote (its first line a start event or the CSV header).
+    if !appending, stat(path, &info) == 0, info.st_size > 0 {
+        var head = [UInt8](repeating: 0, count: 200)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let count = descriptor >= 0 ? read(descriptor, &head, head.count) : 0
+        if descriptor >= 0 { close(descriptor) }
+        let text = String(decoding: head.prefix(max(count, 0)), as: UTF8.self)
+        guard text.hasPrefix("{\"event\":\"start\"") || text.hasPrefix("epoch,") else {
+            throw OutputError.cannotWrite(path: path, reason: "it exists and is not a distrain metrics file; distrain does "
+                + "not replace it: choose another --metrics or move the file")
+        }
+    }
     guard let file = fopen(path, appending ? "a" : "w") else {
         throw OutputError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
     }
