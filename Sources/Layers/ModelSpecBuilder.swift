@@ -15,9 +15,12 @@ public struct ModelSummaryRow: Sendable {
 
     public var isResidual: Bool { !body.isEmpty }
 
-    /// Whether this row or a row inside it is distrain's attention module (the export defines its class).
+    /// Modules PyTorch lacks, whose classes the export defines.
+    static let definedByExport = ["CausalSelfAttention(", "PositionEmbedding("]
+
+    /// Whether this row or a row inside it is one of `definedByExport` (the export defines their classes).
     var usesAttention: Bool {
-        pytorch.hasPrefix("CausalSelfAttention(") || (body + shortcut).contains { $0.usesAttention }
+        Self.definedByExport.contains { pytorch.hasPrefix($0) } || (body + shortcut).contains { $0.usesAttention }
     }
 
     /// What a spec writes for the module: its line, or a block's lines.
@@ -29,7 +32,7 @@ public struct ModelSummaryRow: Sendable {
 
     /// The torch.nn expression that builds it (a block: the export's `Residual` class).
     public var pytorchExpression: String {
-        guard isResidual else { return pytorch.hasPrefix("CausalSelfAttention(") ? pytorch : "nn.\(pytorch)" }
+        guard isResidual else { return Self.definedByExport.contains { pytorch.hasPrefix($0) } ? pytorch : "nn.\(pytorch)" }
         return "Residual(\(Self.sequential(body)), \(shortcut.isEmpty ? "None" : Self.sequential(shortcut)))"
     }
 
@@ -70,6 +73,7 @@ class Residual(nn.Module):
 
 /// PyTorch has no causal self-attention module of nanoGPT's layout; the export defines it (no dropout).
 let attentionModuleSource = """
+import torch
 import torch.nn.functional as F
 
 class CausalSelfAttention(nn.Module):
@@ -88,6 +92,16 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
+class PositionEmbedding(nn.Module):
+    \"\"\"distrain's learned position vectors (GPT-2's wpe), added to the token embeddings.\"\"\"
+    def __init__(self, num_positions, embedding_dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_positions, embedding_dim))
+
+    def forward(self, x):
+        return x + self.weight[: x.size(1)]
+
+
 """
 
 /// A spec built for an input shape: the layers (Conv2d/Linear/BatchNorm + ReLU fused into one layer) and a summary
@@ -102,7 +116,8 @@ extension ModelSpec {
     private static let schemas: [String: [(String, Double?)]] = [
         "Conv2d": [("in_channels", nil), ("out_channels", nil), ("kernel_size", nil), ("stride", 1), ("padding", 0), ("bias", 1)],
         "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1)],
-        "Embedding": [("num_embeddings", nil), ("embedding_dim", nil)],
+        "Embedding": [("num_embeddings", nil), ("embedding_dim", nil), ("std", 1)],
+        "PositionEmbedding": [("num_positions", nil), ("embedding_dim", nil)],
         "LayerNorm": [("normalized_shape", nil), ("eps", 1e-5), ("bias", 1)],
         "CausalSelfAttention": [("embed_dim", nil), ("num_heads", nil), ("bias", 1)],
         "BatchNorm2d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
@@ -255,8 +270,18 @@ extension ModelSpec {
                     + "on token data")
             }
             let (vocabulary, features) = (try size("num_embeddings"), try size("embedding_dim"))
-            let layer = Embedding(vocabularySize: vocabulary, features: features, positions: shape[0], name: m.name)
+            guard let std = a["std"], std > 0, std.isFinite else { throw fail("std must be positive") }
+            let layer = Embedding(vocabularySize: vocabulary, features: features, positions: shape[0], name: m.name,
+                                  initializer: .normal(standardDeviation: Float(std)))
             return (layer, row(m, "Embedding(\(vocabulary), \(features))", layer))
+        case "PositionEmbedding":
+            let (count, features) = (try size("num_positions"), try size("embedding_dim"))
+            guard shape == [count, features] else {
+                throw fail("needs (\(count), \(features)) inputs (positions, features) but receives \(describe(shape)); "
+                    + "put it after Embedding(V, \(features)) with --context \(count)")
+            }
+            let layer = PositionEmbedding(positions: count, features: features, name: m.name)
+            return (layer, row(m, "PositionEmbedding(\(count), \(features))", layer))
         case "LayerNorm":
             let features = try size("normalized_shape"), eps = a["eps"]!
             guard features == shape.last else {

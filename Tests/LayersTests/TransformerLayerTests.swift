@@ -63,6 +63,7 @@ final class TransformerLayerTests: XCTestCase {
     func testAttentionMatchesFiniteDifferences() {
         let model = Sequential(inputShape: [5, 4], layers: [
             Linear(inputFeatures: 4, outputFeatures: 6, name: "0", positions: 5),
+            PositionEmbedding(positions: 5, features: 6, name: "wpe"),
             CausalSelfAttention(positions: 5, features: 6, heads: 2, name: "attn"),
         ])
         checkGradients(model, batch: 2)

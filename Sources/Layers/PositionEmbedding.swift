@@ -1,0 +1,50 @@
+import Tensors
+
+/// A learned vector per position added to its input, as GPT-2's `wpe`: y[b, t] = x[b, t] + weight[t].
+///
+/// weight: (T, C), N(0, 0.02²) as GPT-2 initializes it. x, y: (B, T, C).
+public final class PositionEmbedding: Layer {
+    public let positions: Int
+    public let features: Int
+    public let name: String
+    private var store: ParameterStore!
+    private var weight: ParameterSlice!
+
+    public init(positions: Int, features: Int, name: String) {
+        precondition(positions > 0 && features > 0, "a position embedding needs positive sizes")
+        self.positions = positions
+        self.features = features
+        self.name = name
+    }
+
+    public var summary: String { "PositionEmbedding(\(positions), \(features))" }
+    public private(set) lazy var inputShape: [Int] = [positions, features]
+    public var outputShape: [Int] { inputShape }
+    public var multiplyAccumulatesPerSample: Int { 0 }
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "\(name).weight", shape: [positions, features], initializer: .normal(standardDeviation: 0.02))]
+    }
+
+    public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
+        self.store = store
+        weight = slices[0]
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        let w = store.valuePointer(weight), count = positions * features
+        for b in 0..<batch {
+            let input = x + b * count, output = y + b * count
+            for i in 0..<count { output[i] = input[i] + w[i] }
+        }
+    }
+
+    public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                         dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let dw = store.gradientPointer(weight), count = positions * features
+        for b in 0..<batch {
+            let gradient = dy + b * count
+            for i in 0..<count { dw[i] += gradient[i] }
+        }
+        dx?.update(from: dy, count: batch * count)
+    }
+}
