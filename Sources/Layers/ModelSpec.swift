@@ -61,7 +61,8 @@ public struct ModelSpec: Sendable, Equatable {
         var modules: [Module] = []
         var block: Module?, inShortcut = false
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = String(rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
+            let line = String(rawLine.split(separator: "#", maxSplits: 1,
+                omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: index + 1, message: message) }
             if let opened = Self.parseBlockOpening(line, line: index + 1, position: modules.count, source: source) {
@@ -73,18 +74,22 @@ public struct ModelSpec: Sendable, Equatable {
                 inShortcut = true
             } else if line == ")" {
                 guard var finished = block else { throw fail("')' closes no Residual( block") }
-                guard !finished.body.isEmpty else { throw fail("the Residual opened on line \(finished.line) has no body; give it at least one module") }
-                if inShortcut && finished.shortcut.isEmpty { throw fail("'shortcut:' is followed by no module; remove it for the identity shortcut") }
+                guard !finished.body.isEmpty else { throw fail("the Residual opened on line \(finished.line) has no "
+                    + "body; give it at least one module") }
+                if inShortcut && finished.shortcut.isEmpty { throw fail("'shortcut:' is followed by no module; remove "
+                    + "it for the identity shortcut") }
                 finished.text = Self.blockText(finished)
                 modules.append(finished)
                 block = nil
             } else if var open = block {
                 let path = inShortcut ? "shortcut" : "body"
-                let inner = try Self.parseModule(line, line: index + 1, position: inShortcut ? open.shortcut.count : open.body.count, source: source)
+                let inner = try Self.parseModule(line, line: index + 1,
+                    position: inShortcut ? open.shortcut.count : open.body.count, source: source)
                 guard inner.name == String(inShortcut ? open.shortcut.count : open.body.count) else {
                     throw fail("modules inside a Residual take no name (PyTorch names them \(open.name).\(path).<index>)")
                 }
-                guard inner.kind != "Flatten" else { throw fail("Flatten() cannot sit inside a Residual: both paths must give the block's output shape") }
+                guard inner.kind != "Flatten" else { throw fail("Flatten() cannot sit inside a Residual: both paths "
+                    + "must give the block's output shape") }
                 let named = inner.renamed("\(open.name).\(path).\(inner.name)")
                 if inShortcut { open.shortcut.append(named) } else { open.body.append(named) }
                 block = open
@@ -92,17 +97,21 @@ public struct ModelSpec: Sendable, Equatable {
                 modules.append(try Self.parseModule(line, line: index + 1, position: modules.count, source: source))
             }
         }
-        if let block { throw ModelSpecError(source: source, line: block.line, message: "Residual( is never closed; end the block with a line ')'") }
-        guard !modules.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "holds no module; write one per line, e.g. Linear(784, 10)") }
+        if let block { throw ModelSpecError(source: source, line: block.line, message: "Residual( is never closed; "
+            + "end the block with a line ')'") }
+        guard !modules.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "holds no module; "
+            + "write one per line, e.g. Linear(784, 10)") }
         var seen = Set<String>()
         for module in modules where !seen.insert(module.name).inserted {
-            throw ModelSpecError(source: source, line: module.line, message: "the name '\(module.name)' is used twice; names must be unique")
+            throw ModelSpecError(source: source, line: module.line, message: "the name '\(module.name)' is used "
+                + "twice; names must be unique")
         }
         self.modules = modules
     }
 
     /// The module a line `[name =] Residual(` opens, or nil when the line is something else.
-    private static func parseBlockOpening(_ line: String, line number: Int, position: Int, source: String) -> Result<Module, ModelSpecError>? {
+    private static func parseBlockOpening(_ line: String, line number: Int, position: Int,
+        source: String) -> Result<Module, ModelSpecError>? {
         var body = Substring(line), name = String(position)
         if let equals = line.firstIndex(of: "=") {
             name = line[..<equals].trimmingCharacters(in: .whitespaces)
@@ -186,7 +195,8 @@ public struct ModelSpec: Sendable, Equatable {
         var parts: [String] = [], current = "", depth = 0
         for character in text {
             if character == "(" { depth += 1 } else if character == ")" { depth -= 1 }
-            if character == "," && depth == 0 { parts.append(current.trimmingCharacters(in: .whitespaces)); current = "" } else { current.append(character) }
+            if character == ","
+                && depth == 0 { parts.append(current.trimmingCharacters(in: .whitespaces)); current = "" } else { current.append(character) }
         }
         parts.append(current.trimmingCharacters(in: .whitespaces))
         return parts

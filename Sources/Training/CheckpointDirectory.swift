@@ -18,12 +18,14 @@ public final class CheckpointDirectoryLock {
         try Self.prepareDirectory(path)
         let lockPath = "\(path)/.lock"
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard descriptor >= 0 else { throw CheckpointError.unusableDirectory(path: path, problem: describeErrno(errno, creating: lockPath)) }
+        guard descriptor >= 0 else { throw CheckpointError.unusableDirectory(path: path,
+            problem: describeErrno(errno, creating: lockPath)) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             close(descriptor)
             throw CheckpointError.unusableDirectory(
-                path: path, problem: "another job holds it\(holder.isEmpty ? "" : " (\(holder))"); wait for that job to end, or give this one another --checkpoint-dir")
+                path: path, problem: "another job holds it\(holder.isEmpty ? "" : " (\(holder))"); wait for that job "
+                    + "to end, or give this one another --checkpoint-dir")
         }
         self.descriptor = descriptor
         let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n"
@@ -44,7 +46,8 @@ public final class CheckpointDirectoryLock {
         if stat(path, &info) != 0 {
             guard errno == ENOENT else { throw CheckpointError.unusableDirectory(path: path, problem: describeErrno(errno, creating: nil)) }
             let code = makeDirectories(path)
-            if code != 0 { throw CheckpointError.unusableDirectory(path: path, problem: "cannot be created: " + describeErrno(code, creating: nil)) }
+            if code != 0 { throw CheckpointError.unusableDirectory(path: path,
+                problem: "cannot be created: " + describeErrno(code, creating: nil)) }
         } else if (info.st_mode & S_IFMT) != S_IFDIR {
             throw CheckpointError.unusableDirectory(path: path, problem: "is a file, not a directory; pass a directory")
         }

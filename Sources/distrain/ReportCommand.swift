@@ -6,7 +6,8 @@ import Reports
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write one self-contained HTML page (inline SVG) with the runs' curves, time split, confusion matrix and per-class scores.",
+        abstract: "Write one self-contained HTML page (inline SVG) with the runs' curves, time split, confusion "
+            + "matrix and per-class scores.",
         discussion: """
         Each RUN is a --metrics file (.jsonl, or .csv for the curves only), a --checkpoint-dir (its
         metrics.jsonl), a sweep's --out folder, a --kfold --checkpoint-dir or a prune --out folder (its sparsity
@@ -41,8 +42,10 @@ struct ReportCommand: ParsableCommand {
             let page = reportPage(runs: histories, sweeps: sweeps, crossValidations: crossValidations, prunings: prunings)
             try writeReport(page, to: out, inputs: runs.flatMap { [$0, $0 + "/metrics.jsonl"] })
             let notes = histories.reduce(0) { $0 + $1.notes.count }
-            let extras = (sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")") + (crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")") + (prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")")
-            print("wrote \(out): \(histories.count) run\(histories.count == 1 ? "" : "s")\(extras), \(page.utf8.count / 1024) KB, in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\(notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : "")")
+            let extras = (sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")") + (crossValidations.isEmpty ? "" : ", "
+                + "\(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")") + (prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")")
+            print("wrote \(out): \(histories.count) run\(histories.count == 1 ? "" : "s")\(extras), "
+                + "\(page.utf8.count / 1024) KB, in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\(notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : "")")
         } catch let error as ReportError {
             printError(error.message)
             throw ExitCode.failure
