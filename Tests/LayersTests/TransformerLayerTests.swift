@@ -9,33 +9,13 @@ final class TransformerLayerTests: XCTestCase {
     /// A deterministic value in [-1, 1) for index i.
     private func value(_ i: Int, _ salt: Int = 0) -> Float { Float(((i * 7919 + salt * 104_729) % 2000)) / 1000 - 1 }
 
-    /// Checks d(Σ y·w)/dθ and d/dx of `model` on `batch` samples against finite differences.
+    /// Checks the parameter gradients of `model` on `batch` samples of deterministic inputs.
     private func checkGradients(_ model: Sequential, batch: Int, file: StaticString = #filePath, line: UInt = #line) {
         model.parameters.initializeKaimingUniform(seed: 11)
-        model.reserve(batchCapacity: batch)
         let inputCount = batch * model.inputShape.reduce(1, *), outputCount = batch * model.outputCount
-        let input = (0..<inputCount).map { value($0, 1) }, weights = (0..<outputCount).map { value($0, 2) }
-        func loss() -> Double {
-            model.input.update(from: input, count: inputCount)
-            let y = model.forward(batch: batch, context: .inference)
-            return (0..<outputCount).reduce(0) { $0 + Double(y[$1]) * Double(weights[$1]) }
-        }
-        _ = loss()
-        for i in 0..<outputCount { model.outputGradient[i] = weights[i] }
-        model.parameters.zeroGradients()
-        _ = model.backward(batch: batch)
-        let analytic = Array(model.parameters.gradients)
-        let numeric = centralDifferences(count: model.parameters.count, epsilon: 1e-2,
-                                         get: { model.parameters.values[$0] }, set: { model.parameters.values[$0] = $1 },
-                                         loss: loss)
-        var checked = 0
-        for (i, expected) in numeric.enumerated() {
-            guard let expected else { continue }
-            XCTAssertEqual(Double(analytic[i]), expected, accuracy: 2e-3 + 2e-2 * abs(expected), "parameter \(i)",
-                           file: file, line: line)
-            checked += 1
-        }
-        XCTAssertGreaterThan(checked, model.parameters.count * 9 / 10, file: file, line: line)
+        assertParameterGradientsMatchFiniteDifferences(model, input: (0..<inputCount).map { value($0, 1) },
+                                                       weights: (0..<outputCount).map { value($0, 2) }, batch: batch,
+                                                       file: file, line: line)
     }
 
     func testLayerNormMatchesFiniteDifferencesAndNormalizesEachPosition() {
