@@ -20,13 +20,22 @@ static void jpeg_fail(j_common_ptr info) {
     longjmp(failure->jump, 1);
 }
 
-static void jpeg_silent(j_common_ptr info, int level) { (void)info; (void)level; }
+/// libjpeg's warnings (level -1) all mean corrupt data — a truncated file ("premature end of data") decodes
+/// with made-up pixels — so they are errors, as Pillow makes them; trace messages (level >= 0) stay silent.
+static void jpeg_warning(j_common_ptr info, int level) {
+    if (level >= 0) return;
+    struct jpeg_failure *failure = (struct jpeg_failure *)info->err;
+    char text[JMSG_LENGTH_MAX];
+    info->err->format_message(info, text);
+    snprintf(failure->error, 200, "damaged JPEG data (%s): a truncated or corrupt file", text);
+    longjmp(failure->jump, 1);
+}
 
 /// Opens a JPEG for reading: header read, or -1 with the reason.
 static int jpeg_open(struct jpeg_decompress_struct *info, struct jpeg_failure *failure, const uint8_t *d, size_t n, char *error) {
     info->err = jpeg_std_error(&failure->manager);
     failure->manager.error_exit = jpeg_fail;
-    failure->manager.emit_message = jpeg_silent;
+    failure->manager.emit_message = jpeg_warning;
     failure->error = error;
     jpeg_create_decompress(info);
     jpeg_mem_src(info, d, (unsigned long)n);

@@ -30,6 +30,11 @@ final class ImageDecodingTests: XCTestCase {
         XCTAssertThrowsError(try decodeImage(file("t.jpg", Array([UInt8](Self.rgbJPEG).prefix(200))), preprocessing: ImagePreprocessing(channels: 3, height: 4, width: 8))) {
             XCTAssertTrue("\($0)".contains("t.jpg"), "\($0)")
         }
+        // Cut inside the scan data: libjpeg only warns ("premature end of data") and invents the rest; refused.
+        let cut = file("cut.jpg", Array([UInt8](Self.rgbJPEG).dropLast(12)))
+        XCTAssertThrowsError(try decodeImage(cut, preprocessing: ImagePreprocessing(channels: 3, height: 4, width: 8))) {
+            XCTAssertTrue("\($0)".contains("cut.jpg") && "\($0)".contains("damaged JPEG data"), "\($0)")
+        }
     }
 
     func testPNGsConvertChannelsAndResizeBilinearly() throws {
