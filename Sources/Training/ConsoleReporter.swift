@@ -93,7 +93,7 @@ public func finalReport(_ result: EvaluationResult, classNames: [String]) -> [St
         let errors = "RMSE \(format(m.rootMeanSquaredError, 4))  MAE \(format(m.meanAbsoluteError, 4))  R² \(format(m.rSquared, 4))"
         return ["test \(errors)  (\(m.count) samples; loss = mean squared error \(format(m.meanSquaredError, 4)))"]
     }
-    return ["test " + metricsText(result.metrics) + "  (\(result.sampleCount) samples)"]
+    return ["test " + metricsText(result.metrics) + "  (\(result.sampleCount) \(result.countUnit))"]
 }
 
 /// The final report: headline metrics, a per-class table and the confusion matrix with class names.

@@ -19,6 +19,8 @@ public struct EvaluationResult: Sendable, Equatable {
     public var classification: ClassificationMetrics?
     /// A regression's RMSE, MAE and R² (nil for other objectives).
     public var regression: RegressionMetrics?
+    /// What `sampleCount` counts, for reports: "samples", or "positions" for a language model's tokens.
+    public var countUnit = "samples"
 
     public init(lossSum: Double, sampleCount: Int64, metrics: [Metric]) {
         self.lossSum = lossSum

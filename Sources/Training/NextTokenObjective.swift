@@ -57,6 +57,8 @@ public struct NextTokenObjective: Objective {
         if let bytesPerToken, bytesPerToken > 0 {
             metrics.append(Metric("bits_per_byte", loss / log(2) / bytesPerToken))
         }
-        return EvaluationResult(lossSum: sums[0], sampleCount: Int64(tokens), metrics: metrics)
+        var result = EvaluationResult(lossSum: sums[0], sampleCount: Int64(tokens), metrics: metrics)
+        result.countUnit = "positions"
+        return result
     }
 }
