@@ -93,7 +93,10 @@ struct PruneCommand: ParsableCommand {
             var localError: Error?
             if communicator.isCoordinator {
                 report(rows, folder: folder, samples: data.test.count)
-                do { try writeJSONAtomically(rows.map(PruningSummary.init), to: "\(out)/pruning.json") } catch { localError = error }
+                do {
+                    let path = "\(out)/pruning.json"
+                    try writeJSONAtomically(try mergedCurve(rows.map(PruningSummary.init), into: path), to: path)
+                } catch { localError = error }
             }
             try communicator.agreeOnSuccess(localError)
         }
@@ -214,8 +217,21 @@ private struct PruningRow {
     var checkpoint: String
 }
 
+/// The curve already in `path` (an earlier prune into the same --out) with this run's rows merged in, by
+/// sparsity (a sparsity pruned again replaces its row). A file that is not such a curve is refused, not replaced.
+private func mergedCurve(_ rows: [PruningSummary], into path: String) throws -> [PruningSummary] {
+    guard FileManager.default.fileExists(atPath: path) else { return rows }
+    guard let data = FileManager.default.contents(atPath: path),
+          let earlier = try? JSONDecoder().decode([PruningSummary].self, from: data) else {
+        throw ValidationError("\(path) is not a pruning curve distrain wrote; move it or choose another --out")
+    }
+    let key = { (row: PruningSummary) in String(format: "%.2f", row.sparsity) }
+    let replaced = Set(rows.map(key))
+    return (earlier.filter { !replaced.contains(key($0)) } + rows).sorted { $0.sparsity < $1.sparsity }
+}
+
 /// One row of OUT/pruning.json, the curve for scripts and plots.
-private struct PruningSummary: Encodable {
+private struct PruningSummary: Codable {
     var sparsity: Double
     var achievedSparsity: Double
     var accuracyBefore: Double

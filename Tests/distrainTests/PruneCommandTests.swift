@@ -95,6 +95,11 @@ final class PruneCommandTests: XCTestCase {
         XCTAssertEqual(twice.exitCode, 64)
         XCTAssertTrue(twice.standardError.contains("--sparsity names 0.50 twice"), twice.standardError)
         XCTAssertEqual(try runProcess(distrain, prune + ["--sparsity", "0.5"], timeout: 120).exitCode, 0)
+        // Another sparsity into the same --out adds its row to pruning.json instead of replacing the curve.
+        XCTAssertEqual(try runProcess(distrain, prune + ["--sparsity", "0.3"], timeout: 120).exitCode, 0)
+        let curve = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/out/pruning.json")))
+            as! [[String: Any]]
+        XCTAssertEqual(curve.map { $0["sparsity"] as! Double }, [0.3, 0.5])
         // A damaged mask (same length, not base64) is named when training resumes from the checkpoint.
         let pruned = root + "/out/sparsity-0.50/" + (try String(contentsOfFile: root + "/out/sparsity-0.50/latest", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
         var file = try Data(contentsOf: URL(fileURLWithPath: pruned + "/model.safetensors"))
