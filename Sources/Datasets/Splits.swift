@@ -75,7 +75,8 @@ extension ImageDataset {
         if case let .floats(values) = storage {
             let size = sampleSize
             return ImageDataset(shape: shape, features: indices.flatMap { values[($0 * size)..<(($0 + 1) * size)] },
-                                labels: indices.map { labels[$0] }, classNames: classNames, targets: targets.map { t in indices.map { t[$0] } })
+                                labels: indices.map { labels[$0] }, classNames: classNames,
+                                targets: targets.map { t in indices.map { t[$0] } })
         }
         var pixels = [UInt8](repeating: 0, count: indices.count * sampleSize)
         let size = sampleSize

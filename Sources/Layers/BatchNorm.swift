@@ -69,7 +69,9 @@ public final class BatchNorm: Layer {
 
     /// Row `index` (channels values) of the forward and backward coefficients.
     private func coefficientRow(_ index: Int) -> UnsafeMutablePointer<Float> { coefficients.baseAddress! + index * channels }
-    private func gradientCoefficientRow(_ index: Int) -> UnsafeMutablePointer<Double> { gradientCoefficients.baseAddress! + index * channels }
+    private func gradientCoefficientRow(_ index: Int) -> UnsafeMutablePointer<Double> {
+        gradientCoefficients.baseAddress! + index * channels
+    }
 
     public var summary: String { "BatchNorm\(inputShape.count == 3 ? "2d" : "1d")(\(channels))" + (activation == .relu ? " + ReLU" : "") }
     public var outputShape: [Int] { inputShape }

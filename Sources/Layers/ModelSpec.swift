@@ -181,7 +181,8 @@ public struct ModelSpec: Sendable, Equatable {
             if let equals = argument.firstIndex(of: "=") {
                 let key = argument[..<equals].trimmingCharacters(in: .whitespaces)
                 guard keywords[key] == nil else { throw fail("\(kind): \(key) is given twice") }
-                keywords[key] = try value(argument[argument.index(after: equals)...].trimmingCharacters(in: .whitespaces), kind: kind, key: key, fail: fail)
+                let text = argument[argument.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                keywords[key] = try value(text, kind: kind, key: key, fail: fail)
             } else {
                 guard keywords.isEmpty else { throw fail("\(kind): a positional argument follows a keyword argument") }
                 positional.append(try value(argument, kind: kind, key: "argument \(positional.count + 1)", fail: fail))
@@ -195,8 +196,12 @@ public struct ModelSpec: Sendable, Equatable {
         var parts: [String] = [], current = "", depth = 0
         for character in text {
             if character == "(" { depth += 1 } else if character == ")" { depth -= 1 }
-            if character == ","
-                && depth == 0 { parts.append(current.trimmingCharacters(in: .whitespaces)); current = "" } else { current.append(character) }
+            if character == "," && depth == 0 {
+                parts.append(current.trimmingCharacters(in: .whitespaces))
+                current = ""
+            } else {
+                current.append(character)
+            }
         }
         parts.append(current.trimmingCharacters(in: .whitespaces))
         return parts

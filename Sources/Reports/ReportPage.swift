@@ -5,8 +5,9 @@ import Foundation
 /// apart by dash pattern.
 public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [],
                        prunings: [PruningHistory] = [], generatedAt: Date = Date()) -> String {
-    var body = "<h1>distrain report</h1><p class=\"meta\">\(runs.count) "
-        + "run\(runs.count == 1 ? "" : "s")\(sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")")\(crossValidations.isEmpty ? "" : ", \(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")")\(prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")"), "
+    let contents = reportContents(runs: runs.count, sweeps: sweeps.count, crossValidations: crossValidations.count,
+                                  prunings: prunings.count)
+    var body = "<h1>distrain report</h1><p class=\"meta\">\(contents), "
         + "made \(escaped(ISO8601DateFormatter().string(from: generatedAt)))</p>"
     if !sweeps.isEmpty { body += section("sweep", "Sweeps", sweeps.map(sweepSection).joined()) }
     if !crossValidations.isEmpty { body += section("cross-validation", "Cross-validation",
@@ -85,6 +86,14 @@ public func writeReport(_ html: String, to path: String, inputs: [String] = []) 
     }
 }
 
+/// "3 runs, 1 sweep, 2 pruning curves": what a report holds (kinds other than runs only when present).
+public func reportContents(runs: Int, sweeps: Int, crossValidations: Int, prunings: Int) -> String {
+    func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+    let others = [(sweeps, "sweep"), (crossValidations, "cross-validation"), (prunings, "pruning curve")]
+        .filter { $0.0 > 0 }.map { counted($0.0, $0.1) }
+    return ([counted(runs, "run")] + others).joined(separator: ", ")
+}
+
 /// The page's `--out` may replace only a report distrain wrote: never a device or FIFO, never one of the
 /// report's own inputs, never another file.
 func checkReportOutput(_ path: String, inputs: [String]) throws {
@@ -131,9 +140,13 @@ private func runsSection(_ runs: [RunHistory]) -> String {
         let last = run.epochs.last
         let accuracy = last?.value("test_accuracy").map { String(format: "%.2f%%", 100 * $0) } ?? "—"
         let seconds = run.epochs.compactMap { $0.value("seconds") }.reduce(0, +)
-        html += "<tr><td><span style=\"color:\(palette[index % palette.count])\">■</span> \(escaped(shortName(run, index)))</td><td>\(escaped(run.setting("dataset") ?? "—"))</td>"
-        html += "<td>\(escaped(run.setting("model") ?? "—"))</td><td>\(escaped(run.setting("world_size") ?? "?")) × \(escaped(run.setting("threads_per_rank") ?? "?"))</td>"
-        html += "<td>\(last.map { String($0.epoch) } ?? "0")\(run.setting("epochs").map { " of \(escaped($0))" } ?? "")</td><td>\(accuracy)</td><td>\(String(format: "%.1f", seconds)) s</td></tr>"
+        let color = palette[index % palette.count], name = escaped(shortName(run, index))
+        let dataset = escaped(run.setting("dataset") ?? "—"), model = escaped(run.setting("model") ?? "—")
+        let ranks = escaped(run.setting("world_size") ?? "?"), threads = escaped(run.setting("threads_per_rank") ?? "?")
+        let epochs = (last.map { String($0.epoch) } ?? "0") + (run.setting("epochs").map { " of \(escaped($0))" } ?? "")
+        html += "<tr><td><span style=\"color:\(color)\">■</span> \(name)</td><td>\(dataset)</td>"
+        html += "<td>\(model)</td><td>\(ranks) × \(threads)</td>"
+        html += "<td>\(epochs)</td><td>\(accuracy)</td><td>\(String(format: "%.1f", seconds)) s</td></tr>"
     }
     html += "</table>"
     for (index, run) in runs.enumerated() {

@@ -371,7 +371,8 @@ public struct CheckpointWriter {
         for buffer in optimizer.stateBuffers {
             for slice in store.slices {
                 tensors.append(TensorToWrite(name: "\(slice.name).\(buffer.name)", shape: slice.shape,
-                                             values: UnsafeBufferPointer(buffer.values.extracting(slice.offset..<(slice.offset + slice.count)))))
+                                             values: UnsafeBufferPointer(
+                                                 buffer.values.extracting(slice.offset..<(slice.offset + slice.count)))))
             }
         }
         return SafeTensors.encode(tensors, metadata: ["optimizer": optimizer.name, "step_count": String(optimizer.stepCount)])

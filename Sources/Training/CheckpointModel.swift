@@ -58,8 +58,9 @@ public struct CheckpointModel {
             return values.map { $0! }
         }
         guard let tta = TestTimeAugmentation(rawValue: file.metadata[Self.testTimeAugmentationKey] ?? "none") else {
+            let known = TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")
             throw CheckpointError.invalid(path: file.path, problem: "has an unknown tta "
-                + "'\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")))")
+                + "'\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(known))")
         }
         testTimeAugmentation = tta
         let mean = try floats("normalization_mean"), deviation = try floats("normalization_std")

@@ -25,12 +25,18 @@ public final class ConsoleReporter: TrainingReporter {
 
     public func started(_ r: StartRecord) throws {
         if brief { epochStart = monotonicSeconds(); return }
-        say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, \(r.parameters) parameters")
+        say("distrain: \(r.model) on \(r.dataset) — \(r.trainSamples) training / \(r.testSamples) test samples, "
+            + "\(r.parameters) parameters")
         let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); "
             + "gradients: \(r.gradientSum))"
         say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS "
             + "thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
-        say("  \(r.optimizer) lr \(r.learningRate) (\(r.schedule) schedule), \(r.epochs) epochs, seed \(r.seed)\(r.augment ? ", augmentation: " + (r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : "") + "horizontal flip" : "")\(r.testTimeAugmentation == .flip ? ", evaluation averages each image with its mirror image (--tta flip)" : "")\(r.evaluationInterval > 1 ? ", evaluated every \(r.evaluationInterval) epochs and after the last" : "")")
+        let crop = r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : ""
+        let augmentation = r.augment ? ", augmentation: " + crop + "horizontal flip" : ""
+        let flips = r.testTimeAugmentation == .flip ? ", evaluation averages each image with its mirror image (--tta flip)" : ""
+        let cadence = r.evaluationInterval > 1 ? ", evaluated every \(r.evaluationInterval) epochs and after the last" : ""
+        say("  \(r.optimizer) lr \(r.learningRate) (\(r.schedule) schedule), \(r.epochs) epochs, seed \(r.seed)"
+            + augmentation + flips + cadence)
         say("  BLAS: \(r.blas)")
         for line in r.modelSummary.split(separator: "\n") { say("  " + line) }
         epochStart = monotonicSeconds()

@@ -133,7 +133,8 @@ public final class Trainer {
         self.fault = fault
         self.reporter = communicator.isCoordinator ? reporter : nil
         synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
-                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum, wire: wire, overlap: overlap, tracker: tracker)
+                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum,
+                                               wire: wire, overlap: overlap, tracker: tracker)
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
         targetsPerSample = objective.targetsPerSample

@@ -113,7 +113,9 @@ extension Trainer {
         var description = ModelDescription(label: configuration.modelLabel, spec: built?.spec,
                                            pytorchSource: built?.python ?? configuration.model.pytorchEquivalent)
         description.extraMetadata = checkpointMetadata
-        if let tta = configuration.testTimeAugmentation, tta != .none { description.extraMetadata[CheckpointModel.testTimeAugmentationKey] = tta.rawValue }
+        if let tta = configuration.testTimeAugmentation, tta != .none {
+            description.extraMetadata[CheckpointModel.testTimeAugmentationKey] = tta.rawValue
+        }
         return description
     }
 

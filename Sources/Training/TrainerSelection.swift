@@ -23,7 +23,8 @@ extension Trainer {
         let monitor = (configuration.monitor ?? .valLoss).rawValue
         if configuration.schedule == .plateau,
            let scale = selection.reduceOnPlateau(factor: configuration.plateauFactor ?? 0.1, patience: configuration.plateauPatience ?? 2,
-                                                 baseRate: configuration.learningRate, minimumRate: configuration.minimumLearningRate ?? 0) {
+                                                 baseRate: configuration.learningRate,
+                                                 minimumRate: configuration.minimumLearningRate ?? 0) {
             announce("plateau: \(monitor) has not improved for \(configuration.plateauPatience ?? 2) epochs; learning "
                 + "rate now \(String(format: "%.3g", Double(configuration.learningRate * scale)))")
         }

@@ -78,7 +78,8 @@ struct CompareCommand: ParsableCommand {
     /// Both models must answer the same question: same dataset, input shape and classes.
     private func requireComparable(_ a: CheckpointModel, _ folderA: String, _ b: CheckpointModel, _ folderB: String) throws {
         func describe(_ m: CheckpointModel) -> String {
-            "\(m.dataset ?? "?"), \(m.inputShape.map(String.init).joined(separator: "x")) images, classes \(m.classNames.isEmpty ? String(m.classCount) : m.classNames.joined(separator: "/"))"
+            let classes = m.classNames.isEmpty ? String(m.classCount) : m.classNames.joined(separator: "/")
+            return "\(m.dataset ?? "?"), \(m.inputShape.map(String.init).joined(separator: "x")) images, classes \(classes)"
         }
         guard !a.isRegression && !b.isRegression else {
             throw SelectionError(message: "compare tests classifiers (McNemar's test counts right and wrong answers); "
@@ -128,7 +129,8 @@ struct CompareCommand: ParsableCommand {
         }
         print(String(format: "difference A − B: %+.2f points, 95%% bootstrap interval [%+.2f, %+.2f] (%d resamples)",
                      100 * c.difference, 100 * c.interval.low, 100 * c.interval.high, bootstrap))
-        print("disagreements: only A right n01 = \(c.onlyA), only B right n10 = \(c.onlyB); McNemar exact p = \(String(format: "%.3g", c.mcNemarP))"
+        print("disagreements: only A right n01 = \(c.onlyA), only B right n10 = \(c.onlyB); "
+              + "McNemar exact p = \(String(format: "%.3g", c.mcNemarP))"
               + (c.mcNemarP < 0.05 ? " (the models differ at the 5% level)" : " (no significant difference at the 5% level)"))
         print("per-class F1, A − B:")
         for (name, d) in zip(classNames, perClass) { print("  " + name.padding(toLength: 16, withPad: " ",

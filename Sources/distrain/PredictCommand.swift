@@ -93,7 +93,8 @@ struct PredictCommand: ParsableCommand {
         for input in inputs {
             if input.hasSuffix(".npy") {
                 let array = try NumPyArray(npy: try readFileBytes(input), path: input)
-                guard case let .bytes(bytes) = array.values, array.shape.count >= 2, array.shape.dropFirst().reduce(1, *) == shape.reduce(1, *) else {
+                guard case let .bytes(bytes) = array.values, array.shape.count >= 2,
+                      array.shape.dropFirst().reduce(1, *) == shape.reduce(1, *) else {
                     throw DatasetError.malformed(path: input, problem: "holds \(array.shape); the model takes uint8 "
                         + "samples of \(shape.map(String.init).joined(separator: "x"))")
                 }

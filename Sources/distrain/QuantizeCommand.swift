@@ -131,7 +131,8 @@ struct QuantizeCommand: ParsableCommand {
         print("  " + column("accuracy") + column(String(format: "%.4f", s.fp32Accuracy)) + column(String(format: "%.4f", s.int8Accuracy))
               + String(format: "(%+.2f points on %d \(dataset) test samples)", 100 * (s.int8Accuracy - s.fp32Accuracy), s.testSamples))
         for layer in s.layers {
-            print("  " + column(layer.weight) + String(format: "weight scales %.3g…%.3g, max |w − ŵ| %.3g; input scale %.3g, zero point %d",
+            print("  " + column(layer.weight)
+                + String(format: "weight scales %.3g…%.3g, max |w − ŵ| %.3g; input scale %.3g, zero point %d",
                          layer.weightScaleMin, layer.weightScaleMax, layer.weightMaxError, layer.inputScale, layer.inputZeroPoint))
         }
         fflush(nil)

@@ -19,7 +19,8 @@ enum Recipe: String, CaseIterable, ExpressibleByArgument {
         case .fast:
             return ["--model", "cnn-bn", "--local-ranks", "2", "--epochs", "10", "--batch-size", "128",
                 "--optimizer", "adamw", "--lr", "3e-3",
-                    "--weight-decay", "0.05", "--schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--augment-padding", "0",
+                    "--weight-decay", "0.05", "--schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1",
+                    "--augment-padding", "0",
                     "--tta", "flip", "--eval-every", "5"]
         }
     }

@@ -30,7 +30,8 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let start = Date()
         do {
-            var histories: [RunHistory] = [], sweeps: [SweepHistory] = [], crossValidations: [CrossValidationHistory] = [], prunings: [PruningHistory] = []
+            var histories: [RunHistory] = [], sweeps: [SweepHistory] = []
+            var crossValidations: [CrossValidationHistory] = [], prunings: [PruningHistory] = []
             for path in runs {
                 switch try readReportInput(path: path) {
                 case let .runs(found): histories += found
@@ -42,10 +43,11 @@ struct ReportCommand: ParsableCommand {
             let page = reportPage(runs: histories, sweeps: sweeps, crossValidations: crossValidations, prunings: prunings)
             try writeReport(page, to: out, inputs: runs.flatMap { [$0, $0 + "/metrics.jsonl"] })
             let notes = histories.reduce(0) { $0 + $1.notes.count }
-            let extras = (sweeps.isEmpty ? "" : ", \(sweeps.count) sweep\(sweeps.count == 1 ? "" : "s")") + (crossValidations.isEmpty ? "" : ", "
-                + "\(crossValidations.count) cross-validation\(crossValidations.count == 1 ? "" : "s")") + (prunings.isEmpty ? "" : ", \(prunings.count) pruning curve\(prunings.count == 1 ? "" : "s")")
-            print("wrote \(out): \(histories.count) run\(histories.count == 1 ? "" : "s")\(extras), "
-                + "\(page.utf8.count / 1024) KB, in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\(notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : "")")
+            let contents = reportContents(runs: histories.count, sweeps: sweeps.count, crossValidations: crossValidations.count,
+                                          prunings: prunings.count)
+            let seconds = String(format: "%.2f", Date().timeIntervalSince(start))
+            let noted = notes > 0 ? " (\(notes) note\(notes == 1 ? "" : "s") about the input on the page)" : ""
+            print("wrote \(out): \(contents), \(page.utf8.count / 1024) KB, in \(seconds) s\(noted)")
         } catch let error as ReportError {
             printError(error.message)
             throw ExitCode.failure
