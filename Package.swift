@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Training", "Datasets", "Collectives", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),
         .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
-        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", "Tensors", .product(name: "Crypto", package: "swift-crypto")]),
     ],
     // Swift 5 language mode: kernels share raw buffers across threads on purpose (ranks as threads in tests).
     swiftLanguageModes: [.v5]

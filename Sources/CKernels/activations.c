@@ -63,6 +63,19 @@ static inline float tanh_approx(float x) {
     return a < 0.625f ? small : large;
 }
 
+/// √(2/π) and GPT-2's cubic coefficient.
+static const float gelu_tanh_scale = 0.79788456080286536f, gelu_tanh_cubic = 0.044715f;
+
+static inline float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanh_approx(gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x)));
+}
+
+/// d/dx of gelu_tanh: (1 + t)/2 + x/2 · (1 − t²) · √(2/π) · (1 + 3·0.044715·x²).
+static inline float gelu_tanh_derivative(float x) {
+    const float t = tanh_approx(gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * gelu_tanh_scale * (1.0f + 3.0f * gelu_tanh_cubic * x * x);
+}
+
 DISTRAIN_CLONES
 void distrain_pointwise_forward(int function, float slope, const float *x, float *y, size_t count) {
     switch (function) {
@@ -77,6 +90,9 @@ void distrain_pointwise_forward(int function, float slope, const float *x, float
         return;
     case DISTRAIN_TANH:
         for (size_t i = 0; i < count; i++) y[i] = x[i] != x[i] ? x[i] : tanh_approx(x[i]);
+        return;
+    case DISTRAIN_GELU_TANH:
+        for (size_t i = 0; i < count; i++) y[i] = x[i] != x[i] ? x[i] : gelu_tanh(x[i]);
         return;
     default:
         for (size_t i = 0; i < count; i++) y[i] = x[i] != x[i] ? x[i] : sigmoid(x[i]);
@@ -105,6 +121,9 @@ void distrain_pointwise_backward(int function, float slope, const float *x, cons
         return;
     case DISTRAIN_TANH:
         for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        return;
+    case DISTRAIN_GELU_TANH:
+        for (size_t i = 0; i < count; i++) dx[i] = x[i] != x[i] ? x[i] : dy[i] * gelu_tanh_derivative(x[i]);
         return;
     default:
         for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import Tensors
 
 /// The `distrain` command: one subcommand per dataset (and tool).
 @main
@@ -31,6 +32,7 @@ struct Distrain: ParsableCommand {
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the
     /// first flag ("Unknown option '--epochs'") instead of the word that is wrong.
     static func main() {
+        restartWithRecognizedBLASKernels()
         let commands = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !commands.contains(first) {
             let squeezed = first.lowercased().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "-", with: "")
@@ -43,6 +45,17 @@ struct Distrain: ParsableCommand {
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         run(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// OpenBLAS picks its kernels when the library loads, before `main`, from `OPENBLAS_CORETYPE` or its CPU
+    /// table; on a CPU its table lacks it takes the SSE3 ones at a sixth of the speed. Then the process starts
+    /// itself again (same pid, same arguments, before MPI is initialized) with the core type the CPU flags
+    /// support. A user's own `OPENBLAS_CORETYPE` is always kept.
+    private static func restartWithRecognizedBLASKernels() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, let core = BLAS.unrecognizedCPUCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with the generic kernels
     }
 
     /// ParsableCommand.main, except that an error's message goes to stderr in ONE write: under mpirun

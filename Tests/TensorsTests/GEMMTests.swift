@@ -42,4 +42,16 @@ final class GEMMTests: XCTestCase {
         XCTAssertEqual(BLAS.threadCount, 1)
         XCTAssertTrue(BLAS.configuration.contains("OpenBLAS"), BLAS.configuration)
     }
+
+    /// Only OpenBLAS's generic fallback is replaced, and only by kernels the CPU's flags support.
+    func testUnrecognizedCPUGetsTheKernelsItsFlagsSupport() {
+        let zen4OrEmeraldRapids: Set<Substring> = ["sse3", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"]
+        XCTAssertEqual(BLAS.unrecognizedCPUCoreType(core: "Prescott", cpuFlags: zen4OrEmeraldRapids), "Cooperlake")
+        XCTAssertEqual(BLAS.unrecognizedCPUCoreType(core: "Prescott", cpuFlags: ["avx2", "fma", "avx512f", "avx512bw",
+                                                                                "avx512vl"]), "SkylakeX")
+        XCTAssertEqual(BLAS.unrecognizedCPUCoreType(core: "Prescott", cpuFlags: ["avx", "avx2", "fma"]), "Haswell")
+        XCTAssertNil(BLAS.unrecognizedCPUCoreType(core: "Prescott", cpuFlags: ["sse3", "avx"]))
+        XCTAssertNil(BLAS.unrecognizedCPUCoreType(core: "Zen", cpuFlags: zen4OrEmeraldRapids))
+        XCTAssertNil(BLAS.unrecognizedCPUCoreType(core: "Cooperlake", cpuFlags: zen4OrEmeraldRapids))
+    }
 }

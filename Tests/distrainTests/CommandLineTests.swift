@@ -1,4 +1,5 @@
 import Crypto
+import Tensors
 import XCTest
 import _TestSupport
 
@@ -9,6 +10,19 @@ final class CommandLineTests: XCTestCase {
     private func run(_ arguments: [String], timeout: Double = 120) throws -> ProcessOutcome {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: distrain), "no executable at \(distrain)")
         return try runProcess(distrain, arguments, timeout: timeout)
+    }
+
+    /// On a CPU OpenBLAS does not know (it took its SSE3 kernels in this test process too) the command starts
+    /// again with the kernels the CPU flags support; a user's own OPENBLAS_CORETYPE is kept.
+    func testCommandRunsOnTheKernelsTheCPUSupports() throws {
+        func core(_ environment: [String: String]) throws -> String {
+            let outcome = try runProcess(distrain, ["doctor"], extraEnvironment: environment, timeout: 60)
+            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+            let line = outcome.standardOutput.split(separator: "\n").first { $0.hasPrefix("BLAS:") } ?? ""
+            return String(line.split(separator: "(core ").last?.dropLast() ?? "")
+        }
+        XCTAssertEqual(try core([:]), BLAS.unrecognizedCPUCoreType() ?? BLAS.coreName)
+        XCTAssertEqual(try core(["OPENBLAS_CORETYPE": "Prescott"]), "Prescott")
     }
 
     func testInvalidFlagValuesAreUsageErrorsWithExit64() throws {

@@ -12,6 +12,7 @@ enum DistrainPointwise {
     DISTRAIN_SILU = 2,        // x·σ(x)
     DISTRAIN_TANH = 3,
     DISTRAIN_SIGMOID = 4,     // σ(x) = 1 / (1 + e^−x)
+    DISTRAIN_GELU_TANH = 5,   // x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (approximate='tanh', GPT-2's)
 };
 
 /// y[i] = f(x[i]) for i < count; a NaN input gives a NaN output. y may be x.
