@@ -28,7 +28,7 @@ let package = Package(
         // C kernels (restrict, vector types and target_clones vectorize where Swift does not). -Wno-psabi:
         // the 8-float vector helpers are always inlined, so the baseline clone's vector-ABI note never applies.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-Wno-psabi"])]),
-        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
         .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
         // Tokenizers (byte-level BPE, character-level; Hugging Face tokenizer.json) and token shards.

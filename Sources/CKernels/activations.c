@@ -5,26 +5,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/// e^x for finite x, clamped to [−87, 88] (results stay normal and finite); relative error ~2 ulp.
-/// Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an exact product), a degree-6
-/// polynomial for e^r, and 2^n built from its exponent bits.
-static inline float exp_clamped(float x) {
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
-    const float n = floorf(x * 1.44269504088896341f + 0.5f);
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 /// erfc(z) for z ≥ 0 (Numerical Recipes' erfcc, a Chebyshev fit with fractional error < 1.2e-7
 /// everywhere): no cancellation in the tail, where Φ(x) for negative x lives.
 static inline float erfc_nonnegative(float z) {
@@ -73,7 +53,8 @@ static inline float gelu_tanh(float x) {
 /// d/dx of gelu_tanh: (1 + t)/2 + x/2 · (1 − t²) · √(2/π) · (1 + 3·0.044715·x²).
 static inline float gelu_tanh_derivative(float x) {
     const float t = tanh_approx(gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x));
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * gelu_tanh_scale * (1.0f + 3.0f * gelu_tanh_cubic * x * x);
+    const float inner_derivative = gelu_tanh_scale * (1.0f + 3.0f * gelu_tanh_cubic * x * x);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * inner_derivative;
 }
 
 DISTRAIN_CLONES

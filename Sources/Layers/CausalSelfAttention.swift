@@ -1,4 +1,4 @@
-import Foundation
+import CKernels
 import Tensors
 
 /// Multi-head causal self-attention as nanoGPT's `CausalSelfAttention` (no dropout): a fused QKV projection
@@ -23,9 +23,6 @@ public final class CausalSelfAttention: Layer {
     private var dQKV: UnsafeMutablePointer<Float>?           // (B, T, 3C)
     private var dHeadOutputs: UnsafeMutablePointer<Float>?   // (B, T, C)
     private var dScores: UnsafeMutablePointer<Float>?        // (T, T)
-    /// Zeros standing in for missing biases, 3C then C (their gradients go to `biasSink`).
-    private let zeroBias: UnsafeMutablePointer<Float>
-    private let biasSink: UnsafeMutablePointer<Float>
 
     public init(positions: Int, features: Int, heads: Int, bias: Bool = true, name: String) {
         precondition(positions > 0 && features > 0 && heads > 0 && features % heads == 0,
@@ -35,16 +32,10 @@ public final class CausalSelfAttention: Layer {
         self.heads = heads
         hasBias = bias
         self.name = name
-        zeroBias = .allocate(capacity: 4 * features)
-        zeroBias.initialize(repeating: 0, count: 4 * features)
-        biasSink = .allocate(capacity: 4 * features)
-        biasSink.initialize(repeating: 0, count: 4 * features)
     }
 
     deinit {
         for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }
-        zeroBias.deallocate()
-        biasSink.deallocate()
     }
 
     private var headSize: Int { features / heads }
@@ -69,10 +60,9 @@ public final class CausalSelfAttention: Layer {
 
     private var attentionWeight: UnsafeMutablePointer<Float> { store.valuePointer(slices[0]) }
     private var projectionWeight: UnsafeMutablePointer<Float> { store.valuePointer(slices[hasBias ? 2 : 1]) }
-    private var attentionBias: UnsafeMutablePointer<Float> { hasBias ? store.valuePointer(slices[1]) : zeroBias }
-    private var projectionBias: UnsafeMutablePointer<Float> {
-        hasBias ? store.valuePointer(slices[3]) : zeroBias + 3 * features
-    }
+    /// The biases' slices, nil when the layer has none (then nothing is added and no gradient is summed).
+    private var attentionBias: ParameterSlice? { hasBias ? slices[1] : nil }
+    private var projectionBias: ParameterSlice? { hasBias ? slices[3] : nil }
 
     public func reserve(batchCapacity: Int) {
         guard batchCapacity > capacity else { return }
@@ -93,7 +83,7 @@ public final class CausalSelfAttention: Layer {
         let qkv = self.qkv!, out = headOutputs!
         // qkv(B·T, 3C) = x · c_attnᵀ + b
         gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
-        addRowBias(qkv, rows: rows, columns: 3 * c, bias: attentionBias)
+        if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
         let scale = 1 / Float(d).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
@@ -102,7 +92,7 @@ public final class CausalSelfAttention: Layer {
                 // scores(T, T) = q · kᵀ / √d, then a softmax over j ≤ i on each row i.
                 gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: q, lda: 3 * c, b: k, ldb: 3 * c, beta: 0,
                      c: p, ldc: t)
-                causalSoftmaxRows(p, size: t)
+                distrain_causal_softmax(p, t)
                 // head output(T, d) = P · v
                 gemm(.none, .none, m: t, n: d, k: t, a: p, lda: t, b: v, ldb: 3 * c, beta: 0,
                      c: out + b * t * c + h * d, ldc: c)
@@ -110,25 +100,7 @@ public final class CausalSelfAttention: Layer {
         }
         // y(B·T, C) = heads · c_projᵀ + b
         gemm(.none, .transposed, m: rows, n: c, k: c, a: out, b: projectionWeight, beta: 0, c: y)
-        addRowBias(y, rows: rows, columns: c, bias: projectionBias)
-    }
-
-    /// Row i of the (size, size) scores becomes softmax over columns 0...i (in Double sums); the rest 0.
-    private func causalSoftmaxRows(_ p: UnsafeMutablePointer<Float>, size t: Int) {
-        for i in 0..<t {
-            let row = p + i * t
-            var maximum = row[0]
-            for j in stride(from: 1, through: i, by: 1) where row[j] > maximum { maximum = row[j] }
-            var sum = 0.0
-            for j in 0...i {
-                let e = expf(row[j] - maximum)
-                row[j] = e
-                sum += Double(e)
-            }
-            let inverse = Float(1 / sum)
-            for j in 0...i { row[j] *= inverse }
-            for j in (i + 1)..<t { row[j] = 0 }
-        }
+        if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
     }
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
@@ -138,7 +110,9 @@ public final class CausalSelfAttention: Layer {
         let projectionGradient = store.gradientPointer(slices[hasBias ? 2 : 1])
         // c_proj: dW(C, C) += dyᵀ · heads, db += Σ dy, d heads(B·T, C) = dy · W
         gemm(.transposed, .none, m: c, n: c, k: rows, a: dy, b: headOutputs!, beta: 1, c: projectionGradient)
-        accumulateColumnSums(dy, rows: rows, columns: c, into: hasBias ? store.gradientPointer(slices[3]) : biasSink)
+        if let bias = projectionBias {
+            accumulateColumnSums(dy, rows: rows, columns: c, into: store.gradientPointer(bias))
+        }
         gemm(.none, .none, m: rows, n: c, k: c, a: dy, b: projectionWeight, beta: 0, c: dOut)
         let scale = 1 / Float(d).squareRoot()
         for b in 0..<batch {
@@ -150,13 +124,7 @@ public final class CausalSelfAttention: Layer {
                 gemm(.none, .transposed, m: t, n: t, k: d, a: dHead, lda: c, b: v, ldb: 3 * c, beta: 0, c: dS, ldc: t)
                 gemm(.transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dHead, ldb: c, beta: 0, c: dv, ldc: 3 * c)
                 // dScores = P ⊙ (dP − Σ_j dP·P) / √d  (zero above the diagonal, where P is)
-                for i in 0..<t {
-                    let pr = p + i * t, dr = dS + i * t
-                    var dot = 0.0
-                    for j in 0...i { dot += Double(pr[j] * dr[j]) }
-                    let shift = Float(dot)
-                    for j in 0..<t { dr[j] = j <= i ? pr[j] * (dr[j] - shift) * scale : 0 }
-                }
+                distrain_causal_softmax_backward(p, dS, t, scale)
                 // dq(T, d) = dScores · k;  dk(T, d) = dScoresᵀ · q
                 gemm(.none, .none, m: t, n: d, k: t, a: dS, lda: t, b: k, ldb: 3 * c, beta: 0, c: dq, ldc: 3 * c)
                 gemm(.transposed, .none, m: t, n: d, k: t, a: dS, lda: t, b: q, ldb: 3 * c, beta: 0, c: dk, ldc: 3 * c)
@@ -164,8 +132,9 @@ public final class CausalSelfAttention: Layer {
         }
         // c_attn: dW(3C, C) += dqkvᵀ · x, db += Σ dqkv, dx(B·T, C) = dqkv · W
         gemm(.transposed, .none, m: 3 * c, n: c, k: rows, a: dQKV, b: x, beta: 1, c: store.gradientPointer(slices[0]))
-        accumulateColumnSums(dQKV, rows: rows, columns: 3 * c,
-                             into: hasBias ? store.gradientPointer(slices[1]) : biasSink)
+        if let bias = attentionBias {
+            accumulateColumnSums(dQKV, rows: rows, columns: 3 * c, into: store.gradientPointer(bias))
+        }
         if let dx { gemm(.none, .none, m: rows, n: c, k: 3 * c, a: dQKV, b: attentionWeight, beta: 0, c: dx) }
     }
 }

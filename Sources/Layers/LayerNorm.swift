@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// Layer normalization over the last axis, as torch.nn.LayerNorm(C, eps, bias): each row of C features
@@ -59,49 +60,18 @@ public final class LayerNorm: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
-        let rows = batch * rowsPerSample, c = features
+        let rows = batch * rowsPerSample
         precondition(rows <= capacityRows, "LayerNorm: \(rows) rows exceed the reserved \(capacityRows)")
-        let w = store.valuePointer(weight), b = bias.map { store.valuePointer($0) }
-        for r in 0..<rows {
-            let row = x + r * c, out = y + r * c
-            // Mean and variance in Double: a row of 768 floats summed in Float loses ~4 digits.
-            var sum = 0.0
-            for i in 0..<c { sum += Double(row[i]) }
-            let mean = sum / Double(c)
-            var squares = 0.0
-            for i in 0..<c { let d = Double(row[i]) - mean; squares += d * d }
-            let inverse = Float(1 / (squares / Double(c) + Double(epsilon)).squareRoot())
-            means![r] = Float(mean)
-            inverseDeviations![r] = inverse
-            let m = Float(mean)
-            for i in 0..<c { out[i] = (row[i] - m) * inverse * w[i] + (b?[i] ?? 0) }
-        }
+        let b = bias.map { UnsafePointer(store.valuePointer($0)) }
+        distrain_layer_norm_forward(x, store.valuePointer(weight), b, y, means!, inverseDeviations!, rows, features,
+                                    epsilon)
     }
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
-        let rows = batch * rowsPerSample, c = features
-        let w = store.valuePointer(weight), dw = store.gradientPointer(weight)
-        let db = bias.map { store.gradientPointer($0) }
-        for r in 0..<rows {
-            let row = x + r * c, grad = dy + r * c
-            let mean = means![r], inverse = inverseDeviations![r]
-            // dx = 1/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), with dx̂ = dy · weight.
-            var meanGradient = 0.0, meanProduct = 0.0
-            for i in 0..<c {
-                let normalized = (row[i] - mean) * inverse, dNormalized = grad[i] * w[i]
-                dw[i] += grad[i] * normalized
-                db?[i] += grad[i]
-                meanGradient += Double(dNormalized)
-                meanProduct += Double(dNormalized * normalized)
-            }
-            guard let dx else { continue }
-            let g = Float(meanGradient / Double(c)), p = Float(meanProduct / Double(c))
-            let out = dx + r * c
-            for i in 0..<c {
-                let normalized = (row[i] - mean) * inverse
-                out[i] = inverse * (grad[i] * w[i] - g - normalized * p)
-            }
-        }
+        // dx = 1/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), with dx̂ = dy · weight.
+        distrain_layer_norm_backward(x, store.valuePointer(weight), means!, inverseDeviations!, dy, dx,
+                                     store.gradientPointer(weight), bias.map { store.gradientPointer($0) },
+                                     batch * rowsPerSample, features)
     }
 }

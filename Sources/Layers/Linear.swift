@@ -16,7 +16,7 @@ public final class Linear: Layer {
     private var bias: ParameterSlice?
     /// Whether the layer has a bias (PyTorch's bias=False leaves it out of the parameters).
     public let hasBias: Bool
-    /// Zeros standing in for a missing bias, and a scratch sink for its gradient (cleared every backward).
+    /// (out) zeros standing in for a missing bias before a fused ReLU.
     private let zeroBias: UnsafeMutablePointer<Float>
 
     /// - Parameter name: prefix of the parameter names ("1" gives "1.weight" and "1.bias").
@@ -31,18 +31,13 @@ public final class Linear: Layer {
         self.activation = activation
         self.name = name
         hasBias = bias
-        zeroBias = .allocate(capacity: 2 * outputFeatures)
-        zeroBias.initialize(repeating: 0, count: 2 * outputFeatures)
+        zeroBias = .allocate(capacity: outputFeatures)
+        zeroBias.initialize(repeating: 0, count: outputFeatures)
     }
 
     deinit { zeroBias.deallocate() }
 
     private var biasValues: UnsafeMutablePointer<Float> { bias.map { store.valuePointer($0) } ?? zeroBias }
-    private var biasGradients: UnsafeMutablePointer<Float> {
-        if let bias { return store.gradientPointer(bias) }
-        (zeroBias + outputFeatures).update(repeating: 0, count: outputFeatures)
-        return zeroBias + outputFeatures
-    }
 
     private let isPerPosition: Bool
     public var multiplyAccumulatesPerSample: Int { positions * inputFeatures * outputFeatures }
@@ -69,7 +64,7 @@ public final class Linear: Layer {
         // y(B, out) = x(B, in) · W(out, in)ᵀ
         gemm(.none, .transposed, m: batch, n: outputFeatures, k: inputFeatures, a: x, b: w, beta: 0, c: y)
         switch activation {
-        case .identity: addRowBias(y, rows: batch, columns: outputFeatures, bias: b)
+        case .identity: if hasBias { addRowBias(y, rows: batch, columns: outputFeatures, bias: b) }
         case .relu: addRowBiasReLU(y, rows: batch, columns: outputFeatures, bias: b)
         }
     }
@@ -83,7 +78,7 @@ public final class Linear: Layer {
         // dW(out, in) += dy(B, out)ᵀ · x(B, in)
         gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: batch,
              a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
-        accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: biasGradients)
+        if let bias { accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: store.gradientPointer(bias)) }
         if let dx {
             // dx(B, in) = dy(B, out) · W(out, in)
             gemm(.none, .none, m: batch, n: inputFeatures, k: outputFeatures,

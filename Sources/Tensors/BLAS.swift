@@ -1,5 +1,6 @@
 import Foundation
 import CKernels
+import CDNNL
 import COpenBLAS
 
 /// Whether a GEMM operand is used as stored or transposed.
@@ -7,6 +8,8 @@ public enum Transpose: Sendable {
     case none, transposed
 
     var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+    /// oneDNN's spelling: "N" or "T".
+    var character: CChar { self == .none ? 78 : 84 }
 }
 
 /// Row-major C = alpha * op(A) * op(B) + beta * C, with op(A) m×k and op(B) k×n.
@@ -42,16 +45,37 @@ public func gemm(
     // Marked so the allocation counter can tell the library's allocations from distrain's own.
     distrain_enter_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue))
     defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue)) }
+    if m * n * k >= oneDNNMinimumMultiplyAdds && min(m, n, k) >= oneDNNMinimumSide {
+        // OpenMP's thread count is per calling thread, and in-process ranks each call from their own.
+        omp_set_num_threads(kernelThreads)
+        let status = dnnl_sgemm(transA.character, transB.character, dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k),
+                                alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))
+        precondition(status == dnnl_success, "oneDNN sgemm refused m=\(m) n=\(n) k=\(k) (status \(status))")
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
                 blasint(m), blasint(n), blasint(k), alpha,
                 a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
+/// GEMMs of at least this many multiply-adds go to oneDNN's sgemm, smaller ones to OpenBLAS. Measured on
+/// 2 vCPUs (BENCHMARKS.md, "GEMM libraries"): on a transformer's (768, 128…512, 128…768) shapes OpenBLAS 0.3.21
+/// gains nothing from a second thread (~120 GFLOP/s on 1 or 2) where oneDNN reaches 190; on one thread oneDNN
+/// is 0–20% faster; on the attention's per-head (64, 64, 32) products OpenBLAS is faster.
+let oneDNNMinimumMultiplyAdds = 262_144
+/// oneDNN mallocs a packing buffer on every call for skinny products (a batch of 4 through a 784-wide layer);
+/// OpenBLAS does not, and at those shapes it is as fast.
+let oneDNNMinimumSide = 32
+
+/// Threads each GEMM may use (`BLAS.setThreadCount`), for OpenBLAS's global setting and OpenMP's per-thread one.
+nonisolated(unsafe) private var kernelThreads: Int32 = 1
+
 /// Facts about the BLAS library and control of its threads.
 public enum BLAS {
-    /// Sets how many threads OpenBLAS may use in this process.
+    /// Sets how many threads a GEMM may use (OpenBLAS's and oneDNN's) in this process.
     public static func setThreadCount(_ count: Int) {
         openblas_set_num_threads(Int32(max(1, count)))
+        kernelThreads = Int32(max(1, count))
     }
 
     /// Threads OpenBLAS currently uses.

@@ -49,6 +49,21 @@ final class TransformerLayerTests: XCTestCase {
         checkGradients(model, batch: 2)
     }
 
+    /// Widths and context lengths past the C kernels' 16 lanes (a full block plus a tail), without biases.
+    func testWideRowsAndLongContextsWithoutBiasesMatchFiniteDifferences() {
+        let norm = Sequential(inputShape: [3, 37], layers: [
+            Linear(inputFeatures: 37, outputFeatures: 37, name: "0", bias: false, positions: 3),
+            LayerNorm(shape: [3, 37], bias: false, name: "ln"),
+            Linear(inputFeatures: 37, outputFeatures: 4, name: "2", bias: false, positions: 3),
+        ])
+        checkGradients(norm, batch: 2)
+        let attention = Sequential(inputShape: [21, 4], layers: [
+            Linear(inputFeatures: 4, outputFeatures: 6, name: "0", bias: false, positions: 21),
+            CausalSelfAttention(positions: 21, features: 6, heads: 2, bias: false, name: "attn"),
+        ])
+        checkGradients(attention, batch: 1)
+    }
+
     /// The layer's output against softmax(q·kᵀ/√d + causal mask)·v computed in Double from its own weights.
     func testAttentionMatchesADoublePrecisionReferenceAndIsCausal() {
         let t = 7, c = 8, h = 2, d = c / h

@@ -21,9 +21,13 @@ final class GEMMTests: XCTestCase {
         return out
     }
 
+    /// Small products (OpenBLAS) and ones above the size that goes to oneDNN, every transpose.
     func testEveryTransposeMatchesNaiveLoops() {
+        for (m, n, k) in [(5, 7, 3), (70, 65, 61)] { checkEveryTranspose(m: m, n: n, k: k) }
+    }
+
+    private func checkEveryTranspose(m: Int, n: Int, k: Int) {
         var generator = SeededGenerator(seed: 7)
-        let (m, n, k) = (5, 7, 3)
         for ta in [Transpose.none, .transposed] {
             for tb in [Transpose.none, .transposed] {
                 let a = (0..<(m * k)).map { _ in generator.nextFloat(in: -1, 1) }
@@ -32,7 +36,35 @@ final class GEMMTests: XCTestCase {
                 var result = c
                 gemm(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, b: b, beta: 2, c: &result)
                 let expected = naive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, b: b, beta: 2, c: c)
-                assertClose(result, expected, relative: 1e-5, absolute: 1e-5, "transA \(ta) transB \(tb)")
+                assertClose(result, expected, relative: 1e-5, absolute: 1e-4, "\(m)x\(n)x\(k) transA \(ta) transB \(tb)")
+            }
+        }
+    }
+
+    /// Operands inside wider rows (the attention's per-head q, k, v in a (T, 3C) buffer), above oneDNN's size.
+    func testLeadingDimensionsWiderThanTheOperands() {
+        var generator = SeededGenerator(seed: 3)
+        let (m, n, k, pad) = (80, 72, 50, 5)
+        for ta in [Transpose.none, .transposed] {
+            for tb in [Transpose.none, .transposed] {
+                let (aRows, aColumns) = ta == .none ? (m, k) : (k, m), (bRows, bColumns) = tb == .none ? (k, n) : (n, k)
+                let lda = aColumns + pad, ldb = bColumns + pad, ldc = n + pad
+                let a = (0..<(aRows * lda)).map { _ in generator.nextFloat(in: -1, 1) }
+                let b = (0..<(bRows * ldb)).map { _ in generator.nextFloat(in: -1, 1) }
+                var c = (0..<(m * ldc)).map { _ in generator.nextFloat(in: -1, 1) }
+                let before = c
+                gemm(ta, tb, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: &c, ldc: ldc)
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        guard j < n else { XCTAssertEqual(c[i * ldc + j], before[i * ldc + j], "padding is kept"); continue }
+                        var sum = Double(before[i * ldc + j])
+                        for p in 0..<k {
+                            let x = ta == .none ? a[i * lda + p] : a[p * lda + i], y = tb == .none ? b[p * ldb + j] : b[j * ldb + p]
+                            sum += Double(x) * Double(y)
+                        }
+                        XCTAssertEqual(Double(c[i * ldc + j]), sum, accuracy: 1e-4, "\(ta) \(tb) (\(i), \(j))")
+                    }
+                }
             }
         }
     }

@@ -35,8 +35,8 @@ final class BenchCommandTests: XCTestCase {
     /// A steady-state training step allocates nothing on the heap in distrain's own code, for every model —
     /// counted by the interposed malloc over whole epochs (2N steps minus N steps), in this debug build too.
     /// Fewer than one allocation per step on average: any allocation inside the step would count ≥ 1.
-    /// Allocations inside BLAS calls are counted apart: OpenBLAS 0.3.21's AVX-512 small-matrix kernels
-    /// malloc on every call (LeNet's small GEMMs take that path), AVX2 kernels never do.
+    /// Allocations inside GEMM calls are counted apart: OpenBLAS 0.3.21's AVX-512 small-matrix kernels
+    /// malloc on every call (LeNet's small GEMMs take that path), AVX2 kernels never do; oneDNN's sgemm always does.
     func testTrainingStepsDoNotAllocate() throws {
         for model in ["mlp", "lenet", "cnn", "mlp-large"] {
             let object = try bench(model: model)
@@ -44,7 +44,9 @@ final class BenchCommandTests: XCTestCase {
             XCTAssertLessThan(allocations, 1, "\(model) allocates \(allocations) times per training step")
             let blas = try XCTUnwrap(object["blas_allocations_per_step"] as? Double, "\(model): BLAS allocations must be counted")
             XCTAssertGreaterThanOrEqual(blas, 0)
-            if !Self.blasKernelsAllocate(object) {
+            // oneDNN's sgemm (GEMMs with every side ≥ 32: the CNN's convolutions) mallocs its packing buffer on
+            // every call; the MLPs' batch-4 GEMMs stay on OpenBLAS.
+            if !Self.blasKernelsAllocate(object) && model.hasPrefix("mlp") {
                 XCTAssertLessThan(blas, 1, "\(model): \(object["blas"] ?? "") kernels should not allocate")
             }
         }
