@@ -46,15 +46,19 @@ static inline float tanh_approx(float x) {
 /// √(2/π) and GPT-2's cubic coefficient.
 static const float gelu_tanh_scale = 0.79788456080286536f, gelu_tanh_cubic = 0.044715f;
 
+/// x/2·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³), written as x·σ(2u) (the same function, since
+/// 1 + tanh(u) = 2σ(2u)): no cancellation in 1 + tanh(u) for negative x, where the value is small.
 static inline float gelu_tanh(float x) {
-    return 0.5f * x * (1.0f + tanh_approx(gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x)));
+    return x * sigmoid(2.0f * gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x));
 }
 
-/// d/dx of gelu_tanh: (1 + t)/2 + x/2 · (1 − t²) · √(2/π) · (1 + 3·0.044715·x²).
+/// d/dx of x·σ(2u): σ + x·σ·(1 − σ)·2u′, u′ = √(2/π)·(1 + 3·0.044715·x²). Beyond |x| = 10, σ is 0 or 1 in
+/// float and the exact derivative rounds to 0 or 1 (the product form would overflow in x³ first).
 static inline float gelu_tanh_derivative(float x) {
-    const float t = tanh_approx(gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x));
-    const float inner_derivative = gelu_tanh_scale * (1.0f + 3.0f * gelu_tanh_cubic * x * x);
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * inner_derivative;
+    const float s = sigmoid(2.0f * gelu_tanh_scale * (x + gelu_tanh_cubic * x * x * x));
+    const float inner_derivative = 2.0f * gelu_tanh_scale * (1.0f + 3.0f * gelu_tanh_cubic * x * x);
+    const float derivative = s + x * s * (1.0f - s) * inner_derivative;
+    return fabsf(x) > 10.0f ? (x > 0 ? 1.0f : 0.0f) : derivative;
 }
 
 DISTRAIN_CLONES

@@ -36,6 +36,8 @@ public struct ModelSpec: Sendable, Equatable {
         public let kind: String
         public let positional: [Double]
         public let keywords: [String: Double]
+        /// Keyword arguments given as quoted words, e.g. approximate='tanh' (without the quotes).
+        public var words: [String: String] = [:]
         /// The line as written (without the name and comment); a block's whole canonical text.
         public var text: String
         /// A `Residual(` block's modules (empty for other kinds); an empty shortcut is the identity.
@@ -47,6 +49,7 @@ public struct ModelSpec: Sendable, Equatable {
             var copy = Module(line: line, name: newName, kind: kind, positional: positional, keywords: keywords, text: text)
             copy.body = body
             copy.shortcut = shortcut
+            copy.words = words
             return copy
         }
     }
@@ -176,19 +179,28 @@ public struct ModelSpec: Sendable, Equatable {
         }
         let kind = String(text[..<open]).trimmingCharacters(in: .whitespaces)
         let inside = text[text.index(after: open)..<text.index(before: text.endIndex)]
-        var positional: [Double] = [], keywords: [String: Double] = [:]
+        var positional: [Double] = [], keywords: [String: Double] = [:], words: [String: String] = [:]
         for argument in splitArguments(String(inside)) where !argument.isEmpty {
             if let equals = argument.firstIndex(of: "=") {
                 let key = argument[..<equals].trimmingCharacters(in: .whitespaces)
-                guard keywords[key] == nil else { throw fail("\(kind): \(key) is given twice") }
+                guard keywords[key] == nil && words[key] == nil else { throw fail("\(kind): \(key) is given twice") }
                 let text = argument[argument.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                if let word = quotedWord(text) { words[key] = word; continue }
                 keywords[key] = try value(text, kind: kind, key: key, fail: fail)
             } else {
                 guard keywords.isEmpty else { throw fail("\(kind): a positional argument follows a keyword argument") }
                 positional.append(try value(argument, kind: kind, key: "argument \(positional.count + 1)", fail: fail))
             }
         }
-        return Module(line: number, name: name, kind: kind, positional: positional, keywords: keywords, text: text)
+        var module = Module(line: number, name: name, kind: kind, positional: positional, keywords: keywords, text: text)
+        module.words = words
+        return module
+    }
+
+    /// The word inside 'single' or "double" quotes, nil when the text is not quoted.
+    private static func quotedWord(_ text: String) -> String? {
+        guard text.count >= 2, let quote = text.first, quote == "'" || quote == "\"", text.last == quote else { return nil }
+        return String(text.dropFirst().dropLast())
     }
 
     /// Arguments split at top-level commas (a tuple like (3, 3) stays one argument).

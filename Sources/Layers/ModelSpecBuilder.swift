@@ -128,6 +128,9 @@ extension ModelSpec {
         "AdaptiveAvgPool2d": [("output_size", nil)], "Flatten": [], "Dropout": [("p", 0.5), ("inplace", 0)],
     ]
 
+    /// The arguments given as quoted words, with the words each accepts (the first is the default).
+    private static let wordSchemas: [String: [String: [String]]] = ["GELU": ["approximate": ["none", "tanh"]]]
+
     /// The module kinds a spec may use.
     public static var kinds: [String] { schemas.keys.sorted() }
 
@@ -222,6 +225,7 @@ extension ModelSpec {
             throw ModelSpecError(source: source, line: m.line,
                 message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
         }
+        let words = try resolveWords(m, fail: fail)
         let a = try resolve(m, schema: schema, fail: fail)
         func size(_ key: String) throws -> Int {
             guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole "
@@ -324,7 +328,7 @@ extension ModelSpec {
             return (ReLU(shape: shape), row(m, "ReLU()", nil, shape))
         case "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid":
             let function: PointwiseFunction = m.kind == "LeakyReLU" ? .leakyReLU(slope: Float(a["negative_slope"]!))
-                : m.kind == "GELU" ? .gelu : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
+                : m.kind == "GELU" ? (words["approximate"] == "tanh" ? .geluTanh : .gelu) : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
             let layer = Pointwise(function, shape: shape)
             return (layer, row(m, function.pytorch, layer))
         case "MaxPool2d", "AvgPool2d":
@@ -355,6 +359,26 @@ extension ModelSpec {
         ModelSummaryRow(name: m.name, pytorch: pytorch, outputShape: layer?.outputShape ?? shape,
                         parameters: layer.map { $0.parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } } ?? 0,
                         multiplyAccumulates: layer?.multiplyAccumulatesPerSample ?? 0)
+    }
+
+    /// The quoted-word arguments by name, defaults filled in; an unknown argument or word is an error.
+    private func resolveWords(_ m: Module, fail: (String) -> ModelSpecError) throws -> [String: String] {
+        let schema = Self.wordSchemas[m.kind] ?? [:]
+        for key in m.keywords.keys where schema[key] != nil {
+            throw fail("\(key) takes a quoted word: one of \(schema[key]!.map { "'\($0)'" }.joined(separator: ", "))")
+        }
+        var values = schema.mapValues { $0[0] }
+        for (key, word) in m.words {
+            guard let allowed = schema[key] else {
+                throw fail("'\(key)' does not take a quoted word" + (Self.schemas[m.kind]?.contains { $0.0 == key } == true
+                    ? "; give it a number or True/False" : "; \(m.kind) has no argument '\(key)'"))
+            }
+            guard allowed.contains(word) else {
+                throw fail("\(key)='\(word)' is not supported; use one of \(allowed.map { "'\($0)'" }.joined(separator: ", "))")
+            }
+            values[key] = word
+        }
+        return values
     }
 
     /// Each argument by name: positional in schema order, then keywords; unknown or missing ones are errors.

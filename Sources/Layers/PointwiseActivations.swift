@@ -7,6 +7,8 @@ public enum PointwiseFunction: Sendable, Equatable {
     case leakyReLU(slope: Float)
     /// x·Φ(x) with the exact normal CDF Φ(x) = (1 + erf(x/√2))/2 (PyTorch's default, approximate='none').
     case gelu
+    /// x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))): GPT-2's GELU (approximate='tanh').
+    case geluTanh
     /// x·σ(x) (Swish).
     case silu
     case tanh
@@ -17,6 +19,7 @@ public enum PointwiseFunction: Sendable, Equatable {
         switch self {
         case let .leakyReLU(slope): return (Int32(DISTRAIN_LEAKY_RELU.rawValue), slope)
         case .gelu: return (Int32(DISTRAIN_GELU.rawValue), 0)
+        case .geluTanh: return (Int32(DISTRAIN_GELU_TANH.rawValue), 0)
         case .silu: return (Int32(DISTRAIN_SILU.rawValue), 0)
         case .tanh: return (Int32(DISTRAIN_TANH.rawValue), 0)
         case .sigmoid: return (Int32(DISTRAIN_SIGMOID.rawValue), 0)
@@ -28,6 +31,7 @@ public enum PointwiseFunction: Sendable, Equatable {
         switch self {
         case let .leakyReLU(slope): return slope == 0.01 ? "LeakyReLU()" : "LeakyReLU(negative_slope=\(slope))"
         case .gelu: return "GELU()"
+        case .geluTanh: return "GELU(approximate='tanh')"
         case .silu: return "SiLU()"
         case .tanh: return "Tanh()"
         case .sigmoid: return "Sigmoid()"

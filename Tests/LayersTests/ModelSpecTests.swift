@@ -102,4 +102,30 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(error("Flatten()\nBatchNorm2d(784)\nLinear(784, 10)"), "m.spec line 2: BatchNorm2d(784): needs "
             + "(channels, height, width) inputs but receives (784); use BatchNorm1d")
     }
+
+    /// GELU(approximate='tanh') builds GPT-2's GELU and exports it as written; bad words and misplaced quotes
+    /// are one-line errors.
+    func testGELUTakesItsApproximationAsAQuotedWord() throws {
+        for (text, function) in [("GELU(approximate='tanh')", PointwiseFunction.geluTanh),
+                                 ("GELU(approximate=\"none\")", .gelu), ("GELU()", .gelu)] {
+            let built = try ModelSpec(parsing: "Flatten()\n\(text)\nLinear(784, 10)", source: "m.spec")
+                .build(inputShape: [1, 28, 28], classes: 10)
+            XCTAssertEqual((built.layers[1] as? Pointwise)?.function, function, text)
+            XCTAssertEqual(built.rows[1].pytorch, function.pytorch)
+            let again = try ModelSpec(parsing: built.rows.canonicalSpec, source: "canonical").build(inputShape: [1, 28, 28], classes: 10)
+            XCTAssertEqual((again.layers[1] as? Pointwise)?.function, function, "the canonical spec reads back")
+        }
+        func error(_ line: String) -> String {
+            do { _ = try ModelSpec(parsing: "Flatten()\n\(line)\nLinear(784, 10)", source: "m.spec")
+                .build(inputShape: [1, 28, 28], classes: 10); return "built" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(error("GELU(approximate='erf')"), "m.spec line 2: GELU(approximate='erf'): approximate='erf' is "
+            + "not supported; use one of 'none', 'tanh'")
+        XCTAssertEqual(error("GELU(approximate=1)"), "m.spec line 2: GELU(approximate=1): approximate takes a quoted "
+            + "word: one of 'none', 'tanh'")
+        XCTAssertEqual(error("Dropout(p='high')"), "m.spec line 2: Dropout(p='high'): 'p' does not take a quoted word; "
+            + "give it a number or True/False")
+        XCTAssertEqual(error("ReLU(mode='fast')"), "m.spec line 2: ReLU(mode='fast'): 'mode' does not take a quoted "
+            + "word; ReLU has no argument 'mode'")
+    }
 }

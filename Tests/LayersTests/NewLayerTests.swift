@@ -5,9 +5,12 @@ import XCTest
 import _TestSupport
 
 /// Finite-difference checks and hand values for the activations and poolings model specs can name.
+/// √(2/π)·(x + 0.044715·x³), GPT-2's GELU's argument of tanh.
+private func geluTanhInner(_ x: Double) -> Double { (2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x) }
+
 final class NewLayerTests: XCTestCase {
     func testPointwiseActivationsMatchFiniteDifferences() {
-        for function in [PointwiseFunction.leakyReLU(slope: 0.1), .gelu, .silu, .tanh, .sigmoid] {
+        for function in [PointwiseFunction.leakyReLU(slope: 0.1), .gelu, .geluTanh, .silu, .tanh, .sigmoid] {
             checkLayerGradients(Pointwise(function, shape: [3, 4, 4]), batch: 3, inputRange: 3)
         }
     }
@@ -18,6 +21,9 @@ final class NewLayerTests: XCTestCase {
         XCTAssertEqual(PointwiseFunction.gelu.valueForTesting(1), 0.8413447, accuracy: 1e-6)
         XCTAssertEqual(PointwiseFunction.gelu.valueForTesting(-1), -0.1586553, accuracy: 1e-6)
         XCTAssertEqual(PointwiseFunction.silu.valueForTesting(1), 0.7310586, accuracy: 1e-6)
+        // PyTorch: F.gelu(torch.tensor(1.), approximate='tanh') = 0.8411920; at −1: −0.1588080.
+        XCTAssertEqual(PointwiseFunction.geluTanh.valueForTesting(1), 0.8411920, accuracy: 1e-6)
+        XCTAssertEqual(PointwiseFunction.geluTanh.valueForTesting(-1), -0.1588080, accuracy: 1e-6)
         XCTAssertEqual(PointwiseFunction.leakyReLU(slope: 0.01).valueForTesting(-2), -0.02, accuracy: 1e-7)
         XCTAssertEqual(PointwiseFunction.tanh.valueForTesting(0.5), 0.4621172, accuracy: 1e-6)
         XCTAssertEqual(PointwiseFunction.sigmoid.valueForTesting(0), 0.5)
@@ -31,6 +37,11 @@ final class NewLayerTests: XCTestCase {
         let reference: [(PointwiseFunction, (Double) -> Double, (Double) -> Double)] = [
             (.gelu, { 0.5 * $0 * erfc(-$0 / 2.0.squareRoot()) },
              { 0.5 * erfc(-$0 / 2.0.squareRoot()) + $0 * exp(-0.5 * $0 * $0) / (2 * Double.pi).squareRoot() }),
+            (.geluTanh, { x in 0.5 * x * (1 + Foundation.tanh(geluTanhInner(x))) },
+             { x in
+                 let t = Foundation.tanh(geluTanhInner(x))
+                 return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (2 / Double.pi).squareRoot() * (1 + 3 * 0.044715 * x * x)
+             }),
             (.silu, { $0 / (1 + exp(-$0)) }, { let s = 1 / (1 + exp(-$0)); return s * (1 + $0 * (1 - s)) }),
             (.tanh, { Foundation.tanh($0) }, { 1 - Foundation.tanh($0) * Foundation.tanh($0) }),
             (.sigmoid, { 1 / (1 + exp(-$0)) }, { let s = 1 / (1 + exp(-$0)); return s * (1 - s) }),
