@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "_TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "SafeTensors", "_TestSupport"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Training", "Datasets", "Collectives", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),

@@ -19,8 +19,11 @@ public enum QuantizedCheckpoint {
     /// Whether a checkpoint's metadata marks it as quantized.
     public static func isQuantized(_ metadata: [String: String]) -> Bool { metadata[metadataKey] != nil }
 
-    /// The layers int8 inference computes in integers.
-    public static func isQuantizable(_ layer: Layer) -> Bool { layer is Linear || layer is Conv2D }
+    /// The layers int8 inference computes in integers (a head tied to an embedding stays float: its weight is
+    /// also the embedding's table).
+    public static func isQuantizable(_ layer: Layer) -> Bool {
+        (layer is Linear && (layer as! Linear).tiedWeightName == nil) || layer is Conv2D
+    }
 
     private static func outputChannels(_ layer: Layer) -> Int {
         (layer as? Linear)?.outputFeatures ?? (layer as! Conv2D).outputChannels

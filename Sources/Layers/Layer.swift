@@ -59,6 +59,12 @@ public protocol Layer: AnyObject {
     var synchronizesOverRanks: Bool { get }
     /// Hands the layer its buffer slices (in `bufferSpecs` order).
     func bindBuffers(to store: ParameterStore, slices: [ParameterSlice])
+    /// Parameters of an earlier layer this one uses as its own (a language-model head tied to the token
+    /// embedding): the name it exports the tensor under and the name of the parameter it is. Its gradient
+    /// accumulates from both uses; the optimizer and the gradient sum see it once.
+    var tiedParameters: [(name: String, tiedTo: String)] { get }
+    /// Hands the layer the slices `tiedParameters` name, in that order, before the first `bind`.
+    func bindTied(_ slices: [ParameterSlice])
 
     /// Hands the layer its slices (in `parameterSpecs` order) of the model's arenas. Called again whenever
     /// the arenas move (`Sequential.moveGradients`), so pointers taken here may be kept.
@@ -77,6 +83,8 @@ extension Layer {
     public var bufferSpecs: [BufferSpec] { [] }
     public var synchronizesOverRanks: Bool { false }
     public func bindBuffers(to store: ParameterStore, slices: [ParameterSlice]) {}
+    public var tiedParameters: [(name: String, tiedTo: String)] { [] }
+    public func bindTied(_ slices: [ParameterSlice]) {}
     public var aliasesInput: Bool { false }
     public var multiplyAccumulatesPerSample: Int { 0 }
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}

@@ -16,13 +16,18 @@ public final class Linear: Layer {
     private var bias: ParameterSlice?
     /// Whether the layer has a bias (PyTorch's bias=False leaves it out of the parameters).
     public let hasBias: Bool
+    /// The (out, in) parameter of an earlier layer used as this layer's weight (a language-model head tied to
+    /// the token embedding, whose (V, C) table is the head's (out, in) weight), or nil for its own.
+    public let tiedWeightName: String?
+    private var tiedWeight: ParameterSlice?
     /// (out) zeros standing in for a missing bias before a fused ReLU.
     private let zeroBias: UnsafeMutablePointer<Float>
 
     /// - Parameter name: prefix of the parameter names ("1" gives "1.weight" and "1.bias").
     /// - Parameter positions: T for a (T, in) input, 0 for a flat (in) one.
+    /// - Parameter tiedTo: the name of an earlier layer's (out, in) parameter to use as the weight.
     public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String, bias: Bool = true,
-                positions: Int = 0) {
+                positions: Int = 0, tiedTo: String? = nil) {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures)→\(outputFeatures)")
         self.positions = max(positions, 1)
         isPerPosition = positions > 0
@@ -31,6 +36,7 @@ public final class Linear: Layer {
         self.activation = activation
         self.name = name
         hasBias = bias
+        tiedWeightName = tiedTo
         zeroBias = .allocate(capacity: outputFeatures)
         zeroBias.initialize(repeating: 0, count: outputFeatures)
     }
@@ -43,19 +49,29 @@ public final class Linear: Layer {
     public var multiplyAccumulatesPerSample: Int { positions * inputFeatures * outputFeatures }
     public var summary: String {
         "Linear(\(inputFeatures) → \(outputFeatures))" + (activation == .relu ? " + ReLU" : "")
+            + (tiedWeightName.map { ", weight tied to \($0)" } ?? "")
     }
     // Stored: read in every step.
     public private(set) lazy var inputShape: [Int] = isPerPosition ? [positions, inputFeatures] : [inputFeatures]
     public private(set) lazy var outputShape: [Int] = isPerPosition ? [positions, outputFeatures] : [outputFeatures]
     public var parameterSpecs: [ParameterSpec] {
-        [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures)]
+        (tiedWeightName == nil ? [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures)] : [])
             + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)] : [])
+    }
+
+    public var tiedParameters: [(name: String, tiedTo: String)] { tiedWeightName.map { [("\(name).weight", $0)] } ?? [] }
+
+    public func bindTied(_ slices: [ParameterSlice]) {
+        precondition(slices.count == 1 && slices[0].shape == [outputFeatures, inputFeatures],
+                     "Linear \(name): its tied weight must be (\(outputFeatures), \(inputFeatures))")
+        tiedWeight = slices[0]
     }
 
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {
         self.store = store
-        weight = slices[0]
-        bias = hasBias ? slices[1] : nil
+        let own = tiedWeight == nil ? 1 : 0
+        weight = tiedWeight ?? slices[0]
+        bias = hasBias ? slices[own] : nil
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch samples: Int, context: ForwardContext) {

@@ -12,6 +12,8 @@ public struct ModelSummaryRow: Sendable {
     /// A residual block's rows (its `pytorch` is "Residual"); an empty shortcut is the identity.
     public var body: [ModelSummaryRow] = []
     public var shortcut: [ModelSummaryRow] = []
+    /// For a Linear whose weight is an Embedding's table: that module's name (`tied_to='wte'` in the spec).
+    public var tiedTo: String?
 
     public var isResidual: Bool { !body.isEmpty }
 
@@ -25,6 +27,7 @@ public struct ModelSummaryRow: Sendable {
 
     /// What a spec writes for the module: its line, or a block's lines.
     public var specText: String {
+        if let tiedTo { return pytorch.dropLast() + ", tied_to='\(tiedTo)')" }
         guard isResidual else { return pytorch }
         return "Residual(\n" + body.map { "    \($0.pytorch)\n" }.joined()
             + (shortcut.isEmpty ? "" : "shortcut:\n" + shortcut.map { "    \($0.pytorch)\n" }.joined()) + ")"
@@ -53,6 +56,8 @@ extension Array where Element == ModelSummaryRow {
     public var pytorchSource: String {
         (contains { $0.isResidual } ? residualModuleSource : "") + (contains { $0.usesAttention } ? attentionModuleSource : "")
             + "model = nn.Sequential(OrderedDict([\n" + map { "    (\"\($0.name)\", \($0.pytorchExpression)),\n" }.joined() + "]))\n"
+            + compactMap { row in row.tiedTo.map { "model.get_submodule(\"\(row.name)\").weight = "
+                + "model.get_submodule(\"\($0)\").weight  # tied: one parameter, two uses\n" } }.joined()
     }
 }
 
@@ -129,7 +134,10 @@ extension ModelSpec {
     ]
 
     /// The arguments given as quoted words, with the words each accepts (the first is the default).
-    private static let wordSchemas: [String: [String: [String]]] = ["GELU": ["approximate": ["none", "tanh"]]]
+    /// An empty list takes any word (a module's name).
+    private static let wordSchemas: [String: [String: [String]]] = [
+        "GELU": ["approximate": ["none", "tanh"]], "Linear": ["tied_to": []],
+    ]
 
     /// The module kinds a spec may use.
     public static var kinds: [String] { schemas.keys.sorted() }
@@ -153,6 +161,7 @@ extension ModelSpec {
     }
 
     private func build(inputShape: [Int], outputShape: [Int], mismatch: ([Int]) -> String) throws -> BuiltModel {
+        try checkTies()
         let (layers, rows, shape) = try buildChain(modules, shape: inputShape, dropoutKeys: 0)
         guard shape == outputShape else {
             throw ModelSpecError(source: source, line: modules.last!.line, message: mismatch(shape))
@@ -165,6 +174,35 @@ extension ModelSpec {
         }
         guard !layers.isEmpty else { throw ModelSpecError(source: source, line: nil, message: "computes nothing") }
         return BuiltModel(layers: layers, rows: rows)
+    }
+
+    /// Every `Linear(…, tied_to='name')` is at the top level, after an `Embedding(V, C)` called `name`, and is
+    /// `Linear(C, V)`: the table's (V, C) is then the head's (out, in) weight.
+    private func checkTies() throws {
+        for block in modules where block.kind == "Residual" {
+            if let inner = (block.body + block.shortcut).first(where: { $0.words["tied_to"] != nil }) {
+                throw ModelSpecError(source: source, line: inner.line, message: "\(inner.text): tied_to works at the "
+                    + "top level only (a head after the blocks), not inside a Residual block")
+            }
+        }
+        for (index, m) in modules.enumerated() {
+            guard m.kind == "Linear", let target = m.words["tied_to"] else { continue }
+            func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
+            guard let table = modules[..<index].first(where: { $0.name == target }) else {
+                let embeddings = modules[..<index].filter { $0.kind == "Embedding" }.map { "'\($0.name)'" }
+                throw fail("tied_to='\(target)' names no module before it; " + (embeddings.isEmpty
+                    ? "tie to an Embedding, e.g. wte = Embedding(V, C) on the first line"
+                    : "the embeddings are \(embeddings.joined(separator: ", "))"))
+            }
+            guard table.kind == "Embedding", let schema = Self.schemas["Embedding"], let own = Self.schemas["Linear"] else {
+                throw fail("tied_to='\(target)' names a \(table.kind), not an Embedding")
+            }
+            let e = try resolve(table, schema: schema, fail: fail), l = try resolve(m, schema: own, fail: fail)
+            guard e["num_embeddings"] == l["out_features"], e["embedding_dim"] == l["in_features"] else {
+                throw fail("a head tied to Embedding(\(shortText(e["num_embeddings"]!)), \(shortText(e["embedding_dim"]!))) "
+                    + "must be Linear(\(shortText(e["embedding_dim"]!)), \(shortText(e["num_embeddings"]!)))")
+            }
+        }
     }
 
     /// Layers and rows for consecutive modules (Conv2d/Linear/BatchNorm + ReLU fused), from `shape`; Dropout masks
@@ -265,9 +303,13 @@ extension ModelSpec {
             guard fin == features else {
                 throw fail("in_features \(fin) does not match the \(features) features coming in; write Linear(\(features), \(fout))")
             }
+            let tiedTo = words["tied_to"]
             let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name,
-                               bias: a["bias"]! != 0, positions: shape.count == 2 ? shape[0] : 0)
-            return (layer, row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
+                               bias: a["bias"]! != 0, positions: shape.count == 2 ? shape[0] : 0,
+                               tiedTo: tiedTo.map { "\($0).weight" })
+            var linearRow = row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer)
+            linearRow.tiedTo = tiedTo
+            return (layer, linearRow)
         case "Embedding":
             guard shape.count == 1 else {
                 throw fail("needs a sequence of token ids (positions) but receives \(describe(shape)); put it first, "
@@ -367,13 +409,13 @@ extension ModelSpec {
         for key in m.keywords.keys where schema[key] != nil {
             throw fail("\(key) takes a quoted word: one of \(schema[key]!.map { "'\($0)'" }.joined(separator: ", "))")
         }
-        var values = schema.mapValues { $0[0] }
+        var values = schema.compactMapValues(\.first)
         for (key, word) in m.words {
             guard let allowed = schema[key] else {
                 throw fail("'\(key)' does not take a quoted word" + (Self.schemas[m.kind]?.contains { $0.0 == key } == true
                     ? "; give it a number or True/False" : "; \(m.kind) has no argument '\(key)'"))
             }
-            guard allowed.contains(word) else {
+            guard allowed.isEmpty || allowed.contains(word) else {
                 throw fail("\(key)='\(word)' is not supported; use one of \(allowed.map { "'\($0)'" }.joined(separator: ", "))")
             }
             values[key] = word

@@ -52,15 +52,35 @@ public final class Sequential {
         gradientRanges = slicesByLayer.map { slices in
             (slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0)
         }
+        Self.bindTiedParameters(layers, store: parameters, ownSlices: slicesByLayer)
+        // A tied layer has parameters: backward must run it, and the layers before it must pass gradients back.
+        let hasParameters = layers.map { !$0.parameterSpecs.isEmpty || !$0.tiedParameters.isEmpty }
         var seenParameters = false
         var needs: [Bool] = []
-        for layer in layers {
+        for index in layers.indices {
             needs.append(seenParameters)
-            if !layer.parameterSpecs.isEmpty { seenParameters = true }
+            if hasParameters[index] { seenParameters = true }
         }
         needsInputGradient = needs
-        hasParameters = layers.map { !$0.parameterSpecs.isEmpty }
+        self.hasParameters = hasParameters
         bindLayers()
+    }
+
+    /// Hands each tied layer the slices of the earlier layers' parameters it names, and records the names it
+    /// exports them under as aliases in the store. A tie to a later layer would add to gradients whose sum may
+    /// already have started (`--overlap`), so only earlier layers' parameters can be tied.
+    private static func bindTiedParameters(_ layers: [Layer], store: ParameterStore, ownSlices: [[ParameterSlice]]) {
+        for (index, layer) in layers.enumerated() where !layer.tiedParameters.isEmpty {
+            let earlier = ownSlices[..<index].joined()
+            let slices = layer.tiedParameters.map { tie in
+                guard let slice = earlier.first(where: { $0.name == tie.tiedTo }) else {
+                    preconditionFailure("layer \(index) (\(layer.summary)) is tied to \(tie.tiedTo), no earlier layer's parameter")
+                }
+                store.addAlias(tie.name, of: slice)
+                return slice
+            }
+            layer.bindTied(slices)
+        }
     }
 
     /// Each layer's slices of the store, in its `parameterSpecs` order, and of its buffers.

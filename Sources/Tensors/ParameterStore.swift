@@ -78,6 +78,21 @@ public final class ParameterStore {
     /// Keeps the memory of moved gradients alive; nil while the store owns them.
     private var gradientOwner: AnyObject?
 
+    /// Names under which a parameter is used a second time (a head tied to the embedding: "head.weight" for
+    /// "wte.weight"), with the slice they share. Checkpoints write them, as PyTorch's state_dict holds them.
+    public private(set) var aliases: [(name: String, slice: ParameterSlice)] = []
+
+    /// Records that `name` is `slice` used again.
+    package func addAlias(_ name: String, of slice: ParameterSlice) {
+        precondition(slices.contains(slice) && !slices.contains { $0.name == name }, "alias \(name) of \(slice.name)")
+        aliases.append((name, slice))
+    }
+
+    /// The aliases with the values they share, as `namedTensors` gives the parameters.
+    public var aliasTensors: [(name: String, slice: ParameterSlice, values: UnsafeMutableBufferPointer<Float>)] {
+        aliases.map { ($0.name, $0.slice, UnsafeMutableBufferPointer(rebasing: values[$0.slice.offset..<($0.slice.offset + $0.slice.count)])) }
+    }
+
     /// Non-trained tensors (see `BufferSpec`), laid out in their own arena.
     public let bufferSlices: [ParameterSlice]
     /// Their values, `bufferSlices` one after the other.

@@ -122,7 +122,18 @@ public struct LoadedCheckpoint {
             try file.read(slice.name, shape: slice.shape, into: destination)
             try requireFinite(destination, tensor: slice.name, in: file)
         }
-        let expected = Set(store.namedTensors.map(\.slice.name)).union(alsoHolding)
+        // A tied parameter's second name (the head's weight) holds the same values when present, as in a
+        // PyTorch state_dict; Hugging Face's files leave it out.
+        for (name, slice, values) in store.aliasTensors where file.entries[name] != nil {
+            let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: slice.count)
+            defer { copy.deallocate() }
+            try file.read(name, shape: slice.shape, into: copy)
+            guard copy.elementsEqual(values, by: { $0.bitPattern == $1.bitPattern }) else {
+                throw CheckpointError.invalid(path: file.path, problem: "\(name) differs from \(slice.name), which it is "
+                    + "tied to; write the same tensor under both names")
+            }
+        }
+        let expected = Set(store.namedTensors.map(\.slice.name) + store.aliases.map(\.name)).union(alsoHolding)
         if let extra = file.entries.keys.sorted().first(where: { !expected.contains($0) }) {
             throw CheckpointError.invalid(path: file.path, problem: "holds tensor \(extra), which the model does not "
                 + "have; is this checkpoint of another model?")
@@ -353,6 +364,7 @@ public struct CheckpointWriter {
                                 dataset: String) -> [UInt8] {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape,
             values: UnsafeBufferPointer($0.values)) }
+            + store.aliasTensors.map { TensorToWrite(name: $0.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
         var metadata: [String: String] = [
             "format": "pt",
             "model": model.label,

@@ -39,6 +39,46 @@ final class EmbeddingTests: XCTestCase {
         assertParameterGradientsMatchFiniteDifferences(model, input: tokens, weights: weights, batch: batch, tolerance: 1e-3)
     }
 
+    /// A head tied to the token embedding: one parameter, no second copy; its gradient is the sum of both uses
+    /// (checked against finite differences of the loss in that one tensor) and the head's use alone is the
+    /// transposed product dyᵀ·x, as an untied head with the same weight computes it.
+    func testTiedHeadSharesTheEmbeddingTableAndSumsBothGradients() {
+        let embedding = Embedding(vocabularySize: 7, features: 4, positions: 3, name: "wte")
+        let head = Linear(inputFeatures: 4, outputFeatures: 7, name: "head", bias: false, positions: 3, tiedTo: "wte.weight")
+        let model = Sequential(inputShape: [3], layers: [embedding, Pointwise(.geluTanh, shape: [3, 4]), head])
+        XCTAssertEqual(model.parameters.slices.map(\.name), ["wte.weight"])
+        XCTAssertEqual(model.parameters.count, 28)
+        XCTAssertEqual(model.parameters.aliases.map(\.name), ["head.weight"])
+        model.parameters.initializeKaimingUniform(seed: 9)
+        let batch = 2, tokens: [Float] = [1, 6, 1, 3, 0, 5]
+        var weights = [Float](repeating: 0, count: batch * 21)
+        // Small output weights: the loss is quadratic in the shared table (it meets itself in the head), and a
+        // curvature of ~0.5 would trip the finite differences' kink detector (slopes differing by > 2e-3).
+        for i in weights.indices { weights[i] = (Float((i * 7) % 11) / 11 - 0.5) * 0.2 }
+        assertParameterGradientsMatchFiniteDifferences(model, input: tokens, weights: weights, batch: batch, tolerance: 1e-3)
+
+        // The same network untied, its head's weight a copy of the table: the tied gradient is the sum of the two.
+        let untied = Sequential(inputShape: [3], layers: [
+            Embedding(vocabularySize: 7, features: 4, positions: 3, name: "wte"), Pointwise(.geluTanh, shape: [3, 4]),
+            Linear(inputFeatures: 4, outputFeatures: 7, name: "head", bias: false, positions: 3),
+        ])
+        for i in 0..<28 { untied.parameters.values[i] = model.parameters.values[i]; untied.parameters.values[28 + i] = model.parameters.values[i] }
+        for network in [model, untied] {
+            network.reserve(batchCapacity: batch)
+            network.input.update(from: tokens, count: tokens.count)
+            network.forward(batch: batch, context: .inference)
+            network.outputGradient.update(from: weights, count: weights.count)
+            network.parameters.zeroGradients()
+            network.backward(batch: batch)
+        }
+        for i in 0..<28 {
+            let sum = untied.parameters.gradients[i] + untied.parameters.gradients[28 + i]
+            XCTAssertEqual(model.parameters.gradients[i], sum, accuracy: 1e-6, "element \(i)")
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.output, count: 42)),
+                       Array(UnsafeBufferPointer(start: untied.output, count: 42)))
+    }
+
     func testInitializersHaveTheirStatedDistributions() {
         let store = ParameterStore(specs: [
             ParameterSpec(name: "n", shape: [100_000], initializer: .normal(standardDeviation: 0.02)),

@@ -103,6 +103,36 @@ final class ModelSpecTests: XCTestCase {
             + "(channels, height, width) inputs but receives (784); use BatchNorm1d")
     }
 
+    /// `Linear(C, V, tied_to='wte')` uses the embedding's table as its weight: no parameter of its own, the
+    /// canonical spec keeps the tie, the PyTorch export ties the two modules; misuse is a one-line error.
+    func testAHeadTiedToTheEmbeddingHasNoWeightOfItsOwn() throws {
+        let text = "wte = Embedding(11, 8)\nLayerNorm(8)\nhead = Linear(8, 11, bias=False, tied_to='wte')"
+        let built = try ModelSpec(parsing: text, source: "m.spec").build(inputShape: [5], outputShape: [5, 11])
+        let model = Sequential(inputShape: [5], layers: built.layers)
+        XCTAssertEqual(model.parameters.slices.map(\.name), ["wte.weight", "1.weight", "1.bias"])
+        XCTAssertEqual(built.rows[2].parameters, 0)
+        XCTAssertEqual(built.rows.canonicalSpec, "wte = Embedding(11, 8)\n1 = LayerNorm(8)\n"
+            + "head = Linear(8, 11, bias=False, tied_to='wte')\n")
+        XCTAssertTrue(built.rows.pytorchSource.contains(
+            "model.get_submodule(\"head\").weight = model.get_submodule(\"wte\").weight"), built.rows.pytorchSource)
+        XCTAssertFalse(built.rows.pytorchSource.contains("tied_to"))
+        let again = try ModelSpec(parsing: built.rows.canonicalSpec, source: "c").build(inputShape: [5], outputShape: [5, 11])
+        XCTAssertEqual((again.layers.last as? Linear)?.tiedWeightName, "wte.weight")
+        func error(_ spec: String) -> String {
+            do { _ = try ModelSpec(parsing: spec, source: "m.spec").build(inputShape: [5], outputShape: [5, 11]); return "built" }
+            catch { return "\(error)" }
+        }
+        XCTAssertEqual(error("wte = Embedding(11, 8)\nhead = Linear(8, 11, tied_to='tok')"), "m.spec line 2: Linear(8, "
+            + "11, tied_to='tok'): tied_to='tok' names no module before it; the embeddings are 'wte'")
+        XCTAssertEqual(error("wte = Embedding(11, 8)\nn = LayerNorm(8)\nhead = Linear(8, 11, tied_to='n')"), "m.spec line 3: "
+            + "Linear(8, 11, tied_to='n'): tied_to='n' names a LayerNorm, not an Embedding")
+        XCTAssertEqual(error("wte = Embedding(11, 8)\nLinear(8, 12, tied_to='wte')"), "m.spec line 2: Linear(8, 12, "
+            + "tied_to='wte'): a head tied to Embedding(11, 8) must be Linear(8, 11)")
+        XCTAssertEqual(error("wte = Embedding(11, 8)\nResidual(\n    Linear(8, 11, tied_to='wte')\n)"), "m.spec line 3: "
+            + "Linear(8, 11, tied_to='wte'): tied_to works at the top level only (a head after the blocks), not inside a "
+            + "Residual block")
+    }
+
     /// GELU(approximate='tanh') builds GPT-2's GELU and exports it as written; bad words and misplaced quotes
     /// are one-line errors.
     func testGELUTakesItsApproximationAsAQuotedWord() throws {
