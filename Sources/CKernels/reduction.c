@@ -32,3 +32,26 @@ int distrain_sum_spread(const float *const *sources, size_t source_count, float 
     for (int l = 0; l < 16; l++) tail += nonfinite[l];
     return tail == 0.0f;
 }
+
+DISTRAIN_CLONES
+double distrain_sum_of_squares(const float *x, size_t n) {
+    double total = 0;
+    for (size_t start = 0; start < n; start += 4096) {
+        const size_t end = start + 4096 < n ? start + 4096 : n;
+        float lanes[16] = {0};
+        size_t i = start;
+        for (; i + 16 <= end; i += 16) {
+            for (int l = 0; l < 16; l++) lanes[l] += x[i + l] * x[i + l];
+        }
+        float block = 0;
+        for (; i < end; i++) block += x[i] * x[i];
+        for (int l = 0; l < 16; l++) block += lanes[l];
+        total += block;
+    }
+    return total;
+}
+
+DISTRAIN_CLONES
+void distrain_scale(float *x, size_t n, float factor) {
+    for (size_t i = 0; i < n; i++) x[i] *= factor;
+}

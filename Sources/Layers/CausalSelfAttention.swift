@@ -24,7 +24,12 @@ public final class CausalSelfAttention: Layer {
     private var dHeadOutputs: UnsafeMutablePointer<Float>?   // (B, T, C)
     private var dScores: UnsafeMutablePointer<Float>?        // (T, T)
 
-    public init(positions: Int, features: Int, heads: Int, bias: Bool = true, name: String) {
+    /// How c_attn's and c_proj's weights start (nil: PyTorch's Kaiming-uniform, also for the biases; else
+    /// zero biases): GPT-2 draws both from N(0, 0.02²), c_proj — a residual projection — with 0.02/√(2·layers).
+    private let initializers: (attention: Initializer, projection: Initializer)?
+
+    public init(positions: Int, features: Int, heads: Int, bias: Bool = true, name: String,
+                initializers: (attention: Initializer, projection: Initializer)? = nil) {
         precondition(positions > 0 && features > 0 && heads > 0 && features % heads == 0,
                      "attention needs heads dividing the width, got \(features) over \(heads) heads")
         self.positions = positions
@@ -32,6 +37,7 @@ public final class CausalSelfAttention: Layer {
         self.heads = heads
         hasBias = bias
         self.name = name
+        self.initializers = initializers
     }
 
     deinit {
@@ -46,10 +52,11 @@ public final class CausalSelfAttention: Layer {
     public var multiplyAccumulatesPerSample: Int { positions * (4 * features * features + positions * features) }
     public var parameterSpecs: [ParameterSpec] {
         let c = features
-        var specs = [ParameterSpec(name: "\(name).c_attn.weight", shape: [3 * c, c], fanIn: c)]
-        if hasBias { specs.append(ParameterSpec(name: "\(name).c_attn.bias", shape: [3 * c], fanIn: c)) }
-        specs.append(ParameterSpec(name: "\(name).c_proj.weight", shape: [c, c], fanIn: c))
-        if hasBias { specs.append(ParameterSpec(name: "\(name).c_proj.bias", shape: [c], fanIn: c)) }
+        let pytorch = Initializer.kaimingUniform(fanIn: c), bias = initializers == nil ? pytorch : .zeros
+        var specs = [ParameterSpec(name: "\(name).c_attn.weight", shape: [3 * c, c], initializer: initializers?.attention ?? pytorch)]
+        if hasBias { specs.append(ParameterSpec(name: "\(name).c_attn.bias", shape: [3 * c], initializer: bias)) }
+        specs.append(ParameterSpec(name: "\(name).c_proj.weight", shape: [c, c], initializer: initializers?.projection ?? pytorch))
+        if hasBias { specs.append(ParameterSpec(name: "\(name).c_proj.bias", shape: [c], initializer: bias)) }
         return specs
     }
 

@@ -20,6 +20,8 @@ public final class Linear: Layer {
     /// the token embedding, whose (V, C) table is the head's (out, in) weight), or nil for its own.
     public let tiedWeightName: String?
     private var tiedWeight: ParameterSlice?
+    /// How the weight starts: nil for PyTorch's Kaiming-uniform (and its bias), else this (and a zero bias).
+    private let weightInitializer: Initializer?
     /// (out) zeros standing in for a missing bias before a fused ReLU.
     private let zeroBias: UnsafeMutablePointer<Float>
 
@@ -27,7 +29,7 @@ public final class Linear: Layer {
     /// - Parameter positions: T for a (T, in) input, 0 for a flat (in) one.
     /// - Parameter tiedTo: the name of an earlier layer's (out, in) parameter to use as the weight.
     public init(inputFeatures: Int, outputFeatures: Int, activation: Activation = .identity, name: String, bias: Bool = true,
-                positions: Int = 0, tiedTo: String? = nil) {
+                positions: Int = 0, tiedTo: String? = nil, weightInitializer: Initializer? = nil) {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures)→\(outputFeatures)")
         self.positions = max(positions, 1)
         isPerPosition = positions > 0
@@ -37,6 +39,7 @@ public final class Linear: Layer {
         self.name = name
         hasBias = bias
         tiedWeightName = tiedTo
+        self.weightInitializer = weightInitializer
         zeroBias = .allocate(capacity: outputFeatures)
         zeroBias.initialize(repeating: 0, count: outputFeatures)
     }
@@ -55,8 +58,11 @@ public final class Linear: Layer {
     public private(set) lazy var inputShape: [Int] = isPerPosition ? [positions, inputFeatures] : [inputFeatures]
     public private(set) lazy var outputShape: [Int] = isPerPosition ? [positions, outputFeatures] : [outputFeatures]
     public var parameterSpecs: [ParameterSpec] {
-        (tiedWeightName == nil ? [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures], fanIn: inputFeatures)] : [])
-            + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputFeatures], fanIn: inputFeatures)] : [])
+        let weight = weightInitializer ?? .kaimingUniform(fanIn: inputFeatures)
+        let bias = weightInitializer == nil ? Initializer.kaimingUniform(fanIn: inputFeatures) : .zeros
+        return (tiedWeightName == nil ? [ParameterSpec(name: "\(name).weight", shape: [outputFeatures, inputFeatures],
+                                                       initializer: weight)] : [])
+            + (hasBias ? [ParameterSpec(name: "\(name).bias", shape: [outputFeatures], initializer: bias)] : [])
     }
 
     public var tiedParameters: [(name: String, tiedTo: String)] { tiedWeightName.map { [("\(name).weight", $0)] } ?? [] }

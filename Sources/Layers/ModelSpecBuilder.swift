@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// One row of a model's summary: a spec module with its output shape, parameters and cost.
 public struct ModelSummaryRow: Sendable {
@@ -120,11 +121,11 @@ extension ModelSpec {
     /// The arguments each module takes, in PyTorch's positional order, with defaults (nil: required).
     private static let schemas: [String: [(String, Double?)]] = [
         "Conv2d": [("in_channels", nil), ("out_channels", nil), ("kernel_size", nil), ("stride", 1), ("padding", 0), ("bias", 1)],
-        "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1)],
+        "Linear": [("in_features", nil), ("out_features", nil), ("bias", 1), ("std", .nan)],
         "Embedding": [("num_embeddings", nil), ("embedding_dim", nil), ("std", 1)],
         "PositionEmbedding": [("num_positions", nil), ("embedding_dim", nil)],
         "LayerNorm": [("normalized_shape", nil), ("eps", 1e-5), ("bias", 1)],
-        "CausalSelfAttention": [("embed_dim", nil), ("num_heads", nil), ("bias", 1)],
+        "CausalSelfAttention": [("embed_dim", nil), ("num_heads", nil), ("bias", 1), ("std", .nan), ("proj_std", .nan)],
         "BatchNorm2d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "BatchNorm1d": [("num_features", nil), ("eps", 1e-5), ("momentum", 0.1), ("affine", 1)],
         "ReLU": [("inplace", 0)], "LeakyReLU": [("negative_slope", 0.01), ("inplace", 0)],
@@ -270,6 +271,12 @@ extension ModelSpec {
                 + "number in 1...1000000, got \(shortText(a[key] ?? .nan))") }
             return Int(v)
         }
+        /// `std=σ`: weights from N(0, σ²) and zero biases (GPT-2's initialization); nil when not given.
+        func normalStandardDeviation(_ key: String) throws -> Initializer? {
+            guard let value = a[key], !value.isNaN else { return nil }
+            guard value > 0, value.isFinite else { throw fail("\(key) must be positive, got \(shortText(value))") }
+            return .normal(standardDeviation: Float(value))
+        }
         func needImage() throws -> (c: Int, h: Int, w: Int) {
             guard shape.count == 3 else { throw fail("needs (channels, height, width) inputs but receives "
                 + "\(describe(shape)); move it before Flatten()") }
@@ -303,10 +310,11 @@ extension ModelSpec {
             guard fin == features else {
                 throw fail("in_features \(fin) does not match the \(features) features coming in; write Linear(\(features), \(fout))")
             }
-            let tiedTo = words["tied_to"]
+            let tiedTo = words["tied_to"], std = try normalStandardDeviation("std")
+            if tiedTo != nil && std != nil { throw fail("a tied head has the embedding's weights; drop std") }
             let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name,
                                bias: a["bias"]! != 0, positions: shape.count == 2 ? shape[0] : 0,
-                               tiedTo: tiedTo.map { "\($0).weight" })
+                               tiedTo: tiedTo.map { "\($0).weight" }, weightInitializer: std)
             var linearRow = row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer)
             linearRow.tiedTo = tiedTo
             return (layer, linearRow)
@@ -322,11 +330,11 @@ extension ModelSpec {
             return (layer, row(m, "Embedding(\(vocabulary), \(features))", layer))
         case "PositionEmbedding":
             let (count, features) = (try size("num_positions"), try size("embedding_dim"))
-            guard shape == [count, features] else {
-                throw fail("needs (\(count), \(features)) inputs (positions, features) but receives \(describe(shape)); "
-                    + "put it after Embedding(V, \(features)) with --context \(count)")
+            guard shape.count == 2, shape[1] == features, shape[0] <= count else {
+                throw fail("needs at most (\(count), \(features)) inputs (positions, features) but receives "
+                    + "\(describe(shape)); put it after Embedding(V, \(features)) with --context at most \(count)")
             }
-            let layer = PositionEmbedding(positions: count, features: features, name: m.name)
+            let layer = PositionEmbedding(positions: count, features: features, name: m.name, sequence: shape[0])
             return (layer, row(m, "PositionEmbedding(\(count), \(features))", layer))
         case "LayerNorm":
             let features = try size("normalized_shape"), eps = a["eps"]!
@@ -346,8 +354,11 @@ extension ModelSpec {
                 throw fail("embed_dim \(width) does not match the \(shape[1]) features coming in")
             }
             guard width % heads == 0 else { throw fail("num_heads \(heads) does not divide embed_dim \(width)") }
+            let std = try normalStandardDeviation("std"), projection = try normalStandardDeviation("proj_std")
+            guard (std == nil) == (projection == nil) else { throw fail("give std and proj_std together (GPT-2: 0.02 and "
+                + "0.02/√(2·layers))") }
             let layer = CausalSelfAttention(positions: shape[0], features: width, heads: heads, bias: a["bias"]! != 0,
-                                            name: m.name)
+                                            name: m.name, initializers: std.map { ($0, projection!) })
             return (layer, row(m, "CausalSelfAttention(\(width), \(heads)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
         case "BatchNorm2d", "BatchNorm1d":
             let features = try size("num_features")

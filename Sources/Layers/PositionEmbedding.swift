@@ -2,23 +2,29 @@ import Tensors
 
 /// A learned vector per position added to its input, as GPT-2's `wpe`: y[b, t] = x[b, t] + weight[t].
 ///
-/// weight: (T, C), N(0, 0.02²) as GPT-2 initializes it. x, y: (B, T, C).
+/// weight: (P, C) with P ≥ T, N(0, 0.02²) as GPT-2 initializes it; the first T rows are used (GPT-2's table
+/// has 1024 rows, trained at any shorter context). x, y: (B, T, C).
 public final class PositionEmbedding: Layer {
+    /// Rows of the table (P).
     public let positions: Int
+    /// Positions of each input (T ≤ P).
+    public let sequence: Int
     public let features: Int
     public let name: String
     private var store: ParameterStore!
     private var weight: ParameterSlice!
 
-    public init(positions: Int, features: Int, name: String) {
-        precondition(positions > 0 && features > 0, "a position embedding needs positive sizes")
+    public init(positions: Int, features: Int, name: String, sequence: Int? = nil) {
+        precondition(positions > 0 && features > 0 && (sequence ?? positions) <= positions && (sequence ?? 1) > 0,
+                     "a position embedding needs positive sizes and at most as many positions as its table")
         self.positions = positions
+        self.sequence = sequence ?? positions
         self.features = features
         self.name = name
     }
 
     public var summary: String { "PositionEmbedding(\(positions), \(features))" }
-    public private(set) lazy var inputShape: [Int] = [positions, features]
+    public private(set) lazy var inputShape: [Int] = [sequence, features]
     public var outputShape: [Int] { inputShape }
     public var multiplyAccumulatesPerSample: Int { 0 }
     public var parameterSpecs: [ParameterSpec] {
@@ -31,7 +37,7 @@ public final class PositionEmbedding: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
-        let w = store.valuePointer(weight), count = positions * features
+        let w = store.valuePointer(weight), count = sequence * features
         for b in 0..<batch {
             let input = x + b * count, output = y + b * count
             for i in 0..<count { output[i] = input[i] + w[i] }
@@ -40,7 +46,7 @@ public final class PositionEmbedding: Layer {
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
-        let dw = store.gradientPointer(weight), count = positions * features
+        let dw = store.gradientPointer(weight), count = sequence * features
         for b in 0..<batch {
             let gradient = dy + b * count
             for i in 0..<count { dw[i] += gradient[i] }

@@ -12,6 +12,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// The name of a model that is neither a preset nor a file (the default token model).
     public var modelName: String?
     public var modelFile: ModelFile? = nil
+    /// `--model gpt-mini|gpt-char|gpt2|gpt2-medium`: a GPT preset for token data (nil in older checkpoints).
+    public var gptPreset: GPTPreset? = nil
     public var epochs: Int
     /// Samples per step over ALL ranks together.
     public var globalBatchSize: Int
@@ -20,6 +22,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var momentum: Float
     public var nesterov: Bool
     public var weightDecay: Float
+    /// `--clip-grad-norm`: the global gradient norm's ceiling (nil: no clipping).
+    public var clipGradientNorm: Float? = nil
+    /// `--beta1`, `--beta2`: Adam's moment decay rates (nil: 0.9 and 0.999).
+    public var adamBeta1: Float? = nil
+    public var adamBeta2: Float? = nil
     public var schedule: ScheduleKind
     public var warmupEpochs: Int
     /// StepLR's period in epochs (nil: a third of the run).
@@ -124,7 +131,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     /// The optimizer's hyper-parameters.
     public var optimizerSettings: OptimizerSettings {
-        OptimizerSettings(kind: optimizer, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+        OptimizerSettings(kind: optimizer, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay,
+                          beta1: adamBeta1 ?? 0.9, beta2: adamBeta2 ?? 0.999)
     }
 
     /// The learning-rate schedule.
@@ -154,12 +162,12 @@ public struct ModelFile: Codable, Sendable, Equatable {
 
 extension TrainingConfiguration {
     /// What the run calls its model: the preset's name or the spec file's path.
-    public var modelLabel: String { modelFile?.path ?? modelName ?? model.rawValue }
+    public var modelLabel: String { modelFile?.path ?? gptPreset?.rawValue ?? modelName ?? model.rawValue }
 
     /// What makes two runs' models the same: the preset's name, or the spec's text (a hash of it, shown
     /// with the path) — a moved spec file is still the same model, an edited one is not.
     public var modelIdentity: String {
-        guard let modelFile else { return model.rawValue }
+        guard let modelFile else { return gptPreset?.rawValue ?? model.rawValue }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in modelFile.text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         return "spec \(String(hash, radix: 16))"
@@ -177,6 +185,10 @@ extension TrainingConfiguration {
     /// `ModelShapeError` (a preset) or `ModelSpecError` (a spec) naming the layer that does not fit.
     public func makeModel(for data: DatasetSplits) throws -> Sequential {
         let shape = data.train.shape, classes = data.train.classCount
+        if let gptPreset {
+            throw ModelShapeError(message: "--model \(gptPreset.rawValue) is a language model: train it on token data "
+                + "(a `distrain tokenize` folder, or text with --tokenizer), not on \(dataset)")
+        }
         if testTimeAugmentation == .flip && shape.count == 3 && shape[2] == 1 {
             throw ModelShapeError(message: "--tta flip mirrors images left–right, but these samples are "
                 + "\(shape.map(String.init).joined(separator: "x")) (one pixel wide, as a table's rows are): pass "
@@ -195,6 +207,12 @@ extension TrainingConfiguration {
         let text: String, source: String
         if let modelFile {
             (text, source) = (modelFile.text, modelFile.path)
+        } else if let gptPreset, inputShape.count == 1, outputShape.count == 2 {
+            guard inputShape[0] <= gptPreset.blockSize else {
+                throw ModelShapeError(message: "--context \(inputShape[0]) is longer than \(gptPreset.rawValue)'s "
+                    + "\(gptPreset.blockSize) positions; pass --context \(gptPreset.blockSize) or less")
+            }
+            (text, source) = (gptPreset.spec(vocabulary: outputShape[1]), "preset \(gptPreset.rawValue)")
         } else if model == .mlp && inputShape.count == 1 && outputShape.count == 2 {
             (text, source) = (Self.defaultTokenModelSpec(vocabulary: outputShape[1]), "the default token model")
         } else {

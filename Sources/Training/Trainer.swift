@@ -278,6 +278,9 @@ public final class Trainer {
             return nil
         }
         nonFiniteGuard.stepWasFinite()
+        if let maximum = configuration.clipGradientNorm {                 // clipping: the same factor on every rank
+            GradientClipping.clip(model.parameters, maximumNorm: maximum)
+        }
         optimizer.update(model.parameters, learningRate: learningRate)    // update
         applyUpdateMask()                                                 // (pruning: masked weights stay zero)
         return loss

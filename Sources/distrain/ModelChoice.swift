@@ -8,20 +8,32 @@ import Training
 struct ModelChoice {
     let preset: ModelName
     let file: ModelFile?
+    /// A GPT preset (language models: its spec follows the data's vocabulary).
+    var gpt: GPTPreset?
+
+    /// Every preset's name.
+    static let presetNames = (ModelName.allCases.map(\.rawValue) + GPTPreset.allCases.map(\.rawValue)).joined(separator: ", ")
 
     /// What `--model` takes, for help texts.
-    static let help = "Model: a preset (\(ModelName.allCases.map(\.rawValue).joined(separator: ", "))) or a model spec file (the body of an nn.Sequential, one module per line; see README)."
+    static let help = "Model: a preset (\(presetNames); the GPTs on token data) or a model spec file (the body of an "
+        + "nn.Sequential, one module per line; see README)."
 
     /// A usage error names the problem: an unknown preset that is no file, an unreadable or oversized
     /// file, or a spec line that does not parse.
     init(_ text: String) throws {
+        if let gpt = GPTPreset(named: text) {
+            preset = .mlp
+            file = nil
+            self.gpt = gpt
+            return
+        }
         if let preset = ModelName(rawValue: text) {
             self.preset = preset
             file = nil
             return
         }
         guard let bytes = try? readFileBytes(text) else {
-            throw ValidationError("--model \(text) is neither a preset (\(ModelName.allCases.map(\.rawValue).joined(separator: ", "))) nor a readable model spec file")
+            throw ValidationError("--model \(text) is neither a preset (\(Self.presetNames)) nor a readable model spec file")
         }
         guard bytes.count <= 1 << 20, let spec = String(validating: bytes, as: UTF8.self) else {
             throw ValidationError("--model \(text) is not a model spec: a spec is a UTF-8 text file of at most 1 MiB")

@@ -11,7 +11,8 @@ struct SummaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "summary",
         abstract: "Print a model's layers, output shapes, parameters and share of the FLOPs for an input shape, without training.",
-        discussion: "Example: distrain summary --model my.spec --input 1x28x28 --classes 10")
+        discussion: "Examples: distrain summary --model my.spec --input 1x28x28 --classes 10\n"
+            + "  distrain summary --model gpt2 --vocab-size 50257 --context 1024")
 
     @Option(help: ArgumentHelp(stringLiteral: ModelChoice.help))
     var model: String
@@ -22,19 +23,54 @@ struct SummaryCommand: ParsableCommand {
     @Option(help: "Classes the model must end with.")
     var classes = 10
 
+    @Option(name: .customLong("vocab-size"), help: "GPT presets: the vocabulary (GPT-2's is 50257).")
+    var vocabSize = 50257
+
+    @Option(help: "GPT presets: positions per window (default: the preset's longest).")
+    var context: Int?
+
     func validate() throws {
         _ = try ModelChoice(model)
         _ = try parseInputShape(input)
         if classes < 2 || classes > 100_000 { throw ValidationError("--classes must be between 2 and 100000, got \(classes)") }
+        if !(2...1_000_000).contains(vocabSize) { throw ValidationError("--vocab-size must be in 2...1000000, got \(vocabSize)") }
+        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
     }
 
     func run() throws {
-        let choice = try ModelChoice(model), shape = try parseInputShape(input)
+        let choice = try ModelChoice(model)
+        if let gpt = choice.gpt { return try summarize(gpt) }
+        let shape = try parseInputShape(input)
         do {
             let built = try choice.build(inputShape: shape, classes: classes)
             let sequential = built.makeSequential(inputShape: shape)
             print("\(model) on \(input) inputs, \(classes) classes")
             print(sequential.summary)
+        } catch {
+            printError("\(error)")
+            throw ExitCode.validationFailure
+        }
+    }
+}
+
+extension SummaryCommand {
+    /// A GPT preset's table for the vocabulary and context, with its training FLOPs per token.
+    private func summarize(_ gpt: GPTPreset) throws {
+        let t = context ?? gpt.blockSize
+        guard t <= gpt.blockSize else {
+            printError("--context \(t) is longer than \(gpt.rawValue)'s \(gpt.blockSize) positions")
+            throw ExitCode(64)
+        }
+        do {
+            let built = try ModelSpec(parsing: gpt.spec(vocabulary: vocabSize), source: "preset \(gpt.rawValue)")
+                .build(inputShape: [t], outputShape: [t, vocabSize])
+            let sequential = built.makeSequential(inputShape: [t])
+            print("\(gpt.rawValue): \(gpt.layers) layers, \(gpt.heads) heads, \(gpt.width) wide, vocabulary \(vocabSize), "
+                + "context \(t)")
+            print(sequential.summary)
+            let flops = gpt.trainingFlopsPerToken(vocabulary: vocabSize, context: t)
+            print("\(sequential.parameters.count.formatted()) parameters (the head shares the token table); training "
+                + "FLOPs per token 6N + 6·L·C·T = \(String(format: "%.3g", flops))")
         } catch {
             printError("\(error)")
             throw ExitCode.validationFailure

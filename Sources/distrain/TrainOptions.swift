@@ -48,6 +48,16 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay: L2 for sgd and adam, decoupled for adamw.")
     var weightDecay: Float = 0
 
+    @Option(name: .customLong("clip-grad-norm"), help: ArgumentHelp("Scale the gradients down when their global L2 "
+        + "norm exceeds this (after the sum over ranks), as torch.nn.utils.clip_grad_norm_."))
+    var clipGradNorm: Float?
+
+    @Option(help: "Adam and AdamW: decay rate of the first moment (default 0.9).")
+    var beta1: Float?
+
+    @Option(help: "Adam and AdamW: decay rate of the second moment (default 0.999; nanoGPT's character recipe 0.99).")
+    var beta2: Float?
+
     @Option(help: ArgumentHelp("Learning-rate schedule: constant, step (×gamma every --step-epochs), cosine, or "
         + "plateau (×--plateau-factor when --monitor stalls)."))
     var schedule: ScheduleKind = .constant
@@ -181,6 +191,14 @@ struct TrainOptions: ParsableArguments {
         if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags "
             + "instead: \(recipe.flags.joined(separator: " "))") }
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) {
+            throw ValidationError("--clip-grad-norm must be a positive number, got \(clipGradNorm)")
+        }
+        for (flag, beta) in [("--beta1", beta1), ("--beta2", beta2)] {
+            guard let beta else { continue }
+            if !(beta >= 0 && beta < 1) { throw ValidationError("\(flag) must be in [0, 1), got \(beta)") }
+            if optimizer == .sgd { throw ValidationError("\(flag) is Adam's; pass --optimizer adam or adamw") }
+        }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if localRanks < 1 || localRanks > 64 { throw ValidationError("--local-ranks must be between 1 and 64, got \(localRanks)") }
         if !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number, got \(lr)") }
@@ -270,6 +288,10 @@ struct TrainOptions: ParsableArguments {
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
             minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
         configuration.modelFile = choice.file
+        configuration.gptPreset = choice.gpt
+        configuration.clipGradientNorm = clipGradNorm
+        configuration.adamBeta1 = beta1
+        configuration.adamBeta2 = beta2
         configuration.labelSmoothing = labelSmoothing > 0 ? labelSmoothing : nil
         configuration.augmentPadding = augmentPadding
         configuration.testTimeAugmentation = tta == .none ? nil : tta

@@ -123,3 +123,22 @@ final class ScheduleTests: XCTestCase {
                     2 * 0.5 * (1 + cos(Double.pi * 0.95)), relative: 1e-5)
     }
 }
+
+/// Global-norm clipping against the norm computed by hand, as torch.nn.utils.clip_grad_norm_.
+final class GradientClippingTests: XCTestCase {
+    func testGradientsAboveTheCeilingAreScaledToItAndOthersAreUntouched() {
+        let store = ParameterStore(specs: [ParameterSpec(name: "a", shape: [3], constant: 0),
+                                           ParameterSpec(name: "b", shape: [5000], constant: 0)])
+        for i in 0..<store.count { store.gradients[i] = Float((i % 7) - 3) * 0.01 }
+        let expected = (0..<store.count).reduce(0.0) { $0 + Double(store.gradients[$1]) * Double(store.gradients[$1]) }.squareRoot()
+        let before = Array(store.gradients)
+        XCTAssertEqual(GradientClipping.clip(store, maximumNorm: 1000), expected, accuracy: 1e-6 * expected, "float sums in blocks: ~1e-7 relative")
+        XCTAssertEqual(Array(store.gradients), before, "under the ceiling nothing changes")
+        XCTAssertEqual(GradientClipping.clip(store, maximumNorm: 0.5), expected, accuracy: 1e-6 * expected, "float sums in blocks: ~1e-7 relative")
+        let after = (0..<store.count).reduce(0.0) { $0 + Double(store.gradients[$1]) * Double(store.gradients[$1]) }.squareRoot()
+        XCTAssertEqual(after, 0.5, accuracy: 1e-5, "scaled to max / (norm + 1e-6)")
+        for i in [1, 17, 4000] {
+            XCTAssertEqual(Double(store.gradients[i]), Double(before[i]) * 0.5 / (expected + 1e-6), accuracy: 1e-8)
+        }
+    }
+}

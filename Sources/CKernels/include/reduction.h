@@ -11,4 +11,11 @@
 int distrain_sum_spread(const float *const *sources, size_t source_count, float *const *targets,
                         size_t target_count, size_t begin, size_t end);
 
+/// Σ x[i]² for the global gradient norm: 16 float lanes within blocks of 4096, each block's sum added in
+/// Double, in one fixed order (the same bits on every rank holding the same gradients).
+double distrain_sum_of_squares(const float *x, size_t n);
+
+/// x[i] *= factor.
+void distrain_scale(float *x, size_t n, float factor);
+
 #endif
