@@ -19,14 +19,35 @@ public final class Adam: Optimizer {
     /// First and second moment estimates, one per parameter.
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
+    /// Consecutive parameter ranges covering the store, each with whether weight decay applies to it.
+    private let decayRuns: [(range: Range<Int>, decays: Bool)]
+
+    /// Consecutive runs of [0, count) inside and outside `decayed` (nil: one decayed run).
+    static func runs(count: Int, decayed: [Range<Int>]?) -> [(range: Range<Int>, decays: Bool)] {
+        guard let decayed else { return [(0..<count, true)] }
+        var runs: [(range: Range<Int>, decays: Bool)] = [], cursor = 0
+        for range in decayed.sorted(by: { $0.lowerBound < $1.lowerBound }) where !range.isEmpty {
+            precondition(range.lowerBound >= cursor && range.upperBound <= count, "decayed ranges overlap or exceed the store")
+            if range.lowerBound > cursor { runs.append((cursor..<range.lowerBound, false)) }
+            if let last = runs.last, last.decays, last.range.upperBound == range.lowerBound {
+                runs[runs.count - 1] = (last.range.lowerBound..<range.upperBound, true)
+            } else {
+                runs.append((range, true))
+            }
+            cursor = range.upperBound
+        }
+        if cursor < count { runs.append((cursor..<count, false)) }
+        return runs
+    }
 
     public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, decoupled: Bool = false) {
+                weightDecay: Float = 0, decoupled: Bool = false, decayedRanges: [Range<Int>]? = nil) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
         self.decoupled = decoupled
+        decayRuns = Self.runs(count: parameterCount, decayed: decayedRanges)
         firstMoment = allocateState(parameterCount)
         secondMoment = allocateState(parameterCount)
     }
@@ -52,11 +73,14 @@ public final class Adam: Optimizer {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let p = store.values.baseAddress!, g = store.gradients.baseAddress!
         let m = firstMoment.baseAddress!, v = secondMoment.baseAddress!
-        let count = store.count
         let l2 = decoupled ? 0 : weightDecay
         let shrink: Float = decoupled ? 1 - lr * weightDecay : 1
         // In C: with `restrict` and target_clones it runs as AVX2/AVX-512; the same loop in Swift
         // (plain or with SIMD8) stayed scalar-ish on the baseline target and took a third of an MLP step.
-        distrain_adam_update(p, g, m, v, count, shrink, l2, b1, b2, stepSize, inverseRootCorrection2, eps)
+        for index in 0..<decayRuns.count {
+            let (range, decays) = decayRuns[index], o = range.lowerBound
+            distrain_adam_update(p + o, g + o, m + o, v + o, range.count, decays ? shrink : 1, decays ? l2 : 0, b1, b2,
+                                 stepSize, inverseRootCorrection2, eps)
+        }
     }
 }

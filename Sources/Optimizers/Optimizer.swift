@@ -26,6 +26,9 @@ public struct OptimizerSettings: Sendable, Equatable {
     public var beta1: Float
     public var beta2: Float
     public var epsilon: Float
+    /// Adam/AdamW: the parameter ranges weight decay applies to (nil: all). nanoGPT's groups decay the matrices
+    /// and embedding tables, never biases or LayerNorm weights.
+    public var decayedRanges: [Range<Int>]?
 
     public init(kind: OptimizerKind, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0,
                 beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
@@ -48,7 +51,7 @@ public func makeOptimizer(_ settings: OptimizerSettings, parameterCount: Int) ->
     case .adam, .adamw:
         return Adam(parameterCount: parameterCount, beta1: settings.beta1, beta2: settings.beta2,
                     epsilon: settings.epsilon, weightDecay: settings.weightDecay,
-                    decoupled: settings.kind == .adamw)
+                    decoupled: settings.kind == .adamw, decayedRanges: settings.decayedRanges)
     }
 }
 

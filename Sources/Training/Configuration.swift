@@ -27,6 +27,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// `--beta1`, `--beta2`: Adam's moment decay rates (nil: 0.9 and 0.999).
     public var adamBeta1: Float? = nil
     public var adamBeta2: Float? = nil
+    /// Weight decay on parameters of two or more dimensions only (nanoGPT's groups: not on biases and
+    /// LayerNorm weights); language models train this way. Nil or false: every parameter.
+    public var decaysMatricesOnly: Bool? = nil
     public var schedule: ScheduleKind
     public var warmupEpochs: Int
     /// StepLR's period in epochs (nil: a third of the run).
@@ -233,6 +236,10 @@ extension TrainingConfiguration {
 
     /// The `--optimizer` with its hyper-parameters, for `model`'s parameters.
     public func makeOptimizer(for model: Sequential) -> Optimizer {
-        Optimizers.makeOptimizer(optimizerSettings, parameterCount: model.parameters.count)
+        var settings = optimizerSettings
+        if decaysMatricesOnly == true {
+            settings.decayedRanges = model.parameters.slices.filter { $0.shape.count >= 2 }.map { $0.offset..<($0.offset + $0.count) }
+        }
+        return Optimizers.makeOptimizer(settings, parameterCount: model.parameters.count)
     }
 }

@@ -142,3 +142,26 @@ final class GradientClippingTests: XCTestCase {
         }
     }
 }
+
+/// AdamW with nanoGPT's groups: decay on the listed ranges only; the rest steps as with no decay at all.
+final class DecayGroupTests: XCTestCase {
+    func testOnlyTheDecayedRangesShrink() {
+        let runs = Adam.runs(count: 10, decayed: [2..<4, 4..<6, 8..<9])
+        XCTAssertEqual(runs.map(\.range), [0..<2, 2..<6, 6..<8, 8..<9, 9..<10])
+        XCTAssertEqual(runs.map(\.decays), [false, true, false, true, false])
+        func step(decay: Float, ranges: [Range<Int>]?) -> [Float] {
+            let store = ParameterStore(specs: [ParameterSpec(name: "w", shape: [4, 5], constant: 0.5),
+                                               ParameterSpec(name: "b", shape: [5], constant: 0.5)])
+            let adam = Adam(parameterCount: store.count, weightDecay: decay, decoupled: true, decayedRanges: ranges)
+            for _ in 0..<3 {
+                for i in 0..<store.count { store.gradients[i] = Float(i % 3) - 1 }
+                adam.update(store, learningRate: 0.1)
+            }
+            return Array(store.values)
+        }
+        let grouped = step(decay: 0.5, ranges: [0..<20]), none = step(decay: 0, ranges: nil), all = step(decay: 0.5, ranges: nil)
+        XCTAssertEqual(Array(grouped[20...]), Array(none[20...]), "the bias is not decayed")
+        XCTAssertEqual(Array(grouped[..<20]), Array(all[..<20]), "the matrix is, as with decay everywhere")
+        XCTAssertNotEqual(Array(all[20...]), Array(none[20...]))
+    }
+}
