@@ -8,7 +8,8 @@ public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
     case constant
     /// Multiplied by `gamma` every `stepEpochs` epochs (torch StepLR).
     case step
-    /// Half-cosine from the base rate to 0 over the run after warmup (torch CosineAnnealingLR, per step).
+    /// Half-cosine from the base rate to `--min-lr` (0 by default) over the run after warmup (torch
+    /// CosineAnnealingLR, per step).
     case cosine
     /// The base rate, reduced when the monitored validation metric stops improving (the Trainer applies
     /// the reduction: it depends on results, not on the step).
@@ -25,6 +26,12 @@ public struct LearningRateSchedule: Sendable, Equatable {
     public var stepEpochs: Int
     /// StepLR's factor.
     public var gamma: Float
+    /// Warm-up in steps (nanoGPT's warmup_iters), replacing `warmupEpochs` when set.
+    public var warmupSteps: Int?
+    /// The cosine's length in steps (`--max-steps`, nanoGPT's lr_decay_iters), replacing the epochs' when set.
+    public var totalSteps: Int?
+    /// Where the cosine ends (nanoGPT's min_lr); 0 by default.
+    public var minimumRate: Float = 0
 
     public init(kind: ScheduleKind, baseRate: Float, totalEpochs: Int, warmupEpochs: Int = 0,
                 stepEpochs: Int? = nil, gamma: Float = 0.1) {
@@ -40,7 +47,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
     public func rate(epoch: Int, stepInEpoch: Int, stepsPerEpoch: Int) -> Float {
         let steps = max(stepsPerEpoch, 1)
         let globalStep = epoch * steps + stepInEpoch
-        let warmupSteps = warmupEpochs * steps
+        let warmupSteps = self.warmupSteps ?? warmupEpochs * steps
         if globalStep < warmupSteps {
             // Linear ramp that reaches the base rate on the first step after warmup.
             return baseRate * Float(globalStep + 1) / Float(warmupSteps + 1)
@@ -52,9 +59,10 @@ public struct LearningRateSchedule: Sendable, Equatable {
             let decays = epoch / max(stepEpochs, 1)
             return baseRate * pow(gamma, Float(decays))
         case .cosine:
-            let total = max(totalEpochs * steps - warmupSteps, 1)
+            let total = max((totalSteps ?? totalEpochs * steps) - warmupSteps, 1)
             let progress = Double(globalStep - warmupSteps) / Double(total)
-            return Float(Double(baseRate) * 0.5 * (1 + cos(Double.pi * min(progress, 1))))
+            let floor = Double(minimumRate)
+            return Float(floor + (Double(baseRate) - floor) * 0.5 * (1 + cos(Double.pi * min(progress, 1))))
         }
     }
 }

@@ -22,6 +22,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var momentum: Float
     public var nesterov: Bool
     public var weightDecay: Float
+    /// `--max-steps`: train for this many optimizer steps (the epochs follow from it; the last may be partial).
+    public var maxSteps: Int? = nil
+    /// `--warmup-steps`: linear warm-up over this many steps (instead of `warmupEpochs`).
+    public var warmupSteps: Int? = nil
     /// `--clip-grad-norm`: the global gradient norm's ceiling (nil: no clipping).
     public var clipGradientNorm: Float? = nil
     /// `--beta1`, `--beta2`: Adam's moment decay rates (nil: 0.9 and 0.999).
@@ -140,8 +144,12 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     /// The learning-rate schedule.
     public var learningRateSchedule: LearningRateSchedule {
-        LearningRateSchedule(kind: schedule, baseRate: learningRate, totalEpochs: epochs,
-                             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma)
+        var rates = LearningRateSchedule(kind: schedule, baseRate: learningRate, totalEpochs: epochs,
+                                         warmupEpochs: warmupEpochs, stepEpochs: stepEpochs, gamma: gamma)
+        rates.warmupSteps = warmupSteps
+        rates.totalSteps = maxSteps
+        if schedule == .cosine { rates.minimumRate = minimumLearningRate ?? 0 }
+        return rates
     }
 
     /// A hash of every field, for the start-up agreement check across ranks.

@@ -122,6 +122,11 @@ public final class Trainer {
         precondition(model.inputShape == data.train.sampleShape && model.outputCount == objective.outputCount,
                      "the model takes \(model.inputShape) → \(model.outputCount), the data is \(data.train.sampleShape), "
                         + "the objective wants \(objective.outputShape)")
+        var configuration = configuration
+        if let maxSteps = configuration.maxSteps {  // training by steps: as many epochs as they reach into
+            let perEpoch = max(1, (data.train.count + configuration.globalBatchSize - 1) / configuration.globalBatchSize)
+            configuration.epochs = (maxSteps + perEpoch - 1) / perEpoch
+        }
         self.configuration = configuration
         self.data = data
         self.objective = objective
@@ -245,6 +250,7 @@ public final class Trainer {
         let phasesBefore = tracker.totalSeconds()
         try plan.order.withUnsafeBufferPointer { order in
             for index in firstBatch..<plan.batchCount {
+                if let maxSteps = configuration.maxSteps, globalStep >= maxSteps { break }  // --max-steps reached
                 let batch = StepBatch(epoch: epoch, index: index,
                     samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
                                       globalCount: plan.globalRange(batch: index).count)

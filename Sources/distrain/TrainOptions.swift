@@ -48,6 +48,13 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay: L2 for sgd and adam, decoupled for adamw.")
     var weightDecay: Float = 0
 
+    @Option(name: .customLong("max-steps"), help: ArgumentHelp("Train for this many optimizer steps instead of "
+        + "--epochs (the cosine schedule spans them; the last epoch may be partial)."))
+    var maxSteps: Int?
+
+    @Option(name: .customLong("warmup-steps"), help: "Linear learning-rate warm-up over this many steps.")
+    var warmupSteps: Int?
+
     @Option(name: .customLong("clip-grad-norm"), help: ArgumentHelp("Scale the gradients down when their global L2 "
         + "norm exceeds this (after the sum over ranks), as torch.nn.utils.clip_grad_norm_."))
     var clipGradNorm: Float?
@@ -166,7 +173,8 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("plateau-patience"), help: "--schedule plateau: epochs without improvement before reducing.")
     var plateauPatience: Int = 2
 
-    @Option(name: .customLong("min-lr"), help: "--schedule plateau: never reduce the learning rate below this.")
+    @Option(name: .customLong("min-lr"), help: ArgumentHelp("--schedule plateau: never reduce the learning rate "
+        + "below this; --schedule cosine: where the cosine ends (nanoGPT's min_lr)."))
     var minimumLearningRate: Float = 0
 
     @Option(name: .customLong("label-smoothing"), help: ArgumentHelp("Label smoothing of the training loss, as "
@@ -191,6 +199,12 @@ struct TrainOptions: ParsableArguments {
         if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags "
             + "instead: \(recipe.flags.joined(separator: " "))") }
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
+        if let warmupSteps, warmupSteps < 0 { throw ValidationError("--warmup-steps must be 0 or more, got \(warmupSteps)") }
+        if warmupSteps != nil && warmupEpochs > 0 { throw ValidationError("give --warmup-steps or --warmup-epochs, not both") }
+        if schedule == .cosine || schedule == .plateau, minimumLearningRate > lr {
+            throw ValidationError("--min-lr \(minimumLearningRate) is above --lr \(lr); the schedule only lowers the rate")
+        }
         if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) {
             throw ValidationError("--clip-grad-norm must be a positive number, got \(clipGradNorm)")
         }
@@ -286,10 +300,13 @@ struct TrainOptions: ParsableArguments {
             augment: augment ?? (augmentPadding != nil || augmentsByDefault), onNonFinite: onNonFinite,
             validationSplit: validationSplit, monitor: monitor, earlyStopPatience: earlyStop,
             plateauFactor: schedule == .plateau ? plateauFactor : nil, plateauPatience: schedule == .plateau ? plateauPatience : nil,
-            minimumLearningRate: schedule == .plateau ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
+            minimumLearningRate: schedule == .plateau || (schedule == .cosine && minimumLearningRate > 0)
+                ? minimumLearningRate : nil, testEachEpoch: testEachEpoch ? true : nil)
         configuration.modelFile = choice.file
         configuration.gptPreset = choice.gpt
         configuration.clipGradientNorm = clipGradNorm
+        configuration.maxSteps = maxSteps
+        configuration.warmupSteps = warmupSteps
         configuration.adamBeta1 = beta1
         configuration.adamBeta2 = beta2
         configuration.labelSmoothing = labelSmoothing > 0 ? labelSmoothing : nil

@@ -165,3 +165,25 @@ final class DecayGroupTests: XCTestCase {
         XCTAssertNotEqual(Array(all[20...]), Array(none[20...]))
     }
 }
+
+/// Training by steps: nanoGPT's get_lr (warm-up (it+1)/(warmup+1), cosine from lr to min_lr over
+/// lr_decay_iters − warmup_iters, min_lr after), with lr 1e-3, min 1e-4, 100 warm-up and 2,000 decay steps.
+final class StepScheduleTests: XCTestCase {
+    func testCosineToAFloorOverStepsIsNanoGPTs() {
+        var schedule = LearningRateSchedule(kind: .cosine, baseRate: 1e-3, totalEpochs: 1)
+        schedule.warmupSteps = 100
+        schedule.totalSteps = 2000
+        schedule.minimumRate = 1e-4
+        func nanoGPT(_ it: Int) -> Double {
+            if it < 100 { return 1e-3 * Double(it + 1) / 101 }
+            if it > 2000 { return 1e-4 }
+            let ratio = Double(it - 100) / 1900, coefficient = 0.5 * (1 + cos(Double.pi * ratio))
+            return 1e-4 + coefficient * (1e-3 - 1e-4)
+        }
+        for it in [0, 50, 99, 100, 101, 1000, 1999, 2000, 2500] {
+            // Steps per epoch do not matter when the schedule is by steps: 700 per epoch here.
+            let rate = schedule.rate(epoch: it / 700, stepInEpoch: it % 700, stepsPerEpoch: 700)
+            XCTAssertEqual(Double(rate), nanoGPT(it), accuracy: 1e-10, "step \(it)")
+        }
+    }
+}

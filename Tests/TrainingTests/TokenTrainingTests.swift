@@ -83,13 +83,15 @@ final class TokenTrainingTests: XCTestCase {
     """
 
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
-                       spec specText: String? = nil, clip: Float? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
+                       spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil,
+                       steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
         let objective = NextTokenObjective(vocabularySize: 300, positions: Self.context, bytesPerToken: test.bytesPerToken)
         var configuration = TrainingConfiguration(dataset: "tokens", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
                                                   learningRate: 0.1, momentum: 0.5)
         configuration.clipGradientNorm = clip
+        configuration.maxSteps = maxSteps
         let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
@@ -101,6 +103,7 @@ final class TokenTrainingTests: XCTestCase {
                                       objective: objective, configuration: configuration, communicator: comm,
                                       checkpointing: checkpoints.map { CheckpointSettings(directory: $0) }, resume: loaded)
             let result = try trainer.run()
+            if comm.rank == 0 { steps?.pointee = trainer.globalStep }
             return (Array(model.parameters.values), result)
         }[0]
     }
@@ -166,6 +169,20 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(three.parameters, one.parameters, relative: 1e-5, "parameters, 3 ranks")
         XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
         XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "it learns")
+    }
+
+    /// `--max-steps`: 12 steps are exactly two epochs of 6; 8 stop two steps into the second epoch, which is
+    /// the 8-step prefix of the longer run (a constant rate: the schedule does not depend on the length).
+    func testMaxStepsStopsAtThatStepAndCountsEpochsFromIt() throws {
+        let steps = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        defer { steps.deallocate() }
+        let twoEpochs = try train(world: 1, epochs: 2)
+        let twelve = try train(world: 2, epochs: 99, maxSteps: 12, steps: steps)
+        XCTAssertEqual(steps.pointee, 12)
+        assertClose(twelve.parameters, twoEpochs.parameters, relative: 1e-5, "12 steps = 2 epochs of 6")
+        let eight = try train(world: 1, epochs: 99, maxSteps: 8, steps: steps)
+        XCTAssertEqual(steps.pointee, 8)
+        XCTAssertNotEqual(eight.parameters, twoEpochs.parameters)
     }
 
     /// The checkpoint holds the table under both names (as PyTorch's state_dict does) and resumes bitwise.
