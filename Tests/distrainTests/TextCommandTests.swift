@@ -72,6 +72,37 @@ final class TextCommandTests: XCTestCase {
         }
     }
 
+    /// `--recipe kjv-char` on a corpus with `--tokenizer char`: the gpt-mini preset on two local ranks by steps;
+    /// the language-model flags' usage errors exit 64 naming the flag.
+    func testTheKJVRecipeTrainsAGPTByStepsAndItsFlagsAreChecked() throws {
+        let root = makeTemporaryDirectory("text-recipe")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let corpus = corpus(root)
+        let outcome = try runProcess(distrain, ["train", corpus, "--tokenizer", "char", "--recipe", "kjv-char", "--max-steps",
+                                                "5", "--context", "16", "--no-progress", "--metrics", root + "/m.jsonl",
+                                                "--checkpoint-dir", root + "/run"], timeout: 300)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        XCTAssertTrue(outcome.standardOutput.contains("gpt-mini"), outcome.standardOutput)
+        XCTAssertTrue(outcome.standardOutput.contains("lm_head") && outcome.standardOutput.contains("2 ranks"), outcome.standardOutput)
+        let checkpoint = try String(contentsOfFile: root + "/run/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(checkpoint, "step-00000005", "--max-steps 5 (from the recipe's 1650) ends at step 5")
+        let tokens = root + "/run/" + (try FileManager.default.contentsOfDirectory(atPath: root + "/run").first { $0.hasPrefix("tokens-") } ?? "")
+        let bad: [([String], String)] = [
+            (["--max-steps", "0"], "--max-steps must be at least 1"),
+            (["--min-lr", "0.1", "--lr", "0.01", "--schedule", "cosine"], "--min-lr 0.1 is above --lr 0.01"),
+            (["--beta2", "1"], "--beta2 must be in [0, 1)"),
+            (["--beta1", "0.8", "--optimizer", "sgd"], "--beta1 is Adam's"),
+            (["--clip-grad-norm", "0"], "--clip-grad-norm must be a positive number"),
+            (["--model", "gpt-mini", "--context", "128"], "--context 128 is longer than gpt-mini's 64 positions"),
+        ]
+        for (flags, fragment) in bad {
+            let failed = try runProcess(distrain, ["train", tokens, "--threads", "1", "--no-progress", "--optimizer", "adamw"] + flags,
+                                        timeout: 60)
+            XCTAssertEqual(failed.exitCode, 64, "\(flags): \(failed.standardError)")
+            XCTAssertTrue(failed.standardError.contains(fragment), "\(flags): \(failed.standardError)")
+        }
+    }
+
     func testBadTextInputsEndInOneLineAndANonZeroExit() throws {
         let root = makeTemporaryDirectory("text-bad")
         defer { try? FileManager.default.removeItem(atPath: root) }
