@@ -63,7 +63,7 @@ final class ModelSpecCommandTests: XCTestCase {
         }
         let unknown = try runProcess(distrain, ["fashion-mnist", "--model", root + "/missing.spec"], timeout: 60)
         XCTAssertEqual(unknown.exitCode, 64)
-        XCTAssertTrue(unknown.standardError.contains("is neither a preset (mlp, lenet, cnn, cnn-bn, mlp-large) nor a readable model spec file"), unknown.standardError)
+        XCTAssertTrue(unknown.standardError.contains("is neither a preset (mlp, lenet, cnn, cnn-bn, mlp-large, gpt-mini, gpt-char, gpt2, gpt2-medium) nor a readable model spec file"), unknown.standardError)
         let syntax = write("Conv2d(1, 8, 3, dilation=2)\n", "syntax.spec")
         let parsed = try runProcess(distrain, ["fashion-mnist", "--model", syntax], timeout: 60)
         XCTAssertEqual(parsed.exitCode, 64)
