@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "Text"),
         .target(name: "Datasets", dependencies: ["Tensors", "Text", "CZlib", "CKernels", "CImageCodecs"]),
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
+        // Text out of a language model: the KV-cache decoder's loop and the sampling (temperature, top-k, top-p).
+        .target(name: "Generation", dependencies: ["Layers", "Tensors"]),
         .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
         // What runs many trainings or compares models: k-fold, sweeps, the LR finder, comparison statistics.
@@ -49,7 +51,7 @@ let package = Package(
                                                  "Compression"]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
-            "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text",
+            "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
             "CAllocationCounter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Layers", "_TestSupport"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "SafeTensors", "_TestSupport"]),

@@ -78,17 +78,24 @@ void distrain_layer_norm_backward(const float *x, const float *weight, const flo
     }
 }
 
+/// Softmax over the first `valid` entries of a row of `columns`; the rest become 0.
+static inline __attribute__((always_inline)) void softmax_prefix(float *row, size_t valid, size_t columns) {
+    float maximum = row[0];
+    for (size_t j = 1; j < valid; j++) maximum = fmaxf(maximum, row[j]);
+    for (size_t j = 0; j < valid; j++) row[j] = exp_clamped(row[j] - maximum);
+    const float inverse = 1.0f / distrain_lane_sum(row, valid);
+    for (size_t j = 0; j < valid; j++) row[j] *= inverse;
+    for (size_t j = valid; j < columns; j++) row[j] = 0;
+}
+
 DISTRAIN_CLONES
 void distrain_causal_softmax(float *scores, size_t t) {
-    for (size_t i = 0; i < t; i++) {
-        float *row = scores + i * t;
-        float maximum = row[0];
-        for (size_t j = 1; j <= i; j++) maximum = fmaxf(maximum, row[j]);
-        for (size_t j = 0; j <= i; j++) row[j] = exp_clamped(row[j] - maximum);
-        const float inverse = 1.0f / distrain_lane_sum(row, i + 1);
-        for (size_t j = 0; j <= i; j++) row[j] *= inverse;
-        for (size_t j = i + 1; j < t; j++) row[j] = 0;
-    }
+    for (size_t i = 0; i < t; i++) softmax_prefix(scores + i * t, i + 1, t);
+}
+
+DISTRAIN_CLONES
+void distrain_causal_softmax_rows(float *scores, size_t rows, size_t columns, size_t offset) {
+    for (size_t i = 0; i < rows; i++) softmax_prefix(scores + i * columns, offset + i + 1, columns);
 }
 
 DISTRAIN_CLONES

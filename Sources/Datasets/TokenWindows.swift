@@ -133,7 +133,13 @@ public final class TokenWindowDataset: Dataset, @unchecked Sendable {
     }
 
     public var checkpointMetadata: [String: String] {
-        ["data": "tokens", "context": "\(contextLength)", "vocab_size": "\(vocabularySize)",
-         "tokenizer_fingerprint": manifest.tokenizerFingerprint]
+        var metadata = ["data": "tokens", "context": "\(contextLength)", "vocab_size": "\(vocabularySize)",
+                        "tokenizer_fingerprint": manifest.tokenizerFingerprint]
+        // The tokenizer itself, so that `generate` and `serve` turn text into the model's ids with the checkpoint alone.
+        if let json = try? String(contentsOfFile: directory + "/" + TokenManifest.tokenizerFileName, encoding: .utf8),
+           json.utf8.count <= Tokenizer.maximumFileBytes {
+            metadata["tokenizer"] = json
+        }
+        return metadata
     }
 }

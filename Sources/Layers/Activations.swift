@@ -94,3 +94,16 @@ public final class Dropout: Layer {
         for i in 0..<(batch * inputCount) { dx[i] = dy[i] * mask[i] }
     }
 }
+
+extension ReLU: IncrementalLayer {
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        reluForward(x, y, count: rows * featuresPerPosition)
+    }
+}
+
+extension Dropout: IncrementalLayer {
+    /// Generation is inference: no dropout.
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        y.update(from: x, count: rows * featuresPerPosition)
+    }
+}

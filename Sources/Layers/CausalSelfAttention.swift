@@ -145,3 +145,34 @@ public final class CausalSelfAttention: Layer {
         if let dx { gemm(.none, .none, m: rows, n: c, k: 3 * c, a: dQKV, b: attentionWeight, beta: 0, c: dx) }
     }
 }
+
+extension CausalSelfAttention: IncrementalLayer {
+    /// The new rows' keys and values join the cache; each row attends to every cached position up to its own.
+    /// Cache: keys (capacity, C), then values (capacity, C). Scratch: qkv (rows, 3C), scores (rows, positions so far).
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        let start = state.position, total = start + rows, c = features, d = headSize
+        precondition(rows <= capacity * positions && total <= state.capacity,
+                     "attention: rows \(start)..<\(total) do not fit the context \(state.capacity)")
+        let cache = state.cache(of: self, floatsPerPosition: 2 * c)
+        let keys = cache, values = cache + state.capacity * c
+        let qkv = self.qkv!, out = headOutputs!, scores = probabilities!
+        gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
+        if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
+        for r in 0..<rows {
+            (keys + (start + r) * c).update(from: qkv + r * 3 * c + c, count: c)
+            (values + (start + r) * c).update(from: qkv + r * 3 * c + 2 * c, count: c)
+        }
+        let scale = 1 / Float(d).squareRoot()
+        for h in 0..<heads {
+            // scores(rows, total) = q · Kᵀ / √d; row r sees positions 0 … start + r.
+            gemm(.none, .transposed, m: rows, n: total, k: d, alpha: scale, a: qkv + h * d, lda: 3 * c, b: keys + h * d,
+                 ldb: c, beta: 0, c: scores, ldc: total)
+            distrain_causal_softmax_rows(scores, rows, total, start)
+            // head output(rows, d) = P · V
+            gemm(.none, .none, m: rows, n: d, k: total, a: scores, lda: total, b: values + h * d, ldb: c, beta: 0,
+                 c: out + h * d, ldc: c)
+        }
+        gemm(.none, .transposed, m: rows, n: c, k: c, a: out, b: projectionWeight, beta: 0, c: y)
+        if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
+    }
+}

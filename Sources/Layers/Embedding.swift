@@ -63,3 +63,10 @@ public final class Embedding: Layer {
         dx?.update(repeating: 0, count: batch * positions)
     }
 }
+
+extension Embedding: IncrementalLayer {
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        let w = store.valuePointer(weight)
+        for r in 0..<rows { (y + r * features).update(from: w + row(x[r]) * features, count: features) }
+    }
+}

@@ -75,3 +75,11 @@ public final class LayerNorm: Layer {
                                      batch * rowsPerSample, features)
     }
 }
+
+extension LayerNorm: IncrementalLayer {
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        precondition(rows <= capacityRows, "LayerNorm: \(rows) rows exceed the reserved \(capacityRows)")
+        let b = bias.map { UnsafePointer(store.valuePointer($0)) }
+        distrain_layer_norm_forward(x, store.valuePointer(weight), b, y, means!, inverseDeviations!, rows, features, epsilon)
+    }
+}

@@ -81,7 +81,11 @@ public final class Linear: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch samples: Int, context: ForwardContext) {
-        let batch = samples * positions
+        forwardRows(x, y, rows: samples * positions)
+    }
+
+    /// y(rows, out) for rows of `inputFeatures` each.
+    private func forwardRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows batch: Int) {
         let w = store.valuePointer(weight), b = biasValues
         // y(B, out) = x(B, in) · W(out, in)ᵀ
         gemm(.none, .transposed, m: batch, n: outputFeatures, k: inputFeatures, a: x, b: w, beta: 0, c: y)
@@ -106,5 +110,11 @@ public final class Linear: Layer {
             gemm(.none, .none, m: batch, n: inputFeatures, k: outputFeatures,
                  a: dy, b: store.valuePointer(weight), beta: 0, c: dx)
         }
+    }
+}
+
+extension Linear: IncrementalLayer {
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        forwardRows(x, y, rows: rows)
     }
 }

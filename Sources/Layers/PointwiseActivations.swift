@@ -64,3 +64,10 @@ public final class Pointwise: Layer {
         distrain_pointwise_backward(code, slope, x, y, dy, dx, batch * inputCount)
     }
 }
+
+extension Pointwise: IncrementalLayer {
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        let (code, slope) = function.kernel
+        distrain_pointwise_forward(code, slope, x, y, rows * featuresPerPosition)
+    }
+}

@@ -54,3 +54,12 @@ public final class PositionEmbedding: Layer {
         dx?.update(from: dy, count: batch * count)
     }
 }
+
+extension PositionEmbedding: IncrementalLayer {
+    /// Adds the table's rows of the positions these rows sit at.
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        precondition(state.position + rows <= positions, "position \(state.position + rows - 1) beyond the table's \(positions)")
+        let w = store.valuePointer(weight) + state.position * features
+        for i in 0..<(rows * features) { y[i] = x[i] + w[i] }
+    }
+}

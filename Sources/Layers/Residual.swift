@@ -142,3 +142,23 @@ public final class Residual: Layer {
         }
     }
 }
+
+extension Residual: IncrementalLayer {
+    /// Every inner layer must decode incrementally (checked when the decoder is made, by `canDecodeIncrementally`).
+    public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
+        var bodyOut = x
+        for index in 0..<body.count {
+            (body[index] as! IncrementalLayer).forwardIncrement(bodyOut, bodyOutputs[index].base, rows: rows, state: state)
+            bodyOut = UnsafePointer(bodyOutputs[index].base)
+        }
+        var other = x
+        for index in 0..<shortcut.count {
+            (shortcut[index] as! IncrementalLayer).forwardIncrement(other, shortcutOutputs[index].base, rows: rows, state: state)
+            other = UnsafePointer(shortcutOutputs[index].base)
+        }
+        for i in 0..<(rows * featuresPerPosition) { y[i] = bodyOut[i] + other[i] }
+    }
+
+    /// Whether every layer on both paths can run incrementally.
+    public var canDecodeIncrementally: Bool { (body + shortcut).allSatisfy { $0 is IncrementalLayer } }
+}

@@ -7,8 +7,12 @@ extension Tokenizer {
     /// Loads a Hugging Face `tokenizer.json` of byte-level BPE (GPT-2's, Llama 3's, or distrain's own)
     /// or distrain's character-level layout. Anything else is refused with the reason.
     public static func load(path: String) throws -> Tokenizer {
+        try load(json: try readTokenizerFile(path), source: path)
+    }
+
+    /// Parses the text of a `tokenizer.json` (`source` names it in errors: a path, or where it was stored).
+    public static func load(json data: Data, source path: String) throws -> Tokenizer {
         let fail = { (problem: String) in TextError.badTokenizer(path: path, problem: problem) }
-        let data = try readTokenizerFile(path)
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw fail("not a JSON object; give a Hugging Face tokenizer.json")
         }

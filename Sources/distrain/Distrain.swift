@@ -26,7 +26,8 @@ struct Distrain: ParsableCommand {
                       EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ExportCommand.self,
                       CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self,
                       PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self,
-                      DoctorCommand.self, BenchCommand.self, TokenizerCommand.self, TokenizeCommand.self]
+                      DoctorCommand.self, BenchCommand.self, TokenizerCommand.self, TokenizeCommand.self,
+                      GenerateCommand.self]
     )
 
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the

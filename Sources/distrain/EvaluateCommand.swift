@@ -142,6 +142,13 @@ struct EvaluateCommand: ParsableCommand {
 /// A saved model: `path` is a checkpoint folder, or a --checkpoint-dir (its `best`, else `latest`). Rank 0
 /// reads the weights and every rank parses identical bytes, so every rank reaches the same verdict.
 func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model: CheckpointModel, folder: String) {
+    let (file, folder) = try readSavedModelFile(path, communicator: communicator)
+    return (try CheckpointModel(file: file), folder)
+}
+
+/// The model.safetensors of a checkpoint folder, or of a --checkpoint-dir's best (else latest) checkpoint:
+/// read by the coordinator, handed to every rank.
+func readSavedModelFile(_ path: String, communicator: Communicator) throws -> (file: SafeTensorsFile, folder: String) {
     let folder = try resolveOnCoordinator(communicator) {
         if pathExists("\(path)/\(CheckpointFile.model)") { return path }
         guard let name = CheckpointWriter.pointer("best", in: path) ?? CheckpointWriter.pointer("latest", in: path)
@@ -157,7 +164,7 @@ func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model
     }
     try communicator.agreeOnSuccess(localError)
     bytes = try communicator.broadcast(bytes: bytes, root: 0)
-    return (try CheckpointModel(file: try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)")), folder)
+    return (try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)"), folder)
 }
 
 /// `--tta`'s help for the commands that run a saved model.

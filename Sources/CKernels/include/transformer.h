@@ -19,6 +19,10 @@ void distrain_layer_norm_backward(const float *x, const float *weight, const flo
 /// Row i of the (t, t) scores becomes softmax over columns 0…i; the columns after i become 0.
 void distrain_causal_softmax(float *scores, size_t t);
 
+/// Rows of new positions offset, offset+1, … of one sequence against its columns positions 0…: row i becomes
+/// softmax over columns 0…offset+i, the columns after it 0 (generation: the new positions see the cached ones).
+void distrain_causal_softmax_rows(float *scores, size_t rows, size_t columns, size_t offset);
+
 /// The softmax's backward on (t, t) rows: dscores = P ⊙ (dP − Σⱼ P·dP)·scale on and below the diagonal, 0 above.
 /// dscores holds dP on entry.
 void distrain_causal_softmax_backward(const float *probabilities, float *dscores, size_t t, float scale);
