@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "_TestSupport"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "_TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
@@ -66,7 +66,8 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Layers", "_TestSupport"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "SafeTensors", "_TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "SafeTensors", "Generation", "_TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Training", "Datasets", "Collectives", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),

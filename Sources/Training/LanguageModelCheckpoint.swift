@@ -1,3 +1,5 @@
+import Collectives
+import Datasets
 import Foundation
 import Layers
 import SafeTensors
@@ -17,6 +19,8 @@ public struct LanguageModelCheckpoint {
     public let vocabularySize: Int
     /// The tokenizer.json text of the run's token shards (nil in checkpoints written before it was recorded).
     public let tokenizerJSON: String?
+    /// The fingerprint of the tokenizer that made its training data.
+    public let tokenizerFingerprint: String?
     /// The metadata key that holds the tokenizer.json text.
     public static let tokenizerKey = "tokenizer"
 
@@ -27,7 +31,7 @@ public struct LanguageModelCheckpoint {
     public init(file: SafeTensorsFile) throws {
         let fail = { (problem: String) in CheckpointError.invalid(path: file.path, problem: problem) }
         guard Self.holdsLanguageModel(file) else {
-            throw fail("is not a language model's checkpoint (its task is \(file.metadata["task"] ?? "classification")); "
+            throw fail("is not a language model's checkpoint (its task is \(file.metadata["task"] ?? "not recorded")); "
                 + "give a checkpoint of a run on token data")
         }
         guard let context = file.metadata["context"].flatMap(Int.init), (1...65_536).contains(context),
@@ -52,7 +56,28 @@ public struct LanguageModelCheckpoint {
         self.context = context
         vocabularySize = vocabulary
         tokenizerJSON = file.metadata[Self.tokenizerKey]
+        tokenizerFingerprint = file.metadata["tokenizer_fingerprint"]
         model = built.makeSequential(inputShape: [context])
         try LoadedCheckpoint.restore(file, into: model.parameters)
+    }
+}
+
+extension LanguageModelCheckpoint {
+    /// Loss, perplexity, next-token accuracy and bits per byte over every window of `split` of a token-shard
+    /// folder (the first `limit` windows when given): exact, each rank scoring its contiguous share.
+    /// - Throws: when the folder was made by another tokenizer than the model's data, or holds ids beyond it.
+    public func evaluate(directory: String, split: String = "val", limit: Int? = nil, batchSize: Int,
+                         communicator: Communicator) throws -> EvaluationResult {
+        let windows = try TokenWindowDataset(directory: directory, split: split, contextLength: context,
+                                             vocabularySize: vocabularySize)
+        if let recorded = tokenizerFingerprint, recorded != windows.manifest.tokenizerFingerprint {
+            throw CheckpointError.invalid(path: label, problem: "was trained on data of another tokenizer than \(directory)'s "
+                + "(fingerprints \(recorded) and \(windows.manifest.tokenizerFingerprint)); tokenize the text with the "
+                + "checkpoint's tokenizer")
+        }
+        let objective = NextTokenObjective(vocabularySize: vocabularySize, positions: context,
+                                           bytesPerToken: windows.bytesPerToken)
+        return try Training.evaluate(model: model, dataset: windows.firstSamples(limit), objective: objective,
+                                     communicator: communicator, batchSize: batchSize)
     }
 }

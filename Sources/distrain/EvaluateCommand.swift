@@ -42,7 +42,7 @@ struct EvaluateCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        _ = try dataLocation.directory(for: try registeredDataset(dataset))
+        if !isTokenShardFolder(dataset) { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
@@ -52,6 +52,11 @@ struct EvaluateCommand: ParsableCommand {
         let communicator = try makeCommunicator()
         setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
+            if isTokenShardFolder(dataset) {
+                try evaluateLanguageModel(checkpoint: checkpoint, directory: dataset, limit: testLimit, batchSize: batchSize,
+                                          json: json, communicator: communicator)
+                return
+            }
             let result = try evaluateCheckpoint(communicator: communicator)
             if communicator.isCoordinator {
                 report(result.evaluation, classNames: result.classNames, folder: result.folder, augmentation: result.augmentation)
@@ -61,7 +66,12 @@ struct EvaluateCommand: ParsableCommand {
 
     private func evaluateCheckpoint(communicator: Communicator) throws
         -> (evaluation: EvaluationResult, classNames: [String], folder: String, augmentation: TestTimeAugmentation) {
-        let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
+        let (file, folder) = try readSavedModelFile(checkpoint, communicator: communicator)
+        if LanguageModelCheckpoint.holdsLanguageModel(file) {
+            throw ValidationError("\(folder) is a language model: evaluate it on a token-shard folder (distrain tokenize), "
+                + "not on \(dataset)")
+        }
+        let saved = try CheckpointModel(file: file)
         savedPreprocessing = saved.preprocessing
         Self.label = saved.labelColumn
         Self.regression = saved.isRegression

@@ -24,16 +24,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "The text to continue (default: the end-of-text token alone, when the tokenizer has one).")
     var prompt: String?
 
-    @Option(name: .customLong("max-new-tokens"), help: "Tokens to generate at most per sample.")
+    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most per sample.")
     var maxNewTokens = 200
 
-    @Option(help: "Divides the logits before sampling; 0 is greedy.")
+    @Option(parsing: .unconditional, help: "Divides the logits before sampling; 0 is greedy.")
     var temperature = 0.8
 
-    @Option(name: .customLong("top-k"), help: "Draw only from the k most likely tokens (1: greedy).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Draw only from the k most likely tokens (1: greedy).")
     var topK: Int?
 
-    @Option(name: .customLong("top-p"), help: "Draw only from the most likely tokens whose probabilities add up to p.")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Draw only from the most likely tokens whose probabilities add up to p.")
     var topP = 1.0
 
     @Option(help: "Seed of the draws: the same seed, prompt and checkpoint give the same text.")
@@ -66,6 +66,10 @@ struct GenerateCommand: ParsableCommand {
         let generator: TextGenerator
         do {
             let (file, folder) = try readSavedModelFile(checkpoint, communicator: single)
+            guard LanguageModelCheckpoint.holdsLanguageModel(file) else {
+                throw ValidationError("\(folder) is not a language model (task \(file.metadata["task"] ?? "not recorded")); "
+                    + "generate needs a checkpoint of a run on token data")
+            }
             saved = try LanguageModelCheckpoint(file: file)
             tokenizer = try loadTokenizer(for: saved, folder: folder)
             ids = try promptIds(tokenizer, context: saved.context)
@@ -77,6 +81,7 @@ struct GenerateCommand: ParsableCommand {
         let stops: Set<Int32> = tokenizer.endOfText.map { [$0] } ?? []
         for sample in 0..<numSamples {
             if sample > 0 { try writeStandardOutput("\n---\n") }
+            if let prompt, !prompt.isEmpty { try writeStandardOutput(prompt) }  // the text continued, as nanoGPT's sample.py
             var sampler = Sampler(settings: sampling, vocabularySize: saved.vocabularySize, stream: UInt64(sample))
             let result = try generator.generate(prompt: ids, maxNewTokens: maxNewTokens, sampler: &sampler,
                                                 stopTokens: stops) { token in

@@ -93,7 +93,13 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (saved, folder) = try loadSavedModel(pytorch, communicator: InProcessCommunicator.single())
+            let (file, folder) = try readSavedModelFile(pytorch, communicator: InProcessCommunicator.single())
+            if LanguageModelCheckpoint.holdsLanguageModel(file) {
+                let saved = try LanguageModelCheckpoint(file: file)
+                try writeStandardOutput(nanoGPTExportSource(saved, layout: try GPTLayout(saved.built.layers), folder: folder))
+                return
+            }
+            let saved = try CheckpointModel(file: file)
             if saved.isQuantized {
                 throw ValidationError("\(folder) is an int8 model (distrain quantize), which nn.Linear and nn.Conv2d "
                     + "cannot load; export the float checkpoint it came from")

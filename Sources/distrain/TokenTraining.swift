@@ -22,7 +22,14 @@ struct TokenDataOptions: ParsableArguments {
         + "blank-lines, lines); a tenth of the documents is the validation split."))
     var splitDocuments: DocumentSplitting = .file
 
+    @Option(name: .customLong("init-from"), help: ArgumentHelp("Start from pretrained weights: a Hugging Face GPT2LMHeadModel "
+        + "model.safetensors, loaded into a model of the same size (--model gpt2, or a spec in GPT-2's layout)."))
+    var initFrom: String?
+
     func validate() throws {
+        if let initFrom, !FileManager.default.isReadableFile(atPath: initFrom) {
+            throw ValidationError("--init-from \(initFrom) is not a readable file; give a Hugging Face model.safetensors")
+        }
         if !(1...65_536).contains(context) { throw ValidationError("--context must be in 1...65536, got \(context)") }
         if let evalBatches, evalBatches < 1 { throw ValidationError("--eval-batches must be at least 1, got \(evalBatches)") }
         if let tokenizer, tokenizer != "char", !FileManager.default.isReadableFile(atPath: tokenizer) {
@@ -69,7 +76,9 @@ func runTokenTraining(directory source: String, options: TrainOptions, tokens: T
                                            bytesPerToken: validation.bytesPerToken)
         let plan = RunPlan(options: options, configuration: configuration)
         try session.train(plan, data: data, objective: objective) {
-            try configuration.makeModel(inputShape: [tokens.context], outputShape: objective.outputShape)
+            let model = try configuration.makeModel(inputShape: [tokens.context], outputShape: objective.outputShape)
+            if let path = tokens.initFrom { try PretrainedGPT2.load(path, into: model) }
+            return model
         }
     }
 }
