@@ -51,26 +51,26 @@ public struct Sampler {
 
     /// The next token for `logits` (V values).
     public mutating func draw(_ logits: UnsafePointer<Float>) -> Int32 {
-        let count = order.count
-        if settings.isGreedy { return Self.argmax(logits, count: count) }
-        // Candidates: all ids, or the top k, most likely first (ties: the smaller id first).
-        for i in 0..<count { order[i] = Int32(i) }
-        let kept = min(settings.topK ?? count, count)
-        order.withUnsafeMutableBufferPointer { ids in
-            ids.sort { logits[Int($0)] != logits[Int($1)] ? logits[Int($0)] > logits[Int($1)] : $0 < $1 }
-        }
-        let maximum = Double(logits[Int(order[0])]), temperature = settings.temperature
+        if settings.isGreedy { return Self.argmax(logits, count: order.count) }
+        let kept = selectCandidates(logits)
+        var maximum = -Float.infinity
+        for i in 0..<kept { maximum = max(maximum, logits[Int(order[i])]) }
+        let temperature = settings.temperature
         var total = 0.0
         for i in 0..<kept {
-            probabilities[i] = exp((Double(logits[Int(order[i])]) - maximum) / temperature)
+            probabilities[i] = exp((Double(logits[Int(order[i])]) - Double(maximum)) / temperature)
             total += probabilities[i]
         }
-        // Nucleus: the smallest prefix whose probability reaches top-p (always at least one token).
-        var used = 0, cumulative = 0.0
-        while used < kept {
-            cumulative += probabilities[used] / total
-            used += 1
-            if cumulative >= settings.topP { break }
+        // Nucleus (candidates are then most likely first): the smallest prefix whose probability reaches top-p.
+        var used = kept
+        if settings.topP < 1 {
+            var cumulative = 0.0
+            used = 0
+            while used < kept {
+                cumulative += probabilities[used] / total
+                used += 1
+                if cumulative >= settings.topP { break }
+            }
         }
         var mass = 0.0
         for i in 0..<used { mass += probabilities[i] }
@@ -81,6 +81,34 @@ public struct Sampler {
             if target < running { return order[i] }
         }
         return order[used - 1]
+    }
+
+    /// Fills `order` with the ids that may be drawn and returns how many: the top k (most likely first, ties by id)
+    /// by insertion for a small k, every id sorted when top-p needs an order, else every id as it is.
+    private mutating func selectCandidates(_ logits: UnsafePointer<Float>) -> Int {
+        let count = order.count, k = min(settings.topK ?? count, count)
+        if k <= 256 {
+            var size = 0
+            for id in 0..<count {
+                let value = logits[id]
+                if size == k && !(value > logits[Int(order[k - 1])]) { continue }
+                var slot = min(size, k - 1)
+                while slot > 0 && logits[Int(order[slot - 1])] < value {
+                    order[slot] = order[slot - 1]
+                    slot -= 1
+                }
+                order[slot] = Int32(id)
+                size = min(size + 1, k)
+            }
+            return size
+        }
+        for i in 0..<count { order[i] = Int32(i) }
+        if settings.topP < 1 || k < count {
+            order.withUnsafeMutableBufferPointer { ids in
+                ids.sort { logits[Int($0)] != logits[Int($1)] ? logits[Int($0)] > logits[Int($1)] : $0 < $1 }
+            }
+        }
+        return k
     }
 
     /// The id of the largest logit (the first of equals).

@@ -29,7 +29,7 @@ public final class TextGenerator {
     /// Generates up to `maxNewTokens` after `prompt` (1 … context tokens, ids below the vocabulary);
     /// `onToken` sees each token as it comes and returns false to stop early.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler, stopTokens: Set<Int32> = [],
-                         onToken: (Int32) throws -> Bool = { _ in true }) rethrows -> GenerationResult {
+                         onToken: (Int32) throws -> Bool) rethrows -> GenerationResult {
         precondition(!prompt.isEmpty && prompt.count <= context, "a prompt of 1…\(context) tokens, got \(prompt.count)")
         var result = GenerationResult()
         var window = prompt
@@ -54,6 +54,14 @@ public final class TextGenerator {
         }
         result.generationSeconds = DispatchClock.seconds() - started - result.promptSeconds
         return result
+    }
+}
+
+extension TextGenerator {
+    /// Generates up to `maxNewTokens` after `prompt`, all at once.
+    public func generate(prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler,
+                         stopTokens: Set<Int32> = []) -> GenerationResult {
+        generate(prompt: prompt, maxNewTokens: maxNewTokens, sampler: &sampler, stopTokens: stopTokens) { _ in true }
     }
 }
 

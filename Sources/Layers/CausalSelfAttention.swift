@@ -156,7 +156,7 @@ extension CausalSelfAttention: IncrementalLayer {
         let cache = state.cache(of: self, floatsPerPosition: 2 * c)
         let keys = cache, values = cache + state.capacity * c
         let qkv = self.qkv!, out = headOutputs!, scores = probabilities!
-        gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
+        project(x, rows: rows, weight: attentionWeight, outputs: 3 * c, into: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
         for r in 0..<rows {
             (keys + (start + r) * c).update(from: qkv + r * 3 * c + c, count: c)
@@ -172,7 +172,17 @@ extension CausalSelfAttention: IncrementalLayer {
             gemm(.none, .none, m: rows, n: d, k: total, a: scores, lda: total, b: values + h * d, ldb: c, beta: 0,
                  c: out + h * d, ldc: c)
         }
-        gemm(.none, .transposed, m: rows, n: c, k: c, a: out, b: projectionWeight, beta: 0, c: y)
+        project(out, rows: rows, weight: projectionWeight, outputs: c, into: y)
         if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
+    }
+
+    /// y(rows, outputs) = x(rows, C) · weightᵀ; one row by a matrix-vector product (a single pass over the weight).
+    private func project(_ x: UnsafePointer<Float>, rows: Int, weight: UnsafePointer<Float>, outputs: Int,
+                         into y: UnsafeMutablePointer<Float>) {
+        if rows == 1 {
+            matrixVector(weight, rows: outputs, columns: features, lda: features, x: x, beta: 0, y: y)
+        } else {
+            gemm(.none, .transposed, m: rows, n: outputs, k: features, a: x, b: weight, beta: 0, c: y)
+        }
     }
 }

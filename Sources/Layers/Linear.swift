@@ -115,6 +115,12 @@ public final class Linear: Layer {
 
 extension Linear: IncrementalLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
-        forwardRows(x, y, rows: rows)
+        guard rows == 1 else { return forwardRows(x, y, rows: rows) }
+        matrixVector(store.valuePointer(weight), rows: outputFeatures, columns: inputFeatures, lda: inputFeatures, x: x,
+                     beta: 0, y: y)
+        switch activation {
+        case .identity: if hasBias { addRowBias(y, rows: 1, columns: outputFeatures, bias: biasValues) }
+        case .relu: addRowBiasReLU(y, rows: 1, columns: outputFeatures, bias: biasValues)
+        }
     }
 }

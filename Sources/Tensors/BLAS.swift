@@ -58,6 +58,16 @@ public func gemm(
                 a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
+/// y(rows) = A(rows × columns) · x + beta·y, A row-major with leading dimension `lda`: one pass over A, where a
+/// one-row GEMM packs A first (generating a token multiplies one position by every weight matrix: twice as fast).
+public func matrixVector(_ a: UnsafePointer<Float>, rows: Int, columns: Int, lda: Int, x: UnsafePointer<Float>, beta: Float,
+                         y: UnsafeMutablePointer<Float>) {
+    if rows == 0 { return }
+    distrain_enter_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue))
+    defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue)) }
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(rows), blasint(columns), 1, a, blasint(lda), x, 1, beta, y, 1)
+}
+
 /// GEMMs of at least this many multiply-adds go to oneDNN's sgemm, smaller ones to OpenBLAS. Measured on
 /// 2 vCPUs (BENCHMARKS.md, "GEMM libraries"): on a transformer's (768, 128…512, 128…768) shapes OpenBLAS 0.3.21
 /// gains nothing from a second thread (~120 GFLOP/s on 1 or 2) where oneDNN reaches 190; on one thread oneDNN

@@ -63,6 +63,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @OptionGroup var generation: GenerationBenchOptions
+
     func validate() throws {
         if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
@@ -71,6 +73,7 @@ struct BenchCommand: ParsableCommand {
         if let sparsity, !(sparsity >= 0 && sparsity < 1) { throw ValidationError("--sparsity must be in [0, 1), got \(sparsity)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
+        if generation.generate { return }
         if !inference.isEmpty { return _ = try parsedInferenceBatchSizes() }
         let choice = try ModelChoice(model)
         do { _ = try choice.build(inputShape: try benchShape(choice), classes: 10) } catch let error as ValidationError { throw error } catch {
@@ -89,6 +92,12 @@ struct BenchCommand: ParsableCommand {
         let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
         setKernelThreads(threads)
         if !inference.isEmpty { return try runInference(communicator: communicator, threads: threads) }
+        if generation.generate {
+            do { return try generation.run(model: model, repetitions: repetitions, threads: threads, json: json) } catch {
+                printError("\(error)")
+                throw ExitCode(error is ValidationError || error is ModelShapeError ? 64 : 1)
+            }
+        }
         let choice = try ModelChoice(model)
         let batch = batchSize ?? (choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0

@@ -39,6 +39,21 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(nucleus[1], 2.0 / 6, accuracy: 0.015)
     }
 
+    /// Over a larger vocabulary, top-k (by insertion for small k, by sorting for large k) draws exactly the k largest.
+    func testTopKDrawsOnlyAndAllOfTheKLargest() {
+        var random = SystemRandomNumberGenerator()
+        let logits = (0..<600).map { _ in Float.random(in: -1...1, using: &random) }
+        let ranked = logits.indices.sorted { logits[$0] > logits[$1] }
+        for k in [10, 300] {
+            var sampler = Sampler(settings: SamplingSettings(temperature: 5, topK: k, seed: 2), vocabularySize: 600)
+            var seen = Set<Int>()
+            logits.withUnsafeBufferPointer { pointer in
+                for _ in 0..<(k * 20) { seen.insert(Int(sampler.draw(pointer.baseAddress!))) }
+            }
+            XCTAssertEqual(seen, Set(ranked.prefix(k)), "top-\(k)")
+        }
+    }
+
     func testGreedyTakesTheFirstLargest() {
         XCTAssertEqual(frequencies(SamplingSettings(temperature: 0), draws: 10), [0, 0, 1])
         XCTAssertEqual(frequencies(SamplingSettings(temperature: 1, topK: 1, seed: 1), draws: 10), [0, 0, 1])
