@@ -40,6 +40,10 @@ public struct CheckpointModel {
             }
             return value
         }
+        if LanguageModelCheckpoint.holdsLanguageModel(file) {
+            throw CheckpointError.invalid(path: file.path, problem: "is a language model: give it to distrain generate, "
+                + "evaluate (with a token-shard folder) or export")
+        }
         let label = try field("model")
         let shape = try field("input_shape").split(separator: "x").compactMap { Int($0) }
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {

@@ -67,7 +67,7 @@ struct GenerateCommand: ParsableCommand {
         do {
             let (file, folder) = try readSavedModelFile(checkpoint, communicator: single)
             guard LanguageModelCheckpoint.holdsLanguageModel(file) else {
-                throw ValidationError("\(folder) is not a language model (task \(file.metadata["task"] ?? "not recorded")); "
+                throw ValidationError("\(folder) is not a language model (task \(recordedTask(file))); "
                     + "generate needs a checkpoint of a run on token data")
             }
             saved = try LanguageModelCheckpoint(file: file)

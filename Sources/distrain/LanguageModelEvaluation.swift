@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collectives
 import Foundation
+import SafeTensors
 import Training
 
 /// `distrain evaluate --checkpoint DIR TOKENS`: a language model over every window of a token-shard folder's
@@ -9,7 +10,7 @@ func evaluateLanguageModel(checkpoint: String, directory: String, limit: Int?, b
                            communicator: Communicator) throws {
     let (file, folder) = try readSavedModelFile(checkpoint, communicator: communicator)
     guard LanguageModelCheckpoint.holdsLanguageModel(file) else {
-        throw ValidationError("\(folder) is not a language model (task \(file.metadata["task"] ?? "not recorded")); "
+        throw ValidationError("\(folder) is not a language model (task \(recordedTask(file))); "
             + "\(directory) holds token shards, which only a language model reads")
     }
     var saved: LanguageModelCheckpoint?, localError: Error?
@@ -29,4 +30,9 @@ func evaluateLanguageModel(checkpoint: String, directory: String, limit: Int?, b
             + metrics.joined(separator: "  "))
     }
     fflush(nil)
+}
+
+/// What a checkpoint's metadata says it was trained for, for errors: its task, or classification when it records classes.
+func recordedTask(_ file: SafeTensorsFile) -> String {
+    file.metadata["task"] ?? (file.metadata["classes"] != nil ? "classification" : "not recorded")
 }

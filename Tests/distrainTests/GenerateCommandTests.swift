@@ -41,6 +41,11 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(a.standardOutput.contains("\n---\n"), a.standardOutput)
         let other = try runProcess(distrain, sampled.map { $0 == "5" ? "6" : $0 }, timeout: 60)
         XCTAssertNotEqual(a.standardOutput, other.standardOutput)
+        if let mpirun = findOnPath("mpirun") {  // rank 0 generates, the same text; the others print nothing
+            let ranks = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + sampled, timeout: 120)
+            XCTAssertEqual(ranks.exitCode, 0, ranks.standardError)
+            XCTAssertEqual(ranks.standardOutput, a.standardOutput)
+        }
 
         let long = try runProcess(distrain, ["generate", "--checkpoint", run, "--prompt", String(repeating: "light ", count: 10),
                                              "--max-new-tokens", "5", "--temperature", "0"], timeout: 60)
