@@ -32,6 +32,13 @@ public func reportPage(runs: [RunHistory], sweeps: [SweepHistory] = [], crossVal
         title: "Cross-entropy loss per epoch", yLabel: "mean loss (nats per sample)"))
     body += section("accuracy", "Accuracy", perEpoch(splits.map { ("\($0.key)_accuracy", $0.label, $0.dash) },
         title: "Accuracy per epoch", yLabel: "accuracy (fraction correct)"))
+    // Language models: perplexity and bits per byte, where the runs logged them.
+    if runs.contains(where: { $0.epochs.contains { $0.values["test_perplexity"] != nil || $0.values["val_perplexity"] != nil } }) {
+        body += section("perplexity", "Perplexity", perEpoch(splits.dropFirst().map { ("\($0.key)_perplexity", $0.label, $0.dash) },
+            title: "Perplexity per epoch", yLabel: "perplexity (e^loss)")
+            + perEpoch(splits.dropFirst().map { ("\($0.key)_bits_per_byte", $0.label, $0.dash) },
+                       title: "Bits per byte of text per epoch", yLabel: "bits per byte"))
+    }
     body += section("learning-rate", "Learning rate", perEpoch([("lr", "lr", "")],
         title: "Learning rate at the end of each epoch", yLabel: "learning rate"))
     // samples_per_second; files written before the objectives redesign call it images_per_second.
@@ -135,10 +142,11 @@ private func shortName(_ run: RunHistory, _ index: Int) -> String {
 
 private func runsSection(_ runs: [RunHistory]) -> String {
     var html = "<section id=\"runs\"><h2>Runs</h2><table><tr><th>run</th><th>dataset</th><th>model</th><th>ranks × "
-        + "threads</th><th>epochs</th><th>final test accuracy</th><th>time</th></tr>"
+        + "threads</th><th>epochs</th><th>final test accuracy</th><th>final test loss</th><th>time</th></tr>"
     for (index, run) in runs.enumerated() {
         let last = run.epochs.last
         let accuracy = last?.value("test_accuracy").map { String(format: "%.2f%%", 100 * $0) } ?? "—"
+        let loss = last?.value("test_loss").map { String(format: "%.4f", $0) } ?? "—"
         let seconds = run.epochs.compactMap { $0.value("seconds") }.reduce(0, +)
         let color = palette[index % palette.count], name = escaped(shortName(run, index))
         let dataset = escaped(run.setting("dataset") ?? "—"), model = escaped(run.setting("model") ?? "—")
@@ -146,7 +154,7 @@ private func runsSection(_ runs: [RunHistory]) -> String {
         let epochs = (last.map { String($0.epoch) } ?? "0") + (run.setting("epochs").map { " of \(escaped($0))" } ?? "")
         html += "<tr><td><span style=\"color:\(color)\">■</span> \(name)</td><td>\(dataset)</td>"
         html += "<td>\(model)</td><td>\(ranks) × \(threads)</td>"
-        html += "<td>\(epochs)</td><td>\(accuracy)</td><td>\(String(format: "%.1f", seconds)) s</td></tr>"
+        html += "<td>\(epochs)</td><td>\(accuracy)</td><td>\(loss)</td><td>\(String(format: "%.1f", seconds)) s</td></tr>"
     }
     html += "</table>"
     for (index, run) in runs.enumerated() {

@@ -20,6 +20,8 @@ public struct RunHistory: Sendable {
     /// The end event: confusion matrix and class names, when the run finished.
     public var confusion: [[Int]]?
     public var classNames: [String] = []
+    /// Whether the file holds the run's end event (it finished).
+    public var finished = false
     /// Problems found while reading (non-JSON lines, a truncated end, …), each one line for the page.
     public var notes: [String] = []
 
@@ -96,6 +98,7 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
             current.epochs.removeAll { $0.epoch >= epoch }  // a resumed run repeats from its checkpoint
             current.epochs.append(EpochRow(epoch: epoch, values: values))
         case "end":
+            current.finished = true
             current.confusion = (object["confusion_matrix"] as? [[Any]])?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
             current.classNames = object["class_names"] as? [String] ?? []
         default:
@@ -106,7 +109,7 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
         current.notes.append("skipped \(badLines.count) line\(badLines.count == 1 ? "" : "s") that are not distrain events (line\(badLines.count == 1 ? "" : "s") \(badLines.prefix(5).map(String.init).joined(separator: ", "))\(badLines.count > 5 ? ", …" : ""))")
     }
     runs.append(current)
-    for index in runs.indices where runs[index].confusion == nil && !runs[index].epochs.isEmpty {
+    for index in runs.indices where !runs[index].finished && !runs[index].epochs.isEmpty {
         runs[index].notes.append("no end event: the run stops after epoch \(runs[index].epochs.last!.epoch) (it crashed, was stopped, or is still running)")
     }
     return runs

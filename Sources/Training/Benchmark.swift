@@ -88,8 +88,8 @@ public struct AllocationCounts: Sendable {
 /// pruning mask, as `distrain prune` fine-tunes.
 public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
                          communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil, sparsity: Double? = nil,
-                         allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
-    let shape = inputShape ?? benchmarkInputShape(model)
+                         tokens: TokenBenchmark? = nil, allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
+    let shape = tokens.map { [$0.context] } ?? inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
         // Seeded noise; the labels are learnable only by chance, which does not matter for speed.
@@ -104,6 +104,10 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         var configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
         configuration.modelFile = modelFile
         configuration.bucketMegabytes = bucketMegabytes
+        if let tokens {
+            return try tokens.trainer(configuration: configuration, windows: steps * globalBatch, communicator: communicator,
+                                      threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
+        }
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: threads,
@@ -147,12 +151,50 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         (name, 1000 * (phases[phase] ?? 0) / stepCount)
     }
     let sgemm = measureSgemmGigaflops()
-    return BenchmarkResult(model: modelFile?.path ?? model.rawValue, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
+    return BenchmarkResult(model: tokens?.gpt?.rawValue ?? modelFile?.path ?? model.rawValue, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
                            millisecondsPerStep: split, allocationsPerStep: allocations?.own,
                            blasAllocationsPerStep: allocations?.blas, mpiAllocationsPerStep: allocations?.mpi,
                            peakResidentMegabytes: Double(usage.ru_maxrss) / 1024,
-                           datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *)) / 1_048_576,
-                           trainingFlopsPerImage: timed.model.trainingFlopsPerSample, sgemmGigaflops: sgemm,
+                           datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *) * (tokens == nil ? 1 : 4)) / 1_048_576,
+                           trainingFlopsPerImage: tokens?.flopsPerSample(timed.model) ?? timed.model.trainingFlopsPerSample,
+                           sgemmGigaflops: sgemm,
                            gradientSum: timed.synchronizer.summary)
+}
+
+/// A language model's benchmark: random token windows, next-token loss, AdamW with clipping at 1 and decay on
+/// matrices only — nanoGPT's training step, as `../shared/reference/lm/step_time.py` times it.
+public struct TokenBenchmark: Sendable {
+    public let vocabulary: Int
+    public let context: Int
+    /// The GPT preset, if any (its FLOPs per token are the 6N + 6·L·C·T of nanoGPT's MFU).
+    public let gpt: GPTPreset?
+
+    public init(vocabulary: Int, context: Int, gpt: GPTPreset?) {
+        self.vocabulary = vocabulary
+        self.context = context
+        self.gpt = gpt
+    }
+
+    func trainer(configuration base: TrainingConfiguration, windows: Int, communicator: Communicator, threads: Int,
+                 fault: Fault?, gradientSum: SumMethod, wire: WireFormat, overlap: Bool) throws -> Trainer {
+        var configuration = base
+        configuration.gptPreset = gpt
+        configuration.optimizer = .adamw
+        configuration.clipGradientNorm = 1
+        configuration.decaysMatricesOnly = true
+        let windows = SyntheticTokenDataset(windows: windows, contextLength: context, vocabularySize: vocabulary)
+        let objective = NextTokenObjective(vocabularySize: vocabulary, positions: context)
+        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape)
+        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model),
+                           data: TrainingData(name: "synthetic", train: windows, test: windows.firstSamples(1)),
+                           objective: objective, configuration: configuration, communicator: communicator,
+                           threadsPerRank: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
+    }
+
+    /// Training FLOPs of one window: the preset's 6N + 6·L·C·T per token, else the model's own count.
+    func flopsPerSample(_ model: Sequential) -> Int {
+        guard let gpt else { return model.trainingFlopsPerSample }
+        return Int(gpt.trainingFlopsPerToken(vocabulary: vocabulary, context: context)) * context
+    }
 }

@@ -14,6 +14,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var modelFile: ModelFile? = nil
     /// `--model gpt-mini|gpt-char|gpt2|gpt2-medium`: a GPT preset for token data (nil in older checkpoints).
     public var gptPreset: GPTPreset? = nil
+    /// Whether the epoch lines report MFU (the coordinator measures its SGEMM peak once when training starts).
+    public var reportsModelFlopsUtilization: Bool? = nil
     public var epochs: Int
     /// Samples per step over ALL ranks together.
     public var globalBatchSize: Int

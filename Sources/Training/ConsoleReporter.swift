@@ -67,7 +67,9 @@ public final class ConsoleReporter: TrainingReporter {
         let splits = [("train", r.train), ("val", r.validation), ("test", r.test)].compactMap { name, metrics in
             metrics.map { "  \(name) " + metricsText($0) }
         }.joined()
-        let positions = r.positionsPerSample > 1 ? " (\(grouped(r.samplesPerSecond * Double(r.positionsPerSample))) positions/s)" : ""
+        let mfu = r.modelFlopsUtilization.map { ", MFU \(format(100 * $0, 1))%" } ?? ""
+        let positions = r.positionsPerSample > 1
+            ? " (\(grouped(r.samplesPerSecond * Double(r.positionsPerSample))) positions/s\(mfu))" : ""
         let time = "(compute \(share(r.computeSeconds)), communication \(share(r.communicationSeconds)), data \(share(r.dataSeconds)))"
         say("epoch \(r.epoch)/\(r.epochs)\(splits)  \(grouped(r.samplesPerSecond)) samples/s\(positions)  "
             + "\(format(r.seconds, 1)) s  \(time)")

@@ -138,7 +138,8 @@ public final class MetricsLog: TrainingReporter {
             (metrics ?? []).map { (prefix + $0.name, JSONValue.number($0.value)) }
         }
         let positions: [(String, JSONValue)] = r.positionsPerSample > 1
-            ? [("positions_per_second", .number(r.samplesPerSecond * Double(r.positionsPerSample)))] : []
+            ? [("positions_per_second", .number(r.samplesPerSecond * Double(r.positionsPerSample)))]
+                + (r.modelFlopsUtilization.map { [("mfu", JSONValue.number($0))] } ?? []) : []
         try write(.object([("event", .string("epoch")), ("epoch", .int(r.epoch))]
             + fields("train_", r.train) + fields("val_", r.validation) + fields("test_", r.test) + [
             ("seconds", .number(r.seconds)), ("samples_per_second", .number(r.samplesPerSecond))] + positions + [

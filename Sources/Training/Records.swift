@@ -52,6 +52,8 @@ public struct EpochRecord: Sendable {
     public var samplesPerSecond: Double
     /// Targets per sample (1; the window length for tokens): positions/s = samples/s × this.
     public var positionsPerSample = 1
+    /// Model FLOPs utilization: training FLOP/s over the ranks' measured SGEMM peak (language models; else nil).
+    public var modelFlopsUtilization: Double?
     /// Max over ranks of the time spent computing (forward, loss, backward, optimizer).
     public var computeSeconds: Double
     /// Max over ranks of the time spent summing gradients over ranks (waits for the others included).

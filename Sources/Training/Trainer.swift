@@ -27,6 +27,8 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     /// Targets per sample (1; a window's length for tokens): the gradient's scale counts targets.
     let targetsPerSample: Int
+    /// The coordinator's SGEMM speed on one rank's threads, FLOP/s, when the run reports MFU (language models).
+    private let peakFlopsPerRank: Double?
     /// Whether the objective's training metrics include an accuracy (read once for the progress line).
     let reportsAccuracy: Bool
     let fault: Fault?
@@ -143,6 +145,8 @@ public final class Trainer {
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
         targetsPerSample = objective.targetsPerSample
+        let reportsUtilization = configuration.reportsModelFlopsUtilization == true && communicator.isCoordinator
+        peakFlopsPerRank = reportsUtilization ? measureSgemmGigaflops() * 1e9 : nil
         reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
         let perRankBatch = Trainer.perRankBatch(configuration.globalBatchSize, samples: data.train.count, ranks: communicator.size)
@@ -363,6 +367,9 @@ public final class Trainer {
             computeSeconds: maxima[0], communicationSeconds: maxima[1], dataSeconds: maxima[2],
             learningRate: learningRate, skippedSteps: totals.skipped)
         record.positionsPerSample = targetsPerSample
+        if let peakFlopsPerRank {
+            record.modelFlopsUtilization = record.samplesPerSecond * trainingFlopsPerSample / (peakFlopsPerRank * Double(communicator.size))
+        }
         try reporter?.epochCompleted(record)
         let score = validation.map(monitoredScore) ?? test.map(testScore)
         if let score { selectAfterEpoch(epoch + 1, score: score) }
@@ -395,5 +402,17 @@ public final class Trainer {
     var evaluationBatchSize: Int {
         guard targetsPerSample > 1 else { return configuration.evaluationBatchSize }
         return min(configuration.evaluationBatchSize, max(perRankBatch, 4096 / targetsPerSample, 1))
+    }
+}
+
+extension Trainer {
+    /// Training FLOPs of one sample: a GPT preset's 6N + 6·L·C·T per token (nanoGPT's and PaLM's MFU), else the
+    /// model's own count of its multiply-adds.
+    var trainingFlopsPerSample: Double {
+        guard let gpt = configuration.gptPreset, model.inputShape.count == 1, let vocabulary = model.outputShape.last else {
+            return Double(model.trainingFlopsPerSample)
+        }
+        let context = model.inputShape[0]
+        return gpt.trainingFlopsPerToken(vocabulary: vocabulary, context: context) * Double(context)
     }
 }

@@ -76,6 +76,7 @@ struct BenchCommand: ParsableCommand {
         if generation.generate { return }
         if !inference.isEmpty { return _ = try parsedInferenceBatchSizes() }
         let choice = try ModelChoice(model)
+        if generation.tokenBenchmark(choice) != nil { return }  // built on token windows when it runs
         do { _ = try choice.build(inputShape: try benchShape(choice), classes: 10) } catch let error as ValidationError { throw error } catch {
             throw ValidationError("\(error)")
         }
@@ -99,23 +100,25 @@ struct BenchCommand: ParsableCommand {
             }
         }
         let choice = try ModelChoice(model)
-        let batch = batchSize ?? (choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
+        let tokens = generation.tokenBenchmark(choice)
+        let batch = batchSize ?? (tokens != nil ? 12 : choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap, bucketMegabytes: bucketMB,
-                                          fault: try Fault.fromEnvironment(), sparsity: sparsity,
+                                          fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
             let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),
                                                       Int64(result.sgemmGigaflops * 1000)])
-            if communicator.isCoordinator { report(result, median: median, perRank: perRank) }
+            if communicator.isCoordinator { report(result, median: median, perRank: perRank, positions: tokens?.context) }
         }
     }
 
-    private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]]) {
+    /// `positions`: a language model's context (tokens/s and MFU are reported beside samples/s).
+    private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]], positions: Int?) {
         let total = perRank.reduce(0.0) { $0 + Double($1[0]) }
         let stepMilliseconds = r.millisecondsPerStep.reduce(0) { $0 + $1.1 }
         let gigaflopsPerImage = Double(r.trainingFlopsPerImage) / 1e9
@@ -145,11 +148,19 @@ struct BenchCommand: ParsableCommand {
                 ("synthetic_dataset_mb", .number(r.datasetMegabytes)),
                 ("blas", .string(BLAS.summary)),
             ]
+            if let positions {
+                fields += [("context", .int(positions)), ("tokens_per_second", .number(median * Double(positions))),
+                           ("tokens_per_second_total", .number(total * Double(positions))), ("mfu", .number(fractionOfPeak))]
+            }
             fields.append(("load_average", .string(loadAverage())))
             print(JSONValue.object(fields).serialized)
         } else {
             print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
-            print("  images/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
+            print("  \(positions == nil ? "images" : "windows")/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
+            if let positions {
+                print("  tokens/s (rank 0): median \(grouped(median * Double(positions))); over all ranks \(grouped(total * Double(positions)));"
+                    + " MFU \(format(100 * fractionOfPeak, 1))% (training FLOPs per token against the SGEMM peak below)")
+            }
             if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
             print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
             print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")

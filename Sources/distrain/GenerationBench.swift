@@ -11,11 +11,25 @@ struct GenerationBenchOptions: ParsableArguments {
     @Flag(help: "Time text generation (batch 1, greedy, KV cache) of --model instead of training.")
     var generate = false
 
-    @Option(name: .customLong("vocab-size"), help: "--generate: the vocabulary of the random model.")
-    var vocabularySize = 50_257
+    @Option(name: .customLong("vocab-size"), help: ArgumentHelp("Language models: the vocabulary of the random model "
+        + "(default: 65 characters for gpt-mini and gpt-char, GPT-2's 50,257 otherwise)."))
+    var vocabulary: Int?
 
-    @Option(help: "--generate: the model's context (default: the GPT preset's positions).")
+    @Option(help: ArgumentHelp("Language models: the context (default: the GPT preset's positions); with a spec file it "
+        + "makes the spec a language model on token windows."))
     var context: Int?
+
+    /// The vocabulary for `choice`.
+    func vocabularySize(_ choice: ModelChoice) -> Int {
+        vocabulary ?? ([GPTPreset.gptMini, .gptChar].contains(choice.gpt) ? 65 : 50_257)
+    }
+
+    /// What a training benchmark of `choice` trains on: token windows for a GPT preset, or a spec given --context.
+    func tokenBenchmark(_ choice: ModelChoice) -> TokenBenchmark? {
+        guard choice.gpt != nil || (choice.file != nil && context != nil) else { return nil }
+        let positions = context ?? choice.gpt?.blockSize ?? 64
+        return TokenBenchmark(vocabulary: vocabularySize(choice), context: positions, gpt: choice.gpt)
+    }
 
     @Option(name: .customLong("prompt-tokens"), help: "--generate: random prompt tokens.")
     var promptTokens = 16
@@ -24,16 +38,16 @@ struct GenerationBenchOptions: ParsableArguments {
     var newTokens = 64
 
     func validate() throws {
-        guard generate else { return }
-        if !(2...(1 << 24)).contains(vocabularySize) { throw ValidationError("--vocab-size must be in 2...16777216") }
+        if let vocabulary, !(2...(1 << 24)).contains(vocabulary) { throw ValidationError("--vocab-size must be in 2...16777216") }
         if let context, !(1...65_536).contains(context) { throw ValidationError("--context must be in 1...65536") }
+        guard generate else { return }
         if promptTokens < 1 || newTokens < 1 { throw ValidationError("--prompt-tokens and --new-tokens must be at least 1") }
     }
 
     /// Builds the random model, warms up, and prints tokens/s over `repetitions` timed generations.
     func run(model name: String, repetitions: Int, threads: Int, json: Bool) throws {
         let choice = try ModelChoice(name)
-        let positions = context ?? choice.gpt?.blockSize ?? 1024
+        let positions = context ?? choice.gpt?.blockSize ?? 1024, vocabularySize = self.vocabularySize(choice)
         guard promptTokens <= positions else { throw ValidationError("--prompt-tokens \(promptTokens) exceed the context \(positions)") }
         var configuration = TrainingConfiguration(dataset: "bench", model: choice.preset)
         configuration.gptPreset = choice.gpt

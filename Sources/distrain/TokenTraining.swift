@@ -70,6 +70,7 @@ func runTokenTraining(directory source: String, options: TrainOptions, tokens: T
         var configuration = options.configuration(name: name, augmentsByDefault: false)
         if configuration.modelFile == nil && configuration.gptPreset == nil { configuration.modelName = "token-mlp" }
         configuration.decaysMatricesOnly = true  // nanoGPT's AdamW groups: no decay on biases and LayerNorm weights
+        configuration.reportsModelFlopsUtilization = true
         let data = TrainingData(name: name, train: train.firstSamples(configuration.trainLimit),
                                 test: try evaluationWindows(validation, configuration: configuration, tokens: tokens))
         let objective = NextTokenObjective(vocabularySize: train.vocabularySize, positions: tokens.context,

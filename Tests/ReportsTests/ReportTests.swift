@@ -39,6 +39,22 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(svg.components(separatedBy: " M").count - 1, 2, svg)
     }
 
+    /// A language model's run: no confusion matrix at its end, perplexity and bits per byte per epoch.
+    func testALanguageModelRunShowsPerplexityAndItsFinalLoss() throws {
+        let start = #"{"event":"start","dataset":"kjv","model":"gpt-mini","task":"next-token","world_size":2,"threads_per_rank":1}"#
+        let epochs = (1...2).map { n in
+            #"{"event":"epoch","epoch":\#(n),"train_loss":2.1,"test_loss":\#(2.0 - 0.5 * Double(n)),"test_perplexity":\#(exp(2.0 - 0.5 * Double(n))),"#
+                + #""test_bits_per_byte":2.5,"seconds":3,"samples_per_second":900,"positions_per_second":57600,"mfu":0.55}"#
+        }
+        let end = #"{"event":"end","test_loss":1.0,"test_perplexity":2.718,"test_bits_per_byte":2.5,"samples":1000}"#
+        let runs = try readRunHistories(path: write([start] + epochs + [end]))
+        XCTAssertTrue(runs[0].finished)
+        XCTAssertEqual(runs[0].notes, [], "a finished run without a confusion matrix is not reported as stopped")
+        let html = reportPage(runs: runs)
+        XCTAssertTrue(html.contains("Perplexity per epoch") && html.contains("Bits per byte of text per epoch"))
+        XCTAssertTrue(html.contains("<td>1.0000</td>"), "the final test loss is in the runs table")
+    }
+
     /// A resumed run (same settings) continues; a start with other settings begins another run.
     func testEventsOfDifferentRunsAreSeparatedAndResumesContinue() throws {
         let other = start.replacingOccurrences(of: #""model":"mlp""#, with: #""model":"cnn""#)
