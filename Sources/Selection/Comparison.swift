@@ -64,3 +64,43 @@ public struct PairedComparison: Sendable {
         mcNemarP = mcNemarExactPValue(onlyA: onlyA, onlyB: onlyB)
     }
 }
+
+/// Two language models on the same windows: each one's mean loss, the mean paired difference A − B with its
+/// bootstrap 95% interval (windows resampled with replacement, seeded: the tokens of a window are not
+/// independent, the windows nearly are), and how often each is the better one.
+public struct PairedLossComparison: Sendable {
+    public let windows: Int
+    public let meanLossA: Double
+    public let meanLossB: Double
+    /// meanLossA − meanLossB: negative when A predicts the text better.
+    public let difference: Double
+    public let interval: (low: Double, high: Double)
+    /// Windows where A's loss is lower, and where B's is.
+    public let windowsABetter: Int
+    public let windowsBBetter: Int
+
+    public init(lossesA: [Double], lossesB: [Double], resamples: Int = 2000, seed: UInt64 = 1) {
+        precondition(lossesA.count == lossesB.count && !lossesA.isEmpty, "paired windows needed")
+        let deltas = zip(lossesA, lossesB).map { $0 - $1 }, n = deltas.count
+        windows = n
+        meanLossA = lossesA.reduce(0, +) / Double(n)
+        meanLossB = lossesB.reduce(0, +) / Double(n)
+        difference = deltas.reduce(0, +) / Double(n)
+        windowsABetter = deltas.filter { $0 < 0 }.count
+        windowsBBetter = deltas.filter { $0 > 0 }.count
+        var means: [Double] = []
+        means.reserveCapacity(resamples)
+        for draw in 0..<resamples {
+            var generator = SeededGenerator(seed: seed, keys: 0x4C4F_5353, UInt64(draw))
+            var sum = 0.0
+            for _ in 0..<n { sum += deltas[Int(generator.next() % UInt64(n))] }
+            means.append(sum / Double(n))
+        }
+        means.sort()
+        func percentile(_ p: Double) -> Double { means[min(resamples - 1, max(0, Int((p * Double(resamples - 1)).rounded())))] }
+        interval = (percentile(0.025), percentile(0.975))
+    }
+
+    /// Whether the interval excludes 0: the difference is unlikely to be chance.
+    public var isSignificant: Bool { interval.low > 0 || interval.high < 0 }
+}

@@ -81,3 +81,26 @@ extension LanguageModelCheckpoint {
                                      communicator: communicator, batchSize: batchSize)
     }
 }
+
+extension LanguageModelCheckpoint {
+    /// The mean next-token loss of each window of `split` (the first `limit` when given), in window order, on every
+    /// rank: each rank scores its contiguous share, and the shares are summed into one array (zeros elsewhere).
+    public func windowLosses(directory: String, split: String = "val", limit: Int? = nil, batchSize: Int,
+                             communicator: Communicator) throws -> [Double] {
+        let windows = try TokenWindowDataset(directory: directory, split: split, contextLength: context,
+                                             vocabularySize: vocabularySize).firstSamples(limit)
+        var losses = [Double](repeating: 0, count: windows.count)
+        let vocabulary = vocabularySize, positions = context
+        try forEachShareBatch(model: model, dataset: windows, communicator: communicator, batchSize: batchSize,
+                              testTimeAugmentation: .none) { start, count, outputs, targets in
+            for i in 0..<count {
+                let totals = softmaxCrossEntropy(logits: outputs + i * positions * vocabulary,
+                                                 labels: targets.indices + i * positions, batch: positions,
+                                                 classes: vocabulary, dLogits: nil)
+                losses[start + i] = totals.lossSum / Double(positions)
+            }
+        }
+        try communicator.allreduce(&losses, .sum)
+        return losses
+    }
+}

@@ -43,7 +43,7 @@ struct CompareCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        _ = try dataLocation.directory(for: try registeredDataset(dataset))
+        if !isTokenShardFolder(dataset) { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if bootstrap < 100 || bootstrap > 1_000_000 { throw ValidationError("--bootstrap must be between 100 and "
             + "1000000, got \(bootstrap)") }
@@ -53,6 +53,7 @@ struct CompareCommand: ParsableCommand {
         let communicator = try makeCommunicator()
         setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
+            if isTokenShardFolder(dataset) { return try compareLanguageModels(communicator: communicator) }
             let (a, folderA) = try loadSavedModel(checkpointA, communicator: communicator)
             let (b, folderB) = try loadSavedModel(checkpointB, communicator: communicator)
             try requireComparable(a, folderA, b, folderB)

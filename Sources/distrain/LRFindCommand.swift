@@ -25,8 +25,10 @@ struct LRFindCommand: ParsableCommand {
 
     @OptionGroup var options: TrainOptions
 
+    @OptionGroup var tokens: TokenDataOptions
+
     func validate() throws {
-        _ = try options.dataLocation.directory(for: try registeredDataset(dataset))
+        if !isTokenShardFolder(dataset) { _ = try options.dataLocation.directory(for: try registeredDataset(dataset)) }
         guard startRate > 0, endRate > startRate, startRate.isFinite, endRate.isFinite else {
             throw ValidationError("--start-lr and --end-lr must be positive with --start-lr < --end-lr, got \(startRate) and \(endRate)")
         }
@@ -37,16 +39,10 @@ struct LRFindCommand: ParsableCommand {
     }
 
     func run() throws {
-        let registered = try registeredDataset(dataset, images: try options.dataLocation.imageOptions)
         let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
         try session.run {
-            let data = try session.loadCollectively(registered, directory: try options.dataLocation.directory(for: registered))
-            var configuration = options.configuration(dataset: registered)
-            configuration.onNonFinite = .skip  // divergence is what the test looks for: it ends the test, not the job
-            let model = try configuration.makeModel(for: data)
-            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
-                                      configuration: configuration, communicator: session.communicator,
-                                      threadsPerRank: session.threads, tracker: session.tracker)
+            let trainer = try makeTrainer(session)
+            let configuration = trainer.configuration
             var finder = LearningRateFinder(start: startRate, end: endRate, steps: steps)
             try trainer.trainSteps(steps, learningRate: { Float(finder.rate(at: $0)) }) { step, loss in
                 guard let loss else { return false }
@@ -54,6 +50,28 @@ struct LRFindCommand: ParsableCommand {
             }
             if session.communicator.isCoordinator { report(finder, optimizer: configuration.optimizer.rawValue) }
         }
+    }
+
+    /// A trainer on the dataset, or on a token-shard folder's windows under the next-token objective.
+    private func makeTrainer(_ session: TrainingSession) throws -> Trainer {
+        if isTokenShardFolder(dataset) {
+            let name = URL(fileURLWithPath: dataset).lastPathComponent
+            let run = try TokenRun(directory: dataset, name: name, options: options, tokens: tokens, communicator: session.communicator)
+            var configuration = run.configuration
+            configuration.onNonFinite = .skip
+            let model = try run.makeModel()
+            return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: run.data,
+                               objective: run.objective, configuration: configuration, communicator: session.communicator,
+                               threadsPerRank: session.threads, tracker: session.tracker)
+        }
+        let registered = try registeredDataset(dataset, images: try options.dataLocation.imageOptions)
+        let data = try session.loadCollectively(registered, directory: try options.dataLocation.directory(for: registered))
+        var configuration = options.configuration(dataset: registered)
+        configuration.onNonFinite = .skip  // divergence is what the test looks for: it ends the test, not the job
+        let model = try configuration.makeModel(for: data)
+        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+                           configuration: configuration, communicator: session.communicator,
+                           threadsPerRank: session.threads, tracker: session.tracker)
     }
 
     private func report(_ finder: LearningRateFinder, optimizer: String) {

@@ -41,12 +41,14 @@ struct SweepCommand: ParsableCommand {
     }
 
     /// Every trial's parsed options and command line; any bad flag or value is a usage error naming it.
-    func plannedTrials() throws -> (dataset: RegisteredDataset, trials: [(values: String, arguments: [String], options: TrainOptions)]) {
+    func plannedTrials() throws -> (dataset: SweepData, trials: [Trial]) {
         let specification: SweepSpecification
         do { specification = try SweepSpecification(arguments: command) } catch { throw ValidationError("\(error)") }
         // The image-folder flags every trial shares.
         let fixedOptions = try? TrainOptions.parse(Recipe.expandingFlags(specification.fixed))
-        let dataset = try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions())
+        let tokens = isTokenShardFolder(specification.dataset)
+        let dataset: SweepData = tokens ? .tokens(specification.dataset)
+            : .registered(try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions()))
         for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
         where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
             throw ValidationError("sweep sets \(forbidden) for each trial itself; remove it from the training command")
@@ -55,14 +57,16 @@ struct SweepCommand: ParsableCommand {
             throw ValidationError("sweep: every trial runs on the same ranks; give --local-ranks one value")
         }
         if specification.swept.isEmpty { throw ValidationError("sweep: no flag has several values; give one as a list (--lr 1e-3,3e-3) or a range with --trials (--lr 1e-4:1e-2)") }
-        let validation = specification.fixed.contains("--val-split") || specification.swept.contains { $0.flag == "--val-split" }
+        // Token folders rank by their own val split; other data holds out a tenth of the training set unless told.
+        let validation = tokens || specification.fixed.contains("--val-split") || specification.swept.contains { $0.flag == "--val-split" }
         let draws: [[(flag: String, value: String)]]
         do { draws = try specification.trials(randomTrials: trials, seed: seed) } catch { throw ValidationError("\(error)") }
         return (dataset, try draws.map { draw in
             let arguments = specification.arguments(for: draw) + (validation ? [] : ["--val-split", "0.1"])
             do {
-                let options = try TrainOptions.parse(Recipe.expandingFlags(Array(arguments.dropFirst())))
-                return (draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments, options)
+                let parsed = try TokenTrainArguments.parse(Recipe.expandingFlags(Array(arguments.dropFirst())))
+                return Trial(values: draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments: arguments,
+                             options: parsed.options, tokens: tokens ? parsed.tokens : nil)
             } catch {
                 let flags = Set(TrainOptions.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
                 if let unknown = arguments.dropFirst().first(where: { $0.hasPrefix("--") && !flags.contains($0) }) {
@@ -82,18 +86,21 @@ struct SweepCommand: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let start = Date()
         try session.run {
-            let data = try session.loadCollectively(dataset, directory: try first.dataLocation.directory(for: dataset))
+            var data: DatasetSplits?
+            if case let .registered(registered) = dataset {
+                data = try session.loadCollectively(registered, directory: try first.dataLocation.directory(for: registered))
+            }
             var results: [TrialResult] = []
             for (index, trial) in planned.enumerated() {
                 results.append(try runTrial(index + 1, of: planned.count, trial, dataset: dataset, data: data, session: session))
             }
-            if session.communicator.isCoordinator { try summarize(results, dataset: dataset, seconds: Date().timeIntervalSince(start)) }
+            if session.communicator.isCoordinator { try summarize(results, seconds: Date().timeIntervalSince(start)) }
         }
     }
 
     /// One trial: read back when it finished earlier, else trained (resumed from its checkpoint with --resume).
-    private func runTrial(_ number: Int, of count: Int, _ trial: (values: String, arguments: [String], options: TrainOptions),
-                          dataset: RegisteredDataset, data: DatasetSplits, session: TrainingSession) throws -> TrialResult {
+    private func runTrial(_ number: Int, of count: Int, _ trial: Trial, dataset: SweepData, data: DatasetSplits?,
+                          session: TrainingSession) throws -> TrialResult {
         let folder = "\(out)/trial-\(String(format: "%03d", number))"
         if let earlier = try readOnCoordinator(session, "\(folder)/result.json", as: TrialResult.self) {
             guard resume else { throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a new --out") }
@@ -103,7 +110,14 @@ struct SweepCommand: ParsableCommand {
         }
         if session.communicator.isCoordinator { print("trial \(number)/\(count): \(trial.values)") }
         try createFolderOnCoordinator(session, folder)
-        var plan = RunPlan(options: trial.options, configuration: trial.options.configuration(dataset: dataset))
+        var tokenRun: TokenRun?
+        if case let .tokens(directory) = dataset, let tokens = trial.tokens {
+            tokenRun = try TokenRun(directory: directory, name: URL(fileURLWithPath: directory).lastPathComponent,
+                                    options: trial.options, tokens: tokens, communicator: session.communicator,
+                                    validationAsSelection: true)
+        }
+        var plan = RunPlan(options: trial.options, configuration: tokenRun?.configuration
+                               ?? trial.options.configuration(dataset: dataset.registered!))
         plan.checkpointDirectory = folder
         plan.brief = true
         plan.resume = resume ? "auto" : nil
@@ -113,7 +127,9 @@ struct SweepCommand: ParsableCommand {
         var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok", monitor: monitor.rawValue,
                                  bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil, finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
         do {
-            let trainer = try session.train(plan, data: data)
+            let trainer = try tokenRun.map { run in
+                try session.train(plan, data: run.data, objective: run.objective, makeModel: run.makeModel)
+            } ?? session.train(plan, data: data!)
             result.bestValue = trainer.selection.bestScore.map { monitor == .valLoss ? -$0 : $0 }
             result.bestEpoch = trainer.selection.bestEpoch
             result.finalValidationAccuracy = trainer.lastValidation?.accuracy
@@ -134,7 +150,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     /// The ranked table, summary.csv and summary.json, and the winning command.
-    private func summarize(_ results: [TrialResult], dataset: RegisteredDataset, seconds: Double) throws {
+    private func summarize(_ results: [TrialResult], seconds: Double) throws {
         let ranked = rankTrials(results)
         let monitor = ranked.first?.monitor ?? "val_loss"
         print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; the test set never ranks)")
@@ -160,4 +176,29 @@ struct SweepCommand: ParsableCommand {
         }
         print("wrote \(out)/summary.csv and \(out)/summary.json")
     }
+}
+
+/// A sweep trial: its swept values, command line and parsed flags (the token flags for a token-shard folder).
+struct Trial {
+    let values: String
+    let arguments: [String]
+    let options: TrainOptions
+    let tokens: TokenDataOptions?
+}
+
+/// What a sweep trains on: a dataset by name or path, or a token-shard folder.
+enum SweepData {
+    case registered(RegisteredDataset)
+    case tokens(String)
+
+    var registered: RegisteredDataset? {
+        if case let .registered(dataset) = self { return dataset }
+        return nil
+    }
+}
+
+/// The training flags and the language-model flags together, as `distrain train` takes them.
+struct TokenTrainArguments: ParsableArguments {
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var tokens: TokenDataOptions
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Collectives
 import Datasets
 import Foundation
+import Layers
 import Text
 import Training
 
@@ -58,29 +59,55 @@ func runTokenTraining(directory source: String, options: TrainOptions, tokens: T
             try tokenShardCache(corpus: [source], tokenizer: $0, splitting: tokens.splitDocuments,
                                 root: options.checkpointDirectory, communicator: session.communicator)
         } ?? source
+        let name = URL(fileURLWithPath: source).lastPathComponent
+        let run = try TokenRun(directory: directory, name: name, options: options, tokens: tokens,
+                               communicator: session.communicator)
+        session.tracker.enter(.startup)
+        try session.train(RunPlan(options: options, configuration: run.configuration), data: run.data,
+                          objective: run.objective, makeModel: run.makeModel)
+    }
+}
+
+/// What a language model trains on and with, from a token-shard folder and the flags: the train split's windows,
+/// the val split's windows to score (all, `--test-limit`, or `--eval-batches`), the next-token objective, and the
+/// configuration (nanoGPT's AdamW groups, MFU reported). Every rank opens the shards; all agree before going on.
+struct TokenRun {
+    let data: TrainingData
+    let objective: NextTokenObjective
+    let configuration: TrainingConfiguration
+    let context: Int
+    let initFrom: String?
+
+    /// - Parameter validationAsSelection: the val windows also as the validation split, so that `--monitor val_loss`
+    ///   selects on them (sweeps).
+    init(directory: String, name: String, options: TrainOptions, tokens: TokenDataOptions, communicator: Communicator,
+         validationAsSelection: Bool = false) throws {
         var loaded: (TokenWindowDataset, TokenWindowDataset)?, localError: Error?
         do {
             loaded = (try TokenWindowDataset(directory: directory, split: "train", contextLength: tokens.context),
                       try TokenWindowDataset(directory: directory, split: "val", contextLength: tokens.context))
         } catch { localError = error }
-        session.tracker.enter(.startup)
-        try session.communicator.agreeOnSuccess(localError)
+        try communicator.agreeOnSuccess(localError)
         let (train, validation) = loaded!
-        let name = URL(fileURLWithPath: source).lastPathComponent
         var configuration = options.configuration(name: name, augmentsByDefault: false)
         if configuration.modelFile == nil && configuration.gptPreset == nil { configuration.modelName = "token-mlp" }
         configuration.decaysMatricesOnly = true  // nanoGPT's AdamW groups: no decay on biases and LayerNorm weights
         configuration.reportsModelFlopsUtilization = true
-        let data = TrainingData(name: name, train: train.firstSamples(configuration.trainLimit),
-                                test: try evaluationWindows(validation, configuration: configuration, tokens: tokens))
-        let objective = NextTokenObjective(vocabularySize: train.vocabularySize, positions: tokens.context,
-                                           bytesPerToken: validation.bytesPerToken)
-        let plan = RunPlan(options: options, configuration: configuration)
-        try session.train(plan, data: data, objective: objective) {
-            let model = try configuration.makeModel(inputShape: [tokens.context], outputShape: objective.outputShape)
-            if let path = tokens.initFrom { try PretrainedGPT2.load(path, into: model) }
-            return model
-        }
+        let scored = try evaluationWindows(validation, configuration: configuration, tokens: tokens)
+        data = TrainingData(name: name, train: train.firstSamples(configuration.trainLimit), test: scored,
+                            validation: validationAsSelection ? scored : nil)
+        objective = NextTokenObjective(vocabularySize: train.vocabularySize, positions: tokens.context,
+                                       bytesPerToken: validation.bytesPerToken)
+        self.configuration = configuration
+        context = tokens.context
+        initFrom = tokens.initFrom
+    }
+
+    /// A rank's model: the flags' model for the windows and vocabulary, from `--init-from` when given.
+    func makeModel() throws -> Sequential {
+        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape)
+        if let initFrom { try PretrainedGPT2.load(initFrom, into: model) }
+        return model
     }
 }
 
