@@ -16,6 +16,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var gptPreset: GPTPreset? = nil
     /// Whether the epoch lines report MFU (the coordinator measures its SGEMM peak once when training starts).
     public var reportsModelFlopsUtilization: Bool? = nil
+    /// `--eval-every-steps`: also evaluate every this many optimizer steps inside an epoch (reported, never selecting).
+    public var evaluateEverySteps: Int? = nil
     public var epochs: Int
     /// Samples per step over ALL ranks together.
     public var globalBatchSize: Int

@@ -75,6 +75,10 @@ public final class ConsoleReporter: TrainingReporter {
             + "\(format(r.seconds, 1)) s  \(time)")
     }
 
+    public func evaluatedAtStep(_ r: StepEvaluationRecord) throws {
+        say("step \(r.step) (epoch \(r.epoch))  \(r.split) " + metricsText(r.metrics))
+    }
+
     public func checkpointWritten(path: String, seconds: Double) {
         if brief { return }
         say("  checkpoint \(path) written in \(format(seconds, 2)) s")
@@ -169,6 +173,7 @@ public final class ReporterGroup: TrainingReporter {
             runningAccuracy: runningAccuracy) }
     }
     public func epochCompleted(_ r: EpochRecord) throws { for x in reporters { try x.epochCompleted(r) } }
+    public func evaluatedAtStep(_ r: StepEvaluationRecord) throws { for x in reporters { try x.evaluatedAtStep(r) } }
     public func finished(_ r: FinalRecord) throws { for x in reporters { try x.finished(r) } }
     public func checkpointWritten(path: String,
         seconds: Double) { for x in reporters { x.checkpointWritten(path: path, seconds: seconds) } }

@@ -150,6 +150,11 @@ public final class MetricsLog: TrainingReporter {
         ]))
     }
 
+    public func evaluatedAtStep(_ r: StepEvaluationRecord) throws {
+        try write(.object([("event", .string("eval")), ("step", .int(r.step)), ("epoch", .int(r.epoch))]
+            + r.metrics.map { (r.split + "_" + $0.name, JSONValue.number($0.value)) }))
+    }
+
     public func finished(_ r: FinalRecord) throws {
         let seconds = ("seconds", JSONValue.number(r.seconds))
         if let m = r.result.regression {

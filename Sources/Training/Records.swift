@@ -78,8 +78,19 @@ public struct FinalRecord: Sendable {
     public var testLoss: Double { result.meanLoss }
 }
 
+/// An evaluation between epochs (`--eval-every-steps`): the validation split, else the test set.
+public struct StepEvaluationRecord: Sendable {
+    public var step: Int
+    public var epoch: Int
+    /// "val" or "test".
+    public var split: String
+    public var metrics: [Metric]
+}
+
 /// Receives the coordinator's view of training. Only rank 0 has one.
 public protocol TrainingReporter: AnyObject {
+    /// An evaluation every `--eval-every-steps` steps inside an epoch.
+    func evaluatedAtStep(_ record: StepEvaluationRecord) throws
     func started(_ record: StartRecord) throws
     /// Called after every step with the coordinator's own running numbers (not reduced).
     func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?)
@@ -91,4 +102,5 @@ public protocol TrainingReporter: AnyObject {
 
 extension TrainingReporter {
     public func checkpointWritten(path: String, seconds: Double) {}
+    public func evaluatedAtStep(_ record: StepEvaluationRecord) throws {}
 }

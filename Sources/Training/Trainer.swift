@@ -342,6 +342,13 @@ public final class Trainer {
             try writeCheckpoint(epoch: batch.epoch, nextBatch: batch.index + 1,
                                 samplesDone: plan.globalRange(batch: batch.index).upperBound, partial: totals, testAccuracy: nil)
         }
+        let lastOfRun = configuration.maxSteps == globalStep || batch.index + 1 == plan.batchCount
+        if let every = configuration.evaluateEverySteps, globalStep % every == 0, !lastOfRun {  // the epoch's own follows
+            let split = data.validation == nil ? "test" : "val"
+            let result = try evaluate(data.validation ?? data.test)
+            try reporter?.evaluatedAtStep(StepEvaluationRecord(step: globalStep, epoch: batch.epoch + 1, split: split,
+                                                               metrics: result.metrics))
+        }
         reporter?.stepCompleted(epoch: batch.epoch, step: batch.index + 1, of: plan.batchCount,
                                 runningLoss: totals.meanLoss / Double(targetsPerSample),
                                 runningAccuracy: reportsAccuracy ? totals.accuracy : nil)

@@ -149,6 +149,10 @@ struct TrainOptions: ParsableArguments {
         + "mirror image)."))
     var tta: TestTimeAugmentation = .none
 
+    @Option(name: .customLong("eval-every-steps"), help: ArgumentHelp("Also evaluate every N optimizer steps inside "
+        + "an epoch (the validation split, else the test set; printed and in --metrics as 'eval' events)."))
+    var evalEverySteps: Int?
+
     @Option(name: .customLong("eval-every"), help: ArgumentHelp("Evaluate (the validation split, else the test set) "
         + "after every N-th epoch and after the last, as Keras' validation_freq; early stopping and the plateau "
         + "schedule then count evaluations."))
@@ -233,6 +237,9 @@ struct TrainOptions: ParsableArguments {
             throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
         }
         if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1 epoch, got \(evalEvery)") }
+        if let evalEverySteps, evalEverySteps < 1 {
+            throw ValidationError("--eval-every-steps must be at least 1, got \(evalEverySteps)")
+        }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
             throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
@@ -313,6 +320,7 @@ struct TrainOptions: ParsableArguments {
         configuration.augmentPadding = augmentPadding
         configuration.testTimeAugmentation = tta == .none ? nil : tta
         configuration.evaluationInterval = evalEvery > 1 ? evalEvery : nil
+        configuration.evaluateEverySteps = evalEverySteps
         return configuration
     }
 }

@@ -83,7 +83,8 @@ final class TokenTrainingTests: XCTestCase {
     """
 
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
-                       spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil,
+                       spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
+                       reporter: TrainingReporter? = nil,
                        steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
@@ -92,6 +93,7 @@ final class TokenTrainingTests: XCTestCase {
                                                   learningRate: 0.1, momentum: 0.5)
         configuration.clipGradientNorm = clip
         configuration.maxSteps = maxSteps
+        configuration.evaluateEverySteps = evaluateEverySteps
         let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
@@ -101,7 +103,8 @@ final class TokenTrainingTests: XCTestCase {
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
             let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
                                       objective: objective, configuration: configuration, communicator: comm,
-                                      checkpointing: checkpoints.map { CheckpointSettings(directory: $0) }, resume: loaded)
+                                      reporter: reporter, checkpointing: checkpoints.map { CheckpointSettings(directory: $0) },
+                                      resume: loaded)
             let result = try trainer.run()
             if comm.rank == 0 { steps?.pointee = trainer.globalStep }
             return (Array(model.parameters.values), result)
@@ -183,6 +186,28 @@ final class TokenTrainingTests: XCTestCase {
         let eight = try train(world: 1, epochs: 99, maxSteps: 8, steps: steps)
         XCTAssertEqual(steps.pointee, 8)
         XCTAssertNotEqual(eight.parameters, twoEpochs.parameters)
+    }
+
+    /// `--eval-every-steps 4` on 3 ranks: evaluations after steps 4 and 8 of each 6-step epoch's run (not at an epoch's
+    /// end, which evaluates anyway), the same numbers as the test set's exact evaluation, and training untouched.
+    func testEvaluationsEveryFewStepsLeaveTrainingBitwiseTheSame() throws {
+        final class Recorder: TrainingReporter {
+            var evaluations: [StepEvaluationRecord] = []
+            func started(_ record: StartRecord) throws {}
+            func stepCompleted(epoch: Int, step: Int, of steps: Int, runningLoss: Double, runningAccuracy: Double?) {}
+            func epochCompleted(_ record: EpochRecord) throws {}
+            func finished(_ record: FinalRecord) throws {}
+            func evaluatedAtStep(_ record: StepEvaluationRecord) throws { evaluations.append(record) }
+        }
+        let recorder = Recorder()
+        let plain = try train(world: 3, epochs: 2)
+        let evaluated = try train(world: 3, epochs: 2, evaluateEverySteps: 4, reporter: recorder)
+        XCTAssertEqual(evaluated.parameters, plain.parameters, "evaluating in between changes no training bit")
+        XCTAssertEqual(recorder.evaluations.map(\.step), [4, 8], "steps 4 and 8 of 12 (6 per epoch; 12 ends the run)")
+        XCTAssertEqual(recorder.evaluations.map(\.split), ["test", "test"])
+        XCTAssertEqual(recorder.evaluations.map(\.epoch), [1, 2])
+        let loss = try XCTUnwrap(recorder.evaluations.first?.metrics.first { $0.name == "loss" }?.value)
+        XCTAssertTrue(loss.isFinite && loss > 0 && loss < log(300.0) + 1, "\(loss)")
     }
 
     /// The checkpoint holds the table under both names (as PyTorch's state_dict does) and resumes bitwise.
