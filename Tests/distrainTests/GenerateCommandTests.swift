@@ -5,23 +5,7 @@ import _TestSupport
 final class GenerateCommandTests: XCTestCase {
     private let distrain = builtProductsDirectory + "/distrain"
 
-    /// A tiny gpt-mini trained for a few steps on a character-level corpus: (root, checkpoint dir, token folder).
-    private func trainedModel() throws -> (root: String, run: String, tokens: String) {
-        let root = makeTemporaryDirectory("generate-cli")
-        let folder = root + "/corpus"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let verses = ["In the beginning God created the heaven and the earth.", "And the earth was without form, and void.",
-                      "And God said, Let there be light: and there was light.", "And God saw the light, that it was good."]
-        for document in 0..<12 {
-            writeBytes(Array((0..<6).map { verses[($0 + document) % 4] }.joined(separator: "\n").utf8), to: folder + "/\(document).txt")
-        }
-        let trained = try runProcess(distrain, ["train", folder, "--tokenizer", "char", "--model", "gpt-mini", "--context", "16",
-                                                "--batch-size", "8", "--max-steps", "30", "--optimizer", "adamw", "--lr", "3e-3",
-                                                "--threads", "1", "--no-progress", "--checkpoint-dir", root + "/run"], timeout: 300)
-        XCTAssertEqual(trained.exitCode, 0, trained.standardError)
-        let tokens = try FileManager.default.contentsOfDirectory(atPath: root + "/run").first { $0.hasPrefix("tokens-") }
-        return (root, root + "/run", root + "/run/" + (tokens ?? "missing"))
-    }
+    private func trainedModel() throws -> (root: String, run: String, tokens: String) { try trainTinyGPT(distrain) }
 
     func testGenerateEvaluateAndExportALanguageModel() throws {
         let (root, run, tokens) = try trainedModel()
@@ -114,4 +98,22 @@ final class GenerateCommandTests: XCTestCase {
 
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
         + "/TrainingTests/Fixtures/gpt2-tiny/model.safetensors"
+}
+
+/// A tiny gpt-mini trained for 30 steps on a character-level corpus: (root, checkpoint dir, token folder).
+func trainTinyGPT(_ distrain: String, steps: Int = 30, label: String = "run") throws -> (root: String, run: String, tokens: String) {
+    let root = makeTemporaryDirectory("lm-cli")
+    let folder = root + "/corpus"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let verses = ["In the beginning God created the heaven and the earth.", "And the earth was without form, and void.",
+                  "And God said, Let there be light: and there was light.", "And God saw the light, that it was good."]
+    for document in 0..<12 {
+        writeBytes(Array((0..<6).map { verses[($0 + document) % 4] }.joined(separator: "\n").utf8), to: folder + "/\(document).txt")
+    }
+    let trained = try runProcess(distrain, ["train", folder, "--tokenizer", "char", "--model", "gpt-mini", "--context", "16",
+                                            "--batch-size", "8", "--max-steps", "\(steps)", "--optimizer", "adamw", "--lr", "3e-3",
+                                            "--threads", "1", "--no-progress", "--checkpoint-dir", root + "/" + label], timeout: 300)
+    XCTAssertEqual(trained.exitCode, 0, trained.standardError)
+    let tokens = try FileManager.default.contentsOfDirectory(atPath: root + "/" + label).first { $0.hasPrefix("tokens-") }
+    return (root, root + "/" + label, root + "/" + label + "/" + (tokens ?? "missing"))
 }
