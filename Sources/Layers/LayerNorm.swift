@@ -24,6 +24,7 @@ public final class LayerNorm: Layer {
         precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 } && epsilon > 0, "LayerNorm needs a shape and eps > 0")
         features = shape.last!
         inputShape = shape
+        rowsPerSample = shape.dropLast().reduce(1, *)
         self.epsilon = epsilon
         hasBias = bias
         self.name = name
@@ -34,7 +35,9 @@ public final class LayerNorm: Layer {
         inverseDeviations?.deallocate()
     }
 
-    private var rowsPerSample: Int { inputShape.dropLast().reduce(1, *) }
+    /// Rows of `features` in one sample (T for a (T, C) input). Stored: the step reads it, and the generic
+    /// `reduce` that computes it allocates in debug builds.
+    private let rowsPerSample: Int
     public var summary: String { "LayerNorm(\(features))" }
     public var outputShape: [Int] { inputShape }
     public var multiplyAccumulatesPerSample: Int { 0 }

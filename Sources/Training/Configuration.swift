@@ -231,8 +231,9 @@ extension TrainingConfiguration {
         } else if model == .mlp && inputShape.count == 1 && outputShape.count == 2 {
             (text, source) = (Self.defaultTokenModelSpec(vocabulary: outputShape[1]), "the default token model")
         } else {
-            throw ModelShapeError(message: "--model \(model.rawValue) is an image or table preset; for this data give "
-                + "--model FILE.spec, e.g. Embedding(V, 64), Linear(64, 256), GELU(), Linear(256, V)")
+            let gpts = GPTPreset.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ModelShapeError(message: "--model \(model.rawValue) is an image or table preset; for token data give a "
+                + "GPT preset (\(gpts)) or --model FILE.spec, e.g. Embedding(V, 64), Linear(64, 256), GELU(), Linear(256, V)")
         }
         let model = try ModelSpec(parsing: text, source: source).build(inputShape: inputShape, outputShape: outputShape)
             .makeSequential(inputShape: inputShape)

@@ -63,6 +63,22 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double), 1)
     }
 
+    /// A GPT's step (tied head, attention, LayerNorm, GELU, AdamW with clipping and decay groups) allocates nothing,
+    /// on one rank and, under mpirun, on two.
+    func testAGPTStepDoesNotAllocate() throws {
+        let object = try bench(model: "gpt-mini", extra: ["--context", "16"])
+        XCTAssertEqual(object["model"] as? String, "gpt-mini")
+        XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double, "the malloc counter must be live"), 1)
+        guard let mpirun = findOnPath("mpirun") else { return }
+        let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain", "bench",
+            "--model", "gpt-mini", "--context", "16", "--batch-size", "2", "--steps", "5", "--repetitions", "1", "--threads",
+            "1", "--json"], timeout: 300)
+        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+        let two = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
+        XCTAssertEqual(two["world_size"] as? Int, 2)
+        XCTAssertLessThan(try XCTUnwrap(two["allocations_per_step"] as? Double), 1)
+    }
+
     /// Fine-tuning under a pruning mask (`distrain prune`) adds no allocation to the step either.
     func testPrunedStepsDoNotAllocate() throws {
         let object = try bench(model: "mlp", extra: ["--sparsity", "0.9"])
