@@ -56,6 +56,26 @@ final class EmulatedClusterTests: XCTestCase {
         }
     }
 
+    /// A GPT (tied head, attention, LayerNorm) on token shards: 3 hosts × 2 ranks give one process's losses.
+    func testAGPTOnThreeHostsMatchesOneProcess() throws {
+        let (root, _, tokens) = try trainTinyGPT(distrain, steps: 1)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let common = ["train", tokens, "--model", "gpt-mini", "--context", "16", "--batch-size", "12", "--max-steps", "8",
+                      "--optimizer", "sgd", "--lr", "0.05", "--threads", "1", "--no-progress", "--eval-batches", "2"]
+        let cluster = try emulated(common + ["--metrics", root + "/cluster.jsonl"])
+        XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
+        let local = try runProcess(distrain, common + ["--metrics", root + "/local.jsonl"], timeout: 120)
+        XCTAssertEqual(local.exitCode, 0, local.standardError)
+        XCTAssertEqual(try readMetrics(root + "/cluster.jsonl")[0]["world_size"] as? Int, 6)
+        let ends = try [root + "/cluster.jsonl", root + "/local.jsonl"].map { path in
+            try XCTUnwrap(try readMetrics(path).first { $0["event"] as? String == "end" })
+        }
+        for key in ["test_loss", "test_perplexity"] {
+            let a = try XCTUnwrap(ends[0][key] as? Double), b = try XCTUnwrap(ends[1][key] as? Double)
+            XCTAssertEqual(a, b, accuracy: 1e-5 * b, key)
+        }
+    }
+
     /// Host 3 dies after the first checkpoint (its ranks killed, its namespace removed: no FIN reaches the
     /// others); `distrain supervise` finds two hosts answering and finishes the job there on 4 ranks, with
     /// the results of an uninterrupted run (N ranks ≡ 1 rank, and exact resume on another world size).
