@@ -18,6 +18,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var reportsModelFlopsUtilization: Bool? = nil
     /// `--eval-every-steps`: also evaluate every this many optimizer steps inside an epoch (reported, never selecting).
     public var evaluateEverySteps: Int? = nil
+    /// `--accumulate K`: each optimizer step runs its batch in K micro-batches (nil: 1).
+    public var accumulationSteps: Int? = nil
+    /// Micro-batches per optimizer step.
+    public var microBatches: Int { max(accumulationSteps ?? 1, 1) }
     public var epochs: Int
     /// Samples per step over ALL ranks together.
     public var globalBatchSize: Int

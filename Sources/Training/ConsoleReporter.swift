@@ -29,7 +29,9 @@ public final class ConsoleReporter: TrainingReporter {
             + "\(r.parameters) parameters")
         let ranks = r.worldSize == 1 ? "1 rank (\(r.communicator) mode)" : "\(r.worldSize) ranks (\(r.communicator); "
             + "gradients: \(r.gradientSum))"
-        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank, \(r.threadsPerRank) BLAS "
+        let micro = r.microBatches > 1
+            ? " in \(r.microBatches) micro-batches of up to \((r.perRankBatch + r.microBatches - 1) / r.microBatches)" : ""
+        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank\(micro), \(r.threadsPerRank) BLAS "
             + "thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
         let crop = r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : ""
         let augmentation = r.augment ? ", augmentation: " + crop + "horizontal flip" : ""

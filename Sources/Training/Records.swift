@@ -9,6 +9,8 @@ public struct StartRecord: Sendable {
     public var worldSize: Int
     public var globalBatch: Int
     public var perRankBatch: Int
+    /// `--accumulate`: micro-batches per step (1: none).
+    public var microBatches = 1
     public var optimizer: String
     public var learningRate: Float
     public var schedule: String

@@ -149,14 +149,16 @@ public final class Trainer {
         peakFlopsPerRank = reportsUtilization ? measureSgemmGigaflops() * 1e9 : nil
         reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
         nonFiniteGuard = NonFiniteGuard(policy: configuration.onNonFinite, isCoordinator: communicator.isCoordinator)
-        let perRankBatch = Trainer.perRankBatch(configuration.globalBatchSize, samples: data.train.count, ranks: communicator.size)
-        targets = TargetBuffer(rows: perRankBatch, for: data.train)
+        // With --accumulate K the buffers hold one micro-batch: a K-th of the share (the point of accumulating).
+        let microBatch = (Trainer.perRankBatch(configuration.globalBatchSize, samples: data.train.count,
+                                               ranks: communicator.size) + configuration.microBatches - 1) / configuration.microBatches
+        targets = TargetBuffer(rows: microBatch, for: data.train)
         if communicator.size > 1 && model.synchronizesOverRanks {
             layerSumOverRanks = { [unowned self] values in
                 do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
             }
         }
-        model.reserve(batchCapacity: perRankBatch)
+        model.reserve(batchCapacity: microBatch)
         tracker.enter(.startup)
         try checkAgreement()
         // Rank 0's parameters (and buffers) are the truth, whatever the others computed.
@@ -277,9 +279,8 @@ public final class Trainer {
     /// One optimizer step on this rank's share of a global batch: the recipe every rank follows.
     /// Returns the share's loss totals, or nil when `--on-nonfinite skip` dropped the update.
     func trainStep(_ batch: StepBatch, learningRate: Float, plan: BatchPlan) throws -> LossTotals? {
-        try gather(batch)                                                 // data: this rank's samples
-        let loss = forwardAndLoss(batch)                                  // forward: logits, loss, dLoss/dLogits
-        let finiteHere = backward(batch, startingSum: true)               // backward: this rank's share of the mean gradient
+        // data, forward (logits, loss, dLoss/dLogits) and backward (this rank's share of the mean gradient), per micro-batch
+        let (loss, finiteHere) = try accumulateGradients(batch, startingSum: true)
         if let failure = reductionError { throw failure }                // a layer's reduction over ranks failed
         let finite = try synchronizer.sum(finiteAfterBackward: finiteHere) // gradient sum over ranks
         tracker.enter(.optimizer)
@@ -406,7 +407,10 @@ public final class Trainer {
     /// Samples per evaluation batch: `--eval-batch` for images and rows; for samples of many positions (token
     /// windows) at most 4,096 positions beyond the training batch, since every layer's buffers (a transformer's
     /// attention probabilities among them) grow with it — 256 windows of 64 tokens held 1.4 GB for a 0.8 M model.
+    /// With `--accumulate`, never more than a micro-batch: the memory accumulating saves must not come back at
+    /// the first evaluation.
     var evaluationBatchSize: Int {
+        if configuration.microBatches > 1 { return min(configuration.evaluationBatchSize, model.batchCapacity) }
         guard targetsPerSample > 1 else { return configuration.evaluationBatchSize }
         return min(configuration.evaluationBatchSize, max(perRankBatch, 4096 / targetsPerSample, 1))
     }

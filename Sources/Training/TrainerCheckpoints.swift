@@ -137,6 +137,7 @@ extension Trainer {
         record.evaluationMetricNames = objective.evaluation(sums: noSums).metrics.map(\.name)
         record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
+        record.microBatches = configuration.microBatches
         return record
     }
 }

@@ -69,14 +69,34 @@ extension Trainer {
                               gradientScale: 1 / Float(max(batch.globalCount * targetsPerSample, 1)))
     }
 
-    /// Zeroes the gradients and accumulates this rank's share of the mean gradient. Returns whether they
-    /// are finite when backward checks them (one rank), else true: the sum's pass checks.
-    /// With `startingSum`, the gradient sum may start buckets between layers (`--overlap`); a backward
-    /// recomputed after the sum (the non-finite path) must not.
-    func backward(_ batch: StepBatch, startingSum: Bool = false) -> Bool {
+    /// Data, forward and backward over this rank's share in `--accumulate` micro-batches (one when not
+    /// accumulating): contiguous parts of the share, their gradients summed in the arena, every loss scaled by the
+    /// whole global batch — so the sum is the step's mean gradient. Every rank runs all K parts (a part may be
+    /// empty: layers that reduce over ranks still take part). Only the last part's backward may start the sum.
+    func accumulateGradients(_ batch: StepBatch, startingSum: Bool) throws -> (loss: LossTotals, finite: Bool) {
+        let parts = configuration.microBatches
+        var total = LossTotals(lossSum: 0, correct: 0), finite = true
+        for part in 0..<parts {
+            let range = parts == 1 ? 0..<batch.count : shardRange(count: batch.count, parts: parts, part: part)
+            let micro = StepBatch(epoch: batch.epoch, index: batch.index, samples: UnsafeBufferPointer(rebasing: batch.samples[range]),
+                                  globalCount: batch.globalCount)
+            try gather(micro)
+            let loss = forwardAndLoss(micro)
+            finite = backward(micro, startingSum: startingSum && part == parts - 1, zeroing: part == 0) && finite
+            total.lossSum += loss.lossSum
+            total.correct += loss.correct
+        }
+        return (total, finite)
+    }
+
+    /// Accumulates this rank's share of the mean gradient (after zeroing the gradients, unless `zeroing` is false:
+    /// a later micro-batch). Returns whether they are finite when backward checks them (one rank), else true: the
+    /// sum's pass checks. With `startingSum`, the gradient sum may start buckets between layers (`--overlap`); a
+    /// backward recomputed after the sum (the non-finite path) must not.
+    func backward(_ batch: StepBatch, startingSum: Bool = false, zeroing: Bool = true) -> Bool {
         tracker.enter(.backward)
         if startingSum { synchronizer.beginStep() }
-        model.parameters.zeroGradients()
+        if zeroing { model.parameters.zeroGradients() }
         guard batch.count > 0 else {
             if model.synchronizesOverRanks { model.backward(batch: 0) }
             return true
@@ -91,8 +111,7 @@ extension Trainer {
         // so ordinary steps never pay a scan of their own gradients before the sum.
         var ownShareFinite = false
         if communicator.size > 1 {
-            let loss = forwardAndLoss(batch)
-            _ = backward(batch)
+            let (loss, _) = try accumulateGradients(batch, startingSum: false)
             ownShareFinite = loss.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
             tracker.enter(.optimizer)
         }

@@ -149,6 +149,10 @@ struct TrainOptions: ParsableArguments {
         + "mirror image)."))
     var tta: TestTimeAugmentation = .none
 
+    @Option(help: ArgumentHelp("Gradient accumulation: run each step's batch in K micro-batches (K times less activation "
+        + "memory), summing their gradients before the one gradient sum over ranks; --batch-size stays the whole step's."))
+    var accumulate = 1
+
     @Option(name: .customLong("eval-every-steps"), help: ArgumentHelp("Also evaluate every N optimizer steps inside "
         + "an epoch (the validation split, else the test set; printed and in --metrics as 'eval' events)."))
     var evalEverySteps: Int?
@@ -237,6 +241,7 @@ struct TrainOptions: ParsableArguments {
             throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
         }
         if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1 epoch, got \(evalEvery)") }
+        if !(1...4096).contains(accumulate) { throw ValidationError("--accumulate must be in 1...4096, got \(accumulate)") }
         if let evalEverySteps, evalEverySteps < 1 {
             throw ValidationError("--eval-every-steps must be at least 1, got \(evalEverySteps)")
         }
@@ -321,6 +326,7 @@ struct TrainOptions: ParsableArguments {
         configuration.testTimeAugmentation = tta == .none ? nil : tta
         configuration.evaluationInterval = evalEvery > 1 ? evalEvery : nil
         configuration.evaluateEverySteps = evalEverySteps
+        configuration.accumulationSteps = accumulate > 1 ? accumulate : nil
         return configuration
     }
 }

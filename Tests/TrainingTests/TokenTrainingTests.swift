@@ -84,7 +84,7 @@ final class TokenTrainingTests: XCTestCase {
 
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
                        spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
-                       reporter: TrainingReporter? = nil,
+                       reporter: TrainingReporter? = nil, accumulate: Int? = nil, capacity: UnsafeMutablePointer<Int>? = nil,
                        steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
@@ -94,6 +94,7 @@ final class TokenTrainingTests: XCTestCase {
         configuration.clipGradientNorm = clip
         configuration.maxSteps = maxSteps
         configuration.evaluateEverySteps = evaluateEverySteps
+        configuration.accumulationSteps = accumulate
         let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
@@ -107,6 +108,7 @@ final class TokenTrainingTests: XCTestCase {
                                       resume: loaded)
             let result = try trainer.run()
             if comm.rank == 0 { steps?.pointee = trainer.globalStep }
+            if comm.rank == 0 { capacity?.pointee = model.batchCapacity }
             return (Array(model.parameters.values), result)
         }[0]
     }
@@ -172,6 +174,23 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(three.parameters, one.parameters, relative: 1e-5, "parameters, 3 ranks")
         XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
         XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "it learns")
+    }
+
+    /// `--accumulate`: 36 steps of a tied GPT with dropout and clipping in 3 micro-batches on one rank, and in 2 on each
+    /// of 3 ranks (shares of 3, 3, 2 windows; the last batch of each epoch one window: empty micro-batches), give the
+    /// parameters of one rank taking each batch whole; the buffers hold one micro-batch.
+    func testAccumulatedMicroBatchesGiveTheParametersOfWholeBatches() throws {
+        let capacity = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        defer { capacity.deallocate() }
+        let whole = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5, capacity: capacity)
+        XCTAssertGreaterThanOrEqual(capacity.pointee, 8)
+        let accumulated = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 3, capacity: capacity)
+        XCTAssertEqual(capacity.pointee, 3, "a micro-batch of at most ⌈8 / 3⌉ windows")
+        assertClose(accumulated.parameters, whole.parameters, relative: 1e-5, "1 rank, 3 micro-batches")
+        XCTAssertNotEqual(accumulated.parameters, whole.parameters, "another summation order: not bitwise, so the test sees it")
+        let ranks = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 2)
+        assertClose(ranks.parameters, whole.parameters, relative: 1e-5, "3 ranks, 2 micro-batches each")
+        XCTAssertEqual(ranks.result.meanLoss, whole.result.meanLoss, accuracy: 1e-6 * whole.result.meanLoss)
     }
 
     /// `--max-steps`: 12 steps are exactly two epochs of 6; 8 stop two steps into the second epoch, which is

@@ -93,6 +93,7 @@ final class TextCommandTests: XCTestCase {
             (["--beta2", "1"], "--beta2 must be in [0, 1)"),
             (["--beta1", "0.8", "--optimizer", "sgd"], "--beta1 is Adam's"),
             (["--clip-grad-norm", "0"], "--clip-grad-norm must be a positive number"),
+            (["--accumulate", "0"], "--accumulate must be in 1...4096"), (["--eval-every-steps", "0"], "--eval-every-steps must be at least 1"),
             (["--model", "gpt-mini", "--context", "128"], "--context 128 is longer than gpt-mini's 64 positions"),
         ]
         for (flags, fragment) in bad {
