@@ -16,10 +16,11 @@ public final class Adam: Optimizer {
     /// True for AdamW.
     public let decoupled: Bool
     public var stepCount = 0
-    /// First and second moment estimates, one per parameter.
+    public let ownedRange: Range<Int>
+    /// First and second moment estimates, one per owned parameter.
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
-    /// Consecutive parameter ranges covering the store, each with whether weight decay applies to it.
+    /// Consecutive parameter ranges covering the owned range, each with whether weight decay applies to it.
     private let decayRuns: [(range: Range<Int>, decays: Bool)]
 
     /// Consecutive runs of [0, count) inside and outside `decayed` (nil: one decayed run).
@@ -41,15 +42,22 @@ public final class Adam: Optimizer {
     }
 
     public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, decoupled: Bool = false, decayedRanges: [Range<Int>]? = nil) {
+                weightDecay: Float = 0, decoupled: Bool = false, decayedRanges: [Range<Int>]? = nil,
+                ownedRange: Range<Int>? = nil) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
         self.decoupled = decoupled
-        decayRuns = Self.runs(count: parameterCount, decayed: decayedRanges)
-        firstMoment = allocateState(parameterCount)
-        secondMoment = allocateState(parameterCount)
+        let owned = ownedRange ?? 0..<parameterCount
+        precondition(owned.lowerBound >= 0 && owned.upperBound <= parameterCount, "owned range \(owned) of \(parameterCount)")
+        self.ownedRange = owned
+        decayRuns = Self.runs(count: parameterCount, decayed: decayedRanges).compactMap { run in
+            let range = run.range.clamped(to: owned)
+            return range.isEmpty ? nil : (range, run.decays)
+        }
+        firstMoment = allocateState(owned.count)
+        secondMoment = allocateState(owned.count)
     }
 
     deinit {
@@ -72,7 +80,8 @@ public final class Adam: Optimizer {
         let inverseRootCorrection2 = Float(1 / biasCorrection2.squareRoot())
         let b1 = beta1, b2 = beta2, eps = epsilon
         let p = store.values.baseAddress!, g = store.gradients.baseAddress!
-        let m = firstMoment.baseAddress!, v = secondMoment.baseAddress!
+        // The moments hold the owned range only: parameter o is moment o − ownedRange.lowerBound.
+        let m = firstMoment.baseAddress! - ownedRange.lowerBound, v = secondMoment.baseAddress! - ownedRange.lowerBound
         let l2 = decoupled ? 0 : weightDecay
         let shrink: Float = decoupled ? 1 - lr * weightDecay : 1
         // In C: with `restrict` and target_clones it runs as AVX2/AVX-512; the same loop in Swift

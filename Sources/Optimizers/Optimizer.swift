@@ -8,8 +8,12 @@ public protocol Optimizer: AnyObject {
     func update(_ store: ParameterStore, learningRate: Float)
     /// Number of updates taken so far.
     var stepCount: Int { get set }
-    /// Named state buffers (momentum, moments) for checkpoints; each has `store.count` elements.
+    /// Named state buffers (momentum, moments) for checkpoints; each holds `ownedRange.count` elements, the state of
+    /// the parameters in `ownedRange`.
     var stateBuffers: [(name: String, values: UnsafeMutableBufferPointer<Float>)] { get }
+    /// The parameters this optimizer updates and keeps state for: all of them, or this rank's slice of the arena
+    /// (`--shard optimizer`: ZeRO stage 1).
+    var ownedRange: Range<Int> { get }
 }
 
 /// Which optimizer `--optimizer` selects.
@@ -42,16 +46,17 @@ public struct OptimizerSettings: Sendable, Equatable {
     }
 }
 
-/// Creates the optimizer described by `settings` for a store of `parameterCount` values.
-public func makeOptimizer(_ settings: OptimizerSettings, parameterCount: Int) -> Optimizer {
+/// Creates the optimizer described by `settings` for a store of `parameterCount` values, updating `ownedRange` of
+/// them (nil: all).
+public func makeOptimizer(_ settings: OptimizerSettings, parameterCount: Int, ownedRange: Range<Int>? = nil) -> Optimizer {
     switch settings.kind {
     case .sgd:
         return SGD(parameterCount: parameterCount, momentum: settings.momentum, nesterov: settings.nesterov,
-                   weightDecay: settings.weightDecay)
+                   weightDecay: settings.weightDecay, ownedRange: ownedRange)
     case .adam, .adamw:
         return Adam(parameterCount: parameterCount, beta1: settings.beta1, beta2: settings.beta2,
                     epsilon: settings.epsilon, weightDecay: settings.weightDecay,
-                    decoupled: settings.kind == .adamw, decayedRanges: settings.decayedRanges)
+                    decoupled: settings.kind == .adamw, decayedRanges: settings.decayedRanges, ownedRange: ownedRange)
     }
 }
 

@@ -8,15 +8,18 @@ public final class SGD: Optimizer {
     public let nesterov: Bool
     public let weightDecay: Float
     public var stepCount = 0
-    /// Momentum buffer, one per parameter.
+    public let ownedRange: Range<Int>
+    /// Momentum buffer, one per owned parameter.
     private let velocity: UnsafeMutableBufferPointer<Float>
 
-    public init(parameterCount: Int, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+    public init(parameterCount: Int, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0,
+                ownedRange: Range<Int>? = nil) {
         precondition(!nesterov || momentum > 0, "Nesterov momentum needs momentum > 0")
         self.momentum = momentum
         self.nesterov = nesterov
         self.weightDecay = weightDecay
-        velocity = allocateState(parameterCount)
+        self.ownedRange = ownedRange ?? 0..<parameterCount
+        velocity = allocateState(self.ownedRange.count)
     }
 
     deinit { velocity.deallocate() }
@@ -28,8 +31,9 @@ public final class SGD: Optimizer {
     }
 
     public func update(_ store: ParameterStore, learningRate lr: Float) {
-        let p = store.values.baseAddress!, g = store.gradients.baseAddress!, v = velocity.baseAddress!
-        let count = store.count, mu = momentum, wd = weightDecay
+        let o = ownedRange.lowerBound
+        let p = store.values.baseAddress! + o, g = store.gradients.baseAddress! + o, v = velocity.baseAddress!
+        let count = ownedRange.count, mu = momentum, wd = weightDecay
         let first = stepCount == 0
         if mu == 0 {
             for i in 0..<count { p[i] -= lr * (g[i] + wd * p[i]) }

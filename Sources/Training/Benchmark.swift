@@ -109,7 +109,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
                                       threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
         }
         let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
-        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: communicator), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: threads,
                                   fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
         // A pruning mask, as `distrain prune` fine-tunes: its cost and its allocations are measured with the step's.
@@ -186,7 +186,7 @@ public struct TokenBenchmark: Sendable {
         let windows = SyntheticTokenDataset(windows: windows, contextLength: context, vocabularySize: vocabulary)
         let objective = NextTokenObjective(vocabularySize: vocabulary, positions: context)
         let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape)
-        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model),
+        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: communicator),
                            data: TrainingData(name: "synthetic", train: windows, test: windows.firstSamples(1)),
                            objective: objective, configuration: configuration, communicator: communicator,
                            threadsPerRank: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)

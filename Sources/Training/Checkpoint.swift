@@ -158,11 +158,19 @@ public struct LoadedCheckpoint {
         guard let steps = self.optimizer.metadata["step_count"].flatMap(Int.init), steps >= 0 else {
             throw CheckpointError.invalid(path: self.optimizer.path, problem: "lacks a valid step_count in __metadata__")
         }
+        // The file holds every parameter's state; a sharded optimizer takes its slice of it.
+        let owned = optimizer.ownedRange
+        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, store.slices.map(\.count).max() ?? 1))
+        defer { scratch.deallocate() }
         for buffer in optimizer.stateBuffers {
             for slice in store.slices {
-                let destination = UnsafeMutableBufferPointer(rebasing: buffer.values[slice.offset..<(slice.offset + slice.count)])
-                try self.optimizer.read("\(slice.name).\(buffer.name)", shape: slice.shape, into: destination)
-                try Self.requireFinite(destination, tensor: "\(slice.name).\(buffer.name)", in: self.optimizer)
+                let range = (slice.offset..<(slice.offset + slice.count)).clamped(to: owned)
+                if range.isEmpty { continue }
+                let tensor = scratch.extracting(0..<slice.count)
+                try self.optimizer.read("\(slice.name).\(buffer.name)", shape: slice.shape, into: tensor)
+                try Self.requireFinite(tensor, tensor: "\(slice.name).\(buffer.name)", in: self.optimizer)
+                buffer.values.extracting((range.lowerBound - owned.lowerBound)..<(range.upperBound - owned.lowerBound))
+                    .update(fromContentsOf: tensor.extracting((range.lowerBound - slice.offset)..<(range.upperBound - slice.offset)))
             }
         }
         optimizer.stepCount = steps
@@ -242,8 +250,10 @@ public struct CheckpointWriter {
     ///
     /// - Parameter dataMetadata: what the data and objective record (input shape, classes, normalization,
     ///   task, …: `Dataset.checkpointMetadata`, `Objective.checkpointMetadata`).
+    /// - Parameter optimizerState: the optimizer's state buffers whole, when the optimizer holds only a slice.
     public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
-                      dataMetadata: [String: String]) throws -> String {
+                      dataMetadata: [String: String],
+                      optimizerState: [(name: String, values: UnsafeMutableBufferPointer<Float>)]? = nil) throws -> String {
         let root = settings.directory
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -257,7 +267,8 @@ public struct CheckpointWriter {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
             try writeDurably(modelFileBytes(store: store, model: model, dataMetadata: dataMetadata, dataset: state.configuration.dataset),
                              to: "\(temporary)/\(CheckpointFile.model)")
-            try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer), to: "\(temporary)/\(CheckpointFile.optimizer)")
+            try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer, state: optimizerState ?? optimizer.stateBuffers),
+                             to: "\(temporary)/\(CheckpointFile.optimizer)")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try writeDurably(Array(try encoder.encode(state)), to: "\(temporary)/\(CheckpointFile.state)")
@@ -378,9 +389,10 @@ public struct CheckpointWriter {
         return SafeTensors.encode(tensors, metadata: metadata)
     }
 
-    private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer) -> [UInt8] {
+    private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer,
+                                    state: [(name: String, values: UnsafeMutableBufferPointer<Float>)]) -> [UInt8] {
         var tensors: [TensorToWrite] = []
-        for buffer in optimizer.stateBuffers {
+        for buffer in state {
             for slice in store.slices {
                 tensors.append(TensorToWrite(name: "\(slice.name).\(buffer.name)", shape: slice.shape,
                                              values: UnsafeBufferPointer(

@@ -1,3 +1,4 @@
+import Collectives
 import Datasets
 import Layers
 import Optimizers
@@ -20,6 +21,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var evaluateEverySteps: Int? = nil
     /// `--accumulate K`: each optimizer step runs its batch in K micro-batches (nil: 1).
     public var accumulationSteps: Int? = nil
+    /// `--shard`: what each rank keeps only a slice of (nil: everything replicated).
+    public var sharding: ShardingStage? = nil
     /// Micro-batches per optimizer step.
     public var microBatches: Int { max(accumulationSteps ?? 1, 1) }
     public var epochs: Int
@@ -252,11 +255,19 @@ extension TrainingConfiguration {
     }
 
     /// The `--optimizer` with its hyper-parameters, for `model`'s parameters.
-    public func makeOptimizer(for model: Sequential) -> Optimizer {
+    /// The optimizer for `model`; with `--shard optimizer` and a communicator, for this rank's slice of the arena.
+    public func makeOptimizer(for model: Sequential, communicator: Communicator? = nil) -> Optimizer {
         var settings = optimizerSettings
         if decaysMatricesOnly == true {
             settings.decayedRanges = model.parameters.slices.filter { $0.shape.count >= 2 }.map { $0.offset..<($0.offset + $0.count) }
         }
-        return Optimizers.makeOptimizer(settings, parameterCount: model.parameters.count)
+        let owned = sharding != nil ? communicator?.ownedShard(of: model.parameters.count) : nil
+        return Optimizers.makeOptimizer(settings, parameterCount: model.parameters.count, ownedRange: owned)
     }
+}
+
+/// What `--shard` splits over ranks (ZeRO's stages): `optimizer` — each rank keeps the optimizer state of its slice of
+/// the parameters, updates that slice, and the slices are all-gathered (stage 1).
+public enum ShardingStage: String, Codable, Sendable, CaseIterable {
+    case optimizer
 }

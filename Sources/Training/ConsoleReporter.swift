@@ -31,7 +31,8 @@ public final class ConsoleReporter: TrainingReporter {
             + "gradients: \(r.gradientSum))"
         let micro = r.microBatches > 1
             ? " in \(r.microBatches) micro-batches of up to \((r.perRankBatch + r.microBatches - 1) / r.microBatches)" : ""
-        say("  \(ranks), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank\(micro), \(r.threadsPerRank) BLAS "
+        let shards = r.sharding.map { ", \($0) state sharded over the ranks" } ?? ""
+        say("  \(ranks)\(shards), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank\(micro), \(r.threadsPerRank) BLAS "
             + "thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
         let crop = r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : ""
         let augmentation = r.augment ? ", augmentation: " + crop + "horizontal flip" : ""

@@ -119,7 +119,7 @@ public final class MetricsLog: TrainingReporter {
             ("event", .string("start")), ("dataset", .string(r.dataset)), ("model", .string(r.model)),
             ("parameters", .int(r.parameters)), ("world_size", .int(r.worldSize)),
             ("global_batch", .int(r.globalBatch)), ("per_rank_batch", .int(r.perRankBatch)),
-            ("accumulate", .int(r.microBatches)),
+            ("accumulate", .int(r.microBatches)), ("shard", .string(r.sharding ?? "none")),
             ("optimizer", .string(r.optimizer)), ("lr", .number(r.learningRate)),
             ("schedule", .string(r.schedule)), ("epochs", .int(r.epochs)),
             ("seed", .integer(Int64(bitPattern: r.seed))), ("augment", .bool(r.augment)), ("augment_padding",

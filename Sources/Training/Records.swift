@@ -11,6 +11,8 @@ public struct StartRecord: Sendable {
     public var perRankBatch: Int
     /// `--accumulate`: micro-batches per step (1: none).
     public var microBatches = 1
+    /// `--shard`, when the run shards ("optimizer").
+    public var sharding: String?
     public var optimizer: String
     public var learningRate: Float
     public var schedule: String

@@ -27,6 +27,8 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     /// Targets per sample (1; a window's length for tokens): the gradient's scale counts targets.
     let targetsPerSample: Int
+    /// Whether the optimizer keeps only this rank's slice (`--shard optimizer`): its update is all-gathered.
+    let isSharded: Bool
     /// The coordinator's SGEMM speed on one rank's threads, FLOP/s, when the run reports MFU (language models).
     private let peakFlopsPerRank: Double?
     /// Whether the objective's training metrics include an accuracy (read once for the progress line).
@@ -145,6 +147,10 @@ public final class Trainer {
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule
         targetsPerSample = objective.targetsPerSample
+        isSharded = optimizer.ownedRange != 0..<model.parameters.count
+        precondition(!isSharded || optimizer.ownedRange == communicator.ownedShard(of: model.parameters.count),
+                     "a sharded optimizer must own this rank's slice \(communicator.ownedShard(of: model.parameters.count)), "
+                        + "it owns \(optimizer.ownedRange)")
         let reportsUtilization = configuration.reportsModelFlopsUtilization == true && communicator.isCoordinator
         peakFlopsPerRank = reportsUtilization ? measureSgemmGigaflops() * 1e9 : nil
         reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
@@ -292,7 +298,12 @@ public final class Trainer {
         if let maximum = configuration.clipGradientNorm {                 // clipping: the same factor on every rank
             GradientClipping.clip(model.parameters, maximumNorm: maximum)
         }
-        optimizer.update(model.parameters, learningRate: learningRate)    // update
+        optimizer.update(model.parameters, learningRate: learningRate)    // update (this rank's slice when sharded)
+        if isSharded {                                                    // sharded: every rank gets every slice
+            tracker.enter(.gradientSum)
+            try communicator.allGatherShards(model.parameters.values)
+            tracker.enter(.optimizer)
+        }
         applyUpdateMask()                                                 // (pruning: masked weights stay zero)
         return loss
     }

@@ -65,6 +65,8 @@ extension Trainer {
         tracker.enter(.checkpoint)
         var sums = [partial.lossSum, Double(partial.correct), Double(partial.seen)]
         if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
+        let fullState = try gatheredOptimizerState()
+        defer { fullState?.forEach { $0.values.deallocate() } }
         var localError: Error?
         if communicator.isCoordinator {
             let start = monotonicSeconds()
@@ -76,7 +78,8 @@ extension Trainer {
                     configuration: configuration, worldSize: communicator.size,
                     writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
                 let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
-                                            model: modelDescription, dataMetadata: checkpointDataMetadata)
+                                            model: modelDescription, dataMetadata: checkpointDataMetadata,
+                                            optimizerState: fullState)
                 reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
                 lastCheckpoint = path
             } catch {
@@ -86,6 +89,19 @@ extension Trainer {
         try communicator.agreeOnSuccess(localError)
         lastCheckpoint = try communicator.broadcast(bytes: Array((lastCheckpoint ?? "").utf8), root: 0)
             .withUnsafeBufferPointer { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// With a sharded optimizer: every state buffer whole, on the coordinator (nil elsewhere, and when not sharded),
+    /// so that checkpoints are the same files whatever the world size or sharding. Collective.
+    private func gatheredOptimizerState() throws -> [(name: String, values: UnsafeMutableBufferPointer<Float>)]? {
+        guard isSharded else { return nil }
+        var gathered: [(name: String, values: UnsafeMutableBufferPointer<Float>)] = []
+        for buffer in optimizer.stateBuffers {
+            let full = communicator.isCoordinator ? UnsafeMutableBufferPointer<Float>.allocate(capacity: model.parameters.count) : nil
+            try communicator.gatherShards(UnsafeBufferPointer(buffer.values), count: model.parameters.count, into: full)
+            if let full { gathered.append((buffer.name, full)) }
+        }
+        return communicator.isCoordinator ? gathered : nil
     }
 
     /// A pruned checkpoint (`distrain prune`) keeps its mask when training continues from it: the mask
@@ -138,6 +154,7 @@ extension Trainer {
         record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
         record.microBatches = configuration.microBatches
+        record.sharding = isSharded ? "optimizer" : nil
         return record
     }
 }

@@ -149,6 +149,10 @@ struct TrainOptions: ParsableArguments {
         + "mirror image)."))
     var tta: TestTimeAugmentation = .none
 
+    @Option(help: ArgumentHelp("Shard over ranks (ZeRO): 'optimizer' keeps each rank's optimizer state for its slice of "
+        + "the parameters only (Adam: 8 of 16 bytes per parameter split over the ranks); the same results, any world size."))
+    var shard: ShardingStage?
+
     @Option(help: ArgumentHelp("Gradient accumulation: run each step's batch in K micro-batches (K times less activation "
         + "memory), summing their gradients before the one gradient sum over ranks; --batch-size stays the whole step's."))
     var accumulate = 1
@@ -327,7 +331,9 @@ struct TrainOptions: ParsableArguments {
         configuration.evaluationInterval = evalEvery > 1 ? evalEvery : nil
         configuration.evaluateEverySteps = evalEverySteps
         configuration.accumulationSteps = accumulate > 1 ? accumulate : nil
+        configuration.sharding = shard
         return configuration
     }
 }
 
+extension ShardingStage: ExpressibleByArgument {}

@@ -137,7 +137,8 @@ final class TrainingSession {
         func runRank(_ rank: Communicator, threads: Int, reporter: TrainingReporter?, tracker: PhaseTracker,
                      options: (SumMethod, WireFormat, Bool)) throws -> Trainer {
             let model = try makeModel()
-            let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model), data: data,
+            let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model, communicator: rank),
+                                      data: data,
                                       objective: objective, configuration: plan.configuration, communicator: rank,
                                       threadsPerRank: threads, reporter: reporter, checkpointing: checkpointing,
                                       resume: checkpoint, tracker: tracker, fault: fault, gradientSum: options.0,

@@ -85,12 +85,16 @@ final class TokenTrainingTests: XCTestCase {
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
                        spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
                        reporter: TrainingReporter? = nil, accumulate: Int? = nil, capacity: UnsafeMutablePointer<Int>? = nil,
+                       shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd,
                        steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
         let objective = NextTokenObjective(vocabularySize: 300, positions: Self.context, bytesPerToken: test.bytesPerToken)
-        var configuration = TrainingConfiguration(dataset: "tokens", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
-                                                  learningRate: 0.1, momentum: 0.5)
+        var configuration = TrainingConfiguration(dataset: "tokens", epochs: epochs, globalBatchSize: 8, optimizer: optimizer,
+                                                  learningRate: optimizer == .sgd ? 0.1 : 1e-3, momentum: 0.5)
+        configuration.sharding = shard
+        configuration.decaysMatricesOnly = optimizer == .adamw ? true : nil
+        configuration.weightDecay = optimizer == .adamw ? 0.1 : 0
         configuration.clipGradientNorm = clip
         configuration.maxSteps = maxSteps
         configuration.evaluateEverySteps = evaluateEverySteps
@@ -102,7 +106,7 @@ final class TokenTrainingTests: XCTestCase {
                 .makeSequential(inputShape: [Self.context])
             model.parameters.initializeKaimingUniform(seed: 5)
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
-            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+            let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: comm), data: data,
                                       objective: objective, configuration: configuration, communicator: comm,
                                       reporter: reporter, checkpointing: checkpoints.map { CheckpointSettings(directory: $0) },
                                       resume: loaded)
@@ -252,6 +256,44 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(resumed.parameters, straight.parameters, relative: 1e-5, "resumed on 2 ranks")
         let resumedAlone = try train(world: 1, epochs: 3, checkpoints: root, resume: "\(root)/step-00000006")
         XCTAssertEqual(resumedAlone.parameters, straight.parameters, "bitwise on the same world size")
+    }
+
+    /// `--shard optimizer` (ZeRO-1): 36 steps of a tied GPT with dropout and clipping, AdamW with decay groups, on 3
+    /// ranks (empty shares in each epoch's last batch) give the replicated 3-rank run's parameters bitwise; with SGD and
+    /// momentum (well-conditioned, where N ranks = 1 rank is promised to 1e-5), 2 and 3 sharded ranks give one rank's.
+    func testShardedOptimizerStateGivesTheReplicatedParameters() throws {
+        let replicated = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw)
+        let sharded = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, shard: .optimizer, optimizer: .adamw)
+        XCTAssertEqual(sharded.parameters, replicated.parameters, "the same update, slice by slice: bitwise")
+        let one = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5)
+        for world in [2, 3] {
+            let momentum = try train(world: world, epochs: 6, spec: tiedGPT, clip: 0.5, shard: .optimizer)
+            assertClose(momentum.parameters, one.parameters, relative: 1e-5, "SGD, \(world) sharded ranks against 1")
+        }
+    }
+
+    /// Sharded checkpoints are the replicated files: written by 3 sharded ranks, resumed on 2 sharded ranks and on 1
+    /// replicated rank, they continue as the uninterrupted run; the optimizer file equals the replicated run's.
+    func testShardedCheckpointsResumeOnAnyWorldSizeAndSharding() throws {
+        let root = makeTemporaryDirectory("sharded-checkpoints")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/sharded", shard: .optimizer, optimizer: .adamw)
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/replicated", optimizer: .adamw)
+        let files = try ["sharded", "replicated"].map { try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/optimizer.safetensors")) }
+        XCTAssertEqual(files[0], files[1], "a sharded run's optimizer state is written whole, as the replicated run's")
+        // AdamW, 3 ranks: sharded → replicated continues bitwise as the uninterrupted replicated run.
+        let straightThree = try train(world: 3, epochs: 3, optimizer: .adamw)
+        let replicatedAgain = try train(world: 3, epochs: 3, checkpoints: root + "/again",
+                                        resume: "\(root)/sharded/step-00000006", optimizer: .adamw)
+        XCTAssertEqual(replicatedAgain.parameters, straightThree.parameters, "3 sharded → 3 replicated, bitwise")
+        // SGD with momentum across world sizes: 3 sharded → 2 sharded, and → 1 replicated, as one uninterrupted rank.
+        let straight = try train(world: 1, epochs: 3)
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/momentum", shard: .optimizer)
+        let onTwo = try train(world: 2, epochs: 3, checkpoints: root + "/momentum", resume: "\(root)/momentum/step-00000006",
+                              shard: .optimizer)
+        assertClose(onTwo.parameters, straight.parameters, relative: 1e-5, "3 sharded → 2 sharded")
+        let alone = try train(world: 1, epochs: 3, checkpoints: root + "/alone", resume: "\(root)/momentum/step-00000006")
+        assertClose(alone.parameters, straight.parameters, relative: 1e-5, "3 sharded → 1 replicated")
     }
 
     func testTokenIdsBeyondTheModelsVocabularyAreFoundBeforeTraining() throws {
