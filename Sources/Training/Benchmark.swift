@@ -88,7 +88,8 @@ public struct AllocationCounts: Sendable {
 /// pruning mask, as `distrain prune` fine-tunes.
 public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
                          communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil, sparsity: Double? = nil,
-                         tokens: TokenBenchmark? = nil, allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
+                         tokens: TokenBenchmark? = nil, sharding: ShardingStage? = nil,
+                         allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = tokens.map { [$0.context] } ?? inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
@@ -104,6 +105,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         var configuration = TrainingConfiguration(dataset: "synthetic", model: model, epochs: 1, globalBatchSize: globalBatch)
         configuration.modelFile = modelFile
         configuration.bucketMegabytes = bucketMegabytes
+        configuration.sharding = sharding
         if let tokens {
             return try tokens.trainer(configuration: configuration, windows: steps * globalBatch, communicator: communicator,
                                       threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
@@ -135,7 +137,9 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     var allocations: (own: Double, blas: Double, mpi: Double)?
-    if let allocationCounts {
+    // Counting builds two more trainers (epochs of N and 2N steps): for models of more than 50 M parameters that
+    // would triple the memory the benchmark measures, so they are not counted (null in the JSON).
+    if let allocationCounts, timed.model.parameters.count <= 50_000_000 {
         let short = try trainer(steps: steps), long = try trainer(steps: 2 * steps)
         try short.trainEpoch(0); try long.trainEpoch(0)  // warm-up both
         let a0 = allocationCounts(); try short.trainEpoch(1); let a1 = allocationCounts()

@@ -65,6 +65,9 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var generation: GenerationBenchOptions
 
+    @Option(help: "Shard over ranks as training's --shard (optimizer: ZeRO-1).")
+    var shard: ShardingStage?
+
     func validate() throws {
         if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
@@ -107,7 +110,7 @@ struct BenchCommand: ParsableCommand {
         try runCollectively(communicator) {
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap, bucketMegabytes: bucketMB,
-                                          fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens,
+                                          fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens, sharding: shard,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
