@@ -62,6 +62,7 @@ public final class Dropout: Layer {
     public var outputShape: [Int] { inputShape }
 
     public func reserve(batchCapacity: Int) { mask.reserve(batchCapacity * inputCount) }
+    public func workspaceBytes(batchCapacity: Int) -> Int { 4 * batchCapacity * inputCount }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         let count = inputCount

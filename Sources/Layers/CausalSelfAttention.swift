@@ -71,6 +71,13 @@ public final class CausalSelfAttention: Layer {
     private var attentionBias: ParameterSlice? { hasBias ? slices[1] : nil }
     private var projectionBias: ParameterSlice? { hasBias ? slices[3] : nil }
 
+    /// qkv and its gradient (B·T·3C each), the heads' outputs and their gradient (B·T·C each), the probabilities
+    /// (B·H·T²) and one head's score gradient (T²).
+    public func workspaceBytes(batchCapacity: Int) -> Int {
+        let rows = batchCapacity * positions
+        return 4 * (8 * rows * features + batchCapacity * heads * positions * positions + positions * positions)
+    }
+
     public func reserve(batchCapacity: Int) {
         guard batchCapacity > capacity else { return }
         for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }

@@ -104,6 +104,13 @@ public final class Conv2D: Layer {
         return zeroBias + outputChannels
     }
 
+    /// The im2col columns and the channel-major output (per image or for the batch); direct kernels: none counted.
+    public func workspaceBytes(batchCapacity: Int) -> Int {
+        if direct != nil { return 0 }
+        let images = lowering == .perImage ? 1 : batchCapacity
+        return 4 * (geometry.patchSize + outputChannels) * images * geometry.outputPixels
+    }
+
     public func reserve(batchCapacity: Int) {
         if direct != nil { return direct!.reserve(batchCapacity: batchCapacity) }
         let images = lowering == .perImage ? 1 : batchCapacity

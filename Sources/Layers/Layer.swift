@@ -71,6 +71,8 @@ public protocol Layer: AnyObject {
     func bind(to store: ParameterStore, slices: [ParameterSlice])
     /// Allocates workspace for batches of up to `batchCapacity` samples; called before any pass.
     func reserve(batchCapacity: Int)
+    /// Bytes `reserve(batchCapacity:)` allocates (the memory preflight adds them up before anything is allocated).
+    func workspaceBytes(batchCapacity: Int) -> Int
     /// y = f(x) for `batch` samples.
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext)
     /// Accumulates parameter gradients; writes dInput when given. `dOutput` may be used as scratch.
@@ -89,6 +91,7 @@ extension Layer {
     public var multiplyAccumulatesPerSample: Int { 0 }
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {}
     public func reserve(batchCapacity: Int) {}
+    public func workspaceBytes(batchCapacity: Int) -> Int { 0 }
     /// Elements of one input sample.
     public var inputCount: Int { elementCount(inputShape) }
     /// Elements of one output sample.

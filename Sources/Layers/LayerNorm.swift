@@ -62,6 +62,9 @@ public final class LayerNorm: Layer {
         capacityRows = rows
     }
 
+    /// The rows' means and inverse deviations.
+    public func workspaceBytes(batchCapacity: Int) -> Int { 8 * max(batchCapacity, 1) * rowsPerSample }
+
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         let rows = batch * rowsPerSample
         precondition(rows <= capacityRows, "LayerNorm: \(rows) rows exceed the reserved \(capacityRows)")

@@ -24,6 +24,8 @@ public final class MaxPool2D: Layer {
     public private(set) lazy var inputShape: [Int] = [geometry.channels, geometry.height, geometry.width]  // stored: read in every step
     public private(set) lazy var outputShape: [Int] = [geometry.channels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
 
+    public func workspaceBytes(batchCapacity: Int) -> Int { 4 * batchCapacity * outputCount }
+
     public func reserve(batchCapacity: Int) {
         winners.reserve(batchCapacity * outputCount)
     }

@@ -115,6 +115,25 @@ class PositionEmbedding(nn.Module):
 public struct BuiltModel {
     public let layers: [Layer]
     public let rows: [ModelSummaryRow]
+
+    /// Parameters, counted from the shapes (a tied head counts once).
+    public var parameterCount: Int { layers.flatMap(\.parameterSpecs).reduce(0) { $0 + $1.shape.reduce(1, *) } }
+
+    /// Training FLOPs of one sample as `Sequential.trainingFlopsPerSample` counts them, without allocating the model.
+    public var trainingFlopsPerSample: Int {
+        var multiplyAccumulates = 0, seenParameters = false
+        for layer in layers {
+            let forward = layer.multiplyAccumulatesPerSample
+            multiplyAccumulates += 2 * forward + (seenParameters ? forward : 0)
+            if !layer.parameterSpecs.isEmpty || !layer.tiedParameters.isEmpty { seenParameters = true }
+        }
+        return 2 * multiplyAccumulates
+    }
+
+    /// The summary table, without allocating the model (a 400 M-parameter spec costs no memory to describe).
+    public func summary(inputShape: [Int]) -> String {
+        summaryTable(rows, inputShape: inputShape, trainingFlops: trainingFlopsPerSample)
+    }
 }
 
 extension ModelSpec {

@@ -69,6 +69,14 @@ public final class Residual: Layer {
         }
     }
 
+    /// Each inner layer's output and input gradient, the shortcut's input gradient and the body's copy of dy, and
+    /// the inner layers' own workspaces.
+    public func workspaceBytes(batchCapacity: Int) -> Int {
+        let paths = layers.reduce(0) { $0 + batchCapacity * ($1.outputCount + $1.inputCount) }
+        return 4 * (paths + batchCapacity * (inputCount + outputCount))
+            + layers.reduce(0) { $0 + $1.workspaceBytes(batchCapacity: batchCapacity) }
+    }
+
     public func reserve(batchCapacity: Int) {
         for (index, layer) in body.enumerated() {
             bodyOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)

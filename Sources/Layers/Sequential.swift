@@ -128,6 +128,17 @@ public final class Sequential {
     /// Elements of one output sample.
     public var outputCount: Int { outputShape.reduce(1, *) }
 
+    /// Bytes `reserve(batchCapacity:)` allocates for `layers` on inputs of `inputCount` floats: the input, each
+    /// layer's output and its gradient (none for layers that alias their input), and the layers' workspaces.
+    public static func activationBytes(_ layers: [Layer], inputCount: Int, batchCapacity: Int) -> Int {
+        var floats = batchCapacity * inputCount, bytes = 0
+        for layer in layers {
+            if !layer.aliasesInput { floats += 2 * batchCapacity * layer.outputCount }
+            bytes += layer.workspaceBytes(batchCapacity: batchCapacity)
+        }
+        return 4 * floats + bytes
+    }
+
     /// Allocates every buffer for batches of up to `batchCapacity` samples.
     public func reserve(batchCapacity capacity: Int) {
         precondition(capacity > 0, "batch capacity must be positive, got \(capacity)")

@@ -226,6 +226,14 @@ extension TrainingConfiguration {
     /// the `--model` spec file, or, for token windows, `defaultTokenModelSpec`. Presets are image and table
     /// models; asked for one here, it is a `ModelShapeError` saying what to pass instead.
     public func makeModel(inputShape: [Int], outputShape: [Int]) throws -> Sequential {
+        let model = try builtModel(inputShape: inputShape, outputShape: outputShape).makeSequential(inputShape: inputShape)
+        model.parameters.initializeKaimingUniform(seed: seed)
+        return model
+    }
+
+    /// The `--model` architecture for `inputShape` → `outputShape` with every size, before anything is allocated
+    /// (what `makeModel` builds, and what the memory preflight adds up).
+    public func builtModel(inputShape: [Int], outputShape: [Int]) throws -> BuiltModel {
         let text: String, source: String
         if let modelFile {
             (text, source) = (modelFile.text, modelFile.path)
@@ -242,10 +250,7 @@ extension TrainingConfiguration {
             throw ModelShapeError(message: "--model \(model.rawValue) is an image or table preset; for token data give a "
                 + "GPT preset (\(gpts)) or --model FILE.spec, e.g. Embedding(V, 64), Linear(64, 256), GELU(), Linear(256, V)")
         }
-        let model = try ModelSpec(parsing: text, source: source).build(inputShape: inputShape, outputShape: outputShape)
-            .makeSequential(inputShape: inputShape)
-        model.parameters.initializeKaimingUniform(seed: seed)
-        return model
+        return try ModelSpec(parsing: text, source: source).build(inputShape: inputShape, outputShape: outputShape)
     }
 
     /// The model token data trains without `--model`: an embedding and a per-position MLP, each position

@@ -415,19 +415,32 @@ public final class Trainer {
                                      testTimeAugmentation: configuration.evaluationAugmentation)
     }
 
-    /// Samples per evaluation batch: `--eval-batch` for images and rows; for samples of many positions (token
-    /// windows) at most 4,096 positions beyond the training batch, since every layer's buffers (a transformer's
-    /// attention probabilities among them) grow with it — 256 windows of 64 tokens held 1.4 GB for a 0.8 M model.
-    /// With `--accumulate`, never more than a micro-batch: the memory accumulating saves must not come back at
-    /// the first evaluation.
     var evaluationBatchSize: Int {
-        if configuration.microBatches > 1 { return min(configuration.evaluationBatchSize, model.batchCapacity) }
-        guard targetsPerSample > 1 else { return configuration.evaluationBatchSize }
-        return min(configuration.evaluationBatchSize, max(perRankBatch, 4096 / targetsPerSample, 1))
+        Trainer.evaluationBatchSize(configuration, share: perRankBatch, micro: model.batchCapacity,
+                                    positions: targetsPerSample, outputsPerPosition: model.outputCount / targetsPerSample,
+                                    bytesPerSample: activationBytesPerSample)
+    }
+
+    /// Samples per evaluation batch: `--eval-batch` for images and rows; for samples of many positions (token
+    /// windows) no more than the training share beyond 4,096 positions, 4 M logits and 256 MiB of activations, since
+    /// every layer's buffers grow with it (256 windows of 64 tokens held 1.4 GB for a 0.8 M model; GPT-2's 50,257
+    /// logits per position take 1.6 GB for 4,096 positions). With `--accumulate`, never more than a micro-batch: the memory accumulating
+    /// saves must not come back at the first evaluation. (The memory preflight computes the same.)
+    public static func evaluationBatchSize(_ configuration: TrainingConfiguration, share: Int, micro: Int, positions: Int,
+                                           outputsPerPosition: Int, bytesPerSample: Int) -> Int {
+        if configuration.microBatches > 1 { return min(configuration.evaluationBatchSize, micro) }
+        guard positions > 1 else { return configuration.evaluationBatchSize }
+        let beyond = min(4096 / positions, (1 << 22) / (positions * max(outputsPerPosition, 1)), (1 << 28) / max(bytesPerSample, 1))
+        return min(configuration.evaluationBatchSize, max(share, beyond, 1))
     }
 }
 
 extension Trainer {
+    /// Bytes of activations and workspace one more sample of a batch takes.
+    var activationBytesPerSample: Int {
+        Sequential.activationBytes(model.layers, inputCount: model.inputCount, batchCapacity: 1)
+    }
+
     /// Training FLOPs of one sample: a GPT preset's 6N + 6·L·C·T per token (nanoGPT's and PaLM's MFU), else the
     /// model's own count of its multiply-adds.
     var trainingFlopsPerSample: Double {

@@ -29,6 +29,8 @@ struct SummaryCommand: ParsableCommand {
     @Option(help: "GPT presets: positions per window (default: the preset's longest).")
     var context: Int?
 
+    @OptionGroup var memory: MemoryPlanOptions
+
     func validate() throws {
         _ = try ModelChoice(model)
         _ = try parseInputShape(input)
@@ -43,9 +45,9 @@ struct SummaryCommand: ParsableCommand {
         let shape = try parseInputShape(input)
         do {
             let built = try choice.build(inputShape: shape, classes: classes)
-            let sequential = built.makeSequential(inputShape: shape)
             print("\(model) on \(input) inputs, \(classes) classes")
-            print(sequential.summary)
+            print(built.summary(inputShape: shape))
+            printMemory(built, inputCount: shape.reduce(1, *), positions: 1)
         } catch {
             printError("\(error)")
             throw ExitCode.validationFailure
@@ -64,13 +66,13 @@ extension SummaryCommand {
         do {
             let built = try ModelSpec(parsing: gpt.spec(vocabulary: vocabSize), source: "preset \(gpt.rawValue)")
                 .build(inputShape: [t], outputShape: [t, vocabSize])
-            let sequential = built.makeSequential(inputShape: [t])
             print("\(gpt.rawValue): \(gpt.layers) layers, \(gpt.heads) heads, \(gpt.width) wide, vocabulary \(vocabSize), "
                 + "context \(t)")
-            print(sequential.summary)
+            print(built.summary(inputShape: [t]))
             let flops = gpt.trainingFlopsPerToken(vocabulary: vocabSize, context: t)
-            print("\(sequential.parameters.count.formatted()) parameters (the head shares the token table); training "
+            print("\(built.parameterCount.formatted()) parameters (the head shares the token table); training "
                 + "FLOPs per token 6N + 6·L·C·T = \(String(format: "%.3g", flops))")
+            printMemory(built, inputCount: t, positions: t)
         } catch {
             printError("\(error)")
             throw ExitCode.validationFailure
@@ -148,4 +150,56 @@ func pythonComment(_ text: String) -> String {
         scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}"
             ? String(format: "\\x%02x", min(scalar.value, 0xFF)) : String(scalar)
     }.joined())
+}
+
+/// `summary --ranks N [--shard optimizer] [--batch-size B] [--accumulate K] [--optimizer O]`: the memory preflight's
+/// table for a run on N ranks of one host, printed without allocating anything.
+struct MemoryPlanOptions: ParsableArguments {
+    @Option(help: "Print what each rank would hold when training on this many ranks of one host (the memory preflight).")
+    var ranks: Int?
+
+    @Option(help: "With --ranks: the run's --shard.")
+    var shard: ShardingStage?
+
+    @Option(name: .customLong("batch-size"), help: "With --ranks: the run's global batch (default: 12 windows, 64 images).")
+    var batchSize: Int?
+
+    @Option(help: "With --ranks: the run's --accumulate.")
+    var accumulate = 1
+
+    @Option(help: "With --ranks: the run's optimizer (sgd counts no momentum state).")
+    var optimizer: OptimizerKind = .adamw
+
+    @Flag(help: "With --ranks: the run writes checkpoints (--checkpoint-dir): count writing one on rank 0.")
+    var checkpoints = false
+
+    func validate() throws {
+        if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be in 1...1024, got \(ranks)") }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if !(1...4096).contains(accumulate) { throw ValidationError("--accumulate must be in 1...4096, got \(accumulate)") }
+    }
+}
+
+extension SummaryCommand {
+    /// The memory table for `--ranks`, when given.
+    func printMemory(_ built: BuiltModel, inputCount: Int, positions: Int) {
+        guard let ranks = memory.ranks else { return }
+        let batch = memory.batchSize ?? (positions > 1 ? 12 : 64), share = (batch + ranks - 1) / ranks
+        let micro = (share + memory.accumulate - 1) / memory.accumulate
+        var configuration = TrainingConfiguration(dataset: "", globalBatchSize: batch)
+        configuration.accumulationSteps = memory.accumulate
+        let outputs = built.layers.last.map { $0.outputCount } ?? 1
+        let evaluation = Trainer.evaluationBatchSize(configuration, share: share, micro: micro, positions: positions,
+            outputsPerPosition: outputs / positions,
+            bytesPerSample: Sequential.activationBytes(built.layers, inputCount: inputCount, batchCapacity: 1))
+        let plan = MemoryPlan(layers: built.layers, inputCount: inputCount, optimizer: memory.optimizer, momentum: 0,
+                              sharding: memory.shard, worldSize: ranks, localRanks: ranks, batch: max(micro, evaluation),
+                              sharedMemoryRanks: ranks, writesCheckpoints: memory.checkpoints)
+        print("memory per rank on \(ranks) rank\(ranks == 1 ? "" : "s") of one host (global batch \(batch)"
+            + "\(memory.accumulate > 1 ? " in \(memory.accumulate) micro-batches" : "")\(memory.shard.map { ", --shard \($0.rawValue)" } ?? "")):")
+        plan.table.forEach { print($0) }
+        if let available = MemoryPlan.availableBytes() {
+            print("  available on this host      \(available >> 20) MiB: \(plan.perHost <= available ? "fits" : "does not fit")")
+        }
+    }
 }

@@ -128,7 +128,8 @@ struct SweepCommand: ParsableCommand {
                                  bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil, finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
         do {
             let trainer = try tokenRun.map { run in
-                try session.train(plan, data: run.data, objective: run.objective, makeModel: run.makeModel)
+                try session.train(plan, data: run.data, objective: run.objective, builtModel: run.builtModel,
+                                  makeModel: run.makeModel)
             } ?? session.train(plan, data: data!)
             result.bestValue = trainer.selection.bestScore.map { monitor == .valLoss ? -$0 : $0 }
             result.bestEpoch = trainer.selection.bestEpoch

@@ -64,7 +64,7 @@ func runTokenTraining(directory source: String, options: TrainOptions, tokens: T
                                communicator: session.communicator)
         session.tracker.enter(.startup)
         try session.train(RunPlan(options: options, configuration: run.configuration), data: run.data,
-                          objective: run.objective, makeModel: run.makeModel)
+                          objective: run.objective, builtModel: run.builtModel, makeModel: run.makeModel)
     }
 }
 
@@ -101,6 +101,11 @@ struct TokenRun {
         self.configuration = configuration
         context = tokens.context
         initFrom = tokens.initFrom
+    }
+
+    /// The model's layers with every size, nothing allocated (the memory preflight).
+    func builtModel() throws -> BuiltModel {
+        try configuration.builtModel(inputShape: [context], outputShape: objective.outputShape)
     }
 
     /// A rank's model: the flags' model for the windows and vocabulary, from `--init-from` when given.

@@ -3,6 +3,7 @@ import Collectives
 import Datasets
 import DistrainKit
 import Foundation
+import Layers
 import Tensors
 import Training
 
@@ -113,14 +114,42 @@ final class TrainingSession {
     @discardableResult
     func train(_ plan: RunPlan, data: DatasetSplits) throws -> Trainer {
         let cut = try data.cut(plan.configuration.dataCut)
-        return try train(plan, data: cut, objective: nil) { try plan.configuration.makeModel(for: data) }
+        let shape = data.train.shape, classes = data.train.classCount
+        return try train(plan, data: cut, objective: nil, builtModel: {
+            try plan.configuration.modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes)
+        }) { try plan.configuration.makeModel(for: data) }
+    }
+
+    /// The memory preflight: what this host's ranks will hold, against what it has available; refused (on every
+    /// rank, nothing allocated) when it does not fit.
+    func checkMemory(_ plan: RunPlan, data: TrainingData, layers: [Layer]) throws {
+        let configuration = plan.configuration, ranks = max(plan.localRanks, 1)
+        let world = communicator.size * ranks, local = communicator.localSize * ranks
+        let share = (max(min(configuration.globalBatchSize, data.train.count), 1) + world - 1) / world
+        let micro = (share + configuration.microBatches - 1) / configuration.microBatches
+        let positions: Int = { if case let .tokens(_, count) = data.train.targetKind { return count }; return 1 }()
+        let outputs = layers.last.map { $0.outputCount } ?? 1
+        let evaluation = Trainer.evaluationBatchSize(configuration, share: share, micro: micro, positions: positions,
+            outputsPerPosition: outputs / positions,
+            bytesPerSample: Sequential.activationBytes(layers, inputCount: data.train.sampleSize, batchCapacity: 1))
+        let sharedMemory = communicator.kind == "MPI" && plan.gradientSum == .auto ? communicator.localSize : 1
+        var localError: Error?
+        do {
+            let memory = MemoryPlan(layers: layers, inputCount: data.train.sampleSize, optimizer: configuration.optimizer,
+                                    momentum: configuration.momentum, sharding: configuration.sharding, worldSize: world,
+                                    localRanks: local, batch: max(micro, evaluation), sharedMemoryRanks: sharedMemory,
+                                    writesCheckpoints: plan.checkpointDirectory != nil)
+            try memory.check(available: MemoryPlan.availableBytes())
+        } catch { localError = error }
+        try communicator.agreeOnSuccess(localError)
     }
 
     /// One training run on data already cut, under `objective` (nil: the one its targets call for), each
     /// rank's model made by `makeModel`. Returns the (coordinator's) trainer.
     @discardableResult
-    func train(_ plan: RunPlan, data: TrainingData, objective: (any Objective)?,
+    func train(_ plan: RunPlan, data: TrainingData, objective: (any Objective)?, builtModel: (() throws -> BuiltModel)? = nil,
                makeModel: @escaping () throws -> Sequential) throws -> Trainer {
+        if let builtModel { try checkMemory(plan, data: data, layers: try builtModel().layers) }
         var reporter: TrainingReporter?, localError: Error?
         if communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1) {
             do {

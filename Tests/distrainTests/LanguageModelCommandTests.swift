@@ -45,6 +45,36 @@ final class LanguageModelCommandTests: XCTestCase {
         XCTAssertTrue(sweep.standardOutput.contains("best: distrain train \(tokens)"), sweep.standardOutput)
     }
 
+    /// The memory preflight: `summary --ranks` prints the plan; a run that would not fit is refused before it allocates
+    /// (here a host capped at 60 MiB), and `--shard optimizer` trains under mpirun with the replicated run's numbers.
+    func testMemoryPreflightAndShardedTraining() throws {
+        let summary = try runProcess(distrain, ["summary", "--model", "gpt2-medium", "--vocab-size", "4096", "--context", "128",
+                                                "--ranks", "4", "--batch-size", "8", "--shard", "optimizer"], timeout: 60)
+        XCTAssertEqual(summary.exitCode, 0, summary.standardError)
+        XCTAssertTrue(summary.standardOutput.contains("memory per rank on 4 ranks of one host (global batch 8, --shard optimizer)"))
+        XCTAssertTrue(summary.standardOutput.contains("optimizer state                  587 MiB"), summary.standardOutput)
+        let (root, _, tokens) = try trainTinyGPT(distrain, steps: 1)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let flags = ["train", tokens, "--model", "gpt-mini", "--context", "16", "--batch-size", "8", "--max-steps", "6",
+                     "--optimizer", "adamw", "--threads", "1", "--no-progress", "--eval-batches", "2"]
+        let refused = try runProcess(distrain, flags, extraEnvironment: ["DISTRAIN_MEMORY_LIMIT_MB": "60"], timeout: 60)
+        XCTAssertEqual(refused.exitCode, 1, refused.standardError)
+        XCTAssertTrue(refused.standardError.contains("not started, nothing allocated") && refused.standardError.contains("--shard optimizer"),
+                      refused.standardError)
+        guard let mpirun = findOnPath("mpirun") else { return }
+        var losses: [Double] = []
+        for shard in [[], ["--shard", "optimizer"]] {
+            let run = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + flags + shard
+                                     + ["--metrics", root + "/m\(shard.count).jsonl"], timeout: 180)
+            XCTAssertEqual(run.exitCode, 0, run.standardError)
+            let end = try String(contentsOfFile: root + "/m\(shard.count).jsonl", encoding: .utf8).split(separator: "\n").last!
+            let object = try JSONSerialization.jsonObject(with: Data(end.utf8)) as? [String: Any]
+            losses.append(try XCTUnwrap(object?["test_loss"] as? Double))
+            if !shard.isEmpty { XCTAssertTrue(run.standardOutput.contains("optimizer state sharded over the ranks"), run.standardOutput) }
+        }
+        XCTAssertEqual(losses[0], losses[1], "sharded = replicated, bitwise")
+    }
+
     func testBenchTrainsAndGeneratesWithAGPTPreset() throws {
         let trained = try runProcess(distrain, ["bench", "--model", "gpt-mini", "--context", "16", "--steps", "3",
                                                 "--repetitions", "1", "--threads", "1", "--json"], timeout: 120)

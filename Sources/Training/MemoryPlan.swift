@@ -1,0 +1,123 @@
+import Foundation
+import Layers
+import Optimizers
+
+/// What one rank will hold while it trains, added up from the model's shapes before anything is allocated: the
+/// memory preflight (`distrain summary --ranks N`, and the check before a run starts).
+///
+/// fp32 values and gradients (4 + 4 bytes per parameter), the optimizer's state (Adam 8, SGD with momentum 4 — a
+/// 1/N slice of it with `--shard optimizer`), the activations of one (micro-)batch or evaluation batch (every
+/// layer's output, its gradient and its workspace), the other ranks' gradient slices a rank reads while summing
+/// in shared memory, and the runtime's own (libraries, threads).
+public struct MemoryPlan: Sendable {
+    public var parameterCount: Int
+    public var parameters: Int
+    public var gradients: Int
+    public var optimizerState: Int
+    public var activations: Int
+    /// Reading the other local ranks' gradient slices in the shared-memory sum.
+    public var communication: Int
+    public var runtime: Int
+    /// What writing a checkpoint adds on the coordinator, for a moment: the files' bytes and, sharded, the
+    /// optimizer state gathered whole.
+    public var checkpointWriting: Int
+    /// Ranks sharing this host's memory.
+    public var localRanks: Int
+    public var isSharded: Bool
+    /// Whether the run writes checkpoints (`checkpointWriting` then counts on this host).
+    public var writesCheckpoints: Bool
+
+    /// Measured beside the rest (a small model's whole process): Swift, MPI, OpenBLAS and oneDNN with their threads.
+    public static let runtimeBytes = 80 << 20
+
+    /// - Parameters:
+    ///   - batch: samples per forward pass on this rank (the micro-batch; an evaluation batch when larger).
+    ///   - sharedMemoryRanks: ranks of this host that sum gradients in shared memory (1: none).
+    public init(layers: [Layer], inputCount: Int, optimizer: OptimizerKind, momentum: Float, sharding: ShardingStage?,
+                worldSize: Int, localRanks: Int, batch: Int, sharedMemoryRanks: Int, writesCheckpoints: Bool) {
+        let specs = layers.flatMap(\.parameterSpecs)
+        let count = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        // A tied head's weight is written a second time under its own name (PyTorch's state_dict has both).
+        let tiedAliasCount = layers.flatMap(\.tiedParameters).reduce(0) { total, tie in
+            total + (specs.first { $0.name == tie.tiedTo }?.shape.reduce(1, *) ?? 0)
+        }
+        parameterCount = count
+        parameters = 4 * count
+        gradients = 4 * count
+        let statePerParameter = optimizer == .sgd ? (momentum > 0 ? 4 : 0) : 8
+        let owned = sharding == .optimizer ? (count + worldSize - 1) / worldSize : count
+        optimizerState = statePerParameter * owned
+        activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1))
+        communication = sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
+        runtime = Self.runtimeBytes
+        checkpointWriting = 4 * (count + tiedAliasCount) + statePerParameter * count
+            + (sharding == .optimizer ? statePerParameter * count : 0)
+        self.localRanks = localRanks
+        isSharded = sharding != nil
+        self.writesCheckpoints = writesCheckpoints
+    }
+
+    /// One rank's steady-state bytes.
+    public var perRank: Int { parameters + gradients + optimizerState + activations + communication + runtime }
+
+    /// This host's bytes: its ranks, and the coordinator's checkpoint writing on top when the run writes them.
+    public var perHost: Int { localRanks * perRank + (writesCheckpoints ? checkpointWriting : 0) }
+
+    /// The table `summary` prints and a refused run shows.
+    public var table: [String] {
+        func mib(_ bytes: Int) -> String { String(format: "%9.0f MiB", Double(bytes) / 1_048_576) }
+        return [
+            "  parameters (fp32)          \(mib(parameters))",
+            "  gradients (fp32)           \(mib(gradients))",
+            "  optimizer state            \(mib(optimizerState))",
+            "  activations and workspace  \(mib(activations))",
+            "  gradient sum (shared mem)  \(mib(communication))",
+            "  runtime                    \(mib(runtime))",
+            "  per rank                   \(mib(perRank))",
+            "  checkpoint writing, rank 0 \(mib(checkpointWriting)) (for a moment; \(writesCheckpoints ? "counted" : "no checkpoints"))",
+            "  this host (\(localRanks) rank\(localRanks == 1 ? "" : "s"))       \(mib(perHost))",
+        ]
+    }
+
+    /// The host's available memory (MemAvailable of /proc/meminfo), nil where it cannot be read — or less, when
+    /// `DISTRAIN_MEMORY_LIMIT_MB` says to leave the rest of the host to others.
+    public static func availableBytes() -> Int? {
+        let limit = ProcessInfo.processInfo.environment["DISTRAIN_MEMORY_LIMIT_MB"].flatMap { Int($0) }.map { $0 << 20 }
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return limit }
+        return min(kilobytes * 1024, limit ?? .max)
+    }
+
+    /// The parts in one line: "parameters 1173 MiB, gradients 1173 MiB, …".
+    public var summaryLine: String {
+        let parts = [("parameters", parameters), ("gradients", gradients), ("optimizer state", optimizerState),
+                     ("activations", activations), ("gradient sum", communication), ("runtime", runtime)]
+        return parts.map { "\($0.0) \($0.1 >> 20) MiB" }.joined(separator: ", ")
+            + " per rank × \(localRanks)" + (writesCheckpoints ? " + \(checkpointWriting >> 20) MiB writing a checkpoint" : "")
+    }
+
+    /// Throws `MemoryPlanError` when this host's ranks would need more than `available` bytes, with the table and
+    /// what would make it fit.
+    public func check(available: Int?) throws {
+        guard let available, perHost > available else { return }
+        var remedies: [String] = []
+        if optimizerState > 0 && !isSharded { remedies.append("--shard optimizer (the optimizer state split over the ranks)") }
+        if activations > perRank / 4 { remedies.append("--accumulate K (a K-th of the activations)") }
+        remedies.append("fewer ranks on this host, or more hosts")
+        throw MemoryPlanError(needed: perHost, available: available, plan: summaryLine, remedies: remedies)
+    }
+}
+
+/// A run that would not fit in memory, refused before allocating.
+public struct MemoryPlanError: Error, CustomStringConvertible {
+    public let needed: Int
+    public let available: Int
+    public let plan: String
+    public let remedies: [String]
+
+    public var description: String {
+        "this host's ranks need about \(needed >> 20) MiB and \(available >> 20) MiB are available: not started, "
+            + "nothing allocated (\(plan)). Try \(remedies.joined(separator: "; ")); distrain summary --ranks N shows the plan"
+    }
+}

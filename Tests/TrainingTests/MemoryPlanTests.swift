@@ -1,0 +1,55 @@
+import Layers
+import Optimizers
+import Training
+import XCTest
+
+/// The memory preflight's arithmetic against hand-computed bytes, and its verdict.
+final class MemoryPlanTests: XCTestCase {
+    /// Embedding(10, 4) then Linear(4, 10) per position, windows of 3 tokens: 40 + 40 + 10 = 90 parameters.
+    private func layers() throws -> [Layer] {
+        try ModelSpec(parsing: "Embedding(10, 4)\nLinear(4, 10)", source: "test").build(inputShape: [3], outputShape: [3, 10]).layers
+    }
+
+    func testBytesAreTheHandCountedOnes() throws {
+        let plan = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .adamw, momentum: 0, sharding: nil, worldSize: 4,
+                              localRanks: 4, batch: 2, sharedMemoryRanks: 4, writesCheckpoints: false)
+        XCTAssertEqual(plan.parameterCount, 90)
+        XCTAssertEqual(plan.parameters, 360)
+        XCTAssertEqual(plan.gradients, 360)
+        XCTAssertEqual(plan.optimizerState, 720, "Adam's two moments")
+        // Floats: the input 2·3, the embedding's output and gradient 2·(2·3·4), the head's 2·(2·3·10).
+        XCTAssertEqual(plan.activations, 4 * (6 + 48 + 120))
+        XCTAssertEqual(plan.communication, 4 * 90 * 3 / 4, "three of four ranks' slices read in the shared-memory sum")
+        XCTAssertEqual(plan.perRank, 360 + 360 + 720 + 696 + 270 + MemoryPlan.runtimeBytes)
+        XCTAssertEqual(plan.perHost, 4 * plan.perRank, "no checkpoints: none counted")
+        let sharded = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .adamw, momentum: 0, sharding: .optimizer,
+                                 worldSize: 4, localRanks: 4, batch: 2, sharedMemoryRanks: 4, writesCheckpoints: true)
+        XCTAssertEqual(sharded.optimizerState, 8 * 23, "⌈90 / 4⌉ parameters' moments")
+        XCTAssertEqual(sharded.checkpointWriting, 4 * 90 + 8 * 90 + 8 * 90, "the files' bytes and the state gathered whole")
+        XCTAssertEqual(sharded.perHost, 4 * sharded.perRank + sharded.checkpointWriting)
+        let sgd = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .sgd, momentum: 0.9, sharding: nil, worldSize: 1,
+                             localRanks: 1, batch: 2, sharedMemoryRanks: 1, writesCheckpoints: false)
+        XCTAssertEqual(sgd.optimizerState, 360, "one momentum buffer")
+        XCTAssertEqual(sgd.communication, 0)
+    }
+
+    /// An attention layer's workspace is what it allocates: qkv and its gradient, heads' outputs and gradient,
+    /// probabilities, one head's score gradient.
+    func testAttentionWorkspaceIsItsBuffers() {
+        let attention = CausalSelfAttention(positions: 8, features: 16, heads: 2, name: "a")
+        let rows = 3 * 8
+        XCTAssertEqual(attention.workspaceBytes(batchCapacity: 3), 4 * (2 * rows * 48 + 2 * rows * 16 + 3 * 2 * 64 + 64))
+    }
+
+    func testTheVerdictNamesTheRemedies() throws {
+        let plan = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .adamw, momentum: 0, sharding: nil, worldSize: 2,
+                              localRanks: 2, batch: 2, sharedMemoryRanks: 2, writesCheckpoints: false)
+        XCTAssertNoThrow(try plan.check(available: plan.perHost))
+        XCTAssertNoThrow(try plan.check(available: nil), "unknown memory: no verdict")
+        XCTAssertThrowsError(try plan.check(available: plan.perHost - 1)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("not started, nothing allocated") && text.contains("--shard optimizer"), text)
+            XCTAssertFalse(text.contains("\n"), "one line")
+        }
+    }
+}
