@@ -108,6 +108,7 @@ struct BenchCommand: ParsableCommand {
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
             ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
+            if let tokens { try checkMemory(choice, tokens: tokens, perRankBatch: batch, communicator: communicator) }
             let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
                                           threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap, bucketMegabytes: bucketMB,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens, sharding: shard,
@@ -176,5 +177,26 @@ struct BenchCommand: ParsableCommand {
 
     private func loadAverage() -> String {
         ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3).joined(separator: " ")
+    }
+}
+
+extension BenchCommand {
+    /// The memory preflight for a language model's benchmark (as training runs it): refused on every rank, before
+    /// anything is allocated, when this host's ranks would not fit.
+    fileprivate func checkMemory(_ choice: ModelChoice, tokens: TokenBenchmark, perRankBatch: Int,
+                                 communicator: Communicator) throws {
+        var configuration = TrainingConfiguration(dataset: "bench", model: choice.preset)
+        configuration.gptPreset = choice.gpt
+        configuration.modelFile = choice.file
+        var localError: Error?
+        do {
+            let built = try configuration.builtModel(inputShape: [tokens.context], outputShape: [tokens.context, tokens.vocabulary])
+            let sharedMemory = communicator.kind == "MPI" && gradientSum == .auto ? communicator.localSize : 1
+            let plan = MemoryPlan(layers: built.layers, inputCount: tokens.context, optimizer: .adamw, momentum: 0,
+                                  sharding: shard, worldSize: communicator.size, localRanks: communicator.localSize,
+                                  batch: perRankBatch, sharedMemoryRanks: sharedMemory, writesCheckpoints: false)
+            try plan.check(available: MemoryPlan.availableBytes())
+        } catch { localError = error }
+        try communicator.agreeOnSuccess(localError)
     }
 }
