@@ -84,7 +84,8 @@ public final class Conv2D: Layer {
         return text + ")" + (activation == .relu ? " + ReLU" : "")
     }
     public private(set) lazy var inputShape: [Int] = [geometry.channels, geometry.height, geometry.width]  // stored: read in every step
-    public private(set) lazy var outputShape: [Int] = [outputChannels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
+    // Stored: read in every step.
+    public private(set) lazy var outputShape: [Int] = [outputChannels, geometry.outputHeight, geometry.outputWidth]
     public var parameterSpecs: [ParameterSpec] {
         let k = geometry.kernelHeight
         return [ParameterSpec(name: "\(name).weight", shape: [outputChannels, geometry.channels, k, k], fanIn: geometry.patchSize)]

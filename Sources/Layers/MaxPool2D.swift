@@ -22,7 +22,8 @@ public final class MaxPool2D: Layer {
 
     public var summary: String { "MaxPool2D(\(geometry.kernelHeight)x\(geometry.kernelWidth), stride \(geometry.stride))" }
     public private(set) lazy var inputShape: [Int] = [geometry.channels, geometry.height, geometry.width]  // stored: read in every step
-    public private(set) lazy var outputShape: [Int] = [geometry.channels, geometry.outputHeight, geometry.outputWidth]  // stored: read in every step
+    // Stored: read in every step.
+    public private(set) lazy var outputShape: [Int] = [geometry.channels, geometry.outputHeight, geometry.outputWidth]
 
     public func workspaceBytes(batchCapacity: Int) -> Int { 4 * batchCapacity * outputCount }
 

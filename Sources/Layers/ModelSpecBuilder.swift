@@ -207,7 +207,9 @@ extension ModelSpec {
         }
         for (index, m) in modules.enumerated() {
             guard m.kind == "Linear", let target = m.words["tied_to"] else { continue }
-            func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
+            func fail(_ message: String) -> ModelSpecError {
+                ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)")
+            }
             guard let table = modules[..<index].first(where: { $0.name == target }) else {
                 let embeddings = modules[..<index].filter { $0.kind == "Embedding" }.map { "'\($0.name)'" }
                 throw fail("tied_to='\(target)' names no module before it; " + (embeddings.isEmpty
@@ -400,7 +402,8 @@ extension ModelSpec {
             return (ReLU(shape: shape), row(m, "ReLU()", nil, shape))
         case "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid":
             let function: PointwiseFunction = m.kind == "LeakyReLU" ? .leakyReLU(slope: Float(a["negative_slope"]!))
-                : m.kind == "GELU" ? (words["approximate"] == "tanh" ? .geluTanh : .gelu) : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
+                : m.kind == "GELU" ? (words["approximate"] == "tanh" ? .geluTanh : .gelu)
+                : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
             let layer = Pointwise(function, shape: shape)
             return (layer, row(m, function.pytorch, layer))
         case "MaxPool2d", "AvgPool2d":

@@ -191,7 +191,9 @@ public final class Sequential {
     public func forward(batch: Int, context: ForwardContext) -> UnsafeMutablePointer<Float> {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
         if batch == 0 {  // an empty share: only the layers that reduce over ranks take part
-            for index in synchronizedLayers { layers[index].forward(activations[index], activations[index + 1], batch: 0, context: context) }
+            for index in synchronizedLayers {
+                layers[index].forward(activations[index], activations[index + 1], batch: 0, context: context)
+            }
             return output
         }
         // Plain index loops in the step: `enumerated()` and `reversed()` iterate through generic

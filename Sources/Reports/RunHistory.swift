@@ -106,11 +106,14 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
         }
     }
     if !badLines.isEmpty {
-        current.notes.append("skipped \(badLines.count) line\(badLines.count == 1 ? "" : "s") that are not distrain events (line\(badLines.count == 1 ? "" : "s") \(badLines.prefix(5).map(String.init).joined(separator: ", "))\(badLines.count > 5 ? ", …" : ""))")
+        let plural = badLines.count == 1 ? "" : "s", shown = badLines.prefix(5).map(String.init).joined(separator: ", ")
+        current.notes.append("skipped \(badLines.count) line\(plural) that are not distrain events (line\(plural) \(shown)"
+            + "\(badLines.count > 5 ? ", …" : ""))")
     }
     runs.append(current)
     for index in runs.indices where !runs[index].finished && !runs[index].epochs.isEmpty {
-        runs[index].notes.append("no end event: the run stops after epoch \(runs[index].epochs.last!.epoch) (it crashed, was stopped, or is still running)")
+        runs[index].notes.append("no end event: the run stops after epoch \(runs[index].epochs.last!.epoch) (it crashed, was "
+            + "stopped, or is still running)")
     }
     return runs
 }

@@ -21,7 +21,8 @@ public func mcNemarExactPValue(onlyA: Int, onlyB: Int) -> Double {
 
 /// The paired bootstrap's 95% interval of accuracy(A) − accuracy(B): `resamples` draws of n samples with
 /// replacement (seeded), the 2.5th and 97.5th percentiles of the difference.
-public func bootstrapDifferenceInterval(correctA: [Bool], correctB: [Bool], resamples: Int = 2000, seed: UInt64 = 1) -> (low: Double, high: Double) {
+public func bootstrapDifferenceInterval(correctA: [Bool], correctB: [Bool], resamples: Int = 2000,
+                                        seed: UInt64 = 1) -> (low: Double, high: Double) {
     precondition(correctA.count == correctB.count && !correctA.isEmpty, "paired samples needed")
     let n = correctA.count
     // Per sample: +1 only A right, −1 only B right, 0 agree; the difference of accuracies is their mean.

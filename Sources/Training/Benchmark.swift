@@ -86,8 +86,10 @@ public struct AllocationCounts: Sendable {
 /// (allocations in a 2·steps epoch − allocations in a steps epoch) / steps, which cancels the
 /// per-epoch setup; `allocationCounts` reads the process's allocation counters. `sparsity`: under a global
 /// pruning mask, as `distrain prune` fine-tunes.
-public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int, repetitions: Int, threads: Int,
-                         communicator: Communicator, gradientSum: SumMethod = .auto, wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil, sparsity: Double? = nil,
+public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputShape: [Int]? = nil, perRankBatch: Int, steps: Int,
+                         repetitions: Int, threads: Int, communicator: Communicator, gradientSum: SumMethod = .auto,
+                         wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil,
+                         sparsity: Double? = nil,
                          tokens: TokenBenchmark? = nil, sharding: ShardingStage? = nil,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = tokens.map { [$0.context] } ?? inputShape ?? benchmarkInputShape(model)
@@ -155,7 +157,8 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         (name, 1000 * (phases[phase] ?? 0) / stepCount)
     }
     let sgemm = measureSgemmGigaflops()
-    return BenchmarkResult(model: tokens?.gpt?.rawValue ?? modelFile?.path ?? model.rawValue, inputShape: shape, globalBatch: globalBatch, perRankBatch: perRankBatch,
+    return BenchmarkResult(model: tokens?.gpt?.rawValue ?? modelFile?.path ?? model.rawValue, inputShape: shape,
+                           globalBatch: globalBatch, perRankBatch: perRankBatch,
                            worldSize: communicator.size, threads: threads, steps: steps, imagesPerSecond: rates,
                            millisecondsPerStep: split, allocationsPerStep: allocations?.own,
                            blasAllocationsPerStep: allocations?.blas, mpiAllocationsPerStep: allocations?.mpi,

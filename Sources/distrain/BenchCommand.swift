@@ -51,10 +51,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("bucket-mb"), help: "Size of each gradient bucket between hosts in MiB (as training's).")
     var bucketMB: Double = 4
 
-    @Option(help: "Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes (its cost and allocations).")
+    @Option(help: ArgumentHelp("Train under a global magnitude-pruning mask of this sparsity, as 'distrain prune' fine-tunes "
+        + "(its cost and allocations)."))
     var sparsity: Double?
 
-    @Option(help: "Time inference (evaluation-mode forward passes) of this checkpoint instead of training; repeat it to compare checkpoints, e.g. a float one and its int8 version, in one run.")
+    @Option(help: ArgumentHelp("Time inference (evaluation-mode forward passes) of this checkpoint instead of training; repeat "
+        + "it to compare checkpoints, e.g. a float one and its int8 version, in one run."))
     var inference: [String] = []
 
     @Option(name: .customLong("inference-batch-sizes"), help: "Batch sizes of the inference timing, comma-separated.")
@@ -69,10 +71,14 @@ struct BenchCommand: ParsableCommand {
     var shard: ShardingStage?
 
     func validate() throws {
-        if let batchSize, batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
+        if let batchSize, batchSize < 1 || batchSize > 65_536 {
+            throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)")
+        }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be in 1...1000000, got \(steps)") }
-        if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) { throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)") }
+        if !(bucketMB.isFinite && bucketMB > 0 && bucketMB <= 1024) {
+            throw ValidationError("--bucket-mb must be in (0, 1024], got \(bucketMB)")
+        }
         if let sparsity, !(sparsity >= 0 && sparsity < 1) { throw ValidationError("--sparsity must be in [0, 1), got \(sparsity)") }
         if repetitions < 1 || repetitions > 1000 { throw ValidationError("--repetitions must be in 1...1000, got \(repetitions)") }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
@@ -80,7 +86,9 @@ struct BenchCommand: ParsableCommand {
         if !inference.isEmpty { return _ = try parsedInferenceBatchSizes() }
         let choice = try ModelChoice(model)
         if generation.tokenBenchmark(choice) != nil { return }  // built on token windows when it runs
-        do { _ = try choice.build(inputShape: try benchShape(choice), classes: 10) } catch let error as ValidationError { throw error } catch {
+        do {
+            _ = try choice.build(inputShape: try benchShape(choice), classes: 10)
+        } catch let error as ValidationError { throw error } catch {
             throw ValidationError("\(error)")
         }
     }
@@ -106,11 +114,14 @@ struct BenchCommand: ParsableCommand {
         let tokens = generation.tokenBenchmark(choice)
         let batch = batchSize ?? (tokens != nil ? 12 : choice.file == nil && choice.preset == .mlpLarge ? 256 : 64)
         let counter: (() -> AllocationCounts)? = distrain_allocation_counter_active() != 0
-            ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(), mpi: distrain_mpi_allocation_count()) } : nil
+            ? { AllocationCounts(own: distrain_allocation_count(), blas: distrain_blas_allocation_count(),
+                                 mpi: distrain_mpi_allocation_count()) } : nil
         try runCollectively(communicator) {
             if let tokens { try checkMemory(choice, tokens: tokens, perRankBatch: batch, communicator: communicator) }
-            let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice), perRankBatch: batch, steps: steps, repetitions: repetitions,
-                                          threads: threads, communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap, bucketMegabytes: bucketMB,
+            let result = try runBenchmark(model: choice.preset, modelFile: choice.file, inputShape: try benchShape(choice),
+                                          perRankBatch: batch, steps: steps, repetitions: repetitions, threads: threads,
+                                          communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap,
+                                          bucketMegabytes: bucketMB,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens, sharding: shard,
                                           allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
@@ -159,17 +170,31 @@ struct BenchCommand: ParsableCommand {
             fields.append(("load_average", .string(loadAverage())))
             print(JSONValue.object(fields).serialized)
         } else {
-            print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per rank × \(r.worldSize) rank\(r.worldSize == 1 ? "" : "s"), \(r.threads) BLAS thread\(r.threads == 1 ? "" : "s") per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
-            print("  \(positions == nil ? "images" : "windows")/s (rank 0): median \(grouped(median)), min \(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
+            let ranks = "\(r.worldSize) rank\(r.worldSize == 1 ? "" : "s")"
+            let threads = "\(r.threads) BLAS thread\(r.threads == 1 ? "" : "s")"
+            print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per "
+                + "rank × \(ranks), \(threads) per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
+            print("  \(positions == nil ? "images" : "windows")/s (rank 0): median \(grouped(median)), min "
+                + "\(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
             if let positions {
-                print("  tokens/s (rank 0): median \(grouped(median * Double(positions))); over all ranks \(grouped(total * Double(positions)));"
-                    + " MFU \(format(100 * fractionOfPeak, 1))% (training FLOPs per token against the SGEMM peak below)")
+                print("  tokens/s (rank 0): median \(grouped(median * Double(positions))); over all ranks "
+                    + "\(grouped(total * Double(positions))); MFU \(format(100 * fractionOfPeak, 1))% (training FLOPs per token "
+                    + "against the SGEMM peak below)")
             }
-            if r.worldSize > 1 { print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: \(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)") }
-            print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ") + ", total \(format(stepMilliseconds, 3))")
-            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the \(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) (\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
-            print("  heap allocations per steady-state step: \(r.allocationsPerStep.map { format($0, 1) } ?? "not counted") by distrain, \(r.blasAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside BLAS, \(r.mpiAllocationsPerStep.map { format($0, 1) } ?? "not counted") inside MPI")
-            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the \(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
+            if r.worldSize > 1 {
+                print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: "
+                    + "\(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)")
+            }
+            print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ")
+                + ", total \(format(stepMilliseconds, 3))")
+            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the "
+                + "\(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) "
+                + "(\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
+            func counted(_ value: Double?) -> String { value.map { format($0, 1) } ?? "not counted" }
+            print("  heap allocations per steady-state step: \(counted(r.allocationsPerStep)) by distrain, "
+                + "\(counted(r.blasAllocationsPerStep)) inside BLAS, \(counted(r.mpiAllocationsPerStep)) inside MPI")
+            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the "
+                + "\(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
             print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
         }
         fflush(nil)

@@ -33,7 +33,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Draw only from the k most likely tokens (1: greedy).")
     var topK: Int?
 
-    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Draw only from the most likely tokens whose probabilities add up to p.")
+    @Option(name: .customLong("top-p"), parsing: .unconditional,
+            help: "Draw only from the most likely tokens whose probabilities add up to p.")
     var topP = 1.0
 
     @Option(help: "Seed of the draws: the same seed, prompt and checkpoint give the same text.")

@@ -8,7 +8,8 @@ import Training
 struct LRFindCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lr-find",
-        abstract: "The learning-rate range test: the rate grows exponentially over a few hundred steps; prints smoothed loss against rate and a suggested --lr. Writes no checkpoint.",
+        abstract: "The learning-rate range test: the rate grows exponentially over a few hundred steps; prints smoothed "
+            + "loss against rate and a suggested --lr. Writes no checkpoint.",
         discussion: "Example: distrain lr-find fashion-mnist --model cnn --optimizer sgd --momentum 0.9   (also under mpirun)")
 
     @Argument(help: "The dataset: \(DatasetRegistry.names).")
@@ -76,14 +77,17 @@ struct LRFindCommand: ParsableCommand {
 
     private func report(_ finder: LearningRateFinder, optimizer: String) {
         let probes = finder.probes
-        print("lr-find: \(probes.count) of \(steps) steps (\(optimizer), global batch \(options.batchSize)), rate \(String(format: "%.1e", startRate)) → \(String(format: "%.1e", endRate))\(probes.count < steps ? "; stopped when the loss diverged" : "")")
+        let range = "\(String(format: "%.1e", startRate)) → \(String(format: "%.1e", endRate))"
+        print("lr-find: \(probes.count) of \(steps) steps (\(optimizer), global batch \(options.batchSize)), rate \(range)"
+            + (probes.count < steps ? "; stopped when the loss diverged" : ""))
         print("       lr   loss (smoothed)")
         let stride = max(1, probes.count / 25)
         for (index, p) in probes.enumerated() where index % stride == 0 || index == probes.count - 1 {
             print(String(format: "%9.2e   %.4f", p.learningRate, p.smoothedLoss))
         }
         if let suggestion = finder.suggestion {
-            print(String(format: "suggested --lr %.2e (steepest descent of the smoothed loss); the loss is lowest at %.2e — a rate 10× below that is the other common choice", suggestion.steepest, suggestion.minimum))
+            print(String(format: "suggested --lr %.2e (steepest descent of the smoothed loss); the loss is lowest at %.2e — "
+                + "a rate 10× below that is the other common choice", suggestion.steepest, suggestion.minimum))
         } else {
             print("no suggestion: too few steps before the loss diverged; lower --start-lr or raise --steps")
         }

@@ -195,8 +195,9 @@ extension SummaryCommand {
         let plan = MemoryPlan(layers: built.layers, inputCount: inputCount, optimizer: memory.optimizer, momentum: 0,
                               sharding: memory.shard, worldSize: ranks, localRanks: ranks, batch: max(micro, evaluation),
                               sharedMemoryRanks: ranks, writesCheckpoints: memory.checkpoints)
-        print("memory per rank on \(ranks) rank\(ranks == 1 ? "" : "s") of one host (global batch \(batch)"
-            + "\(memory.accumulate > 1 ? " in \(memory.accumulate) micro-batches" : "")\(memory.shard.map { ", --shard \($0.rawValue)" } ?? "")):")
+        let micros = memory.accumulate > 1 ? " in \(memory.accumulate) micro-batches" : ""
+        print("memory per rank on \(ranks) rank\(ranks == 1 ? "" : "s") of one host (global batch \(batch)\(micros)"
+            + "\(memory.shard.map { ", --shard \($0.rawValue)" } ?? "")):")
         plan.table.forEach { print($0) }
         if let available = MemoryPlan.availableBytes() {
             print("  available on this host      \(available >> 20) MiB: \(plan.perHost <= available ? "fits" : "does not fit")")

@@ -48,7 +48,8 @@ struct SweepCommand: ParsableCommand {
         let fixedOptions = try? TrainOptions.parse(Recipe.expandingFlags(specification.fixed))
         let tokens = isTokenShardFolder(specification.dataset)
         let dataset: SweepData = tokens ? .tokens(specification.dataset)
-            : .registered(try registeredDataset(specification.dataset, images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions()))
+            : .registered(try registeredDataset(specification.dataset,
+                                                images: try fixedOptions?.dataLocation.imageOptions ?? SourceOptions()))
         for forbidden in ["--checkpoint-dir", "--metrics", "--resume", "--kfold"]
         where specification.fixed.contains(forbidden) || specification.swept.contains(where: { $0.flag == forbidden }) {
             throw ValidationError("sweep sets \(forbidden) for each trial itself; remove it from the training command")
@@ -56,9 +57,13 @@ struct SweepCommand: ParsableCommand {
         if specification.swept.contains(where: { $0.flag == "--local-ranks" }) {
             throw ValidationError("sweep: every trial runs on the same ranks; give --local-ranks one value")
         }
-        if specification.swept.isEmpty { throw ValidationError("sweep: no flag has several values; give one as a list (--lr 1e-3,3e-3) or a range with --trials (--lr 1e-4:1e-2)") }
+        if specification.swept.isEmpty {
+            throw ValidationError("sweep: no flag has several values; give one as a list (--lr 1e-3,3e-3) or a range with "
+                + "--trials (--lr 1e-4:1e-2)")
+        }
         // Token folders rank by their own val split; other data holds out a tenth of the training set unless told.
-        let validation = tokens || specification.fixed.contains("--val-split") || specification.swept.contains { $0.flag == "--val-split" }
+        let validation = tokens || specification.fixed.contains("--val-split")
+            || specification.swept.contains { $0.flag == "--val-split" }
         let draws: [[(flag: String, value: String)]]
         do { draws = try specification.trials(randomTrials: trials, seed: seed) } catch { throw ValidationError("\(error)") }
         return (dataset, try draws.map { draw in
@@ -68,11 +73,13 @@ struct SweepCommand: ParsableCommand {
                 return Trial(values: draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments: arguments,
                              options: parsed.options, tokens: tokens ? parsed.tokens : nil)
             } catch {
-                let flags = Set(TrainOptions.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
+                let words = TokenTrainArguments.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
+                let flags = Set(words.filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) })
                 if let unknown = arguments.dropFirst().first(where: { $0.hasPrefix("--") && !flags.contains($0) }) {
                     throw ValidationError("sweep: \(unknown) is not a training flag")
                 }
-                throw ValidationError("sweep: trial '\(draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "))': \(TrainOptions.message(for: error))")
+                let values = draw.map { "\($0.flag) \($0.value)" }.joined(separator: " ")
+                throw ValidationError("sweep: trial '\(values)': \(TrainOptions.message(for: error))")
             }
         })
     }
@@ -103,8 +110,13 @@ struct SweepCommand: ParsableCommand {
                           session: TrainingSession) throws -> TrialResult {
         let folder = "\(out)/trial-\(String(format: "%03d", number))"
         if let earlier = try readOnCoordinator(session, "\(folder)/result.json", as: TrialResult.self) {
-            guard resume else { throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a new --out") }
-            guard earlier.arguments == trial.arguments else { throw SelectionError(message: "\(folder) is a trial of another sweep (\(earlier.values)); use a new --out") }
+            guard resume else {
+                throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a "
+                    + "new --out")
+            }
+            guard earlier.arguments == trial.arguments else {
+                throw SelectionError(message: "\(folder) is a trial of another sweep (\(earlier.values)); use a new --out")
+            }
             if session.communicator.isCoordinator { print("trial \(number)/\(count) (\(trial.values)): finished earlier") }
             return earlier
         }
@@ -124,8 +136,9 @@ struct SweepCommand: ParsableCommand {
         plan.commandLine = shellQuoted(runnableCommand(trial.arguments))
         let monitor = plan.configuration.monitor ?? .valLoss
         let start = Date()
-        var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok", monitor: monitor.rawValue,
-                                 bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil, finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
+        var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok",
+                                 monitor: monitor.rawValue, bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil,
+                                 finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
         do {
             let trainer = try tokenRun.map { run in
                 try session.train(plan, data: run.data, objective: run.objective, builtModel: run.builtModel,
@@ -154,7 +167,8 @@ struct SweepCommand: ParsableCommand {
     private func summarize(_ results: [TrialResult], seconds: Double) throws {
         let ranked = rankTrials(results)
         let monitor = ranked.first?.monitor ?? "val_loss"
-        print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; the test set never ranks)")
+        print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; "
+            + "the test set never ranks)")
         let headings = ["rank", "trial", "best \(monitor)", "epoch", "final val acc", "test acc", "seconds"]
         print(headings.joined(separator: "  ") + "  values")
         // Each cell padded to its heading (String(format:)'s %-11@ ignores the width on Linux).
@@ -164,11 +178,14 @@ struct SweepCommand: ParsableCommand {
         var csv = "rank,trial,best_\(monitor),best_epoch,final_val_accuracy,final_val_loss,test_accuracy,seconds,status,values\n"
         func cell(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "—" }
         for (rank, r) in ranked.enumerated() {
-            print(row(["\(rank + 1)", "\(r.trial)", cell(r.bestValue, "%.4f"), "\(r.bestEpoch)", cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%"),
-                       cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%"), String(format: "%.1f", r.seconds)])
+            print(row(["\(rank + 1)", "\(r.trial)", cell(r.bestValue, "%.4f"), "\(r.bestEpoch)",
+                       cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%"), cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%"),
+                       String(format: "%.1f", r.seconds)])
                   + r.values + (r.status == "ok" ? "" : "  (\(r.status))"))
-            csv += "\(rank + 1),\(r.trial),\(r.bestValue.map { "\($0)" } ?? ""),\(r.bestEpoch),\(r.finalValidationAccuracy.map { "\($0)" } ?? ""),"
-                + "\(r.finalValidationLoss.map { "\($0)" } ?? ""),\(r.testAccuracy.map { "\($0)" } ?? ""),\(r.seconds),\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"
+            func plain(_ value: Double?) -> String { value.map { "\($0)" } ?? "" }
+            csv += "\(rank + 1),\(r.trial),\(plain(r.bestValue)),\(r.bestEpoch),\(plain(r.finalValidationAccuracy)),"
+                + "\(plain(r.finalValidationLoss)),\(plain(r.testAccuracy)),\(r.seconds),"
+                + "\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"
         }
         try writeTextAtomically(csv, to: "\(out)/summary.csv")
         try writeJSONAtomically(ranked, to: "\(out)/summary.json")
