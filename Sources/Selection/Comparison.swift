@@ -24,19 +24,25 @@ public func mcNemarExactPValue(onlyA: Int, onlyB: Int) -> Double {
 public func bootstrapDifferenceInterval(correctA: [Bool], correctB: [Bool], resamples: Int = 2000,
                                         seed: UInt64 = 1) -> (low: Double, high: Double) {
     precondition(correctA.count == correctB.count && !correctA.isEmpty, "paired samples needed")
-    let n = correctA.count
     // Per sample: +1 only A right, −1 only B right, 0 agree; the difference of accuracies is their mean.
-    let delta = zip(correctA, correctB).map { ($0 ? 1 : 0) - ($1 ? 1 : 0) }
-    var differences: [Double] = []
-    differences.reserveCapacity(resamples)
+    let delta = zip(correctA, correctB).map { Double(($0 ? 1 : 0) - ($1 ? 1 : 0)) }
+    return bootstrapMeanInterval(delta, resamples: resamples, seed: seed, stream: 0x424F_4F54)
+}
+
+/// The 95% interval of the mean of `values` by the bootstrap: `resamples` draws of n values with replacement
+/// (seeded by `seed` and `stream`), the 2.5th and 97.5th percentiles of their means.
+func bootstrapMeanInterval(_ values: [Double], resamples: Int, seed: UInt64, stream: UInt64) -> (low: Double, high: Double) {
+    let n = values.count
+    var means: [Double] = []
+    means.reserveCapacity(resamples)
     for draw in 0..<resamples {
-        var generator = SeededGenerator(seed: seed, keys: 0x424F_4F54, UInt64(draw))
-        var sum = 0
-        for _ in 0..<n { sum += delta[Int(generator.next() % UInt64(n))] }
-        differences.append(Double(sum) / Double(n))
+        var generator = SeededGenerator(seed: seed, keys: stream, UInt64(draw))
+        var sum = 0.0
+        for _ in 0..<n { sum += values[Int(generator.next() % UInt64(n))] }
+        means.append(sum / Double(n))
     }
-    differences.sort()
-    func percentile(_ p: Double) -> Double { differences[min(resamples - 1, max(0, Int((p * Double(resamples - 1)).rounded())))] }
+    means.sort()
+    func percentile(_ p: Double) -> Double { means[min(resamples - 1, max(0, Int((p * Double(resamples - 1)).rounded())))] }
     return (percentile(0.025), percentile(0.975))
 }
 
@@ -89,17 +95,7 @@ public struct PairedLossComparison: Sendable {
         difference = deltas.reduce(0, +) / Double(n)
         windowsABetter = deltas.filter { $0 < 0 }.count
         windowsBBetter = deltas.filter { $0 > 0 }.count
-        var means: [Double] = []
-        means.reserveCapacity(resamples)
-        for draw in 0..<resamples {
-            var generator = SeededGenerator(seed: seed, keys: 0x4C4F_5353, UInt64(draw))
-            var sum = 0.0
-            for _ in 0..<n { sum += deltas[Int(generator.next() % UInt64(n))] }
-            means.append(sum / Double(n))
-        }
-        means.sort()
-        func percentile(_ p: Double) -> Double { means[min(resamples - 1, max(0, Int((p * Double(resamples - 1)).rounded())))] }
-        interval = (percentile(0.025), percentile(0.975))
+        interval = bootstrapMeanInterval(deltas, resamples: resamples, seed: seed, stream: 0x4C4F_5353)
     }
 
     /// Whether the interval excludes 0: the difference is unlikely to be chance.

@@ -45,4 +45,23 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(mean, 0.92, accuracy: 1e-12)
         XCTAssertEqual(sd, 0.02, accuracy: 1e-12)  // sqrt((0.0004 + 0 + 0.0004) / 2)
     }
+
+    /// Language models: the paired per-window loss difference, against hand-computed means and counts.
+    func testPairedLossComparisonOfTwoLanguageModels() {
+        let a = [1.0, 2.0, 3.0, 4.0], b = [2.0, 2.0, 2.0, 2.0]
+        let mixed = PairedLossComparison(lossesA: a, lossesB: b, resamples: 500, seed: 3)
+        XCTAssertEqual(mixed.meanLossA, 2.5)
+        XCTAssertEqual(mixed.meanLossB, 2.0)
+        XCTAssertEqual(mixed.difference, 0.5)
+        XCTAssertEqual(mixed.windowsABetter, 1)
+        XCTAssertEqual(mixed.windowsBBetter, 2)
+        XCTAssertTrue(mixed.interval.low >= -1 && mixed.interval.high <= 2 && mixed.interval.low <= 0.5 && 0.5 <= mixed.interval.high)
+        XCTAssertFalse(mixed.isSignificant, "deltas −1, 0, 1, 2: the interval holds 0")
+        let better = PairedLossComparison(lossesA: a.map { $0 - 3 }, lossesB: a, resamples: 500, seed: 3)
+        XCTAssertEqual(better.interval.low, -3)
+        XCTAssertEqual(better.interval.high, -3, "every delta is −3")
+        XCTAssertTrue(better.isSignificant)
+        let again = PairedLossComparison(lossesA: a, lossesB: b, resamples: 500, seed: 3)
+        XCTAssertEqual(again.interval.low, mixed.interval.low, "seeded")
+    }
 }
