@@ -92,6 +92,13 @@ struct QuantizeCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: target) {
                 throw ValidationError("\(target) already exists; choose another --out or remove it")
             }
+            // A run's checkpoint folder: its own model.safetensors would shadow the run's checkpoints (evaluate,
+            // predict and export read a folder's model.safetensors before its best and latest).
+            let pointers = ["best", "latest"].filter { CheckpointWriter.pointer($0, in: out) != nil }
+            if !CheckpointWriter.checkpointNames(in: out).isEmpty || !pointers.isEmpty {
+                throw ValidationError("--out \(out) holds a training run's checkpoints; an int8 model.safetensors there would "
+                    + "take their place in evaluate, predict and export: choose a folder of its own")
+            }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         }
         let calibration = self.calibration ?? min(1000, data.train.count)

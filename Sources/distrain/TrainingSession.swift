@@ -203,7 +203,10 @@ final class TrainingSession {
     private func makeReporter(_ plan: RunPlan) throws -> TrainingReporter {
         var reporters: [TrainingReporter] = [ConsoleReporter(isTerminal: plan.progress && isatty(STDOUT_FILENO) != 0, brief: plan.brief)]
         let commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + plan.commandLine
-        for (path, appending) in [(plan.metricsPath, plan.resume != nil), (plan.checkpointDirectory.map { "\($0)/metrics.jsonl" }, true)] {
+        let checkpointLog = plan.checkpointDirectory.map { "\($0)/metrics.jsonl" }
+        // --metrics naming the file the checkpoint folder keeps anyway: one writer, not two (two tore each other's lines).
+        let sameFile = plan.metricsPath.flatMap { metrics in checkpointLog.map { sameFilePath(metrics, $0) } } ?? false
+        for (path, appending) in [(sameFile ? nil : plan.metricsPath, plan.resume != nil), (checkpointLog, true)] {
             guard let path else { continue }
             if path.hasSuffix(".csv") {
                 reporters.append(try CSVMetricsLog(path: path, appending: appending))
@@ -229,4 +232,10 @@ final class TrainingSession {
         if communicator.isCoordinator { print("resuming from \(directory)") }
         return try LoadedCheckpoint.load(directory: directory, communicator: communicator)
     }
+}
+
+/// Whether two paths name the same file (after making them absolute and resolving links and `..`).
+func sameFilePath(_ a: String, _ b: String) -> Bool {
+    func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+    return resolved(a) == resolved(b)
 }

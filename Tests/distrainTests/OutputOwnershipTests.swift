@@ -19,6 +19,14 @@ final class OutputOwnershipTests: XCTestCase {
         XCTAssertEqual(try runProcess(distrain, train + ["--metrics", root + "/run.jsonl"], timeout: 120).exitCode, 0)
         XCTAssertEqual(try runProcess(distrain, train + ["--metrics", root + "/run.jsonl"], timeout: 120).exitCode, 0,
                        "a metrics file distrain wrote may be written again")
+        // --metrics naming the checkpoint folder's own metrics file: one writer, every line whole and once.
+        let both = try runProcess(distrain, train + ["--epochs", "2", "--checkpoint-dir", root + "/ckpt", "--metrics",
+                                                     root + "/ckpt/../ckpt/metrics.jsonl"], timeout: 120)
+        XCTAssertEqual(both.exitCode, 0, both.standardError)
+        let lines = try String(contentsOfFile: root + "/ckpt/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil }, Array(repeating: true, count: lines.count))
+        XCTAssertEqual(lines.filter { $0.contains("\"event\":\"epoch\"") }.count, 2)
+        XCTAssertEqual(lines.filter { $0.contains("\"event\":\"start\"") }.count, 1)
 
         writeBytes(Array("<html>mine</html>".utf8), to: root + "/page.html")
         XCTAssertEqual(mkfifo(root + "/pipe", 0o600), 0)

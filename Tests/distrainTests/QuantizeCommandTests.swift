@@ -72,6 +72,8 @@ final class QuantizeCommandTests: XCTestCase {
             (["quantize", "--checkpoint", root + "/base", "fashion-mnist", "--calibration", "301", "--out", root + "/big"] + data, "--calibration 301 is more than the 300 training samples"),
             (["quantize", "--checkpoint", root + "/base", "fashion-mnist", "--out", root + "/int8"] + data, "int8/model.safetensors already exists"),
             (["export", "--pytorch", root + "/int8"], "is an int8 model (distrain quantize), which nn.Linear and nn.Conv2d cannot load"),
+            (["quantize", "--checkpoint", root + "/base", "fashion-mnist", "--out", root + "/base"] + data,
+             "holds a training run's checkpoints; an int8 model.safetensors there would take their place"),
         ]
         for (arguments, message) in refusals {
             let run = try runProcess(distrain, arguments, timeout: 60)
@@ -79,6 +81,7 @@ final class QuantizeCommandTests: XCTestCase {
             XCTAssertTrue(run.standardError.contains(message), "\(arguments.joined(separator: " ")): \(run.standardError)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/big/model.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/base/model.safetensors"), "the run's folder untouched")
         XCTAssertEqual(try runProcess(distrain, ["quantize", "--checkpoint", root + "/base", "fashion-mnist", "--calibration", "0", "--out", root + "/zero"], timeout: 30).exitCode, 64)
 
         // A zero scale written into the file: evaluate names the tensor instead of dividing by it.
