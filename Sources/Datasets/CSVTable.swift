@@ -4,7 +4,8 @@ import Foundation
 /// Errors name the row.
 public func parseCSV(_ text: String, path: String) throws -> (header: [String], rows: [[String]]) {
     var rows: [[String]] = [], row: [String] = [], field = "", quoted = false, atFieldStart = true
-    var iterator = text.makeIterator()
+    // A byte-order mark (spreadsheets write one) is not part of the first column's name.
+    var iterator = (text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text).makeIterator()
     while let character = iterator.next() {
         if quoted {
             if character == "\"" {
@@ -31,8 +32,18 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
     if quoted { throw DatasetError.malformed(path: path, problem: "ends inside a quoted field (row \(rows.count + 1)); close the quote") }
     if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
     rows.removeAll { $0.count == 1 && $0[0].trimmingCharacters(in: .whitespaces).isEmpty }  // blank lines
-    guard let header = rows.first else { throw DatasetError.malformed(path: path, problem: "is empty; a CSV needs a header row and data rows") }
-    return (header.map { $0.trimmingCharacters(in: .whitespaces) }, Array(rows.dropFirst()))
+    guard let first = rows.first else { throw DatasetError.malformed(path: path, problem: "is empty; a CSV needs a header row and data rows") }
+    let header = first.map { $0.trimmingCharacters(in: .whitespaces) }
+    // Columns are found by name (training records them, predict looks them up): a name twice would be read as one.
+    var seen: [String: Int] = [:]
+    for (index, name) in header.enumerated() {
+        if let earlier = seen[name] {
+            throw DatasetError.malformed(path: path, problem: "names two columns '\(name.prefix(64))' (columns \(earlier + 1) and "
+                + "\(index + 1)); give every column its own name")
+        }
+        seen[name] = index
+    }
+    return (header, Array(rows.dropFirst()))
 }
 
 /// A classification table: `--label COLUMN` is the class, every other column a numeric feature. Features
@@ -69,6 +80,7 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
         }
         labelTexts.append(row[labelColumn].trimmingCharacters(in: .whitespaces))
     }
+    labelTexts = mergingNumericSpellings(labelTexts)
     let distinct = Array(Set(labelTexts))
     let classes = distinct.allSatisfy({ Double($0) != nil })
         ? distinct.sorted { Double($0)! < Double($1)! } : distinct.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
@@ -105,4 +117,17 @@ private func regressionTable(_ path: String, header: [String], rows: [[String]],
     splits.featureNames = features.map { header[$0] }
     splits.labelColumn = header[target]
     return splits
+}
+
+/// Numeric labels written two ways ("1" and "1.0") are one class, named as it is first written; other labels
+/// are left as they are.
+func mergingNumericSpellings(_ labels: [String]) -> [String] {
+    guard labels.allSatisfy({ Double($0) != nil }) else { return labels }
+    var spelling: [Double: String] = [:]
+    return labels.map { text in
+        let value = Double(text)!
+        if let first = spelling[value] { return first }
+        spelling[value] = text
+        return text
+    }
 }

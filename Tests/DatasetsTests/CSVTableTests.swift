@@ -53,5 +53,21 @@ final class CSVTableTests: XCTestCase {
         XCTAssertTrue(error("a,y\n1,0\n,1\n").contains("row 3, column 'a': the cell is empty"))
         XCTAssertTrue(error("a,y\n1,0\n2,0\n").contains("holds one class (0)"))
         XCTAssertTrue(error("a,y\n").contains("has a header but no data rows"))
+        XCTAssertTrue(error("a,b,a,y\n1,2,3,0\n").contains("names two columns 'a' (columns 1 and 3)"))
+        XCTAssertTrue(error(" y ,a,y\n0,1,1\n").contains("names two columns 'y' (columns 1 and 3)"), "names compared trimmed")
+    }
+
+    /// A byte-order mark is not part of the first name; "1" and "1.0" are one class.
+    func testABOMAndNumericSpellingsOfOneClass() throws {
+        let directory = makeTemporaryDirectory("csv-bom")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rows = (0..<20).map { "\($0),\([$0 % 2 == 0 ? "1" : "1.0", "2"][$0 % 4 / 2])" }
+        try Data(("\u{FEFF}y_first,y\n" + rows.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: "\(directory)/t.csv"))
+        var options = SourceOptions()
+        options.label = "y"
+        let splits = try loadCSVDataset("\(directory)/t.csv", options: options)
+        XCTAssertEqual(splits.featureNames, ["y_first"], "no BOM in the first column's name")
+        XCTAssertEqual(splits.train.classNames, ["1", "2"], "'1' and '1.0' are one class, named as first written")
+        XCTAssertEqual(mergingNumericSpellings(["a", "1", "1.0"]), ["a", "1", "1.0"], "non-numeric labels are left alone")
     }
 }
