@@ -44,6 +44,11 @@ public func readRunHistories(path: String) throws -> [RunHistory] {
         throw ReportError(message: "\(path) does not exist; pass a --metrics file or a --checkpoint-dir")
     }
     let file = isDirectory.boolValue ? "\(path)/metrics.jsonl" : path
+    // distrain's metrics lines are short (a 1,000-epoch run writes about a megabyte): a larger file is not one.
+    if let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int, size > maximumMetricsBytes {
+        throw ReportError(message: "\(file) is \(size >> 20) MiB, larger than any metrics file distrain writes "
+            + "(\(maximumMetricsBytes >> 20) MiB); pass a --metrics file of a run")
+    }
     guard let data = FileManager.default.contents(atPath: file) else {
         throw ReportError(message: isDirectory.boolValue
             ? "\(path) holds no metrics.jsonl; pass a --metrics file or a --checkpoint-dir written by this version"
@@ -58,6 +63,11 @@ public func readRunHistories(path: String) throws -> [RunHistory] {
     }
     return runs
 }
+
+/// The largest metrics file `report` reads.
+let maximumMetricsBytes = 64 << 20
+/// The largest confusion matrix a run writes (classification objectives keep one up to 256 classes).
+let maximumConfusionClasses = 256
 
 /// The settings that identify a run: a start event with other values begins a different run.
 private let identifyingSettings = ["dataset", "model", "optimizer", "lr", "global_batch", "seed", "schedule"]
@@ -99,8 +109,14 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
             current.epochs.append(EpochRow(epoch: epoch, values: values))
         case "end":
             current.finished = true
-            current.confusion = (object["confusion_matrix"] as? [[Any]])?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
-            current.classNames = object["class_names"] as? [String] ?? []
+            let matrix = object["confusion_matrix"] as? [[Any]]
+            if let matrix, matrix.count > maximumConfusionClasses || matrix.contains(where: { $0.count != matrix.count }) {
+                current.notes.append("the end event's confusion matrix (\(matrix.count) rows) is not one distrain writes "
+                    + "(square, at most \(maximumConfusionClasses) classes): not drawn")
+            } else {
+                current.confusion = matrix?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
+                current.classNames = (object["class_names"] as? [String] ?? []).prefix(maximumConfusionClasses).map { String($0.prefix(200)) }
+            }
         default:
             continue
         }

@@ -55,6 +55,25 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("<td>1.0000</td>"), "the final test loss is in the runs table")
     }
 
+    /// A crafted file is bounded by what distrain writes: a 2000-class confusion matrix is not drawn, an oversized
+    /// file is refused before it is read.
+    func testCraftedMetricsFilesStayBounded() throws {
+        let row = "[" + Array(repeating: "1", count: 2000).joined(separator: ",") + "]"
+        let huge = #"{"event":"end","confusion_matrix":["# + Array(repeating: row, count: 2000).joined(separator: ",") + "]}"
+        let runs = try readRunHistories(path: write([start, epoch(1), huge]))
+        XCTAssertNil(runs[0].confusion)
+        XCTAssertTrue(runs[0].notes.contains { $0.contains("(2000 rows) is not one distrain writes") }, "\(runs[0].notes)")
+        XCTAssertLessThan(reportPage(runs: runs).utf8.count, 1 << 20, "the page stays small")
+        let big = "\(directory)/big.jsonl"
+        XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: nil))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: big))
+        try handle.truncate(atOffset: UInt64(65 << 20))
+        try handle.close()
+        XCTAssertThrowsError(try readRunHistories(path: big)) {
+            XCTAssertTrue("\($0)".contains("larger than any metrics file distrain writes"), "\($0)")
+        }
+    }
+
     /// A resumed run (same settings) continues; a start with other settings begins another run.
     func testEventsOfDifferentRunsAreSeparatedAndResumesContinue() throws {
         let other = start.replacingOccurrences(of: #""model":"mlp""#, with: #""model":"cnn""#)
