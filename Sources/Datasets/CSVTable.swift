@@ -14,7 +14,9 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
                     if next == "\"" { field.append("\""); continue }
                     quoted = false
                     if next == "," { row.append(field); field = ""; atFieldStart = true; continue }
-                    if next == "\n" || next == "\r\n" { row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true; continue }
+                    if next == "\n" || next == "\r\n" || next == "\r" {
+                        row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true; continue
+                    }
                     field.append(next)
                 } else { quoted = false }
             } else {
@@ -25,7 +27,7 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
         switch character {
         case "\"" where atFieldStart: quoted = true; atFieldStart = false
         case ",": row.append(field); field = ""; atFieldStart = true
-        case "\n", "\r\n": row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true
+        case "\n", "\r\n", "\r": row.append(field); rows.append(row); row = []; field = ""; atFieldStart = true
         default: field.append(character); atFieldStart = false
         }
     }

@@ -63,7 +63,9 @@ public struct ModelSpec: Sendable, Equatable {
         self.source = source
         var modules: [Module] = []
         var block: Module?, inShortcut = false
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end in LF, CRLF or CR (Windows and old Mac editors); a byte-order mark is not part of the first line.
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        for (index, rawLine) in body.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = String(rawLine.split(separator: "#", maxSplits: 1,
                 omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }

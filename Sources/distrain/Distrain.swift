@@ -45,7 +45,26 @@ struct Distrain: ParsableCommand {
             FileHandle.standardError.write(Data(message.utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
-        run(Recipe.expanding(Array(CommandLine.arguments.dropFirst())))
+        run(Recipe.expanding(joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))))
+    }
+
+    /// `--lr -0.1` as `--lr=-0.1`: a value that starts with a minus would otherwise be read as a flag ("Missing value
+    /// for '--lr'"), where the option's own check names what is wrong with it. Up to a `--` (a sweep's command).
+    static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+        var joined: [String] = [], index = 0
+        let end = arguments.firstIndex(of: "--") ?? arguments.count
+        while index < arguments.count {
+            let word = arguments[index]
+            if index + 1 < end, word.hasPrefix("--"), !word.contains("="), word != "--",
+               let next = arguments[index + 1].first, next == "-", Double(arguments[index + 1]) != nil {
+                joined.append(word + "=" + arguments[index + 1])
+                index += 2
+            } else {
+                joined.append(word)
+                index += 1
+            }
+        }
+        return joined
     }
 
     /// OpenBLAS picks its kernels when the library loads, before `main`, from `OPENBLAS_CORETYPE` or its CPU

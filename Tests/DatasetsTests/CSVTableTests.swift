@@ -57,6 +57,12 @@ final class CSVTableTests: XCTestCase {
         XCTAssertTrue(error(" y ,a,y\n0,1,1\n").contains("names two columns 'y' (columns 1 and 3)"), "names compared trimmed")
     }
 
+    func testCarriageReturnLineEndings() throws {
+        let parsed = try parseCSV("a,y\r1,0\r\"2\",1\r", path: "cr.csv")
+        XCTAssertEqual(parsed.header, ["a", "y"])
+        XCTAssertEqual(parsed.rows, [["1", "0"], ["2", "1"]])
+    }
+
     /// A byte-order mark is not part of the first name; "1" and "1.0" are one class.
     func testABOMAndNumericSpellingsOfOneClass() throws {
         let directory = makeTemporaryDirectory("csv-bom")

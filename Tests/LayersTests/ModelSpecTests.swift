@@ -70,6 +70,17 @@ final class ModelSpecTests: XCTestCase {
     }
 
     /// Every kind of mistake is an error naming the file, the line and what would fit.
+    /// Windows (CRLF) and old Mac (CR) line endings and a byte-order mark read as the plain file does.
+    func testLineEndingsAndAByteOrderMark() throws {
+        let plain = try ModelSpec(parsing: "Flatten()\nLinear(784, 10)\n", source: "plain")
+        for text in ["Flatten()\r\nLinear(784, 10)\r\n", "Flatten()\rLinear(784, 10)\r", "\u{FEFF}Flatten()\nLinear(784, 10)\n"] {
+            XCTAssertEqual(try ModelSpec(parsing: text, source: "other").modules, plain.modules, text.debugDescription)
+        }
+        XCTAssertThrowsError(try ModelSpec(parsing: "Flatten()\r\nnot a module\r\n", source: "crlf")) {
+            XCTAssertTrue("\($0)".contains("line 2"), "\($0)")
+        }
+    }
+
     func testBadSpecsNameTheLineAndTheProblem() {
         func error(_ text: String, shape: [Int] = [1, 28, 28], classes: Int = 10) -> String {
             do { _ = try ModelSpec(parsing: text, source: "m.spec").build(inputShape: shape,

@@ -28,7 +28,9 @@ final class CommandLineTests: XCTestCase {
     func testInvalidFlagValuesAreUsageErrorsWithExit64() throws {
         let cases: [([String], String)] = [
             (["fashion-mnist", "--batch-size", "0"], "--batch-size"),
-            (["fashion-mnist", "--lr", "-0.1"], "--lr"),
+            (["fashion-mnist", "--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+            (["fashion-mnist", "--epochs", "-2"], "--epochs must be 0 or more, got -2"),
+            (["predict", "--checkpoint", "x", "a.png", "--top-k", "-1"], "--top-k must be at least 1, got -1"),
             (["fashion-mnist", "--lr", "nan"], "--lr"),
             (["fashion-mnist", "--model", "resnet"], "resnet"),
             (["fashion-mnist", "--optimizer", "rmsprop"], "rmsprop"),
