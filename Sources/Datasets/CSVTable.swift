@@ -40,7 +40,7 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
     var seen: [String: Int] = [:]
     for (index, name) in header.enumerated() {
         if let earlier = seen[name] {
-            throw DatasetError.malformed(path: path, problem: "names two columns '\(name.prefix(64))' (columns \(earlier + 1) and "
+            throw DatasetError.malformed(path: path, problem: "names two columns '\(shown(name))' (columns \(earlier + 1) and "
                 + "\(index + 1)); give every column its own name")
         }
         seen[name] = index
@@ -57,10 +57,10 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     guard let text = String(validating: bytes, as: UTF8.self) else { throw DatasetError.malformed(path: path, problem: "is not UTF-8 text") }
     let (header, rows) = try parseCSV(text, path: path)
     guard let label = options.label else {
-        throw DatasetError.malformed(path: path, problem: "needs --label COLUMN naming the class column (columns: \(header.joined(separator: ", ")))")
+        throw DatasetError.malformed(path: path, problem: "needs --label COLUMN naming the class column (columns: \(shownColumns(header)))")
     }
     guard let labelColumn = header.firstIndex(of: label) else {
-        throw DatasetError.malformed(path: path, problem: "has no column '\(label)' (columns: \(header.joined(separator: ", ")))")
+        throw DatasetError.malformed(path: path, problem: "has no column '\(label)' (columns: \(shownColumns(header)))")
     }
     let featureColumns = header.indices.filter { $0 != labelColumn }
     guard !featureColumns.isEmpty else { throw DatasetError.malformed(path: path, problem: "has no feature column besides '\(label)'") }
@@ -76,7 +76,7 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
         for column in featureColumns {
             let cell = row[column].trimmingCharacters(in: .whitespaces)
             guard let value = Float(cell), value.isFinite else {
-                throw DatasetError.malformed(path: path, problem: "row \(line), column '\(header[column])': \(cell.isEmpty ? "the cell is empty" : "'\(cell)' is not a number"); features must be numeric")
+                throw DatasetError.malformed(path: path, problem: "row \(line), column '\(shown(header[column]))': \(cell.isEmpty ? "the cell is empty" : "'\(shown(cell))' is not a number"); features must be numeric")
             }
             features.append(value)
         }
@@ -86,7 +86,7 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     let distinct = Array(Set(labelTexts))
     let classes = distinct.allSatisfy({ Double($0) != nil })
         ? distinct.sorted { Double($0)! < Double($1)! } : distinct.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    guard classes.count >= 2 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds one class (\(classes.first ?? "")); classification needs two or more") }
+    guard classes.count >= 2 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds one class (\(shown(classes.first ?? ""))); classification needs two or more") }
     guard classes.count <= 256 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds \(classes.count) distinct values; at most 256 classes") }
     let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, UInt8($0)) })
     let all = ImageDataset(shape: [featureColumns.count, 1, 1], features: features, labels: labelTexts.map { classIndex[$0]! }, classNames: classes)
@@ -106,7 +106,7 @@ private func regressionTable(_ path: String, header: [String], rows: [[String]],
         for column in features + [target] {
             let cell = row[column].trimmingCharacters(in: .whitespaces)
             guard let value = Float(cell), value.isFinite else {
-                throw DatasetError.malformed(path: path, problem: "row \(index + 2), column '\(header[column])': \(cell.isEmpty ? "the cell is empty" : "'\(cell)' is not a number"); \(column == target ? "a regression target" : "features") must be numeric")
+                throw DatasetError.malformed(path: path, problem: "row \(index + 2), column '\(shown(header[column]))': \(cell.isEmpty ? "the cell is empty" : "'\(shown(cell))' is not a number"); \(column == target ? "a regression target" : "features") must be numeric")
             }
             if column == target { targets.append(value) } else { values.append(value) }
         }
@@ -132,4 +132,24 @@ func mergingNumericSpellings(_ labels: [String]) -> [String] {
         spelling[value] = text
         return text
     }
+}
+
+/// A cell or a name as an error message shows it: on one line (control characters escaped) and at most 64 characters,
+/// so that a 10 MB field or a quoted line break never floods or splits the message.
+func shown(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if out.count >= 64 { return out + "…" }
+        if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
+            out += String(format: "\\u{%X}", scalar.value)
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}
+
+/// A header's names for a message: each shown, at most 20 of them.
+func shownColumns(_ header: [String]) -> String {
+    header.prefix(20).map(shown).joined(separator: ", ") + (header.count > 20 ? ", … (\(header.count) columns)" : "")
 }

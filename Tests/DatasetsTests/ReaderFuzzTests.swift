@@ -54,4 +54,28 @@ final class ReaderFuzzTests: XCTestCase {
         XCTAssertGreaterThan(tally.rejected, 500, "most mutations must be caught")
         XCTAssertEqual(tally.badMessages, [], "errors must be one non-empty line")
     }
+
+    /// CSV tables (quotes, CRLF, a BOM) and NumPy arrays, mutated and read as training reads them.
+    func testMutatedCSVAndNumPyFilesOnlyEverThrow() throws {
+        let folder = makeTemporaryDirectory("table-fuzz")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let rows = (0..<12).map { "\($0),\"\(Double($0) / 3)\",\($0 % 3)" }
+        let csv = Array(("\u{FEFF}a,\"b, quoted\",y\r\n" + rows.joined(separator: "\r\n") + "\r\n").utf8)
+        let npy = npyFile(dtype: "<f4", shape: [4, 3], data: (0..<12).flatMap { withUnsafeBytes(of: Float($0)) { Array($0) } })
+        let tally = Tally()
+        withBoundedMemoryAndTime(headroomBytes: 512 << 20, timeoutSeconds: 300) {
+            var options = SourceOptions()
+            options.label = "y"
+            for bytes in seededMutations(of: csv, count: 300, seed: 5, fieldOffsets: []) {
+                writeBytes(bytes, to: folder + "/t.csv")
+                tally.record { _ = try loadCSVDataset(folder + "/t.csv", options: options) }
+            }
+            for bytes in seededMutations(of: npy, count: 300, seed: 6, fieldOffsets: [6, 8]) {
+                tally.record { _ = try NumPyArray(npy: bytes, path: "x.npy") }
+            }
+        }
+        XCTAssertEqual(tally.parsed + tally.rejected, 600)
+        XCTAssertGreaterThan(tally.rejected, 150, "most mutations must be caught")
+        XCTAssertEqual(tally.badMessages, [], "errors must be one non-empty line")
+    }
 }

@@ -74,6 +74,28 @@ final class ReportTests: XCTestCase {
         }
     }
 
+    /// Seeded mutations of a metrics file (a run with an end event): every outcome is a page or a one-line error.
+    func testMutatedMetricsFilesOnlyEverThrowOrReport() throws {
+        let original = Array(([start, epoch(1), epoch(2, loss: "0.45"), end].joined(separator: "\n") + "\n").utf8)
+        var pages = 0, rejected = 0, bad: [String] = []
+        withBoundedMemoryAndTime(headroomBytes: 512 << 20, timeoutSeconds: 300) {
+            for bytes in seededMutations(of: original, count: 300, seed: 7, fieldOffsets: []) {
+                let path = "\(self.directory)/fuzz.jsonl"
+                writeBytes(bytes, to: path)
+                do {
+                    let html = reportPage(runs: try readRunHistories(path: path))
+                    if html.utf8.count > 1 << 20 { bad.append("a page of \(html.utf8.count) bytes") }
+                    pages += 1
+                } catch {
+                    rejected += 1
+                    if "\(error)".isEmpty || "\(error)".contains("\n") { bad.append("\(error)") }
+                }
+            }
+        }
+        XCTAssertEqual(pages + rejected, 300)
+        XCTAssertEqual(bad, [], "one-line errors, bounded pages")
+    }
+
     /// A resumed run (same settings) continues; a start with other settings begins another run.
     func testEventsOfDifferentRunsAreSeparatedAndResumesContinue() throws {
         let other = start.replacingOccurrences(of: #""model":"mlp""#, with: #""model":"cnn""#)
