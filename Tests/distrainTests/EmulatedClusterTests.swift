@@ -56,7 +56,8 @@ final class EmulatedClusterTests: XCTestCase {
         }
     }
 
-    /// A GPT (tied head, attention, LayerNorm) on token shards: 3 hosts × 2 ranks give one process's losses.
+    /// A GPT (tied head, attention, LayerNorm) on token shards: 3 hosts × 2 ranks give one process's losses, also with
+    /// the optimizer state sharded over the 6 ranks (the all-gather crosses hosts over TCP).
     func testAGPTOnThreeHostsMatchesOneProcess() throws {
         let (root, _, tokens) = try trainTinyGPT(distrain, steps: 1)
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -64,15 +65,20 @@ final class EmulatedClusterTests: XCTestCase {
                       "--optimizer", "sgd", "--lr", "0.05", "--threads", "1", "--no-progress", "--eval-batches", "2"]
         let cluster = try emulated(common + ["--metrics", root + "/cluster.jsonl"])
         XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
+        let sharded = try emulated(common + ["--metrics", root + "/sharded.jsonl", "--shard", "optimizer"])
+        XCTAssertEqual(sharded.exitCode, 0, sharded.standardError)
         let local = try runProcess(distrain, common + ["--metrics", root + "/local.jsonl"], timeout: 120)
         XCTAssertEqual(local.exitCode, 0, local.standardError)
         XCTAssertEqual(try readMetrics(root + "/cluster.jsonl")[0]["world_size"] as? Int, 6)
-        let ends = try [root + "/cluster.jsonl", root + "/local.jsonl"].map { path in
+        XCTAssertEqual(try readMetrics(root + "/sharded.jsonl")[0]["shard"] as? String, "optimizer")
+        let ends = try [root + "/cluster.jsonl", root + "/sharded.jsonl", root + "/local.jsonl"].map { path in
             try XCTUnwrap(try readMetrics(path).first { $0["event"] as? String == "end" })
         }
         for key in ["test_loss", "test_perplexity"] {
-            let a = try XCTUnwrap(ends[0][key] as? Double), b = try XCTUnwrap(ends[1][key] as? Double)
+            let a = try XCTUnwrap(ends[0][key] as? Double), s = try XCTUnwrap(ends[1][key] as? Double)
+            let b = try XCTUnwrap(ends[2][key] as? Double)
             XCTAssertEqual(a, b, accuracy: 1e-5 * b, key)
+            XCTAssertEqual(s, a, "\(key): sharded = replicated on the cluster, bitwise")
         }
     }
 
