@@ -34,7 +34,9 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
     if quoted { throw DatasetError.malformed(path: path, problem: "ends inside a quoted field (row \(rows.count + 1)); close the quote") }
     if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
     rows.removeAll { $0.count == 1 && $0[0].trimmingCharacters(in: .whitespaces).isEmpty }  // blank lines
-    guard let first = rows.first else { throw DatasetError.malformed(path: path, problem: "is empty; a CSV needs a header row and data rows") }
+    guard let first = rows.first else {
+        throw DatasetError.malformed(path: path, problem: "is empty; a CSV needs a header row and data rows")
+    }
     let header = first.map { $0.trimmingCharacters(in: .whitespaces) }
     // Columns are found by name (training records them, predict looks them up): a name twice would be read as one.
     var seen: [String: Int] = [:]
@@ -54,7 +56,9 @@ public func parseCSV(_ text: String, path: String) throws -> (header: [String], 
 /// Without a separate test file, a stratified `testFraction` of each class (fixed seed) is the test set.
 public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> DatasetSplits {
     let bytes = try readFileBytes(path)
-    guard let text = String(validating: bytes, as: UTF8.self) else { throw DatasetError.malformed(path: path, problem: "is not UTF-8 text") }
+    guard let text = String(validating: bytes, as: UTF8.self) else {
+        throw DatasetError.malformed(path: path, problem: "is not UTF-8 text")
+    }
     let (header, rows) = try parseCSV(text, path: path)
     guard let label = options.label else {
         throw DatasetError.malformed(path: path, problem: "needs --label COLUMN naming the class column (columns: \(shownColumns(header)))")
@@ -65,7 +69,9 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     let featureColumns = header.indices.filter { $0 != labelColumn }
     guard !featureColumns.isEmpty else { throw DatasetError.malformed(path: path, problem: "has no feature column besides '\(label)'") }
     guard !rows.isEmpty else { throw DatasetError.malformed(path: path, problem: "has a header but no data rows") }
-    if options.regression { return try regressionTable(path, header: header, rows: rows, target: labelColumn, features: featureColumns, options: options) }
+    if options.regression {
+        return try regressionTable(path, header: header, rows: rows, target: labelColumn, features: featureColumns, options: options)
+    }
     var features: [Float] = [], labelTexts: [String] = []
     features.reserveCapacity(rows.count * featureColumns.count)
     for (index, row) in rows.enumerated() {
@@ -76,7 +82,8 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
         for column in featureColumns {
             let cell = row[column].trimmingCharacters(in: .whitespaces)
             guard let value = Float(cell), value.isFinite else {
-                throw DatasetError.malformed(path: path, problem: "row \(line), column '\(shown(header[column]))': \(cell.isEmpty ? "the cell is empty" : "'\(shown(cell))' is not a number"); features must be numeric")
+                throw DatasetError.malformed(path: path, problem: "row \(line), column '\(shown(header[column]))': "
+                    + "\(notANumber(cell)); features must be numeric")
             }
             features.append(value)
         }
@@ -86,12 +93,19 @@ public func loadCSVDataset(_ path: String, options: SourceOptions) throws -> Dat
     let distinct = Array(Set(labelTexts))
     let classes = distinct.allSatisfy({ Double($0) != nil })
         ? distinct.sorted { Double($0)! < Double($1)! } : distinct.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    guard classes.count >= 2 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds one class (\(shown(classes.first ?? ""))); classification needs two or more") }
-    guard classes.count <= 256 else { throw DatasetError.malformed(path: path, problem: "column '\(label)' holds \(classes.count) distinct values; at most 256 classes") }
+    guard classes.count >= 2 else {
+        throw DatasetError.malformed(path: path, problem: "column '\(label)' holds one class (\(shown(classes.first ?? ""))); "
+            + "classification needs two or more")
+    }
+    guard classes.count <= 256 else {
+        throw DatasetError.malformed(path: path, problem: "column '\(label)' holds \(classes.count) distinct values; at most 256 classes")
+    }
     let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, UInt8($0)) })
-    let all = ImageDataset(shape: [featureColumns.count, 1, 1], features: features, labels: labelTexts.map { classIndex[$0]! }, classNames: classes)
+    let all = ImageDataset(shape: [featureColumns.count, 1, 1], features: features, labels: labelTexts.map { classIndex[$0]! },
+                           classNames: classes)
     let split = try StratifiedSplit.holdOut(labels: all.labels, classNames: classes, fraction: options.testFraction, seed: 0)
-    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train), test: try all.subset(split.validation))
+    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train),
+                               test: try all.subset(split.validation))
     splits.featureNames = featureColumns.map { header[$0] }
     splits.labelColumn = label
     return splits
@@ -102,20 +116,27 @@ private func regressionTable(_ path: String, header: [String], rows: [[String]],
                              options: SourceOptions) throws -> DatasetSplits {
     var values: [Float] = [], targets: [Float] = []
     for (index, row) in rows.enumerated() {
-        guard row.count == header.count else { throw DatasetError.malformed(path: path, problem: "row \(index + 2) has \(row.count) cells, the header has \(header.count)") }
+        guard row.count == header.count else {
+            throw DatasetError.malformed(path: path, problem: "row \(index + 2) has \(row.count) cells, the header has \(header.count)")
+        }
         for column in features + [target] {
             let cell = row[column].trimmingCharacters(in: .whitespaces)
             guard let value = Float(cell), value.isFinite else {
-                throw DatasetError.malformed(path: path, problem: "row \(index + 2), column '\(shown(header[column]))': \(cell.isEmpty ? "the cell is empty" : "'\(shown(cell))' is not a number"); \(column == target ? "a regression target" : "features") must be numeric")
+                throw DatasetError.malformed(path: path, problem: "row \(index + 2), column '\(shown(header[column]))': "
+                    + "\(notANumber(cell)); \(column == target ? "a regression target" : "features") must be numeric")
             }
             if column == target { targets.append(value) } else { values.append(value) }
         }
     }
-    guard rows.count >= 5 else { throw DatasetError.malformed(path: path, problem: "has \(rows.count) rows; a regression needs at least 5 (some are held out for testing)") }
+    guard rows.count >= 5 else {
+        throw DatasetError.malformed(path: path, problem: "has \(rows.count) rows; a regression needs at least 5 (some are held "
+            + "out for testing)")
+    }
     let all = ImageDataset(shape: [features.count, 1, 1], features: values, labels: [UInt8](repeating: 0, count: rows.count),
                            classNames: [header[target]], targets: targets)
     let split = try StratifiedSplit.holdOut(labels: all.labels, classNames: [header[target]], fraction: options.testFraction, seed: 0)
-    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train), test: try all.subset(split.validation))
+    var splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try all.subset(split.train),
+                               test: try all.subset(split.validation))
     splits.featureNames = features.map { header[$0] }
     splits.labelColumn = header[target]
     return splits
@@ -153,3 +174,6 @@ func shown(_ text: String) -> String {
 func shownColumns(_ header: [String]) -> String {
     header.prefix(20).map(shown).joined(separator: ", ") + (header.count > 20 ? ", … (\(header.count) columns)" : "")
 }
+
+/// What is wrong with a cell that should hold a number.
+private func notANumber(_ cell: String) -> String { cell.isEmpty ? "the cell is empty" : "'\(shown(cell))' is not a number" }

@@ -115,7 +115,8 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
                     + "(square, at most \(maximumConfusionClasses) classes): not drawn")
             } else {
                 current.confusion = matrix?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
-                current.classNames = (object["class_names"] as? [String] ?? []).prefix(maximumConfusionClasses).map { String($0.prefix(200)) }
+                let names = object["class_names"] as? [String] ?? []
+                current.classNames = names.prefix(maximumConfusionClasses).map { String($0.prefix(200)) }
             }
         default:
             continue
