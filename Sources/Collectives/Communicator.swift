@@ -59,6 +59,9 @@ public protocol Communicator: AnyObject {
     /// it. Allreduces move at most `bucketElements` floats per call.
     /// `wire`: the format of the sum between hosts (the shared-memory sum inside a host stays fp32).
     func makeSumArena(count: Int, bucketElements: Int, method: SumMethod, wire: WireFormat) throws -> SumArena
+    /// All-gather in place of an arena sharded in `ownedShard` slices: on entry each rank holds the true values of its
+    /// own slice; on return every rank holds every slice. Default: a sum of owners' values and zeros (exact).
+    func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws
     /// Copies `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns when every rank has arrived.

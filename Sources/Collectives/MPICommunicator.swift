@@ -52,6 +52,9 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// `allGatherShards`' counts and displacements (Int32, per rank) for an arena of `count` values.
+    private var gatherLayout: (count: Int, counts: [Int32], displacements: [Int32]) = (0, [], [])
+
     public func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws {
         if size == 1 || buffer.isEmpty { return }
         let op = operation == .sum ? cmpi_op_sum() : cmpi_op_max()
@@ -66,6 +69,25 @@ public final class MPICommunicator: Communicator {
             try checkMPI(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, Int32(count),
                                     datatype(T.scalarKind), op, world), "MPI_Allreduce")
             start += count
+        }
+    }
+
+    /// MPI_Allgatherv in place: each rank sends its slice once (half the traffic of the sum of zeros). The counts
+    /// and displacements are kept for the arena's size, so steady-state calls allocate nothing.
+    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws {
+        if size == 1 || values.isEmpty { return }
+        guard values.count < Int(Int32.max) else { return try allGatherShardsBySum(values) }
+        if gatherLayout.count != values.count {
+            let bounds = (0...size).map { Int32(values.count * $0 / size) }
+            gatherLayout = (values.count, (0..<size).map { bounds[$0 + 1] - bounds[$0] }, Array(bounds.dropLast()))
+        }
+        distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
+        defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue)) }
+        try gatherLayout.counts.withUnsafeBufferPointer { counts in
+            try gatherLayout.displacements.withUnsafeBufferPointer { displacements in
+                try checkMPI(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), values.baseAddress!, counts.baseAddress!,
+                                            displacements.baseAddress!, cmpi_float(), world), "MPI_Allgatherv")
+            }
         }
     }
 

@@ -4,10 +4,14 @@ extension Communicator {
     /// The slice of an arena of `count` values this rank owns: [count·rank/size, count·(rank+1)/size).
     public func ownedShard(of count: Int) -> Range<Int> { (count * rank / size)..<(count * (rank + 1) / size) }
 
+    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws {
+        try allGatherShardsBySum(values)
+    }
+
     /// All-gather in place: on entry each rank holds the true values of its own slice; on return every rank holds
     /// every slice. A sum over ranks of each owner's values and everyone else's zeros — exact (x + 0 = x), and
     /// built on `allreduce` so it works on every communicator — in pieces of at most `chunk` values.
-    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>, chunk: Int = 1 << 22) throws {
+    public func allGatherShardsBySum(_ values: UnsafeMutableBufferPointer<Float>, chunk: Int = 1 << 22) throws {
         guard size > 1 else { return }
         let owned = ownedShard(of: values.count)
         if owned.lowerBound > 0 { values.extracting(0..<owned.lowerBound).update(repeating: 0) }

@@ -70,13 +70,15 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(object["model"] as? String, "gpt-mini")
         XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double, "the malloc counter must be live"), 1)
         guard let mpirun = findOnPath("mpirun") else { return }
-        let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain", "bench",
-            "--model", "gpt-mini", "--context", "16", "--batch-size", "2", "--steps", "5", "--repetitions", "1", "--threads",
-            "1", "--json"], timeout: 300)
-        XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
-        let two = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
-        XCTAssertEqual(two["world_size"] as? Int, 2)
-        XCTAssertLessThan(try XCTUnwrap(two["allocations_per_step"] as? Double), 1)
+        for shard in [[], ["--shard", "optimizer"]] {  // the sharded step's all-gather allocates nothing either
+            let outcome = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [builtProductsDirectory + "/distrain", "bench",
+                "--model", "gpt-mini", "--context", "16", "--batch-size", "2", "--steps", "5", "--repetitions", "1", "--threads",
+                "1", "--json"] + shard, timeout: 300)
+            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+            let two = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
+            XCTAssertEqual(two["world_size"] as? Int, 2)
+            XCTAssertLessThan(try XCTUnwrap(two["allocations_per_step"] as? Double), 1, "\(shard)")
+        }
     }
 
     /// Fine-tuning under a pruning mask (`distrain prune`) adds no allocation to the step either.
