@@ -63,6 +63,18 @@ public func sortedEntries(_ folder: String) -> [String] {
         .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
 }
 
+/// Throws when `folder` holds an entry whose name is not UTF-8: Foundation lists it with U+FFFD in place of the bad
+/// bytes, a name that opens nothing, so the class (or the image) would be dropped in silence.
+public func requireReadableNames(in folder: String) throws {
+    for name in sortedEntries(folder) where name.unicodeScalars.contains("\u{FFFD}") {
+        var status = stat()
+        if lstat("\(folder)/\(name)", &status) != 0 {
+            throw DatasetError.malformed(path: folder, problem: "holds an entry whose name is not UTF-8 (shown as "
+                + "'\(name.prefix(64))'); rename it (class names and file names must be UTF-8 text)")
+        }
+    }
+}
+
 /// The PNG and JPEG files of a class folder (by extension, any case), in byte order.
 func imageFiles(in folder: String) -> [String] {
     sortedEntries(folder).filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }
@@ -74,6 +86,7 @@ func imageFiles(in folder: String) -> [String] {
 public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptions()) throws -> (splits: DatasetSplits, preprocessing: ImagePreprocessing, skipped: [String]) {
     let hasSplits = isDirectory("\(path)/train")
     let trainRoot = hasSplits ? "\(path)/train" : path
+    try requireReadableNames(in: trainRoot)
     let classes = sortedEntries(trainRoot).filter { isDirectory("\(trainRoot)/\($0)") }
     guard classes.count <= 256 else { throw DatasetError.malformed(path: trainRoot, problem: "holds \(classes.count) class folders; at most 256 classes") }
     guard classes.count >= 2 else {
@@ -84,6 +97,7 @@ public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptio
         var files: [(String, Int)] = []
         for name in folders {
             let label = classes.firstIndex(of: name)!
+            try requireReadableNames(in: "\(root)/\(name)")
             let images = imageFiles(in: "\(root)/\(name)")
             guard !images.isEmpty else { throw DatasetError.malformed(path: "\(root)/\(name)", problem: "holds no PNG or JPEG image; remove the folder or add images") }
             files += images.map { ("\(root)/\(name)/\($0)", label) }
@@ -94,6 +108,7 @@ public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptio
     var test: [(path: String, label: Int)] = []
     if hasSplits {
         // The test set may lack a class; it may not have one training never saw.
+        try requireReadableNames(in: "\(path)/test")
         let testClasses = sortedEntries("\(path)/test").filter { isDirectory("\(path)/test/\($0)") }
         if let unknown = testClasses.first(where: { !classes.contains($0) }) {
             throw DatasetError.mismatch(first: "\(path)/train", second: "\(path)/test/\(unknown)", problem: "the test set has a class the training set does not")

@@ -101,7 +101,7 @@ struct PredictCommand: ParsableCommand {
                 pixels += bytes
                 names += (0..<array.shape[0]).map { "\(input)[\($0)]" }
             } else {
-                for file in isDirectory(input) ? imagesBelow(input) : [input] {
+                for file in try isDirectory(input) ? imagesBelow(input) : [input] {
                     pixels += try decodeImage(file, preprocessing: preprocessing)
                     names.append(file)
                 }
@@ -148,20 +148,21 @@ struct PredictCommand: ParsableCommand {
     /// Every image below a folder, folders and files in byte order.
     /// The images in `folder` and below, each folder visited once (by device and inode), so a symbolic
     /// link back up the tree (`up -> ..`) neither repeats images nor walks forever.
-    private func imagesBelow(_ folder: String) -> [String] {
+    private func imagesBelow(_ folder: String) throws -> [String] {
         var visited = Set<[UInt64]>()
-        func walk(_ folder: String) -> [String] {
+        func walk(_ folder: String) throws -> [String] {
             var status = stat()
             guard stat(folder, &status) == 0, visited.insert([UInt64(status.st_dev), UInt64(status.st_ino)]).inserted else {
                 return []
             }
-            return sortedEntries(folder).flatMap { name -> [String] in
+            try requireReadableNames(in: folder)
+            return try sortedEntries(folder).flatMap { name -> [String] in
                 let path = "\(folder)/\(name)"
-                return isDirectory(path) ? walk(path) : (["png", "jpg",
+                return try isDirectory(path) ? walk(path) : (["png", "jpg",
                     "jpeg"].contains((name as NSString).pathExtension.lowercased()) ? [path] : [])
             }
         }
-        return walk(folder)
+        return try walk(folder)
     }
 
     private func topClasses(_ probabilities: [Float], names: [String], classNames: [String]) -> [(name: String, top: [(String, Float)])] {

@@ -39,4 +39,30 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertNotEqual(single.exitCode, 0)
         XCTAssertTrue(single.standardError.contains("holds one class folder (only)"), single.standardError)
     }
+
+    /// A class folder or an image whose name is not UTF-8 is named in an error, never dropped in silence (a 3-class
+    /// folder trained as 2) nor called missing.
+    func testNamesThatAreNotUTF8AreRefused() throws {
+        let image = pngFile(width: 4, height: 4, channels: 1, pixels: (0..<16).map { UInt8($0 * 9) })
+        for name in ["cat", "dog"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/set/\(name)", withIntermediateDirectories: true)
+            for i in 0..<4 { writeBytes(image, to: "\(root)/set/\(name)/\(i).png") }
+        }
+        let model = try runProcess(distrain, ["train", root + "/set", "--epochs", "1", "--no-progress", "--test-split", "0.25",
+                                              "--checkpoint-dir", root + "/run"], timeout: 60)
+        XCTAssertEqual(model.exitCode, 0, model.standardError)
+        // "caf\xE9": Latin-1, not UTF-8.
+        let bytes: [UInt8] = Array("\(root)/set/caf".utf8) + [0xE9, 0]
+        XCTAssertEqual(bytes.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o755) } }, 0)
+        let trained = try runProcess(distrain, ["train", root + "/set", "--epochs", "1", "--no-progress"], timeout: 60)
+        XCTAssertNotEqual(trained.exitCode, 0, trained.standardOutput)
+        XCTAssertTrue(trained.standardError.contains("holds an entry whose name is not UTF-8"), trained.standardError)
+        let file: [UInt8] = Array("\(root)/set/cat/b".utf8) + [0xFF] + Array(".png".utf8) + [0]
+        let handle = file.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_CREAT | O_WRONLY, 0o644) } }
+        XCTAssertGreaterThanOrEqual(handle, 0)
+        close(handle)
+        let predicted = try runProcess(distrain, ["predict", "--checkpoint", root + "/run", root + "/set/cat"], timeout: 60)
+        XCTAssertNotEqual(predicted.exitCode, 0)
+        XCTAssertTrue(predicted.standardError.contains("holds an entry whose name is not UTF-8"), predicted.standardError)
+    }
 }
