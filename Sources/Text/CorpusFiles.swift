@@ -33,6 +33,12 @@ public enum CorpusFiles {
             }
             for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
             where !name.hasPrefix(".") {
+                // Foundation lists a name that is not UTF-8 with U+FFFD in place of its bytes: a name that opens nothing.
+                var entry = stat()
+                if name.unicodeScalars.contains("\u{FFFD}"), lstat((path as NSString).appendingPathComponent(name), &entry) != 0 {
+                    throw TextError.unreadable(path: path, reason: "it holds an entry whose name is not UTF-8 (shown as "
+                        + "'\(name.prefix(64))'); rename it")
+                }
                 try add((path as NSString).appendingPathComponent(name), to: &files, visited: &visited, named: false)
             }
         default:

@@ -56,4 +56,19 @@ final class CorpusReaderTests: XCTestCase {
         let line = [UInt8](repeating: 0, count: 0) + Array(String(repeating: "the word ", count: 120_000).utf8)
         XCTAssertEqual(try read(line, options).map(\.0).joined().utf8.count, line.count)
     }
+
+    /// A corpus file whose name is not UTF-8 is named as such, not called missing.
+    func testAFileNameThatIsNotUTF8IsNamed() throws {
+        let folder = makeTemporaryDirectory("corpus-names")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        writeBytes(Array("In the beginning\n".utf8), to: folder + "/a.txt")
+        let name: [UInt8] = Array("\(folder)/b".utf8) + [0xE9] + Array(".txt".utf8) + [0]
+        let handle = name.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_CREAT | O_WRONLY, 0o644) } }
+        XCTAssertGreaterThanOrEqual(handle, 0)
+        close(handle)
+        XCTAssertThrowsError(try CorpusFiles.expand([folder])) { error in
+            XCTAssertTrue("\(error)".contains("holds an entry whose name is not UTF-8"), "\(error)")
+            XCTAssertFalse("\(error)".contains("No such file"), "\(error)")
+        }
+    }
 }
