@@ -126,7 +126,9 @@ public final class MPICommunicator: Communicator {
         var extremes: [Int32] = [code, -code]
         try checkMPI(MPI_Allreduce(cmpi_in_place(), &extremes, 2, cmpi_int32(), cmpi_op_max(), world), "MPI_Allreduce")
         if extremes[0] != -extremes[1] {
-            throw CollectiveError.rankFailed(rank: -1, message: "ranks disagree on --wire (\(WireFormat.allCases[Int(-extremes[1])].rawValue) and \(WireFormat.allCases[Int(extremes[0])].rawValue)); start every rank with the same flags")
+            let formats = "\(WireFormat.allCases[Int(-extremes[1])].rawValue) and \(WireFormat.allCases[Int(extremes[0])].rawValue)"
+            throw CollectiveError.rankFailed(rank: -1, message: "ranks disagree on --wire (\(formats)); start every rank with the "
+                + "same flags")
         }
     }
 

@@ -17,7 +17,9 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
     }
 
     /// "3x64x64, bilinear resize (half-pixel centres)".
-    public var description: String { "\(channels)x\(height)x\(width), Rec. 601 luma for grey, bilinear resize (half-pixel centres), transparency on black" }
+    public var description: String {
+        "\(channels)x\(height)x\(width), Rec. 601 luma for grey, bilinear resize (half-pixel centres), transparency on black"
+    }
 }
 
 /// Choices for reading image folders and CSV tables (`--channels`, `--image-size`, `--skip-bad-files`,
@@ -39,7 +41,8 @@ public struct SourceOptions: Sendable, Equatable {
     public init() {}
 
     public static func == (a: SourceOptions, b: SourceOptions) -> Bool {
-        a.label == b.label && a.regression == b.regression && a.format == b.format && a.channels == b.channels && a.size?.height == b.size?.height && a.size?.width == b.size?.width
+        a.label == b.label && a.regression == b.regression && a.format == b.format && a.channels == b.channels
+            && a.size?.height == b.size?.height && a.size?.width == b.size?.width
             && a.skipBadFiles == b.skipBadFiles && a.testFraction == b.testFraction
     }
 }
@@ -83,14 +86,18 @@ func imageFiles(in folder: String) -> [String] {
 /// Loads an image-folder dataset: DIR/<class>/<image> (a held-out test split, stratified, fixed seed), or
 /// DIR/train/<class>/… and DIR/test/<class>/…. Class names are the folder names in byte order, samples
 /// ordered by class then file name. Images are decoded once, in parallel, into one byte store.
-public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptions()) throws -> (splits: DatasetSplits, preprocessing: ImagePreprocessing, skipped: [String]) {
+public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptions()) throws
+    -> (splits: DatasetSplits, preprocessing: ImagePreprocessing, skipped: [String]) {
     let hasSplits = isDirectory("\(path)/train")
     let trainRoot = hasSplits ? "\(path)/train" : path
     try requireReadableNames(in: trainRoot)
     let classes = sortedEntries(trainRoot).filter { isDirectory("\(trainRoot)/\($0)") }
-    guard classes.count <= 256 else { throw DatasetError.malformed(path: trainRoot, problem: "holds \(classes.count) class folders; at most 256 classes") }
+    guard classes.count <= 256 else {
+        throw DatasetError.malformed(path: trainRoot, problem: "holds \(classes.count) class folders; at most 256 classes")
+    }
     guard classes.count >= 2 else {
-        throw DatasetError.malformed(path: trainRoot, problem: classes.isEmpty ? "holds no class folders; put each class's images in a folder named after it"
+        throw DatasetError.malformed(path: trainRoot, problem: classes.isEmpty
+                                     ? "holds no class folders; put each class's images in a folder named after it"
                                      : "holds one class folder (\(classes[0])); classification needs at least two")
     }
     func listing(_ root: String, folders: [String]) throws -> [(path: String, label: Int)] {
@@ -99,7 +106,10 @@ public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptio
             let label = classes.firstIndex(of: name)!
             try requireReadableNames(in: "\(root)/\(name)")
             let images = imageFiles(in: "\(root)/\(name)")
-            guard !images.isEmpty else { throw DatasetError.malformed(path: "\(root)/\(name)", problem: "holds no PNG or JPEG image; remove the folder or add images") }
+            guard !images.isEmpty else {
+                throw DatasetError.malformed(path: "\(root)/\(name)", problem: "holds no PNG or JPEG image; remove the folder or "
+                    + "add images")
+            }
             files += images.map { ("\(root)/\(name)/\($0)", label) }
         }
         return files
@@ -111,27 +121,33 @@ public func loadImageFolder(_ path: String, options: SourceOptions = SourceOptio
         try requireReadableNames(in: "\(path)/test")
         let testClasses = sortedEntries("\(path)/test").filter { isDirectory("\(path)/test/\($0)") }
         if let unknown = testClasses.first(where: { !classes.contains($0) }) {
-            throw DatasetError.mismatch(first: "\(path)/train", second: "\(path)/test/\(unknown)", problem: "the test set has a class the training set does not")
+            throw DatasetError.mismatch(first: "\(path)/train", second: "\(path)/test/\(unknown)",
+                                        problem: "the test set has a class the training set does not")
         }
         test = try listing("\(path)/test", folders: testClasses)
     }
     let preprocessing = try choosePreprocessing(train + test, options: options)
     var skipped: [String] = []
-    let trainSet = try decodeAll(train, preprocessing: preprocessing, classNames: classes, skipBadFiles: options.skipBadFiles, skipped: &skipped)
+    let trainSet = try decodeAll(train, preprocessing: preprocessing, classNames: classes, skipBadFiles: options.skipBadFiles,
+                                 skipped: &skipped)
     let splits: DatasetSplits
     if hasSplits {
         splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: trainSet,
-                               test: try decodeAll(test, preprocessing: preprocessing, classNames: classes, skipBadFiles: options.skipBadFiles, skipped: &skipped))
+                               test: try decodeAll(test, preprocessing: preprocessing, classNames: classes,
+                                                   skipBadFiles: options.skipBadFiles, skipped: &skipped))
     } else {
         let split = try StratifiedSplit.holdOut(labels: trainSet.labels, classNames: classes, fraction: options.testFraction, seed: 0)
-        splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try trainSet.subset(split.train), test: try trainSet.subset(split.validation))
+        splits = DatasetSplits(name: (path as NSString).lastPathComponent, train: try trainSet.subset(split.train),
+                               test: try trainSet.subset(split.validation))
     }
     return (splits, preprocessing, skipped)
 }
 
 /// Channels and size: as asked, else grey when every image is grey, and the size all images share.
 private func choosePreprocessing(_ files: [(path: String, label: Int)], options: SourceOptions) throws -> ImagePreprocessing {
-    if let channels = options.channels, let size = options.size { return ImagePreprocessing(channels: channels, height: size.height, width: size.width) }
+    if let channels = options.channels, let size = options.size {
+        return ImagePreprocessing(channels: channels, height: size.height, width: size.width)
+    }
     var anyColour = false
     var size: (path: String, height: Int, width: Int)?
     for file in files {
@@ -139,7 +155,8 @@ private func choosePreprocessing(_ files: [(path: String, label: Int)], options:
         anyColour = anyColour || info.channels == 3
         if options.size == nil {
             if let size, size.height != info.height || size.width != info.width {
-                throw DatasetError.mismatch(first: size.path, second: file.path, problem: "images are \(size.height)x\(size.width) and \(info.height)x\(info.width); pass --image-size HxW to resize them all")
+                throw DatasetError.mismatch(first: size.path, second: file.path, problem: "images are \(size.height)x\(size.width) "
+                    + "and \(info.height)x\(info.width); pass --image-size HxW to resize them all")
             }
             size = size ?? (file.path, info.height, info.width)
         }
@@ -167,7 +184,8 @@ public func decodeImage(_ path: String, preprocessing p: ImagePreprocessing) thr
     let info = try imageInfo(path)
     // The header's size decides the allocation: bounded, so a small file cannot claim gigabytes.
     guard info.width > 0, info.height > 0, info.width <= 16_384, info.height <= 16_384, info.width * info.height <= 1 << 26 else {
-        throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side and 64 megapixels")
+        throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side and "
+            + "64 megapixels")
     }
     // Colour to grey is done here, with one formula for both codecs (Rec. 601 luma, as PIL's convert("L")):
     // libpng would convert in linear light and libjpeg on encoded values.
@@ -228,10 +246,14 @@ private func decodeAll(_ files: [(path: String, label: Int)], preprocessing p: I
     var kept: [Int] = []
     for index in files.indices {
         guard let failure = failures.get(index) else { kept.append(index); continue }
-        if !skipBadFiles { throw DatasetError.malformed(path: files[index].path, problem: failure.replacingOccurrences(of: "\(files[index].path): ", with: "") + "; fix or remove it, or pass --skip-bad-files") }
+        if !skipBadFiles {
+            throw DatasetError.malformed(path: files[index].path, problem: failure.replacingOccurrences(of: "\(files[index].path): ",
+                with: "") + "; fix or remove it, or pass --skip-bad-files")
+        }
         skipped.append(failure)
     }
-    let dataset = ImageDataset(shape: [p.channels, p.height, p.width], pixels: store, labels: files.map { UInt8($0.label) }, classNames: classNames)
+    let dataset = ImageDataset(shape: [p.channels, p.height, p.width], pixels: store, labels: files.map { UInt8($0.label) },
+                               classNames: classNames)
     return kept.count == files.count ? dataset : try dataset.subset(kept)
 }
 
