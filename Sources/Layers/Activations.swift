@@ -96,13 +96,13 @@ public final class Dropout: Layer {
     }
 }
 
-extension ReLU: IncrementalLayer {
+extension ReLU: PositionFreeLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         reluForward(x, y, count: rows * featuresPerPosition)
     }
 }
 
-extension Dropout: IncrementalLayer {
+extension Dropout: PositionFreeLayer {
     /// Generation is inference: no dropout.
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         y.update(from: x, count: rows * featuresPerPosition)

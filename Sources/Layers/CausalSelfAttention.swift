@@ -157,14 +157,39 @@ extension CausalSelfAttention: IncrementalLayer {
     /// The new rows' keys and values join the cache; each row attends to every cached position up to its own.
     /// Cache: keys (capacity, C), then values (capacity, C). Scratch: qkv (rows, 3C), scores (rows, positions so far).
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
-        let start = state.position, total = start + rows, c = features, d = headSize
+        let start = state.position, total = start + rows, c = features
         precondition(rows <= capacity * positions && total <= state.capacity,
                      "attention: rows \(start)..<\(total) do not fit the context \(state.capacity)")
-        let cache = state.cache(of: self, floatsPerPosition: 2 * c)
-        let keys = cache, values = cache + state.capacity * c
-        let qkv = self.qkv!, out = headOutputs!, scores = probabilities!
+        let qkv = self.qkv!, out = headOutputs!
         project(x, rows: rows, weight: attentionWeight, outputs: 3 * c, into: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
+        attendCached(qkv, rows: rows, state: state, into: out)
+        project(out, rows: rows, weight: projectionWeight, outputs: c, into: y)
+        if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
+    }
+
+    /// A decode step of several sequences: the projections over all rows at once, the attention of each row
+    /// over its own sequence's cache.
+    public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
+        let rows = states.count, c = features
+        precondition(rows <= capacity * positions, "attention: \(rows) sequences exceed \(capacity * positions) rows")
+        let qkv = self.qkv!, out = headOutputs!
+        project(x, rows: rows, weight: attentionWeight, outputs: 3 * c, into: qkv)
+        if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
+        for (row, state) in states.enumerated() {
+            attendCached(qkv + row * 3 * c, rows: 1, state: state, into: out + row * c)
+        }
+        project(out, rows: rows, weight: projectionWeight, outputs: c, into: y)
+        if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
+    }
+
+    /// New rows' keys and values (in `qkv`, (rows, 3C)) join `state`'s cache at its position; each row's heads
+    /// attend to every cached position up to its own, into `out` (rows, C).
+    private func attendCached(_ qkv: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState,
+                              into out: UnsafeMutablePointer<Float>) {
+        let start = state.position, total = start + rows, c = features, d = headSize
+        let cache = state.cache(of: self, floatsPerPosition: 2 * c)
+        let keys = cache, values = cache + state.capacity * c, scores = probabilities!
         for r in 0..<rows {
             (keys + (start + r) * c).update(from: qkv + r * 3 * c + c, count: c)
             (values + (start + r) * c).update(from: qkv + r * 3 * c + 2 * c, count: c)
@@ -179,8 +204,6 @@ extension CausalSelfAttention: IncrementalLayer {
             gemm(.none, .none, m: rows, n: d, k: total, a: scores, lda: total, b: values + h * d, ldb: c, beta: 0,
                  c: out + h * d, ldc: c)
         }
-        project(out, rows: rows, weight: projectionWeight, outputs: c, into: y)
-        if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
     }
 
     /// y(rows, outputs) = x(rows, C) · weightᵀ; one row by a matrix-vector product (a single pass over the weight).

@@ -64,7 +64,7 @@ public final class Embedding: Layer {
     }
 }
 
-extension Embedding: IncrementalLayer {
+extension Embedding: PositionFreeLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         let w = store.valuePointer(weight)
         for r in 0..<rows { (y + r * features).update(from: w + row(x[r]) * features, count: features) }

@@ -39,6 +39,30 @@ public final class DecodingState {
 public protocol IncrementalLayer: Layer {
     /// y = f(x) for positions state.position ..< state.position + rows.
     func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState)
+    /// One new position of each of several sequences (a batched decode step): row b of x (states.count, features)
+    /// continues the sequence of `states[b]`, at its own position. Positions advance in the decoder, not here.
+    func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState])
+}
+
+extension IncrementalLayer {
+    /// Row by row, each with its own state: right for every layer; position-free layers override it with one
+    /// pass over all rows (one GEMM instead of many matrix-vector products).
+    public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
+        let inputs = inputShape.last ?? 1, outputs = featuresPerPosition
+        for (row, state) in states.enumerated() {
+            forwardIncrement(x + row * inputs, y + row * outputs, rows: 1, state: state)
+        }
+    }
+}
+
+/// A layer whose rows depend neither on their position nor on earlier positions (Linear, LayerNorm,
+/// activations, token embeddings): a decode step over many sequences is one pass over all rows.
+public protocol PositionFreeLayer: IncrementalLayer {}
+
+extension PositionFreeLayer {
+    public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
+        forwardIncrement(x, y, rows: states.count, state: states[0])
+    }
 }
 
 extension Layer {
@@ -87,9 +111,12 @@ public final class IncrementalDecoder {
 
     /// Feeds `tokens` at the next positions; returns the logits of the last one, (V), valid until the next call.
     /// - Precondition: the tokens fit in the context after the positions already cached.
-    public func append(_ tokens: UnsafeBufferPointer<Int32>) -> UnsafePointer<Float> {
+    public func append(_ tokens: UnsafeBufferPointer<Int32>) -> UnsafePointer<Float> { append(tokens, to: state) }
+
+    /// `append` for another sequence: its own `state` (of this model's context), this decoder's buffers.
+    public func append(_ tokens: UnsafeBufferPointer<Int32>, to state: DecodingState) -> UnsafePointer<Float> {
         let rows = tokens.count
-        precondition(rows > 0 && state.position + rows <= context,
+        precondition(state.capacity == context && rows > 0 && state.position + rows <= context,
                      "\(rows) tokens after \(state.position) exceed the context of \(context)")
         for r in 0..<rows { buffers.0[r] = Float(tokens[r]) }
         var input = buffers.0, output = buffers.1
@@ -99,6 +126,24 @@ public final class IncrementalDecoder {
         }
         state.position += rows
         return UnsafePointer(input + (rows - 1) * vocabularySize)
+    }
+
+    /// One token for each of several sequences (continuous batching): `tokens[b]` continues `states[b]`.
+    /// Returns the (B, V) logits, valid until the next call. B ≤ context (the buffers' rows).
+    public func step(_ tokens: UnsafeBufferPointer<Int32>, states: [DecodingState]) -> UnsafePointer<Float> {
+        let rows = tokens.count
+        precondition(rows > 0 && rows == states.count && rows <= context, "\(rows) tokens for \(states.count) sequences")
+        for (row, state) in states.enumerated() {
+            precondition(state.capacity == context && state.position < context, "a sequence is at the end of its context")
+            buffers.0[row] = Float(tokens[row])
+        }
+        var input = buffers.0, output = buffers.1
+        for layer in layers {
+            layer.forwardSteps(input, output, states: states)
+            swap(&input, &output)
+        }
+        for state in states { state.position += 1 }
+        return UnsafePointer(input)
     }
 }
 

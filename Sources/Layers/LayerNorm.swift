@@ -82,7 +82,7 @@ public final class LayerNorm: Layer {
     }
 }
 
-extension LayerNorm: IncrementalLayer {
+extension LayerNorm: PositionFreeLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         precondition(rows <= capacityRows, "LayerNorm: \(rows) rows exceed the reserved \(capacityRows)")
         let b = bias.map { UnsafePointer(store.valuePointer($0)) }

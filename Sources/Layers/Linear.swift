@@ -113,7 +113,7 @@ public final class Linear: Layer {
     }
 }
 
-extension Linear: IncrementalLayer {
+extension Linear: PositionFreeLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         guard rows == 1 else { return forwardRows(x, y, rows: rows) }
         matrixVector(store.valuePointer(weight), rows: outputFeatures, columns: inputFeatures, lda: inputFeatures, x: x,

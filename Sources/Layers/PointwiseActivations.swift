@@ -65,7 +65,7 @@ public final class Pointwise: Layer {
     }
 }
 
-extension Pointwise: IncrementalLayer {
+extension Pointwise: PositionFreeLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         let (code, slope) = function.kernel
         distrain_pointwise_forward(code, slope, x, y, rows * featuresPerPosition)

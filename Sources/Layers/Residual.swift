@@ -167,6 +167,21 @@ extension Residual: IncrementalLayer {
         for i in 0..<(rows * featuresPerPosition) { y[i] = bodyOut[i] + other[i] }
     }
 
+    /// The decode step of each path (attention inside reads each row's own cache), then the sum.
+    public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
+        var bodyOut = x
+        for index in 0..<body.count {
+            (body[index] as! IncrementalLayer).forwardSteps(bodyOut, bodyOutputs[index].base, states: states)
+            bodyOut = UnsafePointer(bodyOutputs[index].base)
+        }
+        var other = x
+        for index in 0..<shortcut.count {
+            (shortcut[index] as! IncrementalLayer).forwardSteps(other, shortcutOutputs[index].base, states: states)
+            other = UnsafePointer(shortcutOutputs[index].base)
+        }
+        for i in 0..<(states.count * featuresPerPosition) { y[i] = bodyOut[i] + other[i] }
+    }
+
     /// Whether every layer on both paths can run incrementally.
     public var canDecodeIncrementally: Bool { (body + shortcut).allSatisfy { $0 is IncrementalLayer } }
 }
