@@ -12,6 +12,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // MD5 of downloads (Insecure.MD5); Foundation on Linux has no digests.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `distrain serve`: Hummingbird 2 is a kept HTTP server on SwiftNIO (HTTP/1.1 keep-alive, streamed bodies,
+        // graceful shutdown through ServiceLifecycle); NIO itself for the per-connection request deadlines.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.22.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // C interop: system libraries plus tiny static-inline accessors for their macros.
@@ -49,10 +56,19 @@ let package = Package(
         .target(name: "CAllocationCounter", dependencies: ["CKernels"]),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors",
                                                  "Compression"]),
+        .target(name: "Serving", dependencies: [
+            "Training", "Generation", "Text", "Datasets", "Layers", "SafeTensors",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
-            "CAllocationCounter",
+            "CAllocationCounter", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -71,6 +87,7 @@ let package = Package(
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "_TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Training", "Datasets", "Collectives", "_TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "Generation", "Text", "_TestSupport"]),
         .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
         .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", "Tensors", .product(name: "Crypto", package: "swift-crypto")]),
     ],

@@ -169,7 +169,11 @@ private func choosePreprocessing(_ files: [(path: String, label: Int)], options:
 
 /// Width, height and channels from the file's header.
 func imageInfo(_ path: String) throws -> (height: Int, width: Int, channels: Int) {
-    let bytes = try readFileBytes(path)
+    try imageInfo(bytes: try readFileBytes(path), source: path)
+}
+
+/// Width, height and channels from the header of PNG or JPEG `bytes` (`source` names them in errors).
+func imageInfo(bytes: [UInt8], source path: String) throws -> (height: Int, width: Int, channels: Int) {
     var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
     var error = [CChar](repeating: 0, count: 256)
     guard distrain_image_info(bytes, bytes.count, &width, &height, &channels, &error) == 0 else {
@@ -180,8 +184,12 @@ func imageInfo(_ path: String) throws -> (height: Int, width: Int, channels: Int
 
 /// One image as (C, H, W) bytes of `preprocessing`'s shape.
 public func decodeImage(_ path: String, preprocessing p: ImagePreprocessing) throws -> [UInt8] {
-    let bytes = try readFileBytes(path)
-    let info = try imageInfo(path)
+    try decodeImage(bytes: try readFileBytes(path), source: path, preprocessing: p)
+}
+
+/// PNG or JPEG `bytes` (an upload; `source` names it in errors) as (C, H, W) bytes of `preprocessing`'s shape.
+public func decodeImage(bytes: [UInt8], source path: String, preprocessing p: ImagePreprocessing) throws -> [UInt8] {
+    let info = try imageInfo(bytes: bytes, source: path)
     // The header's size decides the allocation: bounded, so a small file cannot claim gigabytes.
     guard info.width > 0, info.height > 0, info.width <= 16_384, info.height <= 16_384, info.width * info.height <= 1 << 26 else {
         throw DatasetError.malformed(path: path, problem: "is \(info.width)x\(info.height) pixels; at most 16384 on a side and "

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Per-channel input normalization: x = (pixel/255 − mean[c]) / std[c].
 public struct Normalization: Sendable, Equatable, Codable {
     public let mean: [Float]
@@ -70,5 +72,24 @@ public struct Normalization: Sendable, Equatable, Codable {
             for value in 0..<256 { table.append((Float(value) / 255 - mean[c]) / standardDeviation[c]) }
         }
         return table
+    }
+}
+
+extension Normalization {
+    /// One sample's raw values (pixel bytes, or a table row's numbers as stored) as model inputs (C, plane),
+    /// with the very operations the batch gather uses, so a served prediction equals `distrain predict`'s.
+    public func normalize(bytes: UnsafePointer<UInt8>, into inputs: UnsafeMutablePointer<Float>, plane: Int) {
+        for c in mean.indices {
+            distrain_normalize_bytes(bytes + c * plane, inputs + c * plane, plane, 1 / (255 * standardDeviation[c]),
+                                     -mean[c] / standardDeviation[c])
+        }
+    }
+
+    /// `normalize(bytes:)` for values stored as floats (table features).
+    public func normalize(values: UnsafePointer<Float>, into inputs: UnsafeMutablePointer<Float>, plane: Int) {
+        for c in mean.indices {
+            let scale = 1 / (255 * standardDeviation[c]), offset = -mean[c] / standardDeviation[c]
+            for p in 0..<plane { inputs[c * plane + p] = values[c * plane + p] * scale + offset }
+        }
     }
 }

@@ -158,15 +158,24 @@ public func predictProbabilities(model: Sequential, dataset: ImageDataset, norma
         for s in 0..<count where !softmax {
             for c in 0..<classes { probabilities[(start + s) * classes + c] = logits[s * classes + c] }
         }
-        for s in 0..<count where softmax {
-            let row = logits + s * classes
-            var maximum = row[0]
-            for c in 1..<classes { maximum = max(maximum, row[c]) }
-            var total: Float = 0
-            for c in 0..<classes { total += expf(row[c] - maximum) }
-            for c in 0..<classes { probabilities[(start + s) * classes + c] = expf(row[c] - maximum) / total }
+        if softmax {
+            probabilities.withUnsafeMutableBufferPointer {
+                softmaxRows(logits, rows: count, classes: classes, into: $0.baseAddress! + start * classes)
+            }
         }
     }
     try communicator.allreduce(&probabilities, .sum)
     return probabilities
+}
+
+/// Class probabilities of `rows` rows of logits (rows, classes), each row's softmax (max subtracted first).
+public func softmaxRows(_ logits: UnsafePointer<Float>, rows: Int, classes: Int, into probabilities: UnsafeMutablePointer<Float>) {
+    for s in 0..<rows {
+        let row = logits + s * classes
+        var maximum = row[0]
+        for c in 1..<classes { maximum = max(maximum, row[c]) }
+        var total: Float = 0
+        for c in 0..<classes { total += expf(row[c] - maximum) }
+        for c in 0..<classes { probabilities[s * classes + c] = expf(row[c] - maximum) / total }
+    }
 }

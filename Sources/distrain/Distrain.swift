@@ -27,7 +27,7 @@ struct Distrain: ParsableCommand {
                       CompareCommand.self, LRFindCommand.self, SweepCommand.self, ReportCommand.self,
                       PruneCommand.self, QuantizeCommand.self, SuperviseCommand.self, DownloadCommand.self,
                       DoctorCommand.self, BenchCommand.self, TokenizerCommand.self, TokenizeCommand.self,
-                      GenerateCommand.self]
+                      GenerateCommand.self, ServeCommand.self]
     )
 
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the

@@ -72,7 +72,7 @@ struct GenerateCommand: ParsableCommand {
                     + "generate needs a checkpoint of a run on token data")
             }
             saved = try LanguageModelCheckpoint(file: file)
-            tokenizer = try loadTokenizer(for: saved, folder: folder)
+            tokenizer = try checkpointTokenizer(for: saved, folder: folder, override: self.tokenizer)
             ids = try promptIds(tokenizer, context: saved.context)
             generator = try TextGenerator(model: saved.model)
         } catch {
@@ -97,24 +97,6 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    /// The checkpoint's tokenizer, or --tokenizer; its vocabulary must fit the model's.
-    private func loadTokenizer(for saved: LanguageModelCheckpoint, folder: String) throws -> Tokenizer {
-        let loaded: Tokenizer
-        if let tokenizer {
-            loaded = try Tokenizer.load(path: tokenizer)
-        } else if let json = saved.tokenizerJSON {
-            loaded = try Tokenizer.load(json: Data(json.utf8), source: "\(folder) (its tokenizer)")
-        } else {
-            throw ValidationError("\(folder) records no tokenizer (it predates distrain storing one); pass --tokenizer "
-                + "with the tokenizer.json of the data it was trained on")
-        }
-        guard loaded.vocabularySize <= saved.vocabularySize else {
-            throw ValidationError("the tokenizer has \(loaded.vocabularySize) tokens, the model only \(saved.vocabularySize); "
-                + "give the tokenizer of the data it was trained on")
-        }
-        return loaded
-    }
-
     /// The prompt's ids, its last `context` when longer (with a warning).
     private func promptIds(_ tokenizer: Tokenizer, context: Int) throws -> [Int32] {
         var ids: [Int32]
@@ -132,4 +114,23 @@ struct GenerateCommand: ParsableCommand {
         }
         return ids
     }
+}
+
+/// A language model's tokenizer: `override` (a tokenizer.json) or the one its checkpoint records; its
+/// vocabulary must fit the model's.
+func checkpointTokenizer(for saved: LanguageModelCheckpoint, folder: String, override path: String?) throws -> Tokenizer {
+    let loaded: Tokenizer
+    if let path {
+        loaded = try Tokenizer.load(path: path)
+    } else if let json = saved.tokenizerJSON {
+        loaded = try Tokenizer.load(json: Data(json.utf8), source: "\(folder) (its tokenizer)")
+    } else {
+        throw ValidationError("\(folder) records no tokenizer (it predates distrain storing one); pass --tokenizer "
+            + "with the tokenizer.json of the data it was trained on")
+    }
+    guard loaded.vocabularySize <= saved.vocabularySize else {
+        throw ValidationError("the tokenizer has \(loaded.vocabularySize) tokens, the model only \(saved.vocabularySize); "
+            + "give the tokenizer of the data it was trained on")
+    }
+    return loaded
 }

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+import Training
+
+extension Endpoints {
+    /// `POST /v1/models/NAME/predict`: JSON instances, a PNG/JPEG body, or a multipart upload → top-k classes
+    /// with probabilities per sample (a regression: its value), as `distrain predict` computes them.
+    func predict(_ request: Request, model: ServedModel, context: ServeContext) async throws -> Response {
+        guard case let .classifier(name, batcher) = model else {
+            throw HTTPProblem(400, "'\(model.name)' is a language model; send POST /v1/completions with \"model\": "
+                + "\"\(model.name)\"")
+        }
+        let saved = batcher.saved, contentType = (request.headers[.contentType] ?? "").lowercased()
+        var topK = 1
+        if let text = request.uri.queryParameters.get("top_k") {
+            guard let k = Int(text), k >= 1 else { throw HTTPProblem(400, "top_k must be an integer of at least 1, got '\(text)'") }
+            topK = k
+        }
+        let body = try await self.body(request, context: context)
+        let inputs: PredictionInputs
+        if contentType.hasPrefix("multipart/form-data") {
+            inputs = try PredictionInputs.images(try multipartFiles(body, contentType: contentType), model: saved,
+                                                 maxInstances: batcher.maxBatch)
+        } else if contentType.hasPrefix("image/") || contentType.hasPrefix("application/octet-stream") {
+            inputs = try PredictionInputs.images([("the body", body)], model: saved, maxInstances: batcher.maxBatch)
+        } else {
+            // JSON whatever the declared type (as TensorFlow Serving): `curl -d` labels it a form.
+            inputs = try PredictionInputs.json(try JSONReader.parse(body), model: saved, maxInstances: batcher.maxBatch)
+        }
+        topK = inputs.topK ?? topK
+        let outputs = try await batcher.predict(inputs.samples, count: inputs.count)
+        return Self.json(.object([("model", .string(name)), ("predictions", .array(
+            predictions(outputs, count: inputs.count, saved: saved, topK: topK)))]))
+    }
+
+    /// Each sample's top-k classes, most probable first (ties: lower index first, as `distrain predict`).
+    private func predictions(_ outputs: [Float], count: Int, saved: CheckpointModel, topK: Int) -> [JSONValue] {
+        let classes = outputs.count / max(count, 1)
+        if saved.isRegression {
+            return (0..<count).map { .object([(saved.labelColumn ?? "value", .number(Double(outputs[$0])))]) }
+        }
+        let names = saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames
+        return (0..<count).map { sample in
+            let row = outputs[(sample * classes)..<((sample + 1) * classes)]
+            let order = (0..<classes).sorted { a, b in
+                row[row.startIndex + a] != row[row.startIndex + b] ? row[row.startIndex + a] > row[row.startIndex + b] : a < b
+            }.prefix(topK)
+            return .object([("top", .array(order.map {
+                .object([("class", .string(names[$0])), ("index", .integer(Int64($0))),
+                         ("probability", .number(Double(row[row.startIndex + $0])))])
+            }))])
+        }
+    }
+}
