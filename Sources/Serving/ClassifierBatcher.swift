@@ -123,22 +123,15 @@ public final class ClassifierBatcher: @unchecked Sendable {
 
     /// One pass over the batch's samples; returns (samples, outputs) probabilities or regression values.
     private func forward(_ batch: [Pending]) -> UnsafeMutablePointer<Float> {
-        let model = saved.model, size = sampleSize, outputs = outputCount
+        let model = saved.model, size = sampleSize
         var row = 0
         for request in batch {
             request.samples.withUnsafeBufferPointer { (model.input + row * size).update(from: $0.baseAddress!, count: $0.count) }
             row += request.count
         }
-        var result = model.forward(batch: row, context: .inference)
-        if testTimeAugmentation == .flip {
-            averaged.update(from: result, count: row * outputs)
-            flipHorizontally(model.input, batch: row, shape: model.inputShape)
-            let mirrored = model.forward(batch: row, context: .inference)
-            for i in 0..<(row * outputs) { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
-            result = averaged
-        }
+        let result = inferenceOutputs(model, batch: row, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
         if saved.isRegression { return result }
-        softmaxRows(result, rows: row, classes: outputs, into: probabilities)
+        softmaxRows(result, rows: row, classes: outputCount, into: probabilities)
         return probabilities
     }
 }

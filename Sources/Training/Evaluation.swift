@@ -132,17 +132,24 @@ func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Co
         try indices.withUnsafeBufferPointer { all in
             try dataset.gather(UnsafeBufferPointer(rebasing: all[0..<count]), into: model.input, targets: targets, augmentation: nil)
         }
-        var result = model.forward(batch: count, context: .inference)
-        if testTimeAugmentation == .flip {
-            averaged.update(from: result, count: count * outputs)
-            flipHorizontally(model.input, batch: count, shape: model.inputShape)
-            let mirrored = model.forward(batch: count, context: .inference)
-            for i in 0..<(count * outputs) { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
-            result = averaged
-        }
+        let result = inferenceOutputs(model, batch: count, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
         try body(start, count, result, targets)
         start += count
     }
+}
+
+/// The model's outputs (batch, outputs) in inference mode for the samples in its input buffer; with `.flip`,
+/// the mean of each image's and its mirror image's (the input is left mirrored), in `averaged` (batch, outputs).
+public func inferenceOutputs(_ model: Sequential, batch: Int, testTimeAugmentation: TestTimeAugmentation,
+                             averaged: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+    let result = model.forward(batch: batch, context: .inference)
+    guard testTimeAugmentation == .flip else { return result }
+    let count = batch * model.outputCount
+    averaged.update(from: result, count: count)
+    flipHorizontally(model.input, batch: batch, shape: model.inputShape)
+    let mirrored = model.forward(batch: batch, context: .inference)
+    for i in 0..<count { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
+    return averaged
 }
 
 /// Class probabilities (softmax of the logits) of every sample of `dataset`, (N, classes) row-major, on

@@ -103,6 +103,24 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(models?.first?["id"] as? String, "digits")
     }
 
+    func testTestTimeFlipsEqualDistrainPredictsToo() throws {
+        let pixels: [UInt8] = (0..<784).map { (index: Int) -> UInt8 in UInt8((index * 5 + (index % 28) * 9) % 256) }
+        let image = Self.root + "/flip.png"
+        writeBytes(pngFile(width: 28, height: 28, channels: 1, pixels: pixels), to: image)
+        let predicted = try runProcess(distrain, ["predict", "--checkpoint", Self.classifier, image, "--top-k", "10", "--tta",
+                                                  "flip", "--out", Self.root + "/flip.jsonl"], timeout: 60)
+        XCTAssertEqual(predicted.exitCode, 0, predicted.standardError)
+        let line = try String(contentsOfFile: Self.root + "/flip.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        let expected = Self.classProbabilities(try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])
+        let (server, port) = try startServer(["--checkpoint", Self.classifier, "--tta", "flip"])
+        defer { stop(server) }
+        let instances: String = "{\"instances\": [[" + pixels.map { String($0) }.joined(separator: ",") + "]], \"top_k\": 10}"
+        let answer = httpRequest(port: port, "POST", "/v1/models/classifier/predict", json: instances)
+        let served = Self.classProbabilities(((answer?.json?["predictions"] as? [[String: Any]])?.first) ?? [:])
+        XCTAssertEqual(served.count, 10, answer?.text ?? "")
+        for (name, probability) in expected { XCTAssertEqual(served[name] ?? -1, probability, accuracy: 1e-5, name) }
+    }
+
     private static func classProbabilities(_ object: [String: Any]) -> [String: Double] {
         let top = object["top"] as? [[String: Any]] ?? []
         return Dictionary(uniqueKeysWithValues: top.map { ($0["class"] as? String ?? "", ($0["probability"] as? Double) ?? -1) })
