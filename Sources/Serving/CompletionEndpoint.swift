@@ -20,62 +20,16 @@ extension Endpoints {
         entry.promptTokens = prompt.count
         let header = CompletionHeader(id: "cmpl-\(UUID().uuidString.lowercased())", created: Int64(Date().timeIntervalSince1970),
                                       model: name)
-        if !completion.stream {
-            var assembler = TextAssembler(tokenizer: tokenizer, stops: completion.stop)
-            var text = "", generated = 0, reason = CompletionEngine.FinishReason.length
-            for await event in events {
-                switch event {
-                case let .token(token):
-                    generated += 1
-                    if !stops.contains(token) { text += assembler.push(token) }
-                    if assembler.stopped { engine.cancel(id) }
-                case let .finished(why): reason = why
-                }
-            }
-            text += assembler.flush()
+        let running = RunningCompletion(id: id, events: events, engine: engine, tokenizer: tokenizer, stopTokens: stops,
+                                        stopTexts: completion.stop, header: header, promptTokens: prompt.count)
+        guard completion.stream else {
+            let (answer, generated) = await running.whole()
             entry.completionTokens = generated
-            let finish = assembler.stopped ? "stop" : reason.rawValue
-            return Self.json(header.object(choice: .object([("text", .string(text)), ("index", .integer(0)),
-                ("logprobs", .null), ("finish_reason", .string(finish))]), usage: (prompt.count, generated)))
+            return Self.json(answer)
         }
         entry.streamed = true
-        let logged = entry, started = Date(), metrics = self.metrics, log = self.log, stopTexts = completion.stop
-        let response = ResponseBody { writer in
-            var assembler = TextAssembler(tokenizer: tokenizer, stops: stopTexts)
-            var generated = 0, reason = CompletionEngine.FinishReason.length, status = 200
-            defer {
-                var final = logged
-                final.completionTokens = generated
-                final.status = status
-                let seconds = Date().timeIntervalSince(started)
-                metrics.record(endpoint: "/v1/completions", status: status, seconds: seconds)
-                log.write(final, seconds: seconds)
-            }
-            do {
-                for await event in events {
-                    switch event {
-                    case let .token(token):
-                        generated += 1
-                        let text = stops.contains(token) ? "" : assembler.push(token)
-                        if assembler.stopped { engine.cancel(id) }
-                        if !text.isEmpty { try await writer.write(header.chunk(text: text, finish: nil)) }
-                    case let .finished(why): reason = why
-                    }
-                }
-                if reason == .cancelled && !assembler.stopped { status = 499; return }
-                let rest = assembler.flush()
-                if !rest.isEmpty { try await writer.write(header.chunk(text: rest, finish: nil)) }
-                try await writer.write(header.chunk(text: "", finish: assembler.stopped ? "stop" : reason.rawValue,
-                                                    usage: (prompt.count, generated)))
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                try await writer.finish(nil)
-            } catch {
-                engine.cancel(id)
-                status = 499  // the client closed the connection (nginx's code): logged, never sent
-                throw error
-            }
-        }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: response)
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: running.streamed(logged: entry, metrics: metrics, log: log))
     }
 
     /// The language model a request names, or the only one served.
@@ -123,5 +77,86 @@ struct CompletionHeader: Sendable {
         let choice = JSONValue.object([("text", .string(text)), ("index", .integer(0)), ("logprobs", .null),
                                        ("finish_reason", finish.map { .string($0) } ?? .null)])
         return ByteBuffer(string: "data: " + object(choice: choice, usage: usage).serialized + "\n\n")
+    }
+}
+
+/// One submitted completion and what turns its tokens into text: the stop token, the stop strings, the
+/// response's shared fields.
+struct RunningCompletion: @unchecked Sendable {
+    let id: Int
+    let events: AsyncStream<CompletionEngine.Event>
+    let engine: CompletionEngine
+    let tokenizer: Tokenizer
+    let stopTokens: Set<Int32>
+    let stopTexts: [String]
+    let header: CompletionHeader
+    let promptTokens: Int
+
+    /// The whole answer once generation ends, and the tokens generated.
+    func whole() async -> (JSONValue, Int) {
+        var assembler = TextAssembler(tokenizer: tokenizer, stops: stopTexts)
+        var text = "", generated = 0, reason = CompletionEngine.FinishReason.length
+        for await event in events {
+            switch event {
+            case let .token(token):
+                generated += 1
+                if !stopTokens.contains(token) { text += assembler.push(token) }
+                if assembler.stopped { engine.cancel(id) }
+            case let .finished(why): reason = why
+            }
+        }
+        text += assembler.flush()
+        let finish = assembler.stopped ? "stop" : reason.rawValue
+        let choice = JSONValue.object([("text", .string(text)), ("index", .integer(0)), ("logprobs", .null),
+                                       ("finish_reason", .string(finish))])
+        return (header.object(choice: choice, usage: (promptTokens, generated)), generated)
+    }
+
+    /// Server-Sent Events as tokens come; the request is counted and logged when the stream ends. A failed
+    /// write (the client left) cancels the generation.
+    func streamed(logged: AccessLog.Entry, metrics: ServerMetrics, log: AccessLog) -> ResponseBody {
+        let started = Date()
+        return ResponseBody { writer in
+            var generated = 0, status = 200
+            defer {
+                var final = logged
+                final.completionTokens = generated
+                final.status = status
+                let seconds = Date().timeIntervalSince(started)
+                metrics.record(endpoint: "/v1/completions", status: status, seconds: seconds)
+                log.write(final, seconds: seconds)
+            }
+            do {
+                if try await !writeEvents(&writer, generated: &generated) { status = 499; return }
+                try await writer.finish(nil)
+            } catch {
+                engine.cancel(id)
+                status = 499  // the client closed the connection (nginx's code): logged, never sent
+                throw error
+            }
+        }
+    }
+
+    /// Writes each piece of text, the last chunk and `[DONE]`; false when the generation was cancelled.
+    private func writeEvents(_ writer: inout any ResponseBodyWriter, generated: inout Int) async throws -> Bool {
+        var assembler = TextAssembler(tokenizer: tokenizer, stops: stopTexts)
+        var reason = CompletionEngine.FinishReason.length
+        for await event in events {
+            switch event {
+            case let .token(token):
+                generated += 1
+                let text = stopTokens.contains(token) ? "" : assembler.push(token)
+                if assembler.stopped { engine.cancel(id) }
+                if !text.isEmpty { try await writer.write(header.chunk(text: text, finish: nil)) }
+            case let .finished(why): reason = why
+            }
+        }
+        if reason == .cancelled && !assembler.stopped { return false }
+        let rest = assembler.flush()
+        if !rest.isEmpty { try await writer.write(header.chunk(text: rest, finish: nil)) }
+        try await writer.write(header.chunk(text: "", finish: assembler.stopped ? "stop" : reason.rawValue,
+                                            usage: (promptTokens, generated)))
+        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+        return true
     }
 }
