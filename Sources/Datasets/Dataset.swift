@@ -9,6 +9,15 @@ public enum TargetKind: Sendable, Equatable {
     /// `positions` token ids per sample (`TargetBuffer.indices`): each position's next token, ids below `vocabulary`.
     case tokens(vocabulary: Int, positions: Int)
 
+    /// The names of the model's outputs: the classes, the target column(s); none for tokens.
+    public var names: [String] {
+        switch self {
+        case let .classes(names), let .values(names): return names
+        case let .value(name): return [name]
+        case .tokens: return []
+        }
+    }
+
     /// Targets each sample contributes (the positions a loss is averaged over).
     public var perSample: Int {
         switch self {

@@ -8,9 +8,9 @@ import Training
 ///
 /// The model, its input buffer (maxBatch, C, H, W) and its output are made once; a pass writes each request's
 /// normalized samples into the input rows, runs the model in inference mode (with `--tta flip`, again on the
-/// mirror images, averaged, as `distrain predict`), and hands each request its rows of probabilities.
+/// mirror images, averaged, as `distrain predict`), and hands each request its rows of outputs.
 public final class ClassifierBatcher: @unchecked Sendable {
-    /// What a request gets back: (samples, outputs) probabilities (a regression: the raw outputs).
+    /// What a request gets back: (samples, outputs), the model's raw outputs (its objective presents them).
     public typealias Outputs = [Float]
 
     private struct Pending {
@@ -30,7 +30,6 @@ public final class ClassifierBatcher: @unchecked Sendable {
     private var stopped = false
     /// (maxBatch, outputs) of the first pass while the mirror images go through the model.
     private let averaged: UnsafeMutablePointer<Float>
-    private let probabilities: UnsafeMutablePointer<Float>
 
     public init(name: String, saved: CheckpointModel, testTimeAugmentation: TestTimeAugmentation, options: ServerOptions,
                 metrics: ServerMetrics) {
@@ -43,7 +42,6 @@ public final class ClassifierBatcher: @unchecked Sendable {
         self.metrics = metrics
         saved.model.reserve(batchCapacity: maxBatch)
         averaged = .allocate(capacity: maxBatch * saved.model.outputCount)
-        probabilities = .allocate(capacity: maxBatch * saved.model.outputCount)
         pending.reserveCapacity(maxQueue)
         let thread = Thread { [unowned self] in self.serve() }
         thread.name = "distrain-serve-\(name)"
@@ -121,7 +119,7 @@ public final class ClassifierBatcher: @unchecked Sendable {
         return batch
     }
 
-    /// One pass over the batch's samples; returns (samples, outputs) probabilities or regression values.
+    /// One pass over the batch's samples; returns their (samples, outputs) outputs.
     private func forward(_ batch: [Pending]) -> UnsafeMutablePointer<Float> {
         let model = saved.model, size = sampleSize
         var row = 0
@@ -129,9 +127,6 @@ public final class ClassifierBatcher: @unchecked Sendable {
             request.samples.withUnsafeBufferPointer { (model.input + row * size).update(from: $0.baseAddress!, count: $0.count) }
             row += request.count
         }
-        let result = inferenceOutputs(model, batch: row, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
-        if saved.isRegression { return result }
-        softmaxRows(result, rows: row, classes: outputCount, into: probabilities)
-        return probabilities
+        return inferenceOutputs(model, batch: row, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
     }
 }

@@ -33,22 +33,17 @@ extension Endpoints {
             predictions(outputs, count: inputs.count, saved: saved, topK: topK)))]))
     }
 
-    /// Each sample's top-k classes, most probable first (ties: lower index first, as `distrain predict`).
+    /// Each sample's presentation by the model's objective: the top-k classes with probabilities (ties: lower
+    /// index first, as `distrain predict`), or a regression's value.
     private func predictions(_ outputs: [Float], count: Int, saved: CheckpointModel, topK: Int) -> [JSONValue] {
-        let classes = outputs.count / max(count, 1)
-        if saved.isRegression {
-            return (0..<count).map { .object([(saved.labelColumn ?? "value", .number(Double(outputs[$0])))]) }
-        }
-        let names = saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames
-        return (0..<count).map { sample in
-            let row = outputs[(sample * classes)..<((sample + 1) * classes)]
-            let order = (0..<classes).sorted { a, b in
-                row[row.startIndex + a] != row[row.startIndex + b] ? row[row.startIndex + a] > row[row.startIndex + b] : a < b
-            }.prefix(topK)
-            return .object([("top", .array(order.map {
-                .object([("class", .string(names[$0])), ("index", .integer(Int64($0))),
-                         ("probability", .number(Double(row[row.startIndex + $0])))])
-            }))])
+        let objective = saved.objective, names = saved.targets.names, width = outputs.count / max(count, 1)
+        let keys = objective.presentationKeys
+        return outputs.withUnsafeBufferPointer { all in
+            (0..<count).map { sample in
+                .object([("top", .array(objective.present(all.baseAddress! + sample * width, names: names, topK: topK).map {
+                    .object([(keys.name, .string($0.name)), (keys.value, .number(Double($0.value)))])
+                }))])
+            }
         }
     }
 }

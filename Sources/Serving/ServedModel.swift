@@ -39,13 +39,10 @@ public enum ServedModel: @unchecked Sendable {
         switch self {
         case let .classifier(_, batcher):
             let saved = batcher.saved
-            details = [("task", .string(saved.isRegression ? "regression" : "classification")), ("architecture", .string(saved.label)),
+            details = [("task", .string(saved.objective.task)), ("architecture", .string(saved.label)),
                        ("input_shape", .array(saved.inputShape.map { .integer(Int64($0)) })),
-                       ("quantized", .bool(saved.isQuantized)), ("tta", .string(batcher.testTimeAugmentation.rawValue))]
-            if !saved.isRegression {
-                let names = saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames
-                details.append(("classes", .array(names.map { .string($0) })))
-            }
+                       ("quantized", .bool(saved.isQuantized)), ("tta", .string(batcher.testTimeAugmentation.rawValue)),
+                       ("outputs", .array(saved.targets.names.map { .string($0) }))]
             if let features = saved.featureNames { details.append(("features", .array(features.map { .string($0) }))) }
             if let dataset = saved.dataset { details.append(("dataset", .string(dataset))) }
         case let .languageModel(_, engine, tokenizer, label):
@@ -63,7 +60,7 @@ public enum ServedModel: @unchecked Sendable {
         switch self {
         case let .classifier(_, batcher):
             let saved = batcher.saved, shape = saved.inputShape.map(String.init).joined(separator: "x")
-            let task = saved.isRegression ? "regression" : "\(saved.classCount) classes"
+            let outputs = saved.targets.names.count, task = "\(saved.objective.task), \(outputs) output\(outputs == 1 ? "" : "s")"
             return "\(saved.label) on \(shape), \(task)\(saved.isQuantized ? ", int8" : ""), batches of up to \(batcher.maxBatch)"
         case let .languageModel(_, engine, tokenizer, label):
             return "language model \(label), context \(engine.context), \(tokenizer.vocabularySize)-token tokenizer, up to "

@@ -36,9 +36,10 @@ enum WebPage {
       if (prediction.top === undefined) { out.textContent = JSON.stringify(prediction); return; }
       const table = document.createElement("table");
       for (const c of prediction.top) { const row = table.insertRow();
-        row.insertCell().textContent = c.class;
-        const bar = document.createElement("span"); bar.className = "bar"; bar.style.width = (200 * c.probability) + "px";
-        row.insertCell().appendChild(bar); row.insertCell().textContent = c.probability.toFixed(4); }
+        const name = c.class ?? c.name, value = c.probability ?? c.value; row.insertCell().textContent = name;
+        const bar = document.createElement("span"); bar.className = "bar";
+        bar.style.width = (c.probability === undefined ? 0 : 200 * value) + "px";
+        row.insertCell().appendChild(bar); row.insertCell().textContent = value.toFixed(4); }
       out.appendChild(table);
     }
     async function predict(body, type) {

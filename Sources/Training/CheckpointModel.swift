@@ -23,14 +23,18 @@ public struct CheckpointModel {
     /// CSV tables: the feature columns in input order, and the label column.
     public let featureNames: [String]?
     public let labelColumn: String?
-    /// A regression model (`--task regression`): one output, the predicted number.
-    public let isRegression: Bool
+    /// What the model predicts: named classes (the recorded names, else "0", "1", …), or one number under its
+    /// column's name (`--task regression`).
+    public let targets: TargetKind
     /// An int8 model (`distrain quantize`): its Linear and Conv2d layers compute in integers.
     public let isQuantized: Bool
     /// `--tta` of the run that trained it: what `evaluate`, `predict` and `compare` do unless told.
     public let testTimeAugmentation: TestTimeAugmentation
     /// The metadata key that records `--tta` (absent: none).
     public static let testTimeAugmentationKey = "tta"
+
+    /// The objective it was trained under: how its outputs are scored and presented.
+    public var objective: any Objective { defaultObjective(for: targets) }
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
@@ -49,8 +53,8 @@ public struct CheckpointModel {
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid input_shape '\(file.metadata["input_shape"] ?? "")'")
         }
-        let isRegression = file.metadata["task"] == "regression"
-        guard let classes = Int(try field("classes")), isRegression ? classes == 1 : (2...1000).contains(classes) else {
+        let predictsNumber = file.metadata["task"] == RegressionObjective().task
+        guard let classes = Int(try field("classes")), predictsNumber ? classes == 1 : (2...1000).contains(classes) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid class count '\(file.metadata["classes"] ?? "")'")
         }
         func floats(_ key: String) throws -> [Float] {
@@ -103,11 +107,12 @@ public struct CheckpointModel {
         dataset = file.metadata["dataset"]
         featureNames = file.metadata["features"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
         labelColumn = file.metadata["label_column"]
-        self.isRegression = isRegression
         preprocessing = file.metadata["preprocessing"].flatMap { try? JSONDecoder().decode(ImagePreprocessing.self, from: Data($0.utf8)) }
         classNames = file.metadata["class_names"].flatMap { text in
             (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String]
         } ?? []
+        targets = predictsNumber ? .value(labelColumn ?? "prediction")
+            : .classes(classNames.isEmpty ? (0..<classes).map(String.init) : classNames)
         normalization = Normalization(mean: mean, standardDeviation: deviation)
         isQuantized = QuantizedCheckpoint.isQuantized(file.metadata)
         if isQuantized {

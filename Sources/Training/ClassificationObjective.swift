@@ -20,7 +20,18 @@ public struct ClassificationObjective: Objective {
     public var task: String { "classification" }
     public var outputShape: [Int] { [classes] }
     public var selectionMetric: String { "accuracy" }
+    public var judgesAnswers: Bool { true }
+    public var presentationKeys: (name: String, value: String) { ("class", "probability") }
     var keepsConfusion: Bool { classes <= Self.confusionLimit }
+
+    /// The `topK` most probable classes (softmax of the logits), as `distrain predict` prints them.
+    public func present(_ outputs: UnsafePointer<Float>, names: [String], topK: Int) -> [(name: String, value: Float)] {
+        var probabilities = [Float](repeating: 0, count: classes)
+        probabilities.withUnsafeMutableBufferPointer { softmaxRows(outputs, rows: 1, classes: classes, into: $0.baseAddress!) }
+        return probabilities.withUnsafeBufferPointer { row in
+            rankedOutputs(row.baseAddress!, count: classes, topK: topK).map { (names[$0], row[$0]) }
+        }
+    }
 
     public func loss(outputs: UnsafePointer<Float>, targets: TargetBuffer, rows: Int,
                      dOutputs: UnsafeMutablePointer<Float>?, gradientScale: Float) -> LossTotals {

@@ -19,6 +19,8 @@ public struct NextTokenObjective: Objective {
         self.bytesPerToken = bytesPerToken
     }
 
+    public var judgesAnswers: Bool { true }
+
     public var task: String { "next-token" }
     public var outputShape: [Int] { [positions, vocabularySize] }
     public var selectionMetric: String { "loss" }

@@ -56,6 +56,14 @@ public protocol Objective: Sendable {
     var selectionMetric: String { get }
     /// What a checkpoint records to rebuild this objective (the task and its settings).
     var checkpointMetadata: [String: String] { get }
+    /// One sample's outputs as `predict` and `serve` show them: up to `topK` (name, value) pairs, best first —
+    /// a classifier's classes with their probabilities, a regression's one value under its target's name.
+    /// `names` are the outputs' names (`TargetKind.names`).
+    func present(_ outputs: UnsafePointer<Float>, names: [String], topK: Int) -> [(name: String, value: Float)]
+    /// The JSON keys `serve` shows a presented pair under ("class", "probability"; "name", "value").
+    var presentationKeys: (name: String, value: String) { get }
+    /// Whether each answer is simply right or wrong (what accuracy and McNemar's test count), as a classifier's.
+    var judgesAnswers: Bool { get }
 }
 
 extension Objective {
@@ -64,6 +72,18 @@ extension Objective {
     /// Outputs per sample.
     public var outputCount: Int { outputShape.reduce(1, *) }
     public var checkpointMetadata: [String: String] { [:] }
+    public var presentationKeys: (name: String, value: String) { ("name", "value") }
+    public var judgesAnswers: Bool { false }
+
+    /// The outputs as they are, the largest first (ties: the lower index), named.
+    public func present(_ outputs: UnsafePointer<Float>, names: [String], topK: Int) -> [(name: String, value: Float)] {
+        rankedOutputs(outputs, count: outputCount, topK: topK).map { (names[$0], outputs[$0]) }
+    }
+}
+
+/// Indices of the `topK` largest of `count` values, largest first, the lower index first on ties.
+public func rankedOutputs(_ values: UnsafePointer<Float>, count: Int, topK: Int) -> [Int] {
+    Array((0..<count).sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }.prefix(topK))
 }
 
 /// The objective a dataset's targets call for: classes → cross-entropy, a number → mean squared error.

@@ -82,9 +82,9 @@ struct CompareCommand: ParsableCommand {
             let classes = m.classNames.isEmpty ? String(m.classCount) : m.classNames.joined(separator: "/")
             return "\(m.dataset ?? "?"), \(m.inputShape.map(String.init).joined(separator: "x")) images, classes \(classes)"
         }
-        guard !a.isRegression && !b.isRegression else {
+        for (model, folder) in [(a, folderA), (b, folderB)] where !model.objective.judgesAnswers {
             throw SelectionError(message: "compare tests classifiers (McNemar's test counts right and wrong answers); "
-                + "\(a.isRegression ? folderA : folderB) is a regression model")
+                + "\(folder) is a \(model.objective.task) model")
         }
         guard a.dataset == b.dataset, a.inputShape == b.inputShape, a.classCount == b.classCount, a.classNames == b.classNames else {
             throw SelectionError(message: "cannot compare: \(folderA) was trained on \(describe(a)) and \(folderB) on "

@@ -74,7 +74,7 @@ struct EvaluateCommand: ParsableCommand {
         let saved = try CheckpointModel(file: file)
         savedPreprocessing = saved.preprocessing
         Self.label = saved.labelColumn
-        Self.regression = saved.isRegression
+        Self.regression = saved.targets == .value(saved.labelColumn ?? "prediction")
         var localError: Error?
         var data: ImageDataset?
         var augmentation = TestTimeAugmentation.none
@@ -208,8 +208,8 @@ func requireFits(_ saved: CheckpointModel, folder: String, data: ImageDataset, d
 
 /// Classes are matched by name, not by position: folders Dog/cat are not a cat/dog model's classes.
 func requireSameClassNames(_ saved: CheckpointModel, folder: String, data: ImageDataset, datasetName: String) throws {
-    if !saved.classNames.isEmpty && !data.classNames.isEmpty && saved.classNames != data.classNames
-        && !saved.isRegression {
+    if case .classes = saved.targets, !saved.classNames.isEmpty && !data.classNames.isEmpty
+        && saved.classNames != data.classNames {
         func list(_ names: [String]) -> String {
             let shown = names.prefix(12).map { "'\($0)'" }.joined(separator: ", ")
             return names.count > 12 ? shown + ", … (\(names.count) classes)" : shown

@@ -60,16 +60,16 @@ struct PredictCommand: ParsableCommand {
                 samples = try loadInputs(saved)
             } catch { localError = error }
             try communicator.agreeOnSuccess(localError)
-            let probabilities = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
-                                                         communicator: communicator, batchSize: 256, softmax: !saved.isRegression,
-                                                         testTimeAugmentation: augmentation)
+            let outputs = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
+                                                   communicator: communicator, batchSize: 256, softmax: false,
+                                                   testTimeAugmentation: augmentation)
             guard communicator.isCoordinator else { return }
-            if saved.isRegression {
-                return try report(zip(samples!.names, probabilities).map { ($0, [(saved.labelColumn ?? "prediction",
-                    $1)]) }, folder: folder)
+            let objective = saved.objective, count = saved.model.outputCount, names = saved.targets.names
+            let rows = outputs.withUnsafeBufferPointer { all in
+                samples!.names.enumerated().map { index, name in
+                    (name: name, top: objective.present(all.baseAddress! + index * count, names: names, topK: topK))
+                }
             }
-            let rows = topClasses(probabilities, names: samples!.names,
-                classNames: saved.classNames.isEmpty ? (0..<saved.classCount).map(String.init) : saved.classNames)
             try report(rows, folder: folder)
         }
     }
@@ -165,16 +165,7 @@ struct PredictCommand: ParsableCommand {
         return try walk(folder)
     }
 
-    private func topClasses(_ probabilities: [Float], names: [String], classNames: [String]) -> [(name: String, top: [(String, Float)])] {
-        let classes = classNames.count
-        return names.enumerated().map { index, name in
-            let row = Array(probabilities[(index * classes)..<((index + 1) * classes)])
-            let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }.prefix(topK)
-            return (name, order.map { (classNames[$0], row[$0]) })
-        }
-    }
-
-    private func report(_ rows: [(name: String, top: [(String, Float)])], folder: String) throws {
+    private func report(_ rows: [(name: String, top: [(name: String, value: Float)])], folder: String) throws {
         guard let out else {
             for row in rows { print(row.name + "  " + row.top.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: "  ")) }
             return

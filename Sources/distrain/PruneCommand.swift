@@ -104,8 +104,9 @@ struct PruneCommand: ParsableCommand {
 
     /// The dataset as the checkpoint saw it (image preprocessing, CSV columns), on every rank.
     private func loadData(_ saved: CheckpointModel, folder: String, session: TrainingSession) throws -> DatasetSplits {
-        if saved.isRegression {
-            throw ValidationError("\(folder) is a regression model; prune reports accuracy and takes classification checkpoints only")
+        if !saved.objective.judgesAnswers {
+            throw ValidationError("\(folder) is a \(saved.objective.task) model; prune reports accuracy and takes classification "
+                + "checkpoints only")
         }
         var options = try imagesLike(saved.preprocessing, fallback: dataLocation)
         options.label = options.label ?? saved.labelColumn

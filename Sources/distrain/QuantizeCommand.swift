@@ -70,8 +70,9 @@ struct QuantizeCommand: ParsableCommand {
         if saved.isQuantized {
             throw ValidationError("\(folder) is already an int8 model; quantize the float checkpoint it came from")
         }
-        if saved.isRegression {
-            throw ValidationError("\(folder) is a regression model; quantize reports accuracy and takes classification checkpoints only")
+        if !saved.objective.judgesAnswers {
+            throw ValidationError("\(folder) is a \(saved.objective.task) model; quantize reports accuracy and takes classification "
+                + "checkpoints only")
         }
         var options = try imagesLike(saved.preprocessing, fallback: dataLocation)
         options.label = options.label ?? saved.labelColumn

@@ -121,6 +121,42 @@ final class ServeCommandTests: XCTestCase {
         for (name, probability) in expected { XCTAssertEqual(served[name] ?? -1, probability, accuracy: 1e-5, name) }
     }
 
+    func testTableRegressionTakesRowsByColumnNameOrInOrderAndEqualsPredict() throws {
+        var text = "a,b,target\n"
+        for i in 0..<120 { text += "\(Double(i % 17) / 4),\(Double(i % 11) / 3),\(2 * Double(i % 17) / 4 - Double(i % 11) / 3 + 5)\n" }
+        writeBytes(Array(text.utf8), to: Self.root + "/plane.csv")
+        let trained = try runProcess(distrain, ["train", Self.root + "/plane.csv", "--label", "target", "--task", "regression",
+                                                "--epochs", "5", "--threads", "1", "--no-progress", "--checkpoint-dir",
+                                                Self.root + "/plane"], timeout: 120)
+        XCTAssertEqual(trained.exitCode, 0, trained.standardError)
+        writeBytes(Array("b,a\n1,2\n".utf8), to: Self.root + "/row.csv")
+        let predicted = try runProcess(distrain, ["predict", "--checkpoint", Self.root + "/plane", Self.root + "/row.csv", "--out",
+                                                  Self.root + "/row.jsonl"], timeout: 60)
+        XCTAssertEqual(predicted.exitCode, 0, predicted.standardError)
+        let line = try String(contentsOfFile: Self.root + "/row.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        let top = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["top"] as? [[String: Any]]
+        let expected = try XCTUnwrap(top?.first?["probability"] as? Double)
+        let (server, port) = try startServer(["--checkpoint", "plane=" + Self.root + "/plane"])
+        defer { stop(server) }
+        let answer = httpRequest(port: port, "POST", "/v1/models/plane/predict",
+                                 json: "{\"instances\": [{\"b\": 1, \"a\": 2, \"note\": \"ignored\"}, [2, 1]]}")
+        let predictions = answer?.json?["predictions"] as? [[String: Any]] ?? []
+        XCTAssertEqual(predictions.count, 2, answer?.text ?? "")
+        for prediction in predictions {
+            let pair = (prediction["top"] as? [[String: Any]])?.first
+            XCTAssertEqual(pair?["name"] as? String, "target")
+            XCTAssertEqual(pair?["value"] as? Double ?? .nan, expected, accuracy: 1e-5 * max(1, abs(expected)))
+        }
+        let missing = httpRequest(port: port, "POST", "/v1/models/plane/predict", json: "{\"instances\": [{\"a\": 2}]}")
+        XCTAssertEqual(missing?.status, 422)
+        XCTAssertTrue(missing?.text.contains("no column 'b'") ?? false, missing?.text ?? "")
+        let image = httpRequest(port: port, "POST", "/v1/models/plane/predict", body: [0x89, 0x50], headers: ["Content-Type": "image/png"])
+        XCTAssertEqual(image?.status, 415)
+        let models = httpRequest(port: port, "GET", "/v1/models/plane")?.json?["distrain"] as? [String: Any]
+        XCTAssertEqual(models?["task"] as? String, "regression")
+        XCTAssertEqual(models?["features"] as? [String], ["a", "b"])
+    }
+
     private static func classProbabilities(_ object: [String: Any]) -> [String: Double] {
         let top = object["top"] as? [[String: Any]] ?? []
         return Dictionary(uniqueKeysWithValues: top.map { ($0["class"] as? String ?? "", ($0["probability"] as? Double) ?? -1) })
