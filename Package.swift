@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
         // Tokenizers (byte-level BPE, character-level; Hugging Face tokenizer.json) and token shards.
-        .target(name: "Text"),
+        // The one way distrain writes a whole file: beside it, fsync, rename, fsync the folder.
+        .target(name: "DurableFiles"),
+        .target(name: "Text", dependencies: ["DurableFiles"]),
         .target(name: "Datasets", dependencies: ["Tensors", "Text", "CZlib", "CKernels", "CImageCodecs"]),
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         // Text out of a language model: the KV-cache decoder's loop and the sampling (temperature, top-k, top-p).
@@ -51,11 +53,11 @@ let package = Package(
         // Smaller models: pruning masks, int8 quantization and int8 inference.
         .target(name: "Compression", dependencies: ["Tensors", "Layers", "CKernels", "CDNNL", "SafeTensors"]),
         // The HTML/SVG report from metrics files (Foundation only).
-        .target(name: "Reports"),
+        .target(name: "Reports", dependencies: ["DurableFiles"]),
         // Interposes malloc & co. to count heap allocations for `distrain bench` (linked into the executable only).
         .target(name: "CAllocationCounter", dependencies: ["CKernels"]),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Optimizers", "Datasets", "Collectives", "SafeTensors",
-                                                 "Compression"]),
+                                                 "Compression", "DurableFiles"]),
         .target(name: "Serving", dependencies: [
             "Training", "Generation", "Text", "Datasets", "Layers", "SafeTensors",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -68,7 +70,7 @@ let package = Package(
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
-            "CAllocationCounter", "Serving",
+            "CAllocationCounter", "Serving", "DurableFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "_TestSupport"]),
         .testTarget(name: "DownloadsTests", dependencies: ["Downloads", "_TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Layers", "_TestSupport"]),
+        .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles", "_TestSupport"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "SafeTensors", "Generation", "_TestSupport"],

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 
 /// The whole report: one self-contained XHTML page (inline SVG and CSS, no scripts, fonts or network).
@@ -82,14 +83,10 @@ private func page(_ body: String) -> String {
 /// Writes the page to `path` atomically (a temporary file beside it, then rename): never a half-written report.
 public func writeReport(_ html: String, to path: String, inputs: [String] = []) throws {
     try checkReportOutput(path, inputs: inputs)
-    let temporary = "\(path).tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: Data(html.utf8)) else {
-        throw ReportError(message: "cannot write report \(path): \(String(cString: strerror(errno))); choose a writable --out path")
-    }
-    guard rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw ReportError(message: "cannot write report \(path): \(reason); choose a writable --out path")
+    do {
+        try writeFileAtomically(html, to: path)
+    } catch let error as FileWriteError {
+        throw ReportError(message: "cannot write report \(path): \(error.reason); choose a writable --out path")
     }
 }
 

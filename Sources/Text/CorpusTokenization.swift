@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 
 /// How `distrain tokenize` writes a corpus's tokens.
@@ -39,7 +40,7 @@ public enum CorpusTokenization {
         let settings = tokenizer.fingerprint + " " + files.map { "\($0):\(fileSize($0))" }.joined(separator: " ")
             + " \(options.shardTokens) \(options.validationFraction) \(options.seed) \(options.corpus)"
         try TokenOutputFolder.prepare(options.outputDirectory, settings: settings)
-        try AtomicFile.write(Array(tokenizer.huggingFaceJSON().utf8),
+        try writeFileAtomically(Array(tokenizer.huggingFaceJSON().utf8),
                              to: options.outputDirectory + "/" + TokenManifest.tokenizerFileName)
         var batch = TokenizationBatch(tokenizer: tokenizer, options: options, endOfText: endOfText)
         let started = Date(), total = reader.totalBytes
@@ -66,7 +67,7 @@ public enum CorpusTokenization {
         let manifest = TokenManifest(tokenizerFingerprint: tokenizer.fingerprint, vocabularySize: tokenizer.vocabularySize,
                                      tokenizerKind: tokenizer.kind.rawValue, endOfText: endOfText, seed: options.seed,
                                      validationFraction: options.validationFraction, shards: shards)
-        try AtomicFile.write(Array(manifest.json().utf8), to: options.outputDirectory + "/" + TokenManifest.fileName)
+        try writeFileAtomically(Array(manifest.json().utf8), to: options.outputDirectory + "/" + TokenManifest.fileName)
         return manifest
     }
 

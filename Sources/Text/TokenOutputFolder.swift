@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 
 /// The folder `distrain tokenize` writes: created if absent; reused only when it is empty or holds this
@@ -36,12 +37,14 @@ enum TokenOutputFolder {
             }
             for name in names where name != markerName { unlink(directory + "/" + name) }
         }
-        try AtomicFile.write(Array(settings.utf8), to: markerPath)
+        try writeFileAtomically(settings, to: markerPath)
     }
 
     /// Names `distrain tokenize` writes: shards, the manifest, the tokenizer, and their partial files.
     static func isOurs(_ name: String) -> Bool {
         var base = name
+        if let written = baseOfTemporaryName(base) { base = written }
+        // Leftovers of earlier versions, which wrote `.NAME.partial`.
         if base.hasPrefix(".") && base.hasSuffix(".partial") { base = String(base.dropFirst().dropLast(8)) }
         if base == TokenManifest.fileName || base == TokenManifest.tokenizerFileName { return true }
         for split in ["train_", "val_"] where base.hasPrefix(split) && base.hasSuffix(".bin") {

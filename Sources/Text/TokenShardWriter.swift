@@ -1,3 +1,4 @@
+import DurableFiles
 /// Appends tokens to numbered shards of one split (`train_000000.bin`, …), each at most `shardTokens`
 /// long and committed atomically when full or finished; memory is one write buffer.
 final class TokenShardWriter {

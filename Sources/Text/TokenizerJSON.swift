@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 
 /// Hugging Face's `tokenizer.json` for the tokenizers distrain makes: a BPE model (vocab and merges)
@@ -62,7 +63,7 @@ extension Tokenizer {
 
     /// Writes `tokenizer.json` text to `path` atomically.
     public func write(to path: String) throws {
-        try Data(huggingFaceJSON().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try writeFileAtomically(huggingFaceJSON(), to: path)
     }
 }
 

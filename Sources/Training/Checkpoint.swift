@@ -1,3 +1,4 @@
+import DurableFiles
 import Collectives
 import Datasets
 import Foundation

@@ -1,3 +1,4 @@
+import DurableFiles
 import ArgumentParser
 import Collectives
 import Datasets
@@ -183,7 +184,7 @@ struct PredictCommand: ParsableCommand {
                                               ("probability", .number(Double($0.1)))]) }))]).serialized + "\n"
             }
         }
-        try writeTextAtomically(text, to: out)
+        try writeFileAtomically(text, to: out)
         print("wrote \(rows.count) predictions of \(folder) to \(out)")
     }
 }

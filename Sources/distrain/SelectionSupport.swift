@@ -1,3 +1,4 @@
+import DurableFiles
 import Collectives
 import Foundation
 import Selection
@@ -44,15 +45,6 @@ func createFolderOnCoordinator(_ session: TrainingSession, _ path: String) throw
 func writeJSONAtomically<T: Encodable>(_ value: T, to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try writeTextAtomically(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n", to: path)
+    try writeFileAtomically(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n", to: path)
 }
 
-/// Text written to a temporary file beside `path`, then renamed.
-func writeTextAtomically(_ text: String, to path: String) throws {
-    let temporary = "\(path).tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)), rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw SelectionError(message: "cannot write \(path): \(reason)")
-    }
-}

@@ -1,3 +1,4 @@
+import DurableFiles
 import ArgumentParser
 import Foundation
 import Training
@@ -125,7 +126,7 @@ struct SuperviseCommand: ParsableCommand {
         }
         let slots = reachable.reduce(0) { $0 + $1.slots }
         let path = NSTemporaryDirectory() + "distrain-supervise-\(getpid())-\(attempt).hosts"
-        try reachable.map { "\($0.name) slots=\($0.slots)" }.joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try writeFileAtomically(reachable.map { "\($0.name) slots=\($0.slots)" }.joined(separator: "\n") + "\n", to: path)
         report("hosts answering: \(reachable.map { "\($0.name) (\($0.slots))" }.joined(separator: ", "))"
                + (lost.isEmpty ? "" : "; not answering: \(lost.joined(separator: ", "))") + " — \(slots) ranks")
         var rewritten = words

@@ -1,3 +1,4 @@
+import DurableFiles
 import ArgumentParser
 import Datasets
 import Foundation
@@ -187,7 +188,7 @@ struct SweepCommand: ParsableCommand {
                 + "\(plain(r.finalValidationLoss)),\(plain(r.testAccuracy)),\(r.seconds),"
                 + "\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"
         }
-        try writeTextAtomically(csv, to: "\(out)/summary.csv")
+        try writeFileAtomically(csv, to: "\(out)/summary.csv")
         try writeJSONAtomically(ranked, to: "\(out)/summary.json")
         if let best = ranked.first, best.bestValue != nil {
             print("best: \(shellQuoted(runnableCommand(best.arguments)))")
