@@ -148,3 +148,28 @@ extension Communicator {
         throw CollectiveError.rankFailed(rank: first, message: message)
     }
 }
+
+extension Communicator {
+    /// Every rank runs `body`; all agree on the outcome (`agreeOnSuccess`): its value when it succeeded on every
+    /// rank, else every rank throws the lowest failing rank's error. The one form of "each rank tries, all agree".
+    public func collectively<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        var localError: Error?
+        do { result = try body() } catch { localError = error }
+        try agreeOnSuccess(localError)
+        return result!
+    }
+
+    /// The coordinator alone runs `body` (reading or writing a file); every rank learns whether it succeeded.
+    /// Returns its value on the coordinator, nil elsewhere.
+    @discardableResult
+    public func onCoordinator<T>(_ body: () throws -> T) throws -> T? {
+        var result: T?
+        var localError: Error?
+        if isCoordinator {
+            do { result = try body() } catch { localError = error }
+        }
+        try agreeOnSuccess(localError)
+        return result
+    }
+}

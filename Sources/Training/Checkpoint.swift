@@ -80,36 +80,32 @@ public struct LoadedCheckpoint {
         optimizer = try SafeTensors.decode(optimizerBytes, path: "\(directory)/\(CheckpointFile.optimizer)")
     }
 
-    /// Reads the files on `root` and hands identical bytes to every rank (only one rank touches the
+    /// Reads the files on the coordinator and hands identical bytes to every rank (only one rank touches the
     /// disk, so ranks on hosts without the files still resume). Every rank throws the same error.
-    public static func load(directory: String, communicator: Communicator, root: Int = 0) throws -> LoadedCheckpoint {
-        var files: [[UInt8]] = [[], [], []]
-        var localError: Error?
-        if communicator.rank == root {
-            do {
-                guard isDirectory(directory) else {
-                    throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding "
-                        + "state.json) or --resume auto with --checkpoint-dir")
-                }
-                files = try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
-                    let path = "\(directory)/\(name)"
-                    guard pathExists(path) else {
-                        if pathExists("\(directory)/\(CheckpointFile.quantization)") {
-                            throw CheckpointError.invalid(path: directory, problem: "is an int8 model written by "
-                                + "distrain quantize; it serves evaluate, predict and compare — resume, prune and "
-                                + "quantize need the float checkpoint it came from")
-                        }
-                        throw CheckpointError.invalid(path: path, problem: "is missing; the checkpoint is incomplete")
-                    }
-                    do { return try readFileBytes(path) } catch { throw CheckpointError.invalid(path: path, problem: "\(error)") }
-                }
-            } catch {
-                localError = error
-            }
-        }
-        try communicator.agreeOnSuccess(localError)
-        for index in files.indices { files[index] = try communicator.broadcast(bytes: files[index], root: root) }
+    public static func load(directory: String, communicator: Communicator) throws -> LoadedCheckpoint {
+        var files = try communicator.onCoordinator { try readFiles(directory) } ?? [[], [], []]
+        for index in files.indices { files[index] = try communicator.broadcast(bytes: files[index], root: 0) }
         return try LoadedCheckpoint(directory: directory, stateBytes: files[0], modelBytes: files[1], optimizerBytes: files[2])
+    }
+
+    /// state.json, model.safetensors and optimizer.safetensors of a checkpoint folder, each named when missing.
+    private static func readFiles(_ directory: String) throws -> [[UInt8]] {
+        guard isDirectory(directory) else {
+            throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding "
+                + "state.json) or --resume auto with --checkpoint-dir")
+        }
+        return try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
+            let path = "\(directory)/\(name)"
+            guard pathExists(path) else {
+                if pathExists("\(directory)/\(CheckpointFile.quantization)") {
+                    throw CheckpointError.invalid(path: directory, problem: "is an int8 model written by "
+                        + "distrain quantize; it serves evaluate, predict and compare — resume, prune and "
+                        + "quantize need the float checkpoint it came from")
+                }
+                throw CheckpointError.invalid(path: path, problem: "is missing; the checkpoint is incomplete")
+            }
+            do { return try readFileBytes(path) } catch { throw CheckpointError.invalid(path: path, problem: "\(error)") }
+        }
     }
 
     /// Copies the weights into `store`, checking every tensor's name and shape against the model.

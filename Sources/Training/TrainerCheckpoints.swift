@@ -18,9 +18,7 @@ extension Trainer {
     /// Restores on every rank; every rank holds the same checkpoint bytes, so every rank reaches the
     /// same verdict, and agrees on it.
     func restoreCollectively(from checkpoint: LoadedCheckpoint) throws {
-        var localError: Error?
-        do { try restore(from: checkpoint) } catch { localError = error }
-        try communicator.agreeOnSuccess(localError)
+        try communicator.collectively { try restore(from: checkpoint) }
     }
 
     /// Loads weights, optimizer state and the position in training from a checkpoint.
@@ -67,26 +65,20 @@ extension Trainer {
         if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
         let fullState = try gatheredOptimizerState()
         defer { fullState?.forEach { $0.values.deallocate() } }
-        var localError: Error?
-        if communicator.isCoordinator {
+        try communicator.onCoordinator {
             let start = monotonicSeconds()
-            do {
-                let state = CheckpointState(
-                    distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
-                    samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
-                    partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
-                    configuration: configuration, worldSize: communicator.size,
-                    writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
-                let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
-                                            model: modelDescription, dataMetadata: checkpointDataMetadata,
-                                            optimizerState: fullState)
-                reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
-                lastCheckpoint = path
-            } catch {
-                localError = error
-            }
+            let state = CheckpointState(
+                distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
+                samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
+                partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
+                configuration: configuration, worldSize: communicator.size,
+                writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
+            let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
+                                        model: modelDescription, dataMetadata: checkpointDataMetadata,
+                                        optimizerState: fullState)
+            reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
+            lastCheckpoint = path
         }
-        try communicator.agreeOnSuccess(localError)
         lastCheckpoint = try communicator.broadcast(bytes: Array((lastCheckpoint ?? "").utf8), root: 0)
             .withUnsafeBufferPointer { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }
     }

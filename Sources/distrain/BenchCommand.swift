@@ -213,15 +213,13 @@ extension BenchCommand {
         var configuration = TrainingConfiguration(dataset: "bench", model: choice.preset)
         configuration.gptPreset = choice.gpt
         configuration.modelFile = choice.file
-        var localError: Error?
-        do {
+        try communicator.collectively {
             let built = try configuration.builtModel(inputShape: [tokens.context], outputShape: [tokens.context, tokens.vocabulary])
             let sharedMemory = communicator.kind == "MPI" && gradientSum == .auto ? communicator.localSize : 1
             let plan = MemoryPlan(layers: built.layers, inputCount: tokens.context, optimizer: .adamw, momentum: 0,
                                   sharding: shard, worldSize: communicator.size, localRanks: communicator.localSize,
                                   batch: perRankBatch, sharedMemoryRanks: sharedMemory, writesCheckpoints: false)
             try plan.check(available: MemoryPlan.availableBytes())
-        } catch { localError = error }
-        try communicator.agreeOnSuccess(localError)
+        }
     }
 }

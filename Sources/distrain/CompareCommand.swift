@@ -57,22 +57,20 @@ struct CompareCommand: ParsableCommand {
             let (a, folderA) = try loadSavedModel(checkpointA, communicator: communicator)
             let (b, folderB) = try loadSavedModel(checkpointB, communicator: communicator)
             try requireComparable(a, folderA, b, folderB)
-            var test: ImageDataset?, localError: Error?
-            var augmentations = (a: TestTimeAugmentation.none, b: TestTimeAugmentation.none)
-            do {
+            typealias Flips = (a: TestTimeAugmentation, b: TestTimeAugmentation)
+            let (test, augmentations) = try communicator.collectively { () -> (ImageDataset, Flips) in
                 let registered = try registeredDataset(dataset, images: try imagesLike(a.preprocessing, fallback: dataLocation))
-                test = try registered.load(try dataLocation.directory(for: registered)).test.prefix(testLimit)
-                try requireFits(a, folder: folderA, data: test!, datasetName: dataset)
-                augmentations = (try testTimeAugmentation(tta, for: a), try testTimeAugmentation(tta, for: b))
-            } catch { localError = error }
-            try communicator.agreeOnSuccess(localError)
-            let (resultA, predictionsA) = try predict(a, on: test!, augmentation: augmentations.a, communicator: communicator)
-            let (resultB, predictionsB) = try predict(b, on: test!, augmentation: augmentations.b, communicator: communicator)
+                let test = try registered.load(try dataLocation.directory(for: registered)).test.prefix(testLimit)
+                try requireFits(a, folder: folderA, data: test, datasetName: dataset)
+                return (test, (a: try testTimeAugmentation(tta, for: a), b: try testTimeAugmentation(tta, for: b)))
+            }
+            let (resultA, predictionsA) = try predict(a, on: test, augmentation: augmentations.a, communicator: communicator)
+            let (resultB, predictionsB) = try predict(b, on: test, augmentation: augmentations.b, communicator: communicator)
             guard communicator.isCoordinator else { return }
-            let comparison = PairedComparison(labels: test!.labels.map(Int.init), predictionsA: predictionsA, predictionsB: predictionsB,
+            let comparison = PairedComparison(labels: test.labels.map(Int.init), predictionsA: predictionsA, predictionsB: predictionsB,
                                               resamples: bootstrap, seed: seed)
             guard let metricsA = resultA.classification, let metricsB = resultB.classification else { return }  // classifiers (checked)
-            report(comparison, metricsA, metricsB, folderA, folderB, classNames: test!.classNames)
+            report(comparison, metricsA, metricsB, folderA, folderB, classNames: test.classNames)
         }
     }
 

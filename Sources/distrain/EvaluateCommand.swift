@@ -75,21 +75,14 @@ struct EvaluateCommand: ParsableCommand {
         savedPreprocessing = saved.preprocessing
         Self.label = saved.labelColumn
         Self.regression = saved.targets == .value(saved.labelColumn ?? "prediction")
-        var localError: Error?
-        var data: ImageDataset?
-        var augmentation = TestTimeAugmentation.none
-        do {
-            let splits = try loadDataset()
-            data = splits.test.prefix(testLimit)
-            try requireFits(saved, folder: folder, data: data!, datasetName: dataset)
-            augmentation = try testTimeAugmentation(tta, for: saved)
-        } catch {
-            localError = error
+        let (data, augmentation) = try communicator.collectively { () -> (ImageDataset, TestTimeAugmentation) in
+            let test = try loadDataset().test.prefix(testLimit)
+            try requireFits(saved, folder: folder, data: test, datasetName: dataset)
+            return (test, try testTimeAugmentation(tta, for: saved))
         }
-        try communicator.agreeOnSuccess(localError)
-        let evaluation = try evaluate(model: saved.model, dataset: data!, normalization: saved.normalization,
+        let evaluation = try evaluate(model: saved.model, dataset: data, normalization: saved.normalization,
                                       communicator: communicator, batchSize: batchSize, testTimeAugmentation: augmentation)
-        return (evaluation, data!.classNames, folder, augmentation)
+        return (evaluation, data.classNames, folder, augmentation)
     }
 
     /// Image folders are read the way the checkpoint's model was trained (channels, size).
@@ -167,13 +160,8 @@ func readSavedModelFile(_ path: String, communicator: Communicator) throws -> (f
         }
         return "\(path)/\(name)"
     }!
-    var bytes: [UInt8] = []
-    var localError: Error?
-    if communicator.isCoordinator {
-        do { bytes = try readFileBytes("\(folder)/\(CheckpointFile.model)") } catch { localError = error }
-    }
-    try communicator.agreeOnSuccess(localError)
-    bytes = try communicator.broadcast(bytes: bytes, root: 0)
+    let read = try communicator.onCoordinator { try readFileBytes("\(folder)/\(CheckpointFile.model)") }
+    let bytes = try communicator.broadcast(bytes: read ?? [], root: 0)
     return (try SafeTensors.decode(bytes, path: "\(folder)/\(CheckpointFile.model)"), folder)
 }
 

@@ -13,12 +13,10 @@ func evaluateLanguageModel(checkpoint: String, directory: String, limit: Int?, b
         throw ValidationError("\(folder) is not a language model (task \(recordedTask(file))); "
             + "\(directory) holds token shards, which only a language model reads")
     }
-    var saved: LanguageModelCheckpoint?, localError: Error?
-    do { saved = try LanguageModelCheckpoint(file: file) } catch { localError = error }
-    try communicator.agreeOnSuccess(localError)
-    let result = try saved!.evaluate(directory: directory, limit: limit, batchSize: batchSize, communicator: communicator)
+    let saved = try communicator.collectively { try LanguageModelCheckpoint(file: file) }
+    let result = try saved.evaluate(directory: directory, limit: limit, batchSize: batchSize, communicator: communicator)
     guard communicator.isCoordinator else { return }
-    let windows = result.sampleCount / Int64(saved!.context)
+    let windows = result.sampleCount / Int64(saved.context)
     if json {
         let fields: [(String, JSONValue)] = [("checkpoint", .string(folder)), ("data", .string(directory)),
                                              ("split", .string("val")), ("windows", .integer(windows)),

@@ -89,12 +89,7 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
 
 /// Runs `resolve` on the coordinator only (it reads the file system) and gives every rank its answer.
 func resolveOnCoordinator(_ communicator: Communicator, _ resolve: () throws -> String?) throws -> String? {
-    var answer: String?
-    var localError: Error?
-    if communicator.isCoordinator {
-        do { answer = try resolve() } catch { localError = error }
-    }
-    try communicator.agreeOnSuccess(localError)
+    let answer = try communicator.onCoordinator { try resolve() } ?? nil
     // "\u{0}" stands for "no answer" (a path never contains NUL).
     let bytes = try communicator.broadcast(bytes: Array((answer ?? "\u{0}").utf8), root: 0)
     let text = String(decoding: bytes, as: UTF8.self)

@@ -54,20 +54,16 @@ struct PredictCommand: ParsableCommand {
         setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
         try runCollectively(communicator) {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
-            var samples: (data: ImageDataset, names: [String])?, localError: Error?
-            var augmentation = TestTimeAugmentation.none
-            do {
-                augmentation = try testTimeAugmentation(tta, for: saved)
-                samples = try loadInputs(saved)
-            } catch { localError = error }
-            try communicator.agreeOnSuccess(localError)
-            let outputs = try predictProbabilities(model: saved.model, dataset: samples!.data, normalization: saved.normalization,
+            let (augmentation, samples) = try communicator.collectively {
+                (try testTimeAugmentation(tta, for: saved), try loadInputs(saved))
+            }
+            let outputs = try predictProbabilities(model: saved.model, dataset: samples.data, normalization: saved.normalization,
                                                    communicator: communicator, batchSize: 256, softmax: false,
                                                    testTimeAugmentation: augmentation)
             guard communicator.isCoordinator else { return }
             let objective = saved.objective, count = saved.model.outputCount, names = saved.targets.names
             let rows = outputs.withUnsafeBufferPointer { all in
-                samples!.names.enumerated().map { index, name in
+                samples.names.enumerated().map { index, name in
                     (name: name, top: objective.present(all.baseAddress! + index * count, names: names, topK: topK))
                 }
             }

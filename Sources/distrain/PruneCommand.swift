@@ -90,15 +90,11 @@ struct PruneCommand: ParsableCommand {
             for sparsity in try sparsities {
                 rows.append(try prune(at: sparsity, saved: saved, loaded: loaded, folder: folder, data: data, session: session))
             }
-            var localError: Error?
-            if communicator.isCoordinator {
+            try communicator.onCoordinator {
                 report(rows, folder: folder, samples: data.test.count)
-                do {
-                    let path = "\(out)/pruning.json"
-                    try writeJSONAtomically(try mergedCurve(rows.map(PruningSummary.init), into: path), to: path)
-                } catch { localError = error }
+                let path = "\(out)/pruning.json"
+                try writeJSONAtomically(try mergedCurve(rows.map(PruningSummary.init), into: path), to: path)
             }
-            try communicator.agreeOnSuccess(localError)
         }
     }
 
@@ -161,36 +157,23 @@ struct PruneCommand: ParsableCommand {
 
     /// The console and the sparsity folder's metrics.jsonl (`distrain report` draws the fine-tuning), on the coordinator.
     private func makeReporter(_ directory: String, communicator: Communicator) throws -> TrainingReporter? {
-        var reporter: TrainingReporter?, localError: Error?
-        if communicator.isCoordinator {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                let log = try MetricsLog(path: "\(directory)/metrics.jsonl", appending: false)
-                log.commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
-                reporter = ReporterGroup([ConsoleReporter(isTerminal: false, brief: true), log])
-            } catch {
-                localError = error
-            }
+        try communicator.onCoordinator { () -> TrainingReporter in
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let log = try MetricsLog(path: "\(directory)/metrics.jsonl", appending: false)
+            log.commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
+            return ReporterGroup([ConsoleReporter(isTerminal: false, brief: true), log])
         }
-        try communicator.agreeOnSuccess(localError)
-        return reporter
     }
 
     /// Locks a sparsity folder for this job, refusing one that already holds checkpoints (on every rank).
     private func lockEmptyOnCoordinator(_ directory: String, communicator: Communicator) throws -> CheckpointDirectoryLock? {
-        var lock: CheckpointDirectoryLock?, localError: Error?
-        if communicator.isCoordinator {
-            do {
-                lock = try CheckpointDirectoryLock(path: directory)
-                if !CheckpointWriter.checkpointNames(in: directory).isEmpty {
-                    throw ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
-                }
-            } catch {
-                localError = error
+        try communicator.onCoordinator {
+            let lock = try CheckpointDirectoryLock(path: directory)
+            if !CheckpointWriter.checkpointNames(in: directory).isEmpty {
+                throw ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
             }
+            return lock
         }
-        try communicator.agreeOnSuccess(localError)
-        return lock
     }
 
     private func report(_ rows: [PruningRow], folder: String, samples: Int) {

@@ -90,7 +90,7 @@ struct QuantizeCommand: ParsableCommand {
     private func quantize(_ saved: CheckpointModel, folder: String, data: DatasetSplits,
         communicator: Communicator) throws -> QuantizationSummary {
         let source = "\(folder)/\(CheckpointFile.model)", target = "\(out)/\(CheckpointFile.model)"
-        try onCoordinator(communicator) {
+        try communicator.onCoordinator {
             if FileManager.default.fileExists(atPath: target) {
                 throw ValidationError("\(target) already exists; choose another --out or remove it")
             }
@@ -113,7 +113,7 @@ struct QuantizeCommand: ParsableCommand {
             ("quantized_from", .string(folder)),
         ]).serialized
         let bytes = QuantizedCheckpoint.tensors(of: saved.model, inputRanges: ranges).encoded(metadata: metadata)
-        try onCoordinator(communicator) { try writeFileAtomically(bytes, to: target) }
+        try communicator.onCoordinator { try writeFileAtomically(bytes, to: target) }
         // The written file, loaded as evaluate loads it: what is measured is what was saved.
         let (int8, _) = try loadSavedModel(out, communicator: communicator)
         let test = data.test.prefix(testLimit)
@@ -126,7 +126,7 @@ struct QuantizeCommand: ParsableCommand {
             testSamples: test.count, fp32Bytes: fileSize(source), int8Bytes: bytes.count,
             fp32Accuracy: try accuracy(saved), int8Accuracy: try accuracy(int8),
             layers: int8.model.layers.compactMap { LayerQuantization($0, float: saved.model) })
-        try onCoordinator(communicator) { try writeJSONAtomically(summary, to: "\(out)/\(CheckpointFile.quantization)") }
+        try communicator.onCoordinator { try writeJSONAtomically(summary, to: "\(out)/\(CheckpointFile.quantization)") }
         return summary
     }
 
@@ -150,14 +150,6 @@ struct QuantizeCommand: ParsableCommand {
     private func megabytes(_ bytes: Int) -> String { String(format: "%.2f MB", Double(bytes) / 1e6) }
 }
 
-/// Runs `body` on the coordinator; every rank throws its error (or none).
-func onCoordinator(_ communicator: Communicator, _ body: () throws -> Void) throws {
-    var localError: Error?
-    if communicator.isCoordinator {
-        do { try body() } catch { localError = error }
-    }
-    try communicator.agreeOnSuccess(localError)
-}
 
 /// OUT/quantization.json.
 struct QuantizationSummary: Codable {

@@ -7,12 +7,11 @@ import Training
 /// A small JSON file (a fold's or trial's result) read on the coordinator and given to every rank;
 /// nil when it does not exist. A file that exists but does not decode is an error naming it.
 func readOnCoordinator<T: Decodable>(_ session: TrainingSession, _ path: String, as type: T.Type) throws -> T? {
-    var bytes: [UInt8] = [], localError: Error?
-    if session.communicator.isCoordinator, FileManager.default.fileExists(atPath: path) {
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch { localError = error }
+    let read = try session.communicator.onCoordinator { () -> [UInt8] in
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     }
-    try session.communicator.agreeOnSuccess(localError)
-    bytes = try session.communicator.broadcast(bytes: bytes, root: 0)
+    let bytes = try session.communicator.broadcast(bytes: read ?? [], root: 0)
     guard !bytes.isEmpty else { return nil }
     do {
         return try JSONDecoder().decode(T.self, from: Data(bytes))
@@ -23,22 +22,16 @@ func readOnCoordinator<T: Decodable>(_ session: TrainingSession, _ path: String,
 
 /// Writes `value` as JSON from the coordinator, atomically; every rank learns whether it worked.
 func writeOnCoordinator<T: Encodable>(_ session: TrainingSession, _ value: T, to path: String) throws {
-    var localError: Error?
-    if session.communicator.isCoordinator {
-        do { try writeJSONAtomically(value, to: path) } catch { localError = error }
-    }
-    try session.communicator.agreeOnSuccess(localError)
+    try session.communicator.onCoordinator { try writeJSONAtomically(value, to: path) }
 }
 
 /// Creates a folder (and its parents) on the coordinator; every rank learns whether it worked.
 func createFolderOnCoordinator(_ session: TrainingSession, _ path: String) throws {
-    var localError: Error?
-    if session.communicator.isCoordinator {
+    try session.communicator.onCoordinator {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            localError = SelectionError(message: "cannot create \(path): \(error.localizedDescription)")
+            throw SelectionError(message: "cannot create \(path): \(error.localizedDescription)")
         }
     }
-    try session.communicator.agreeOnSuccess(localError)
 }
 
 /// Pretty JSON written to a temporary file beside `path`, then renamed: never half a file.

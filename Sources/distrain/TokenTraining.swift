@@ -82,13 +82,10 @@ struct TokenRun {
     ///   selects on them (sweeps).
     init(directory: String, name: String, options: TrainOptions, tokens: TokenDataOptions, communicator: Communicator,
          validationAsSelection: Bool = false) throws {
-        var loaded: (TokenWindowDataset, TokenWindowDataset)?, localError: Error?
-        do {
-            loaded = (try TokenWindowDataset(directory: directory, split: "train", contextLength: tokens.context),
-                      try TokenWindowDataset(directory: directory, split: "val", contextLength: tokens.context))
-        } catch { localError = error }
-        try communicator.agreeOnSuccess(localError)
-        let (train, validation) = loaded!
+        let (train, validation) = try communicator.collectively {
+            (try TokenWindowDataset(directory: directory, split: "train", contextLength: tokens.context),
+             try TokenWindowDataset(directory: directory, split: "val", contextLength: tokens.context))
+        }
         var configuration = options.configuration(name: name, augmentsByDefault: false)
         if configuration.modelFile == nil && configuration.gptPreset == nil { configuration.modelName = "token-mlp" }
         configuration.decaysMatricesOnly = true  // nanoGPT's AdamW groups: no decay on biases and LayerNorm weights
@@ -129,13 +126,9 @@ private func evaluationWindows(_ validation: TokenWindowDataset, configuration: 
 /// coordinator; the others wait for its verdict) in a cache folder named by the tokenizer and the corpus.
 func tokenShardCache(corpus: [String], tokenizer: String, splitting: DocumentSplitting, root: String?,
                      communicator: Communicator) throws -> String {
-    var folder: String?, localError: Error?
-    if communicator.isCoordinator {
-        do { folder = try makeTokenShardCache(corpus: corpus, tokenizer: tokenizer, splitting: splitting, root: root) } catch {
-            localError = error
-        }
+    let folder = try communicator.onCoordinator {
+        try makeTokenShardCache(corpus: corpus, tokenizer: tokenizer, splitting: splitting, root: root)
     }
-    try communicator.agreeOnSuccess(localError)
     let bytes = try communicator.broadcast(bytes: Array((folder ?? "").utf8), root: 0)
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -100,14 +100,12 @@ final class TrainingSession {
     /// Loads a dataset on every rank; every rank learns whether all succeeded.
     func loadCollectively(_ dataset: RegisteredDataset, directory: String) throws -> DatasetSplits {
         tracker.enter(.loading)
-        var data: DatasetSplits?, localError: Error?
-        do { data = try dataset.load(directory) } catch { localError = error }
-        tracker.enter(.startup)
-        try communicator.agreeOnSuccess(localError)
+        defer { tracker.enter(.startup) }
+        let data = try communicator.collectively { try dataset.load(directory) }
         if communicator.isCoordinator {
-            for note in data!.notes { FileHandle.standardError.write(Data("distrain: warning: \(note)\n".utf8)) }
+            for note in data.notes { FileHandle.standardError.write(Data("distrain: warning: \(note)\n".utf8)) }
         }
-        return data!
+        return data
     }
 
     /// One training run, collectively: reporters on the coordinator, resume, train. Returns the trainer.
@@ -133,15 +131,13 @@ final class TrainingSession {
             outputsPerPosition: outputs / positions,
             bytesPerSample: Sequential.activationBytes(layers, inputCount: data.train.sampleSize, batchCapacity: 1))
         let sharedMemory = communicator.kind == "MPI" && plan.gradientSum == .auto ? communicator.localSize : 1
-        var localError: Error?
-        do {
+        try communicator.collectively {
             let memory = MemoryPlan(layers: layers, inputCount: data.train.sampleSize, optimizer: configuration.optimizer,
                                     momentum: configuration.momentum, sharding: configuration.sharding, worldSize: world,
                                     localRanks: local, batch: max(micro, evaluation), sharedMemoryRanks: sharedMemory,
                                     writesCheckpoints: plan.checkpointDirectory != nil)
             try memory.check(available: MemoryPlan.availableBytes())
-        } catch { localError = error }
-        try communicator.agreeOnSuccess(localError)
+        }
     }
 
     /// One training run on data already cut, under `objective` (nil: the one its targets call for), each
@@ -150,14 +146,13 @@ final class TrainingSession {
     func train(_ plan: RunPlan, data: TrainingData, objective: (any Objective)?, builtModel: (() throws -> BuiltModel)? = nil,
                makeModel: @escaping () throws -> Sequential) throws -> Trainer {
         if let builtModel { try checkMemory(plan, data: data, layers: try builtModel().layers) }
-        var reporter: TrainingReporter?, localError: Error?
-        if communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1) {
-            do {
-                try refuseAnotherRunsCheckpoints(plan)
-                reporter = try makeReporter(plan)
-            } catch { localError = error }
+        // The coordinator reports (in-process --local-ranks: the one process does).
+        let reports = communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1)
+        let reporter = try communicator.collectively { () -> TrainingReporter? in
+            guard reports else { return nil }
+            try refuseAnotherRunsCheckpoints(plan)
+            return try makeReporter(plan)
         }
-        try communicator.agreeOnSuccess(localError)
         let checkpoint = try resumePoint(plan)
         let fault = try Fault.fromEnvironment()
         let checkpointing = plan.checkpointDirectory.map {

@@ -41,6 +41,28 @@ final class InProcessGroupTests: XCTestCase {
         XCTAssertEqual(results[1], ["rank 0 é", "rank 1 é", "rank 2 é"])
     }
 
+    func testCollectivelyAndOnCoordinatorAgreeOnEveryRank() throws {
+        struct Failure: Error, CustomStringConvertible { let description: String }
+        let group = InProcessGroup(size: 3, timeoutSeconds: 30)
+        let outcomes = try group.run { comm -> [String] in
+            let everywhere = (try? comm.collectively { comm.rank * 10 }).map(String.init) ?? "threw"
+            let oneFails = (try? comm.collectively { () -> Int in
+                if comm.rank == 2 { throw Failure(description: "no disk") }
+                return comm.rank
+            }).map(String.init) ?? "threw"
+            var ran = false
+            let coordinator = try comm.onCoordinator { () -> String in ran = true; return "read" }
+            var message = ""
+            do { try comm.onCoordinator { throw Failure(description: "cannot write") } } catch { message = "\(error)" }
+            return [everywhere, oneFails, coordinator ?? "nil", "\(ran)", message]
+        }
+        XCTAssertEqual(outcomes.map { $0[0] }, ["0", "10", "20"], "each rank's own value")
+        XCTAssertEqual(outcomes.map { $0[1] }, ["threw", "threw", "threw"], "one rank's failure ends every rank")
+        XCTAssertEqual(outcomes.map { $0[2] }, ["read", "nil", "nil"])
+        XCTAssertEqual(outcomes.map { $0[3] }, ["true", "false", "false"], "only the coordinator runs it")
+        XCTAssertEqual(Set(outcomes.map { $0[4] }), ["rank 0: cannot write"], "every rank throws the coordinator's error")
+    }
+
     func testAgreeOnSuccessNamesLowestFailingRankOnEveryRank() throws {
         struct Failure: Error, CustomStringConvertible { let description: String }
         let group = InProcessGroup(size: 4, timeoutSeconds: 30)
