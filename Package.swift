@@ -67,7 +67,8 @@ let package = Package(
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training"]),
+        .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training",
+                                                    "Compression"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
             "CAllocationCounter", "Serving", "DurableFiles",

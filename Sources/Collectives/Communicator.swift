@@ -173,3 +173,24 @@ extension Communicator {
         return result
     }
 }
+
+extension Communicator {
+    /// `bytes` from `root` on every rank (length first, then the data).
+    public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
+        if size == 1 { return bytes }
+        var length: [Int64] = [rank == root ? Int64(bytes.count) : 0]
+        try length.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
+        try buffer.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return buffer
+    }
+
+    /// Runs `resolve` on the coordinator only (it reads the file system) and gives every rank its answer.
+    public func resolveOnCoordinator(_ resolve: () throws -> String?) throws -> String? {
+        let answer = try onCoordinator { try resolve() } ?? nil
+        // "\u{0}" stands for "no answer" (a path never contains NUL).
+        let bytes = try broadcast(bytes: Array((answer ?? "\u{0}").utf8), root: 0)
+        let text = String(decoding: bytes, as: UTF8.self)
+        return text == "\u{0}" ? nil : text
+    }
+}

@@ -181,18 +181,6 @@ extension UnsafeMutableBufferPointer {
     }
 }
 
-extension Communicator {
-    /// `bytes` from `root` on every rank (length first, then the data).
-    public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
-        if size == 1 { return bytes }
-        var length: [Int64] = [rank == root ? Int64(bytes.count) : 0]
-        try length.withUnsafeMutableBytes { try broadcast($0, root: root) }
-        var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
-        try buffer.withUnsafeMutableBytes { try broadcast($0, root: root) }
-        return buffer
-    }
-}
-
 /// How and where the coordinator writes checkpoints.
 public struct CheckpointSettings: Sendable {
     public var directory: String

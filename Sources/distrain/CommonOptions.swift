@@ -1,3 +1,5 @@
+import Collectives
+import DistrainKit
 import ArgumentParser
 import Datasets
 
@@ -10,6 +12,46 @@ struct ThreadOptions: ParsableArguments {
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be between 1 and 1024, got \(threads)")
         }
+    }
+}
+
+extension ThreadOptions {
+    /// The job's communicator (MPI under mpirun, else this process alone) with BLAS threads set for its ranks.
+    func makeJobCommunicator() throws -> Communicator {
+        let communicator = try makeCommunicator()
+        setKernelThreads(threadsPerRank(requested: threads, communicator: communicator).threads)
+        return communicator
+    }
+
+    /// This process alone (generate, serve: rank 0 works, other ranks leave), with its BLAS threads.
+    func makeSingleProcess() -> Communicator {
+        let single = InProcessCommunicator.single()
+        setKernelThreads(threadsPerRank(requested: threads, communicator: single).threads)
+        return single
+    }
+}
+
+/// `--checkpoint DIR` of the commands that run one saved model.
+struct CheckpointOption: ParsableArguments {
+    @Option(help: "A checkpoint folder, or a --checkpoint-dir (its best checkpoint, else its latest).")
+    var checkpoint: String
+
+    func validate() throws {
+        if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
+    }
+}
+
+/// `--test-limit` and `--batch-size` of the commands that score a saved model on a test set.
+struct TestSetOptions: ParsableArguments {
+    @Option(name: .customLong("test-limit"), help: "Use the first N test samples only.")
+    var testLimit: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Samples per forward pass per rank.")
+    var batchSize = 256
+
+    func validate() throws {
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
     }
 }
 

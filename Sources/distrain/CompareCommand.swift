@@ -26,8 +26,8 @@ struct CompareCommand: ParsableCommand {
     @OptionGroup var dataLocation: DataLocationOptions
     @OptionGroup var resources: ThreadOptions
 
-    @Option(name: .customLong("test-limit"), help: "Compare on the first N test samples only.")
-    var testLimit: Int?
+    @OptionGroup var testSet: TestSetOptions
+    var testLimit: Int? { testSet.testLimit }
 
     @Option(help: "Bootstrap resamples for the interval of the difference.")
     var bootstrap = 2000
@@ -44,14 +44,12 @@ struct CompareCommand: ParsableCommand {
 
     func validate() throws {
         if !isTokenShardFolder(dataset) { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
-        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if bootstrap < 100 || bootstrap > 1_000_000 { throw ValidationError("--bootstrap must be between 100 and "
             + "1000000, got \(bootstrap)") }
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        let communicator = try resources.makeJobCommunicator()
         try runCollectively(communicator) {
             if isTokenShardFolder(dataset) { return try compareLanguageModels(communicator: communicator) }
             let (a, folderA) = try loadSavedModel(checkpointA, communicator: communicator)
@@ -97,7 +95,7 @@ struct CompareCommand: ParsableCommand {
         defer { buffer.deallocate() }
         buffer.initialize(repeating: 0)
         let result = try evaluate(model: saved.model, dataset: data, normalization: saved.normalization, communicator: communicator,
-                                  batchSize: 256, testTimeAugmentation: augmentation, predictions: buffer)
+                                  batchSize: testSet.batchSize, testTimeAugmentation: augmentation, predictions: buffer)
         return (result, buffer.map { Int($0) })
     }
 

@@ -1,3 +1,4 @@
+import DistrainKit
 import Datasets
 import Foundation
 import Selection

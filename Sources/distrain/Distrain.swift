@@ -78,6 +78,12 @@ struct Distrain: ParsableCommand {
         unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with the generic kernels
     }
 
+    /// Every error line starts "distrain: error:", ArgumentParser's validation messages too ("Error: …").
+    static func uniformPrefix(_ message: String) -> String {
+        if message.hasPrefix("Error: ") { return "distrain: error: " + message.dropFirst("Error: ".count) }
+        return message.hasPrefix("distrain: ") ? message : "distrain: error: " + message
+    }
+
     /// ParsableCommand.main, except that an error's message goes to stderr in ONE write: under mpirun
     /// every rank reports it, and ArgumentParser's several small writes interleaved the ranks' copies
     /// character by character. Help and other clean exits keep ArgumentParser's own handling.
@@ -88,7 +94,8 @@ struct Distrain: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             guard code != .success else { exit(withError: error) }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            let message = fullMessage(for: error)  // empty: the command printed its own error (ExitCode)
+            if !message.isEmpty { FileHandle.standardError.write(Data((uniformPrefix(message) + "\n").utf8)) }
             Foundation.exit(code.rawValue)
         }
         // Output lost to a full disk or a closed pipe must not end in exit 0: check the buffered stdout.

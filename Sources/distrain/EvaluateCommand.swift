@@ -19,19 +19,17 @@ struct EvaluateCommand: ParsableCommand {
         Example: distrain evaluate --checkpoint runs/cnn fashion-mnist --json
         """)
 
-    @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
-    var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
+    var checkpoint: String { checkpointOption.checkpoint }
 
     @Argument(help: "The dataset: \(DatasetRegistry.names).")
     var dataset: String
 
     @OptionGroup var dataLocation: DataLocationOptions
 
-    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test samples only.")
-    var testLimit: Int?
-
-    @Option(name: .customLong("batch-size"), help: "Samples per forward pass per rank.")
-    var batchSize: Int = 256
+    @OptionGroup var testSet: TestSetOptions
+    var testLimit: Int? { testSet.testLimit }
+    var batchSize: Int { testSet.batchSize }
 
     @OptionGroup var resources: ThreadOptions
 
@@ -43,14 +41,10 @@ struct EvaluateCommand: ParsableCommand {
 
     func validate() throws {
         if !isTokenShardFolder(dataset) { _ = try dataLocation.directory(for: try registeredDataset(dataset)) }
-        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        let communicator = try resources.makeJobCommunicator()
         try runCollectively(communicator) {
             if isTokenShardFolder(dataset) {
                 try evaluateLanguageModel(checkpoint: checkpoint, directory: dataset, limit: testLimit, batchSize: batchSize,
@@ -152,7 +146,7 @@ func loadSavedModel(_ path: String, communicator: Communicator) throws -> (model
 /// The model.safetensors of a checkpoint folder, or of a --checkpoint-dir's best (else latest) checkpoint:
 /// read by the coordinator, handed to every rank.
 func readSavedModelFile(_ path: String, communicator: Communicator) throws -> (file: SafeTensorsFile, folder: String) {
-    let folder = try resolveOnCoordinator(communicator) {
+    let folder = try communicator.resolveOnCoordinator {
         if pathExists("\(path)/\(CheckpointFile.model)") { return path }
         guard let name = CheckpointWriter.pointer("best", in: path) ?? CheckpointWriter.pointer("latest", in: path)
                 ?? CheckpointWriter.checkpointNames(in: path).last else {

@@ -18,8 +18,8 @@ struct GenerateCommand: ParsableCommand {
         Under mpirun, rank 0 generates and the other ranks exit.
         """)
 
-    @Option(help: "A checkpoint folder, or a --checkpoint-dir (its best checkpoint).")
-    var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
+    var checkpoint: String { checkpointOption.checkpoint }
 
     @Option(help: "The text to continue (default: the end-of-text token alone, when the tokenizer has one).")
     var prompt: String?
@@ -56,13 +56,11 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--max-new-tokens must be in 1...1000000, got \(maxNewTokens)")
         }
         if !(1...10_000).contains(numSamples) { throw ValidationError("--num-samples must be in 1...10000, got \(numSamples)") }
-        if checkpoint.isEmpty { throw ValidationError("--checkpoint needs a directory") }
     }
 
     func run() throws {
         if let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"], rank != "0" { return }
-        let single = InProcessCommunicator.single()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: single).threads)
+        let single = resources.makeSingleProcess()
         let saved: LanguageModelCheckpoint, tokenizer: Tokenizer, ids: [Int32]
         let generator: TextGenerator
         do {

@@ -10,23 +10,6 @@ import Tensors
 import SafeTensors
 import Training
 
-/// BLAS threads per rank: --threads, else cores on this host ÷ ranks on this host (at least 1).
-func threadsPerRank(requested: Int?, communicator: Communicator, localRanks threadRanks: Int = 1) -> (threads: Int, warning: String?) {
-    let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    let localRanks = max(1, communicator.localSize) * max(1, threadRanks)
-    var threads = requested ?? max(1, cores / localRanks)
-    var warning: String?
-    if threads > cores {
-        // More BLAS threads than cores only adds contention: cap it, and say so (the header shows the real number).
-        warning = "warning: --threads \(threads) is more than the \(cores) cores of host \(communicator.hostName); using \(cores)"
-        threads = cores
-    }
-    if threads * localRanks > cores {
-        warning = (warning.map { $0 + "\n" } ?? "") + "warning: \(localRanks) rank\(localRanks == 1 ? "" : "s") × \(threads) BLAS thread\(threads == 1 ? "" : "s") on host \(communicator.hostName) exceed its \(cores) cores; expect contention (lower --threads or -n)"
-    }
-    return (threads, warning)
-}
-
 /// Prints one error line on stderr.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("distrain: error: \(message)\n".utf8))
@@ -85,27 +68,4 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }
     communicator.finalize()
-}
-
-/// Runs `resolve` on the coordinator only (it reads the file system) and gives every rank its answer.
-func resolveOnCoordinator(_ communicator: Communicator, _ resolve: () throws -> String?) throws -> String? {
-    let answer = try communicator.onCoordinator { try resolve() } ?? nil
-    // "\u{0}" stands for "no answer" (a path never contains NUL).
-    let bytes = try communicator.broadcast(bytes: Array((answer ?? "\u{0}").utf8), root: 0)
-    let text = String(decoding: bytes, as: UTF8.self)
-    return text == "\u{0}" ? nil : text
-}
-
-/// The words joined for a shell, each quoted when it needs to be.
-func shellQuoted(_ words: [String]) -> String {
-    words.map { word in
-        word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@".contains($0) } && !word.isEmpty
-            ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }.joined(separator: " ")
-}
-
-/// Threads for both kernel libraries: OpenBLAS (float GEMM) and oneDNN (int8 GEMM of quantized models).
-func setKernelThreads(_ threads: Int) {
-    BLAS.setThreadCount(threads)
-    Int8Kernels.setThreadCount(threads)
 }

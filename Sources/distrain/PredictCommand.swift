@@ -19,8 +19,8 @@ struct PredictCommand: ParsableCommand {
           distrain predict --checkpoint runs/x --split test fashion-mnist --out test-predictions.csv
         """)
 
-    @Option(help: "A checkpoint folder, or a --checkpoint-dir (its best).")
-    var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
+    var checkpoint: String { checkpointOption.checkpoint }
 
     @Argument(help: "Image files, folders of images (searched recursively, in byte order), or .npy files; with --split, the dataset.")
     var inputs: [String] = []
@@ -50,8 +50,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        let communicator = try resources.makeJobCommunicator()
         try runCollectively(communicator) {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
             let (augmentation, samples) = try communicator.collectively {

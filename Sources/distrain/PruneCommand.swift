@@ -25,8 +25,8 @@ struct PruneCommand: ParsableCommand {
         Example: distrain prune --checkpoint runs/mlp fashion-mnist --sparsity 0.5,0.8,0.9 --out runs/mlp-pruned
         """)
 
-    @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
-    var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
+    var checkpoint: String { checkpointOption.checkpoint }
 
     @Argument(help: "The dataset it was trained on: \(DatasetRegistry.names).")
     var dataset: String

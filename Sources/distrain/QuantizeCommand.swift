@@ -26,8 +26,8 @@ struct QuantizeCommand: ParsableCommand {
         Example: distrain quantize --checkpoint runs/cnn fashion-mnist --out runs/cnn-int8
         """)
 
-    @Option(help: "A checkpoint folder, or a checkpoint directory (its best checkpoint is used).")
-    var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
+    var checkpoint: String { checkpointOption.checkpoint }
 
     @Argument(help: "The dataset it was trained on: \(DatasetRegistry.names).")
     var dataset: String
@@ -40,24 +40,19 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Where the int8 model goes (a new folder, or one without a model.safetensors).")
     var out: String
 
-    @Option(name: .customLong("test-limit"), help: "Compare the two models on the first N test samples only.")
-    var testLimit: Int?
-
-    @Option(name: .customLong("batch-size"), help: "Samples per forward pass per rank.")
-    var batchSize = 256
+    @OptionGroup var testSet: TestSetOptions
+    var testLimit: Int? { testSet.testLimit }
+    var batchSize: Int { testSet.batchSize }
 
     @OptionGroup var resources: ThreadOptions
 
     func validate() throws {
         if let calibration, calibration < 1 { throw ValidationError("--calibration must be at least 1 sample, got \(calibration)") }
-        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if out.isEmpty || checkpoint.isEmpty { throw ValidationError("--out and --checkpoint need directories") }
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: communicator).threads)
+        let communicator = try resources.makeJobCommunicator()
         try runCollectively(communicator) {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
             let data = try loadData(saved, folder: folder)

@@ -133,8 +133,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         if let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"], rank != "0" { return }
-        let single = InProcessCommunicator.single()
-        setKernelThreads(threadsPerRank(requested: resources.threads, communicator: single).threads)
+        let single = resources.makeSingleProcess()
         raiseOpenFileLimit()
         let options = self.options, metrics = ServerMetrics()
         var models: [ServedModel] = []

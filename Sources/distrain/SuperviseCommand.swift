@@ -1,3 +1,4 @@
+import DistrainKit
 import DurableFiles
 import ArgumentParser
 import Foundation

@@ -1,3 +1,4 @@
+import DistrainKit
 import ArgumentParser
 import Collectives
 import Datasets

@@ -72,7 +72,7 @@ final class GenerateCommandTests: XCTestCase {
             let failed = try runProcess(distrain, ["generate", "--checkpoint", run, "--prompt", "x"] + flags, timeout: 60)
             XCTAssertEqual(failed.exitCode, 64, "\(flags): \(failed.standardError)")
             XCTAssertTrue(failed.standardError.contains(fragment), "\(flags): \(failed.standardError)")
-            XCTAssertTrue(failed.standardError.hasPrefix("Error: " + fragment), "the first line names it: \(failed.standardError)")
+            XCTAssertTrue(failed.standardError.hasPrefix("distrain: error: " + fragment), "the first line names it: \(failed.standardError)")
         }
         // A file that is not a language model's checkpoint (a Hugging Face file, no distrain metadata).
         let foreign = root + "/foreign"

@@ -1,0 +1,63 @@
+import DistrainKit
+import Foundation
+import XCTest
+import _TestSupport
+
+/// A training session in-process, as the commands use it: a run into a checkpoint folder, another run refused
+/// there unless it resumes, and `--local-ranks 2` giving one rank's parameters.
+final class TrainingSessionTests: XCTestCase {
+    private var root = ""
+    override func setUp() { root = makeTemporaryDirectory("session") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
+
+    private func data() -> DatasetSplits {
+        let train = syntheticImages(count: 90, seed: 3), test = syntheticImages(count: 30, seed: 4)
+        return DatasetSplits(
+            name: "synthetic",
+            train: ImageDataset(shape: [1, 28, 28], pixels: train.pixels, labels: train.labels, classNames: mnistClassNames),
+            test: ImageDataset(shape: [1, 28, 28], pixels: test.pixels, labels: test.labels, classNames: mnistClassNames))
+    }
+
+    private func plan(epochs: Int, folder: String?, localRanks: Int = 1) -> RunPlan {
+        var configuration = TrainingConfiguration(dataset: "synthetic", epochs: epochs, globalBatchSize: 16)
+        configuration.optimizer = .sgd  // plain SGD: a regime where last-bit differences stay small (README)
+        configuration.momentum = 0
+        configuration.learningRate = 0.01
+        var plan = RunPlan(configuration: configuration)
+        plan.checkpointDirectory = folder
+        plan.progress = false
+        plan.brief = true
+        plan.localRanks = localRanks
+        plan.commandLine = "test"
+        return plan
+    }
+
+    func testARunResumesAndAnotherRunIntoItsFolderIsRefused() throws {
+        let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60)
+        let folder = root + "/run"
+        let lock = session.lockOnCoordinator(folder)  // as the commands do first: it makes the folder
+        XCTAssertNotNil(lock)
+        XCTAssertNil(session.pendingError)
+        let first = try session.train(plan(epochs: 1, folder: folder), data: data())
+        XCTAssertEqual(first.lastCheckpoint.map { URL(fileURLWithPath: $0).lastPathComponent }, "step-00000006")
+        XCTAssertThrowsError(try session.train(plan(epochs: 2, folder: folder), data: data())) { error in
+            XCTAssertTrue("\(error)".contains("holds another run's checkpoints"), "\(error)")
+        }
+        var resumed = plan(epochs: 2, folder: folder)
+        resumed.resume = "auto"
+        let second = try session.train(resumed, data: data())
+        XCTAssertEqual(second.lastCheckpoint.map { URL(fileURLWithPath: $0).lastPathComponent }, "step-00000012")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/metrics.jsonl"), "the folder's own metrics")
+    }
+
+    func testTwoLocalRanksGiveOneRanksParameters() throws {
+        let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60,
+                                          localRanks: 2)
+        let one = try session.train(plan(epochs: 2, folder: nil), data: data())
+        let two = try session.train(plan(epochs: 2, folder: nil, localRanks: 2), data: data())
+        let a = Array(one.model.parameters.values)
+        let b = Array(two.model.parameters.values)
+        XCTAssertLessThan(maximumRelativeDifference(a, b), 1e-5)
+        XCTAssertGreaterThan(maximumRelativeDifference(a, b), 0, "two runs, not one object")
+    }
+}
