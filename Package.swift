@@ -67,8 +67,9 @@ let package = Package(
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // The engine as a library, and the process side of a job: sessions, runs, k-fold (what the commands call).
         .target(name: "DistrainKit", dependencies: ["Collectives", "Datasets", "Layers", "Optimizers", "Tensors", "Training",
-                                                    "Compression"]),
+                                                    "Selection", "Compression", "DurableFiles"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
             "CAllocationCounter", "Serving", "DurableFiles",

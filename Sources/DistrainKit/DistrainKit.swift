@@ -10,6 +10,7 @@
 @_exported import Optimizers
 @_exported import Tensors
 @_exported import Training
+@_exported import Selection
 
 /// The communicator for this process: MPI when started by mpirun, otherwise one local rank that never
 /// initializes MPI. Call `finalize()` on it when done.

@@ -111,6 +111,13 @@ public func writeFileAtomically(_ text: String, to path: String) throws {
     try writeFileAtomically(Array(text.utf8), to: path)
 }
 
+/// `value` as pretty JSON (sorted keys, a final newline), written atomically.
+public func writeJSONAtomically<T: Encodable>(_ value: T, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    try writeFileAtomically(Array(try encoder.encode(value)) + [0x0A], to: path)
+}
+
 /// Writes `bytes` to `path` and fsyncs them (no rename: for files inside a folder that is renamed whole).
 public func writeDurably(_ bytes: [UInt8], to path: String) throws {
     let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

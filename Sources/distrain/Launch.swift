@@ -38,7 +38,7 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
         let data = try session.loadCollectively(dataset, directory: try options.dataLocation.directory(for: dataset))
         let plan = RunPlan(options: options, configuration: options.configuration(dataset: dataset))
         if let k = options.kfold {
-            try runCrossValidation(session: session, plan: plan, data: data, folds: k)
+            try session.crossValidate(plan, data: data, folds: k)
         } else {
             try session.train(plan, data: data)
         }

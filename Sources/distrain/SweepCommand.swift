@@ -111,7 +111,7 @@ struct SweepCommand: ParsableCommand {
     private func runTrial(_ number: Int, of count: Int, _ trial: Trial, dataset: SweepData, data: DatasetSplits?,
                           session: TrainingSession) throws -> TrialResult {
         let folder = "\(out)/trial-\(String(format: "%03d", number))"
-        if let earlier = try readOnCoordinator(session, "\(folder)/result.json", as: TrialResult.self) {
+        if let earlier = try session.readOnCoordinator("\(folder)/result.json", as: TrialResult.self) {
             guard resume else {
                 throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a "
                     + "new --out")
@@ -123,7 +123,7 @@ struct SweepCommand: ParsableCommand {
             return earlier
         }
         if session.communicator.isCoordinator { print("trial \(number)/\(count): \(trial.values)") }
-        try createFolderOnCoordinator(session, folder)
+        try session.createFolderOnCoordinator(folder)
         var tokenRun: TokenRun?
         if case let .tokens(directory) = dataset, let tokens = trial.tokens {
             tokenRun = try TokenRun(directory: directory, name: URL(fileURLWithPath: directory).lastPathComponent,
@@ -155,7 +155,7 @@ struct SweepCommand: ParsableCommand {
             result.status = "failed: \(error)"  // every rank saw it: the sweep goes on
         }
         result.seconds = Date().timeIntervalSince(start)
-        try writeOnCoordinator(session, result, to: "\(folder)/result.json")
+        try session.writeOnCoordinator(result, to: "\(folder)/result.json")
         return result
     }
 

@@ -50,6 +50,26 @@ final class TrainingSessionTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/metrics.jsonl"), "the folder's own metrics")
     }
 
+    func testKFoldTrainsEachFoldOnceAndResumesByReadingThemBack() throws {
+        let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60)
+        let folder = root + "/kfold"
+        let lock = session.lockOnCoordinator(folder)
+        XCTAssertNotNil(lock)
+        let summary = try session.crossValidate(plan(epochs: 1, folder: folder), data: data(), folds: 3)
+        XCTAssertEqual(summary.folds.map(\.fold), [1, 2, 3])
+        XCTAssertEqual(Set(summary.folds.map(\.configuration.fold)), [1, 2, 3], "each fold held out once")
+        let written = try JSONDecoder().decode(CrossValidationSummary.self,
+                                               from: Data(contentsOf: URL(fileURLWithPath: folder + "/kfold.json")))
+        XCTAssertEqual(written.folds, summary.folds)
+        XCTAssertThrowsError(try session.crossValidate(plan(epochs: 1, folder: folder), data: data(), folds: 3)) {
+            XCTAssertTrue("\($0)".contains("already holds k-fold results"), "\($0)")
+        }
+        var resumed = plan(epochs: 1, folder: folder)
+        resumed.resume = "auto"
+        let again = try session.crossValidate(resumed, data: data(), folds: 3)
+        XCTAssertEqual(again.folds, summary.folds, "finished folds are read back, not trained again")
+    }
+
     func testTwoLocalRanksGiveOneRanksParameters() throws {
         let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60,
                                           localRanks: 2)
