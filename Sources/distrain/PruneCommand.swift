@@ -87,15 +87,12 @@ struct PruneCommand: ParsableCommand {
             let (saved, folder) = try loadSavedModel(checkpoint, communicator: communicator)
             let loaded = try LoadedCheckpoint.load(directory: folder, communicator: communicator)
             let data = try loadData(saved, folder: folder, session: session)
-            var rows: [PruningRow] = []
-            for sparsity in try sparsities {
-                rows.append(try prune(at: sparsity, saved: saved, loaded: loaded, folder: folder, data: data, session: session))
+            let plan = PruningPlan(scope: scope, finetuneEpochs: finetuneEpochs, learningRate: learningRate, out: out)
+            let rows = try sparsities.map { sparsity in
+                try session.pruneAndFineTune(loaded, from: folder, data: data, sparsity: sparsity, plan: plan)
             }
-            try communicator.onCoordinator {
-                report(rows, folder: folder, samples: data.test.count)
-                let path = "\(out)/pruning.json"
-                try writeJSONAtomically(try mergedCurve(rows.map(PruningSummary.init), into: path), to: path)
-            }
+            if communicator.isCoordinator { report(rows, folder: folder, samples: data.test.count) }
+            try session.writePruningCurve(rows, out: out)
         }
     }
 
@@ -113,70 +110,6 @@ struct PruneCommand: ParsableCommand {
         return data
     }
 
-    /// One sparsity: restore, measure, prune, measure, fine-tune with the mask, measure.
-    private func prune(at sparsity: Double, saved: CheckpointModel, loaded: LoadedCheckpoint, folder: String,
-                       data: DatasetSplits, session: TrainingSession) throws -> PruningRow {
-        let communicator = session.communicator
-        var configuration = loaded.state.configuration
-        configuration.epochs = finetuneEpochs
-        configuration.learningRate = learningRate ?? configuration.learningRate / 10
-        configuration.monitor = nil
-        configuration.earlyStopPatience = nil
-        configuration.plateauFactor = nil
-        if configuration.schedule == .plateau { configuration.schedule = .constant }
-        let directory = "\(out)/sparsity-\(String(format: "%.2f", sparsity))"
-        let lock = try lockEmptyOnCoordinator(directory, communicator: communicator)
-        defer { withExtendedLifetime(lock) {} }
-
-        let model = try configuration.makeModel(for: data)
-        try loaded.restoreParameters(into: model.parameters)
-        let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
-                                  configuration: configuration, communicator: communicator, threadsPerRank: session.threads,
-                                  reporter: try makeReporter(directory, communicator: communicator),
-                                  checkpointing: CheckpointSettings(directory: directory, keep: 1),
-                                  tracker: session.tracker)
-        func accuracy() throws -> Double {
-            try evaluate(model: model, dataset: trainer.data.test, objective: trainer.objective, communicator: communicator,
-                         batchSize: configuration.evaluationBatchSize,
-                         testTimeAugmentation: configuration.evaluationAugmentation).accuracy
-        }
-        let before = try accuracy()
-        let mask = PruningMask(store: model.parameters, sparsity: sparsity, scope: scope)
-        trainer.updateMask = mask.keep
-        let pruned = try accuracy()
-        trainer.checkpointMetadata = [
-            "pruning_mask": mask.encoded, "pruning_sparsity": String(sparsity), "pruning_scope": scope.rawValue,
-            "pruned_from": folder, "pruning_finetune_epochs": String(finetuneEpochs),
-        ]
-        if communicator.isCoordinator { print("sparsity \(String(format: "%.2f", sparsity)): fine-tuning "
-            + "\(finetuneEpochs) epoch(s) at learning rate \(String(format: "%g", configuration.learningRate))") }
-        trainer.stopsOnSignals = true
-        try trainer.run()
-        return PruningRow(sparsity: sparsity, before: before, pruned: pruned, finetuned: try accuracy(),
-                          layers: PruningMask.sparsity(of: model.parameters), checkpoint: trainer.lastCheckpoint ?? directory)
-    }
-
-    /// The console and the sparsity folder's metrics.jsonl (`distrain report` draws the fine-tuning), on the coordinator.
-    private func makeReporter(_ directory: String, communicator: Communicator) throws -> TrainingReporter? {
-        try communicator.onCoordinator { () -> TrainingReporter in
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let log = try MetricsLog(path: "\(directory)/metrics.jsonl", appending: false)
-            log.commandLine = (communicator.size > 1 ? "mpirun -n \(communicator.size) " : "") + shellQuoted(CommandLine.arguments)
-            return ReporterGroup([ConsoleReporter(isTerminal: false, brief: true), log])
-        }
-    }
-
-    /// Locks a sparsity folder for this job, refusing one that already holds checkpoints (on every rank).
-    private func lockEmptyOnCoordinator(_ directory: String, communicator: Communicator) throws -> CheckpointDirectoryLock? {
-        try communicator.onCoordinator {
-            let lock = try CheckpointDirectoryLock(path: directory)
-            if !CheckpointWriter.checkpointNames(in: directory).isEmpty {
-                throw ValidationError("\(directory) already holds checkpoints; choose another --out or remove it")
-            }
-            return lock
-        }
-    }
-
     private func report(_ rows: [PruningRow], folder: String, samples: Int) {
         print("\npruned \(folder) (\(scope.rawValue) magnitude pruning; accuracy on the \(dataset) test set, \(samples) samples)")
         print("sparsity  achieved  before   pruned   fine-tuned  checkpoint")
@@ -189,51 +122,6 @@ struct PruneCommand: ParsableCommand {
             print("sparsity \(String(format: "%.2f", row.sparsity)) per layer: \(layers)")
         }
         fflush(nil)
-    }
-}
-
-/// One line of the sparsity/accuracy curve.
-private struct PruningRow {
-    var sparsity: Double
-    var before: Double
-    var pruned: Double
-    var finetuned: Double
-    var layers: (perSlice: [(name: String, sparsity: Double)], total: Double)
-    var checkpoint: String
-}
-
-/// The curve already in `path` (an earlier prune into the same --out) with this run's rows merged in, by
-/// sparsity (a sparsity pruned again replaces its row). A file that is not such a curve is refused, not replaced.
-private func mergedCurve(_ rows: [PruningSummary], into path: String) throws -> [PruningSummary] {
-    guard FileManager.default.fileExists(atPath: path) else { return rows }
-    guard let data = FileManager.default.contents(atPath: path),
-          let earlier = try? JSONDecoder().decode([PruningSummary].self, from: data) else {
-        throw ValidationError("\(path) is not a pruning curve distrain wrote; move it or choose another --out")
-    }
-    let key = { (row: PruningSummary) in String(format: "%.2f", row.sparsity) }
-    let replaced = Set(rows.map(key))
-    return (earlier.filter { !replaced.contains(key($0)) } + rows).sorted { $0.sparsity < $1.sparsity }
-}
-
-/// One row of OUT/pruning.json, the curve for scripts and plots.
-private struct PruningSummary: Codable {
-    var sparsity: Double
-    var achievedSparsity: Double
-    var accuracyBefore: Double
-    var accuracyPruned: Double
-    var accuracyFinetuned: Double
-    var checkpoint: String
-    /// Each prunable tensor's fraction of zeros.
-    var layerSparsity: [String: Double]
-
-    init(_ row: PruningRow) {
-        sparsity = row.sparsity
-        achievedSparsity = row.layers.total
-        accuracyBefore = row.before
-        accuracyPruned = row.pruned
-        accuracyFinetuned = row.finetuned
-        checkpoint = row.checkpoint
-        layerSparsity = Dictionary(row.layers.perSlice.map { ($0.name, $0.sparsity) }, uniquingKeysWith: { a, _ in a })
     }
 }
 

@@ -70,6 +70,27 @@ final class TrainingSessionTests: XCTestCase {
         XCTAssertEqual(again.folds, summary.folds, "finished folds are read back, not trained again")
     }
 
+    func testPruningAndFineTuningKeepsThePrunedWeightsAtZero() throws {
+        let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60)
+        let folder = root + "/dense"
+        let lock = session.lockOnCoordinator(folder)
+        XCTAssertNotNil(lock)
+        let trained = try session.train(plan(epochs: 1, folder: folder), data: data())
+        let checkpoint = try XCTUnwrap(trained.lastCheckpoint)
+        let loaded = try LoadedCheckpoint.load(directory: checkpoint, communicator: session.communicator)
+        let pruning = PruningPlan(scope: .global, finetuneEpochs: 1, learningRate: nil, out: root + "/pruned")
+        let row = try session.pruneAndFineTune(loaded, from: checkpoint, data: data(), sparsity: 0.5, plan: pruning)
+        XCTAssertEqual(row.layers.total, 0.5, accuracy: 0.01)
+        XCTAssertLessThan(row.pruned, row.before + 1e-9, "pruning half the weights does not help before fine-tuning")
+        let tuned = try LoadedCheckpoint.load(directory: row.checkpoint, communicator: session.communicator)
+        let weight = try XCTUnwrap(tuned.model.entries["1.weight"])
+        let values = try tuned.model.values("1.weight")
+        let zeros = values.filter { $0 == 0 }.count
+        XCTAssertGreaterThan(Double(zeros) / Double(weight.shape.reduce(1, *)), 0.4, "pruned weights stayed zero")
+        try session.writePruningCurve([row], out: root + "/pruned")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/pruned/pruning.json"))
+    }
+
     func testTwoLocalRanksGiveOneRanksParameters() throws {
         let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60,
                                           localRanks: 2)
