@@ -101,62 +101,31 @@ struct SweepCommand: ParsableCommand {
             }
             var results: [TrialResult] = []
             for (index, trial) in planned.enumerated() {
-                results.append(try runTrial(index + 1, of: planned.count, trial, dataset: dataset, data: data, session: session))
+                results.append(try session.runTrial(sweepTrial(index + 1, trial, dataset: dataset, data: data),
+                                                    of: planned.count, out: out, resume: resume))
             }
             if session.communicator.isCoordinator { try summarize(results, seconds: Date().timeIntervalSince(start)) }
         }
     }
 
-    /// One trial: read back when it finished earlier, else trained (resumed from its checkpoint with --resume).
-    private func runTrial(_ number: Int, of count: Int, _ trial: Trial, dataset: SweepData, data: DatasetSplits?,
-                          session: TrainingSession) throws -> TrialResult {
-        let folder = "\(out)/trial-\(String(format: "%03d", number))"
-        if let earlier = try session.readOnCoordinator("\(folder)/result.json", as: TrialResult.self) {
-            guard resume else {
-                throw SelectionError(message: "\(out) already holds sweep results; add --resume to continue that sweep, or use a "
-                    + "new --out")
+    /// One trial as the library runs it: its plan from its flags, its training (token folders: a token run).
+    private func sweepTrial(_ number: Int, _ trial: Trial, dataset: SweepData, data: DatasetSplits?) -> SweepTrial {
+        let commandLine = shellQuoted(runnableCommand(trial.arguments))
+        return SweepTrial(number: number, values: trial.values, arguments: trial.arguments) { session in
+            guard case let .tokens(directory) = dataset, let tokens = trial.tokens else {
+                var plan = RunPlan(options: trial.options, configuration: trial.options.configuration(dataset: dataset.registered!))
+                plan.commandLine = commandLine
+                return (plan, { try session.train($0, data: data!) })
             }
-            guard earlier.arguments == trial.arguments else {
-                throw SelectionError(message: "\(folder) is a trial of another sweep (\(earlier.values)); use a new --out")
-            }
-            if session.communicator.isCoordinator { print("trial \(number)/\(count) (\(trial.values)): finished earlier") }
-            return earlier
+            let run = try TokenRun(directory: directory, name: URL(fileURLWithPath: directory).lastPathComponent,
+                                   options: trial.options, tokens: tokens, communicator: session.communicator,
+                                   validationAsSelection: true)
+            var plan = RunPlan(options: trial.options, configuration: run.configuration)
+            plan.commandLine = commandLine
+            return (plan, {
+                try session.train($0, data: run.data, objective: run.objective, builtModel: run.builtModel, makeModel: run.makeModel)
+            })
         }
-        if session.communicator.isCoordinator { print("trial \(number)/\(count): \(trial.values)") }
-        try session.createFolderOnCoordinator(folder)
-        var tokenRun: TokenRun?
-        if case let .tokens(directory) = dataset, let tokens = trial.tokens {
-            tokenRun = try TokenRun(directory: directory, name: URL(fileURLWithPath: directory).lastPathComponent,
-                                    options: trial.options, tokens: tokens, communicator: session.communicator,
-                                    validationAsSelection: true)
-        }
-        var plan = RunPlan(options: trial.options, configuration: tokenRun?.configuration
-                               ?? trial.options.configuration(dataset: dataset.registered!))
-        plan.checkpointDirectory = folder
-        plan.brief = true
-        plan.resume = resume ? "auto" : nil
-        plan.commandLine = shellQuoted(runnableCommand(trial.arguments))
-        let monitor = plan.configuration.monitor ?? .valLoss
-        let start = Date()
-        var result = TrialResult(trial: number, values: trial.values, arguments: trial.arguments, status: "ok",
-                                 monitor: monitor.rawValue, bestValue: nil, bestEpoch: 0, finalValidationAccuracy: nil,
-                                 finalValidationLoss: nil, testAccuracy: nil, seconds: 0)
-        do {
-            let trainer = try tokenRun.map { run in
-                try session.train(plan, data: run.data, objective: run.objective, builtModel: run.builtModel,
-                                  makeModel: run.makeModel)
-            } ?? session.train(plan, data: data!)
-            result.bestValue = trainer.selection.bestScore.map { monitor == .valLoss ? -$0 : $0 }
-            result.bestEpoch = trainer.selection.bestEpoch
-            result.finalValidationAccuracy = trainer.lastValidation?.accuracy
-            result.finalValidationLoss = trainer.lastValidation?.meanLoss
-            result.testAccuracy = trainer.lastEvaluation?.accuracy
-        } catch let error as NonFiniteError {
-            result.status = "failed: \(error)"  // every rank saw it: the sweep goes on
-        }
-        result.seconds = Date().timeIntervalSince(start)
-        try session.writeOnCoordinator(result, to: "\(folder)/result.json")
-        return result
     }
 
     /// A trial's command line as typed at the shell: a dataset file or folder needs `train` before it.
@@ -165,9 +134,9 @@ struct SweepCommand: ParsableCommand {
         return ["distrain"] + (named ? [] : ["train"]) + arguments
     }
 
-    /// The ranked table, summary.csv and summary.json, and the winning command.
+    /// summary.csv and summary.json, the ranked table, and the winning command.
     private func summarize(_ results: [TrialResult], seconds: Double) throws {
-        let ranked = rankTrials(results)
+        let ranked = try writeSweepSummary(results, out: out)
         let monitor = ranked.first?.monitor ?? "val_loss"
         print("\nsweep: \(results.count) trials in \(String(format: "%.1f", seconds)) s, ranked by best \(monitor) (validation; "
             + "the test set never ranks)")
@@ -177,20 +146,13 @@ struct SweepCommand: ParsableCommand {
         func row(_ cells: [String]) -> String {
             zip(cells, headings).map { $0.padding(toLength: max($0.count, $1.count) + 2, withPad: " ", startingAt: 0) }.joined()
         }
-        var csv = "rank,trial,best_\(monitor),best_epoch,final_val_accuracy,final_val_loss,test_accuracy,seconds,status,values\n"
         func cell(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "—" }
         for (rank, r) in ranked.enumerated() {
             print(row(["\(rank + 1)", "\(r.trial)", cell(r.bestValue, "%.4f"), "\(r.bestEpoch)",
                        cell(r.finalValidationAccuracy.map { 100 * $0 }, "%.2f%%"), cell(r.testAccuracy.map { 100 * $0 }, "%.2f%%"),
                        String(format: "%.1f", r.seconds)])
                   + r.values + (r.status == "ok" ? "" : "  (\(r.status))"))
-            func plain(_ value: Double?) -> String { value.map { "\($0)" } ?? "" }
-            csv += "\(rank + 1),\(r.trial),\(plain(r.bestValue)),\(r.bestEpoch),\(plain(r.finalValidationAccuracy)),"
-                + "\(plain(r.finalValidationLoss)),\(plain(r.testAccuracy)),\(r.seconds),"
-                + "\(r.status.replacingOccurrences(of: ",", with: ";")),\"\(r.values)\"\n"
         }
-        try writeFileAtomically(csv, to: "\(out)/summary.csv")
-        try writeJSONAtomically(ranked, to: "\(out)/summary.json")
         if let best = ranked.first, best.bestValue != nil {
             print("best: \(shellQuoted(runnableCommand(best.arguments)))")
         }

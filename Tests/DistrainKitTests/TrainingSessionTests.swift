@@ -91,6 +91,34 @@ final class TrainingSessionTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/pruned/pruning.json"))
     }
 
+    func testASweepRanksItsTrialsOnValidationAndResumesByReadingThemBack() throws {
+        let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60)
+        let out = root + "/sweep"
+        let lock = session.lockOnCoordinator(out)
+        XCTAssertNotNil(lock)
+        let data = data()
+        func trial(_ number: Int, rate: Float) -> SweepTrial {
+            SweepTrial(number: number, values: "--lr \(rate)", arguments: ["synthetic", "--lr", "\(rate)"]) { session in
+                var plan = self.plan(epochs: 1, folder: nil)
+                plan.configuration.learningRate = rate
+                plan.configuration.validationSplit = 0.2
+                return (plan, { try session.train($0, data: data) })
+            }
+        }
+        let trials = [trial(1, rate: 1e-6), trial(2, rate: 0.05)]
+        let results = try trials.map { try session.runTrial($0, of: 2, out: out, resume: false) }
+        XCTAssertEqual(results.map(\.status), ["ok", "ok"])
+        let ranked = try writeSweepSummary(results, out: out)
+        XCTAssertEqual(ranked.first?.trial, 2, "a rate that learns beats one that does not, on validation loss")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/summary.csv"))
+        XCTAssertThrowsError(try session.runTrial(trials[0], of: 2, out: out, resume: false)) {
+            XCTAssertTrue("\($0)".contains("already holds sweep results"), "\($0)")
+        }
+        let again = try session.runTrial(trials[1], of: 2, out: out, resume: true)
+        XCTAssertEqual(again.bestValue, results[1].bestValue, "read back, not trained again")
+        XCTAssertEqual(again.seconds, results[1].seconds)
+    }
+
     func testTwoLocalRanksGiveOneRanksParameters() throws {
         let session = try TrainingSession(communicator: InProcessCommunicator.single(), threads: 1, collectiveTimeout: 60,
                                           localRanks: 2)
