@@ -57,8 +57,7 @@ struct CompareCommand: ParsableCommand {
             try requireComparable(a, folderA, b, folderB)
             typealias Flips = (a: TestTimeAugmentation, b: TestTimeAugmentation)
             let (test, augmentations) = try communicator.collectively { () -> (ImageDataset, Flips) in
-                let registered = try registeredDataset(dataset, images: try imagesLike(a.preprocessing, fallback: dataLocation))
-                let test = try registered.load(try dataLocation.directory(for: registered)).test.prefix(testLimit)
+                let test = try dataLocation.load(dataset, like: a).test.prefix(testLimit)
                 try requireFits(a, folder: folderA, data: test, datasetName: dataset)
                 return (test, (a: try testTimeAugmentation(tta, for: a), b: try testTimeAugmentation(tta, for: b)))
             }

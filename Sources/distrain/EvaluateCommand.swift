@@ -66,35 +66,14 @@ struct EvaluateCommand: ParsableCommand {
                 + "not on \(dataset)")
         }
         let saved = try CheckpointModel(file: file)
-        savedPreprocessing = saved.preprocessing
-        Self.label = saved.labelColumn
-        Self.regression = saved.targets == .value(saved.labelColumn ?? "prediction")
         let (data, augmentation) = try communicator.collectively { () -> (ImageDataset, TestTimeAugmentation) in
-            let test = try loadDataset().test.prefix(testLimit)
+            let test = try dataLocation.load(dataset, like: saved).test.prefix(testLimit)
             try requireFits(saved, folder: folder, data: test, datasetName: dataset)
             return (test, try testTimeAugmentation(tta, for: saved))
         }
         let evaluation = try evaluate(model: saved.model, dataset: data, normalization: saved.normalization,
                                       communicator: communicator, batchSize: batchSize, testTimeAugmentation: augmentation)
         return (evaluation, data.classNames, folder, augmentation)
-    }
-
-    /// Image folders are read the way the checkpoint's model was trained (channels, size).
-    private nonisolated(unsafe) static var preprocessing: ImagePreprocessing?
-    /// A CSV checkpoint's label column (so evaluate needs no --label).
-    private nonisolated(unsafe) static var label: String?
-    private nonisolated(unsafe) static var regression = false
-    private var savedPreprocessing: ImagePreprocessing? {
-        get { Self.preprocessing }
-        nonmutating set { Self.preprocessing = newValue }
-    }
-
-    private func loadDataset() throws -> DatasetSplits {
-        var options = try imagesLike(savedPreprocessing, fallback: dataLocation)
-        options.label = options.label ?? Self.label
-        options.regression = Self.regression
-        let registered = try registeredDataset(dataset, images: options)
-        return try registered.load(try dataLocation.directory(for: registered))
     }
 
     private func report(_ evaluation: EvaluationResult, classNames: [String], folder: String, augmentation: TestTimeAugmentation) {
@@ -203,11 +182,18 @@ func requireSameClassNames(_ saved: CheckpointModel, folder: String, data: Image
 }
 
 /// Image-folder options that reproduce a checkpoint's preprocessing (or the flags, for other checkpoints).
-func imagesLike(_ preprocessing: ImagePreprocessing?, fallback: DataLocationOptions) throws -> SourceOptions {
-    var options = try fallback.imageOptions
-    if let preprocessing {
-        options.channels = preprocessing.channels
-        options.size = (preprocessing.height, preprocessing.width)
+extension DataLocationOptions {
+    /// DATASET (a name or a path) as the checkpoint saw it in training (`SourceOptions.follow`), and its folder.
+    func registered(_ dataset: String, like saved: CheckpointModel) throws -> (dataset: RegisteredDataset, directory: String) {
+        var options = try imageOptions
+        options.follow(saved)
+        let registered = try registeredDataset(dataset, images: options)
+        return (registered, try directory(for: registered))
     }
-    return options
+
+    /// DATASET read the way the checkpoint saw it in training.
+    func load(_ dataset: String, like saved: CheckpointModel) throws -> DatasetSplits {
+        let (registered, directory) = try registered(dataset, like: saved)
+        return try registered.load(directory)
+    }
 }

@@ -75,8 +75,7 @@ struct PredictCommand: ParsableCommand {
         let shape = saved.inputShape
         let classNames = (0..<saved.classCount).map(String.init)
         if split != nil {
-            let registered = try registeredDataset(inputs[0], images: try imagesLike(saved.preprocessing, fallback: dataLocation))
-            let test = try registered.load(try dataLocation.directory(for: registered)).test
+            let test = try dataLocation.load(inputs[0], like: saved).test
             guard test.shape == shape else {
                 throw CheckpointError.wrongData(checkpoint: checkpoint, trainedOn: "\(shape) inputs",
                     given: "\(test.shape) inputs of \(inputs[0])")

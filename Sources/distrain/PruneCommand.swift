@@ -102,10 +102,8 @@ struct PruneCommand: ParsableCommand {
             throw ValidationError("\(folder) is a \(saved.objective.task) model; prune reports accuracy and takes classification "
                 + "checkpoints only")
         }
-        var options = try imagesLike(saved.preprocessing, fallback: dataLocation)
-        options.label = options.label ?? saved.labelColumn
-        let registered = try registeredDataset(dataset, images: options)
-        let data = try session.loadCollectively(registered, directory: try dataLocation.directory(for: registered))
+        let (registered, directory) = try dataLocation.registered(dataset, like: saved)
+        let data = try session.loadCollectively(registered, directory: directory)
         try requireFits(saved, folder: folder, data: data.test, datasetName: dataset)
         return data
     }

@@ -70,10 +70,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("\(folder) is a \(saved.objective.task) model; quantize reports accuracy and takes classification "
                 + "checkpoints only")
         }
-        var options = try imagesLike(saved.preprocessing, fallback: dataLocation)
-        options.label = options.label ?? saved.labelColumn
-        let registered = try registeredDataset(dataset, images: options)
-        let data = try registered.load(try dataLocation.directory(for: registered))
+        let data = try dataLocation.load(dataset, like: saved)
         try requireFits(saved, folder: folder, data: data.test, datasetName: dataset)
         if let calibration, calibration > data.train.count {
             throw ValidationError("--calibration \(calibration) is more than the \(data.train.count) training samples "
