@@ -280,157 +280,35 @@ extension ModelSpec {
     }
 
     private func buildModule(_ m: Module, shape: [Int], fusedReLU: Bool, dropoutKey: UInt64) throws -> (Layer?, ModelSummaryRow) {
-        func fail(_ message: String) -> ModelSpecError { ModelSpecError(source: source, line: m.line, message: "\(m.text): \(message)") }
         guard let schema = Self.schemas[m.kind] else {
             throw ModelSpecError(source: source, line: m.line,
                 message: "unknown module '\(m.kind)'; use one of \(Self.kinds.joined(separator: ", "))")
         }
-        let words = try resolveWords(m, fail: fail)
-        let a = try resolve(m, schema: schema, fail: fail)
-        func size(_ key: String) throws -> Int {
-            guard let v = a[key], v == v.rounded(), v >= 1, v <= 1_000_000 else { throw fail("\(key) must be a whole "
-                + "number in 1...1000000, got \(shortText(a[key] ?? .nan))") }
-            return Int(v)
-        }
-        /// `std=σ`: weights from N(0, σ²) and zero biases (GPT-2's initialization); nil when not given.
-        func normalStandardDeviation(_ key: String) throws -> Initializer? {
-            guard let value = a[key], !value.isNaN else { return nil }
-            guard value > 0, value.isFinite else { throw fail("\(key) must be positive, got \(shortText(value))") }
-            return .normal(standardDeviation: Float(value))
-        }
-        func needImage() throws -> (c: Int, h: Int, w: Int) {
-            guard shape.count == 3 else { throw fail("needs (channels, height, width) inputs but receives "
-                + "\(describe(shape)); move it before Flatten()") }
-            return (shape[0], shape[1], shape[2])
-        }
-        let activation: Activation = fusedReLU ? .relu : .identity
+        let fail = { (message: String) in ModelSpecError(source: self.source, line: m.line, message: "\(m.text): \(message)") }
+        let words = try resolveWords(m, fail: fail)  // first: a word given as a number is named as such
+        let arguments = ModuleArguments(module: m, shape: shape, numbers: try resolve(m, schema: schema, fail: fail),
+                                        words: words, activation: fusedReLU ? Activation.relu : Activation.identity, fail: fail)
         switch m.kind {
-        case "Conv2d":
-            let (c, h, w) = try needImage()
-            let (cin, cout, k, stride) = (try size("in_channels"), try size("out_channels"), try size("kernel_size"), try size("stride"))
-            let padding = Int(a["padding"]!)
-            guard padding >= 0, Double(padding) == a["padding"] else { throw fail("padding must be a whole number of at least 0") }
-            guard cin == c else { throw fail("in_channels \(cin) does not match the \(c) channels coming in "
-                + "(\(describe(shape))); write Conv2d(\(c), …)") }
-            guard h + 2 * padding >= k, w + 2 * padding >= k else { throw fail("its \(k)x\(k) window does not fit the "
-                + "\(h)x\(w) input with padding \(padding)") }
-            let layer = Conv2D(inputShape: shape, outputChannels: cout, kernelSize: k, stride: stride,
-                padding: padding, activation: activation,
-                               name: m.name, bias: a["bias"]! != 0)
-            let options = (stride != 1 ? ", stride=\(stride)" : "") + (padding != 0 ? ", padding=\(padding)" : "")
-                + (a["bias"]! == 0 ? ", bias=False" : "")
-            let canonical = "Conv2d(\(cin), \(cout), \(k)\(options))"
-            return (layer, row(m, canonical, layer))
-        case "Linear":
-            guard shape.count == 1 || shape.count == 2 else {
-                throw fail("needs a flat (features) or per-position (positions, features) input but receives "
-                    + "\(describe(shape)); add Flatten() before it")
-            }
-            let (fin, fout) = (try size("in_features"), try size("out_features"))
-            let features = shape.last!
-            guard fin == features else {
-                throw fail("in_features \(fin) does not match the \(features) features coming in; write Linear(\(features), \(fout))")
-            }
-            let tiedTo = words["tied_to"], std = try normalStandardDeviation("std")
-            if tiedTo != nil && std != nil { throw fail("a tied head has the embedding's weights; drop std") }
-            let layer = Linear(inputFeatures: fin, outputFeatures: fout, activation: activation, name: m.name,
-                               bias: a["bias"]! != 0, positions: shape.count == 2 ? shape[0] : 0,
-                               tiedTo: tiedTo.map { "\($0).weight" }, weightInitializer: std)
-            var linearRow = row(m, "Linear(\(fin), \(fout)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer)
-            linearRow.tiedTo = tiedTo
-            return (layer, linearRow)
-        case "Embedding":
-            guard shape.count == 1 else {
-                throw fail("needs a sequence of token ids (positions) but receives \(describe(shape)); put it first, "
-                    + "on token data")
-            }
-            let (vocabulary, features) = (try size("num_embeddings"), try size("embedding_dim"))
-            guard let std = a["std"], std > 0, std.isFinite else { throw fail("std must be positive") }
-            let layer = Embedding(vocabularySize: vocabulary, features: features, positions: shape[0], name: m.name,
-                                  initializer: .normal(standardDeviation: Float(std)))
-            return (layer, row(m, "Embedding(\(vocabulary), \(features))", layer))
-        case "PositionEmbedding":
-            let (count, features) = (try size("num_positions"), try size("embedding_dim"))
-            guard shape.count == 2, shape[1] == features, shape[0] <= count else {
-                throw fail("needs at most (\(count), \(features)) inputs (positions, features) but receives "
-                    + "\(describe(shape)); put it after Embedding(V, \(features)) with --context at most \(count)")
-            }
-            let layer = PositionEmbedding(positions: count, features: features, name: m.name, sequence: shape[0])
-            return (layer, row(m, "PositionEmbedding(\(count), \(features))", layer))
-        case "LayerNorm":
-            let features = try size("normalized_shape"), eps = a["eps"]!
-            guard features == shape.last else {
-                throw fail("normalized_shape \(features) does not match the \(shape.last ?? 0) features coming in (\(describe(shape)))")
-            }
-            guard eps > 0 else { throw fail("eps must be positive") }
-            let layer = LayerNorm(shape: shape, epsilon: Float(eps), bias: a["bias"]! != 0, name: m.name)
-            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (a["bias"]! == 0 ? ", bias=False" : "")
-            return (layer, row(m, "LayerNorm(\(features)\(extras))", layer))
-        case "CausalSelfAttention":
-            guard shape.count == 2 else {
-                throw fail("needs a sequence (positions, features) but receives \(describe(shape)); put an Embedding first")
-            }
-            let (width, heads) = (try size("embed_dim"), try size("num_heads"))
-            guard width == shape[1] else {
-                throw fail("embed_dim \(width) does not match the \(shape[1]) features coming in")
-            }
-            guard width % heads == 0 else { throw fail("num_heads \(heads) does not divide embed_dim \(width)") }
-            let std = try normalStandardDeviation("std"), projection = try normalStandardDeviation("proj_std")
-            guard (std == nil) == (projection == nil) else { throw fail("give std and proj_std together (GPT-2: 0.02 and "
-                + "0.02/√(2·layers))") }
-            let layer = CausalSelfAttention(positions: shape[0], features: width, heads: heads, bias: a["bias"]! != 0,
-                                            name: m.name, initializers: std.map { ($0, projection!) })
-            return (layer, row(m, "CausalSelfAttention(\(width), \(heads)\(a["bias"]! == 0 ? ", bias=False" : ""))", layer))
-        case "BatchNorm2d", "BatchNorm1d":
-            let features = try size("num_features")
-            let image = m.kind == "BatchNorm2d"
-            guard shape.count == (image ? 3 : 1) else {
-                let wanted = image ? "(channels, height, width)" : "flat", other = image ? "1d" : "2d"
-                throw fail("needs \(wanted) inputs but receives \(describe(shape)); use BatchNorm\(other)")
-            }
-            guard features == shape[0] else { throw fail("num_features \(features) does not match the \(shape[0]) "
-                + "\(image ? "channels" : "features") coming in") }
-            let eps = a["eps"]!, momentum = a["momentum"]!
-            guard eps > 0, momentum > 0, momentum <= 1 else { throw fail("eps must be positive and momentum in (0, 1]") }
-            let layer = BatchNorm(inputShape: shape, name: m.name, epsilon: Float(eps), momentum: Float(momentum),
-                affine: a["affine"]! != 0,
-                                  activation: activation)
-            let extras = (eps != 1e-5 ? ", eps=\(eps)" : "") + (momentum != 0.1 ? ", momentum=\(momentum)" : "")
-                + (a["affine"]! == 0 ? ", affine=False" : "")
-            return (layer, row(m, "\(m.kind)(\(features)\(extras))", layer))
-        case "ReLU":
-            return (ReLU(shape: shape), row(m, "ReLU()", nil, shape))
-        case "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid":
-            let function: PointwiseFunction = m.kind == "LeakyReLU" ? .leakyReLU(slope: Float(a["negative_slope"]!))
-                : m.kind == "GELU" ? (words["approximate"] == "tanh" ? .geluTanh : .gelu)
-                : m.kind == "SiLU" ? .silu : m.kind == "Tanh" ? .tanh : .sigmoid
-            let layer = Pointwise(function, shape: shape)
-            return (layer, row(m, function.pytorch, layer))
-        case "MaxPool2d", "AvgPool2d":
-            let (_, h, w) = try needImage()
-            let k = try size("kernel_size"), stride = a["stride"]!.isNaN ? k : try size("stride")
-            guard h >= k, w >= k else { throw fail("its \(k)x\(k) window does not fit the \(h)x\(w) input; use fewer "
-                + "pooling layers or larger images") }
-            let layer: Layer = m.kind == "MaxPool2d" ? MaxPool2D(inputShape: shape, kernelSize: k,
-                stride: stride) : AveragePool2D(inputShape: shape, kernelSize: k, stride: stride)
-            return (layer, row(m, "\(m.kind)(\(k)\(stride != k ? ", stride=\(stride)" : ""))", layer))
-        case "AdaptiveAvgPool2d":
-            _ = try needImage()
-            guard a["output_size"] == 1 else { throw fail("only output_size 1 (global average pooling) is supported") }
-            let layer = AveragePool2D(globalOver: shape)
-            return (layer, row(m, "AdaptiveAvgPool2d(1)", layer))
+        case "Conv2d": return try convolution(arguments)
+        case "Linear": return try linear(arguments)
+        case "Embedding", "PositionEmbedding": return try embedding(arguments)
+        case "LayerNorm": return try layerNorm(arguments)
+        case "CausalSelfAttention": return try attention(arguments)
+        case "BatchNorm2d", "BatchNorm1d": return try batchNorm(arguments)
+        case "ReLU", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid": return pointwise(arguments)
+        case "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d": return try pooling(arguments)
         case "Flatten":
             let layer = Flatten(inputShape: shape)
             return (layer, row(m, "Flatten()", layer))
         default:  // Dropout
-            let p = a["p"]!
+            let p = arguments.numbers["p"]!
             guard p >= 0, p < 1 else { throw fail("p must be in [0, 1), got \(shortText(p))") }
             let layer = Dropout(shape: shape, probability: Float(p), layerKey: dropoutKey)
             return (layer, row(m, "Dropout(\(p == 0.5 ? "" : "p=\(p)"))", layer))
         }
     }
 
-    private func row(_ m: Module, _ pytorch: String, _ layer: Layer?, _ shape: [Int] = []) -> ModelSummaryRow {
+    func row(_ m: Module, _ pytorch: String, _ layer: Layer?, _ shape: [Int] = []) -> ModelSummaryRow {
         ModelSummaryRow(name: m.name, pytorch: pytorch, outputShape: layer?.outputShape ?? shape,
                         parameters: layer.map { $0.parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } } ?? 0,
                         multiplyAccumulates: layer?.multiplyAccumulatesPerSample ?? 0)
@@ -483,7 +361,7 @@ extension ModelSpec {
 /// "1x28x28", or "(10)" for flat shapes.
 func describe(_ shape: [Int]) -> String { shape.count == 1 ? "(\(shape[0]))" : shape.map(String.init).joined(separator: "x") }
 
-private func shortText(_ value: Double) -> String { value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : "\(value)" }
+func shortText(_ value: Double) -> String { value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : "\(value)" }
 
 /// A Keras-style table of a spec's modules: name, module, output shape, parameters, share of the forward
 /// multiply-adds; then the totals.
