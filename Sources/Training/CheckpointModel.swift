@@ -38,32 +38,17 @@ public struct CheckpointModel {
 
     /// Rebuilds the architecture the metadata names and loads its weights.
     public init(file: SafeTensorsFile) throws {
-        func field(_ key: String) throws -> String {
-            guard let value = file.metadata[key] else {
-                throw CheckpointError.invalid(path: file.path, problem: "__metadata__ lacks \(key); was it written by distrain?")
-            }
-            return value
-        }
         if LanguageModelCheckpoint.holdsLanguageModel(file) {
             throw CheckpointError.invalid(path: file.path, problem: "is a language model: give it to distrain generate, "
                 + "evaluate (with a token-shard folder) or export")
         }
-        let label = try field("model")
-        let shape = try field("input_shape").split(separator: "x").compactMap { Int($0) }
-        guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
-            throw CheckpointError.invalid(path: file.path, problem: "has an invalid input_shape '\(file.metadata["input_shape"] ?? "")'")
-        }
+        let metadata = CheckpointMetadata(file)
+        let label = try metadata.field("model")
+        let shape = try metadata.field("input_shape").split(separator: "x").compactMap { Int($0) }
+        guard shape.count == 3, shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else { throw metadata.invalid("input_shape") }
         let predictsNumber = file.metadata["task"] == RegressionObjective().task
-        guard let classes = Int(try field("classes")), predictsNumber ? classes == 1 : (2...1000).contains(classes) else {
+        guard let classes = Int(try metadata.field("classes")), predictsNumber ? classes == 1 : (2...1000).contains(classes) else {
             throw CheckpointError.invalid(path: file.path, problem: "has an invalid class count '\(file.metadata["classes"] ?? "")'")
-        }
-        func floats(_ key: String) throws -> [Float] {
-            let text = try field(key).trimmingCharacters(in: "[]")
-            let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: " ")) }
-            guard values.count == shape[0], values.allSatisfy({ $0 != nil && $0!.isFinite }) else {
-                throw CheckpointError.invalid(path: file.path, problem: "has an invalid \(key) '\(file.metadata[key] ?? "")'")
-            }
-            return values.map { $0! }
         }
         guard let tta = TestTimeAugmentation(rawValue: file.metadata[Self.testTimeAugmentationKey] ?? "none") else {
             let known = TestTimeAugmentation.allCases.map(\.rawValue).joined(separator: ", ")
@@ -71,35 +56,12 @@ public struct CheckpointModel {
                 + "'\(file.metadata[Self.testTimeAugmentationKey]!)' (known: \(known))")
         }
         testTimeAugmentation = tta
-        let mean = try floats("normalization_mean"), deviation = try floats("normalization_std")
+        let mean = try metadata.floats("normalization_mean", count: shape[0])
+        let deviation = try metadata.floats("normalization_std", count: shape[0])
         guard deviation.allSatisfy({ $0 > 0 }) else {
             throw CheckpointError.invalid(path: file.path, problem: "has a non-positive normalization_std")
         }
-        // The model: the spec the checkpoint records, or (checkpoints written before specs) the preset it names.
-        let built: BuiltModel
-        do {
-            if let text = file.metadata["spec"] {
-                built = try ModelSpec(parsing: text, source: "\(file.path) (its spec)").build(inputShape: shape, classes: classes)
-            } else if let name = ModelName(rawValue: label) {
-                try name.checkFits(inputShape: shape)
-                built = try name.spec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes)
-            } else {
-                throw CheckpointError.invalid(path: file.path, problem: "names an unknown model '\(label)' and holds no spec")
-            }
-        } catch let error as CheckpointError {
-            throw error
-        } catch {
-            throw CheckpointError.invalid(path: file.path, problem: "its metadata does not describe a model that can be built: \(error)")
-        }
-        let layers = built.layers
-        let needed = layers.flatMap(\.parameterSpecs).map { ($0.name,
-            $0.shape) } + layers.flatMap(\.bufferSpecs).map { ($0.name, $0.shape) }
-        for spec in needed.map({ (name: $0.0, shape: $0.1) }) where file.entries[spec.name]?.shape != spec.shape {
-            let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
-            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(label) on "
-                + "\(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of "
-                + "shape \(spec.shape), the file holds \(held)")
-        }
+        let built = try Self.architecture(file, label: label, shape: shape, classes: classes)
         self.label = label
         self.built = built
         inputShape = shape
@@ -121,6 +83,35 @@ public struct CheckpointModel {
             model = built.makeSequential(inputShape: shape)
             try LoadedCheckpoint.restore(file, into: model.parameters)
         }
+    }
+
+    /// The model the metadata describes — the spec it records, or (checkpoints written before specs) the preset
+    /// it names — after checking that the file holds every tensor it needs, in its shape.
+    private static func architecture(_ file: SafeTensorsFile, label: String, shape: [Int], classes: Int) throws -> BuiltModel {
+        let built: BuiltModel
+        do {
+            if let text = file.metadata["spec"] {
+                built = try ModelSpec(parsing: text, source: "\(file.path) (its spec)").build(inputShape: shape, classes: classes)
+            } else if let name = ModelName(rawValue: label) {
+                try name.checkFits(inputShape: shape)
+                built = try name.spec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes)
+            } else {
+                throw CheckpointError.invalid(path: file.path, problem: "names an unknown model '\(label)' and holds no spec")
+            }
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata does not describe a model that can be built: \(error)")
+        }
+        let needed = built.layers.flatMap(\.parameterSpecs).map { (name: $0.name, shape: $0.shape) }
+            + built.layers.flatMap(\.bufferSpecs).map { (name: $0.name, shape: $0.shape) }
+        for spec in needed where file.entries[spec.name]?.shape != spec.shape {
+            let held = file.entries[spec.name].map { "shape \($0.shape)" } ?? "no such tensor"
+            throw CheckpointError.invalid(path: file.path, problem: "its metadata (\(label) on "
+                + "\(shape.map(String.init).joined(separator: "x")), \(classes) classes) needs tensor \(spec.name) of "
+                + "shape \(spec.shape), the file holds \(held)")
+        }
+        return built
     }
 
     /// The model with int8 Linear and Conv2d layers, from a checkpoint `distrain quantize` wrote.
@@ -147,5 +138,30 @@ extension StringProtocol {
         while let first = view.first, characters.contains(first) { view = view.dropFirst() }
         while let last = view.last, characters.contains(last) { view = view.dropLast() }
         return String(view)
+    }
+}
+
+/// A checkpoint's `__metadata__` fields, read with errors that name the file and the field.
+struct CheckpointMetadata {
+    let file: SafeTensorsFile
+
+    init(_ file: SafeTensorsFile) { self.file = file }
+
+    func field(_ key: String) throws -> String {
+        guard let value = file.metadata[key] else {
+            throw CheckpointError.invalid(path: file.path, problem: "__metadata__ lacks \(key); was it written by distrain?")
+        }
+        return value
+    }
+
+    func invalid(_ key: String) -> CheckpointError {
+        CheckpointError.invalid(path: file.path, problem: "has an invalid \(key) '\(file.metadata[key] ?? "")'")
+    }
+
+    /// "[0.28, 0.35]": `count` finite numbers.
+    func floats(_ key: String, count: Int) throws -> [Float] {
+        let values = try field(key).trimmingCharacters(in: "[]").split(separator: ",").map { Float($0.trimmingCharacters(in: " ")) }
+        guard values.count == count, values.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw invalid(key) }
+        return values.map { $0! }
     }
 }

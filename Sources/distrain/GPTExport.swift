@@ -36,6 +36,15 @@ func nanoGPTExportSource(_ saved: LanguageModelCheckpoint, layout: GPTLayout, fo
     }
 
 
+    \(nanoGPTModules)
+
+
+    model = GPT(**config)
+    """
+}
+
+/// The module classes of the export, in nanoGPT's names (they read the constants the header defines).
+private let nanoGPTModules = """
     def nanogpt_state_dict(path=WEIGHTS):
         tensors = load_file(path)
         state = {theirs: tensors[ours] for ours, theirs in NAMES.items() if theirs != "lm_head.weight"}
@@ -104,8 +113,5 @@ func nanoGPTExportSource(_ saved: LanguageModelCheckpoint, layout: GPTLayout, fo
             for block in self.transformer.h:
                 x = block(x)
             return self.lm_head(self.transformer.ln_f(x))
-
-
-    model = GPT(**config)
     """
-}
+
