@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["CMPI", "CKernels"]),
         // Text out of a language model: the KV-cache decoder's loop and the sampling (temperature, top-k, top-p).
         .target(name: "Generation", dependencies: ["Layers", "Tensors"]),
-        .target(name: "Downloads", dependencies: ["Datasets", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Downloads", dependencies: ["Datasets", "CZlib", "DurableFiles", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "SafeTensors"),
         // What runs many trainings or compares models: k-fold, sweeps, the LR finder, comparison statistics.
         .target(name: "Selection", dependencies: ["Training"]),

@@ -1,3 +1,4 @@
+import DurableFiles
 import CZlib
 import Foundation
 
@@ -12,12 +13,68 @@ public func extractTarGz(_ archive: String, into directory: String, wanted: Set<
         throw DownloadError.badArchive(path: archive, problem: "cannot open: \(String(cString: strerror(errno)))")
     }
     defer { gzclose(file) }
+    let reader = GzipReader(file: file, archive: archive)
     var extracted: [String] = []
-    var header = [UInt8](repeating: 0, count: 512)
-    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while let (path, size, isRegular) = try reader.nextHeader() {
+        let keep = isRegular && wanted.contains(path)
+        if keep && size > maximumFileBytes {
+            throw DownloadError.badArchive(path: archive, problem: "entry \(path) is \(size) bytes, more than the \(maximumFileBytes) expected")
+        }
+        let baseName = String(path.split(separator: "/").last ?? "")
+        let output = keep ? try AtomicFile(path: "\(directory)/\(baseName)") : nil
+        try reader.copyEntry(size: size, to: output)
+        if let output {
+            try output.commit()
+            extracted.append(baseName)
+        }
+    }
+    return extracted
+}
+
+/// A tar stream inside a gzip file, read header by header.
+private final class GzipReader {
+    let file: gzFile
+    let archive: String
+    private var header = [UInt8](repeating: 0, count: 512)
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(file: gzFile, archive: String) {
+        self.file = file
+        self.archive = archive
+    }
+
+    /// The next entry's path, size and whether it is a regular file; nil at the end-of-archive marker.
+    func nextHeader() throws -> (path: String, size: Int, isRegular: Bool)? {
+        try header.withUnsafeMutableBytes { try readExactly($0.baseAddress!, 512) }
+        if header.allSatisfy({ $0 == 0 }) { return nil }
+        guard tarChecksumMatches(header) else {
+            throw DownloadError.badArchive(path: archive, problem: "a tar header has a wrong checksum; the archive is corrupt")
+        }
+        let name = tarString(header, 0, 100), prefix = tarString(header, 345, 155)
+        let path = prefix.isEmpty ? name : prefix + "/" + name
+        guard let size = tarOctal(header, 124, 12) else {
+            throw DownloadError.badArchive(path: archive, problem: "entry \(path) has an unreadable size field")
+        }
+        return (path, size, header[156] == UInt8(ascii: "0") || header[156] == 0)
+    }
+
+    /// The entry's data (padded to a multiple of 512 bytes) into `output`, or skipped.
+    func copyEntry(size: Int, to output: AtomicFile?) throws {
+        var remaining = (size + 511) / 512 * 512, payload = size
+        while remaining > 0 {
+            let chunk = min(remaining, buffer.count)
+            try buffer.withUnsafeMutableBytes { try readExactly($0.baseAddress!, chunk) }
+            if let output, payload > 0 {
+                let useful = min(payload, chunk)
+                try output.append(buffer[0..<useful])
+                payload -= useful
+            }
+            remaining -= chunk
+        }
+    }
 
     /// Reads exactly `count` bytes into `destination`, or throws.
-    func readExactly(_ destination: UnsafeMutableRawPointer, _ count: Int) throws {
+    private func readExactly(_ destination: UnsafeMutableRawPointer, _ count: Int) throws {
         var filled = 0
         while filled < count {
             let got = gzread(file, destination + filled, UInt32(count - filled))
@@ -30,56 +87,6 @@ public func extractTarGz(_ archive: String, into directory: String, wanted: Set<
             filled += Int(got)
         }
     }
-
-    while true {
-        try header.withUnsafeMutableBytes { try readExactly($0.baseAddress!, 512) }
-        if header.allSatisfy({ $0 == 0 }) { break }  // end-of-archive marker
-        guard tarChecksumMatches(header) else {
-            throw DownloadError.badArchive(path: archive, problem: "a tar header has a wrong checksum; the archive is corrupt")
-        }
-        let name = tarString(header, 0, 100), prefix = tarString(header, 345, 155)
-        let path = prefix.isEmpty ? name : prefix + "/" + name
-        guard let size = tarOctal(header, 124, 12) else {
-            throw DownloadError.badArchive(path: archive, problem: "entry \(path) has an unreadable size field")
-        }
-        let type = header[156]
-        let isRegular = type == UInt8(ascii: "0") || type == 0
-        let keep = isRegular && wanted.contains(path)
-        if keep && size > maximumFileBytes {
-            throw DownloadError.badArchive(path: archive, problem: "entry \(path) is \(size) bytes, more than the \(maximumFileBytes) expected")
-        }
-        let baseName = String(path.split(separator: "/").last ?? "")
-        let temporary = "\(directory)/.\(baseName).partial"
-        var output: FileHandle?
-        if keep {
-            guard FileManager.default.createFile(atPath: temporary, contents: nil),
-                  let handle = FileHandle(forWritingAtPath: temporary) else {
-                throw DownloadError.fileSystem(path: temporary, reason: String(cString: strerror(errno)))
-            }
-            output = handle
-        }
-        // Entry data is padded to a multiple of 512 bytes.
-        var remaining = (size + 511) / 512 * 512, payload = size
-        while remaining > 0 {
-            let chunk = min(remaining, buffer.count)
-            try buffer.withUnsafeMutableBytes { try readExactly($0.baseAddress!, chunk) }
-            if let output, payload > 0 {
-                let useful = min(payload, chunk)
-                try output.write(contentsOf: Data(buffer[0..<useful]))
-                payload -= useful
-            }
-            remaining -= chunk
-        }
-        if let output {
-            try output.synchronize()
-            try output.close()
-            if rename(temporary, "\(directory)/\(baseName)") != 0 {
-                throw DownloadError.fileSystem(path: "\(directory)/\(baseName)", reason: String(cString: strerror(errno)))
-            }
-            extracted.append(baseName)
-        }
-    }
-    return extracted
 }
 
 /// A NUL-terminated text field of a tar header.

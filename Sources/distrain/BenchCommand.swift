@@ -134,70 +134,84 @@ struct BenchCommand: ParsableCommand {
 
     /// `positions`: a language model's context (tokens/s and MFU are reported beside samples/s).
     private func report(_ r: BenchmarkResult, median: Double, perRank: [[Int64]], positions: Int?) {
-        let total = perRank.reduce(0.0) { $0 + Double($1[0]) }
-        let stepMilliseconds = r.millisecondsPerStep.reduce(0) { $0 + $1.1 }
-        let gigaflopsPerImage = Double(r.trainingFlopsPerImage) / 1e9
-        // Rank 0's model speed against rank 0's own SGEMM speed in the same run.
-        let gigaflops = median * gigaflopsPerImage, fractionOfPeak = gigaflops / r.sgemmGigaflops
         if json {
-            var fields: [(String, JSONValue)] = [
-                ("model", .string(r.model)), ("input_shape", .array(r.inputShape.map { .int($0) })),
-                ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
-                ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
-                ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
-                ("sparsity", sparsity.map { .number($0) } ?? .null),
-                ("images_per_second", .number(median)),
-                ("images_per_second_min", .number(r.imagesPerSecond.min() ?? 0)),
-                ("images_per_second_max", .number(r.imagesPerSecond.max() ?? 0)),
-                ("images_per_second_per_rank", .array(perRank.map { .integer($0[0]) })),
-                ("images_per_second_total", .number(total)),
-                ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
-                ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
-                ("blas_allocations_per_step", r.blasAllocationsPerStep.map { .number($0) } ?? .null),
-                ("mpi_allocations_per_step", r.mpiAllocationsPerStep.map { .number($0) } ?? .null),
-                ("training_gflop_per_image", .number(gigaflopsPerImage)),
-                ("gflops_per_second", .number(gigaflops)),
-                ("sgemm_gflops_per_second_per_rank", .array(perRank.map { .number(Double($0[2]) / 1000) })),
-                ("fraction_of_sgemm_peak", .number(fractionOfPeak)),
-                ("peak_rss_mb_per_rank", .array(perRank.map { .integer($0[1]) })),
-                ("synthetic_dataset_mb", .number(r.datasetMegabytes)),
-                ("blas", .string(BLAS.summary)),
-            ]
-            if let positions {
-                fields += [("context", .int(positions)), ("tokens_per_second", .number(median * Double(positions))),
-                           ("tokens_per_second_total", .number(total * Double(positions))), ("mfu", .number(fractionOfPeak))]
-            }
-            fields.append(("load_average", .string(loadAverage())))
-            print(JSONValue.object(fields).serialized)
+            printJSON(r, median: median, perRank: perRank, positions: positions)
         } else {
-            let ranks = "\(r.worldSize) rank\(r.worldSize == 1 ? "" : "s")"
-            let threads = "\(r.threads) BLAS thread\(r.threads == 1 ? "" : "s")"
-            print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per "
-                + "rank × \(ranks), \(threads) per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
-            print("  \(positions == nil ? "images" : "windows")/s (rank 0): median \(grouped(median)), min "
-                + "\(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
-            if let positions {
-                print("  tokens/s (rank 0): median \(grouped(median * Double(positions))); over all ranks "
-                    + "\(grouped(total * Double(positions))); MFU \(format(100 * fractionOfPeak, 1))% (training FLOPs per token "
-                    + "against the SGEMM peak below)")
-            }
-            if r.worldSize > 1 {
-                print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: "
-                    + "\(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)")
-            }
-            print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ")
-                + ", total \(format(stepMilliseconds, 3))")
-            print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the "
-                + "\(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) "
-                + "(\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
-            func counted(_ value: Double?) -> String { value.map { format($0, 1) } ?? "not counted" }
-            print("  heap allocations per steady-state step: \(counted(r.allocationsPerStep)) by distrain, "
-                + "\(counted(r.blasAllocationsPerStep)) inside BLAS, \(counted(r.mpiAllocationsPerStep)) inside MPI")
-            print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the "
-                + "\(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
-            print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
+            printText(r, median: median, perRank: perRank, positions: positions)
         }
         fflush(nil)
+    }
+
+    /// The numbers both reports show: samples/s over all ranks, ms per step, and rank 0's model speed against
+    /// rank 0's own SGEMM speed in the same run.
+    private func derived(_ r: BenchmarkResult, median: Double, perRank: [[Int64]])
+        -> (total: Double, stepMilliseconds: Double, gigaflopsPerImage: Double, gigaflops: Double, fractionOfPeak: Double) {
+        let total = perRank.reduce(0.0) { $0 + Double($1[0]) }
+        let gigaflopsPerImage = Double(r.trainingFlopsPerImage) / 1e9, gigaflops = median * gigaflopsPerImage
+        return (total, r.millisecondsPerStep.reduce(0) { $0 + $1.1 }, gigaflopsPerImage, gigaflops, gigaflops / r.sgemmGigaflops)
+    }
+
+    private func printJSON(_ r: BenchmarkResult, median: Double, perRank: [[Int64]], positions: Int?) {
+        let (total, stepMilliseconds, gigaflopsPerImage, gigaflops, fractionOfPeak) = derived(r, median: median, perRank: perRank)
+        var fields: [(String, JSONValue)] = [
+            ("model", .string(r.model)), ("input_shape", .array(r.inputShape.map { .int($0) })),
+            ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
+            ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
+            ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
+            ("sparsity", sparsity.map { .number($0) } ?? .null),
+            ("images_per_second", .number(median)),
+            ("images_per_second_min", .number(r.imagesPerSecond.min() ?? 0)),
+            ("images_per_second_max", .number(r.imagesPerSecond.max() ?? 0)),
+            ("images_per_second_per_rank", .array(perRank.map { .integer($0[0]) })),
+            ("images_per_second_total", .number(total)),
+            ("ms_per_step", .object(r.millisecondsPerStep.map { ($0.0, .number($0.1)) } + [("total", .number(stepMilliseconds))])),
+            ("allocations_per_step", r.allocationsPerStep.map { .number($0) } ?? .null),
+            ("blas_allocations_per_step", r.blasAllocationsPerStep.map { .number($0) } ?? .null),
+            ("mpi_allocations_per_step", r.mpiAllocationsPerStep.map { .number($0) } ?? .null),
+            ("training_gflop_per_image", .number(gigaflopsPerImage)),
+            ("gflops_per_second", .number(gigaflops)),
+            ("sgemm_gflops_per_second_per_rank", .array(perRank.map { .number(Double($0[2]) / 1000) })),
+            ("fraction_of_sgemm_peak", .number(fractionOfPeak)),
+            ("peak_rss_mb_per_rank", .array(perRank.map { .integer($0[1]) })),
+            ("synthetic_dataset_mb", .number(r.datasetMegabytes)),
+            ("blas", .string(BLAS.summary)),
+        ]
+        if let positions {
+            fields += [("context", .int(positions)), ("tokens_per_second", .number(median * Double(positions))),
+                       ("tokens_per_second_total", .number(total * Double(positions))), ("mfu", .number(fractionOfPeak))]
+        }
+        fields.append(("load_average", .string(loadAverage())))
+        print(JSONValue.object(fields).serialized)
+    }
+
+    private func printText(_ r: BenchmarkResult, median: Double, perRank: [[Int64]], positions: Int?) {
+        let (total, stepMilliseconds, gigaflopsPerImage, gigaflops, fractionOfPeak) = derived(r, median: median, perRank: perRank)
+        let ranks = "\(r.worldSize) rank\(r.worldSize == 1 ? "" : "s")"
+        let threads = "\(r.threads) BLAS thread\(r.threads == 1 ? "" : "s")"
+        print("distrain bench: \(r.model) \(r.inputShape.map(String.init).joined(separator: "x")), batch \(r.perRankBatch) per "
+            + "rank × \(ranks), \(threads) per rank, \(r.steps) steps × \(r.imagesPerSecond.count) repetitions")
+        print("  \(positions == nil ? "images" : "windows")/s (rank 0): median \(grouped(median)), min "
+            + "\(grouped(r.imagesPerSecond.min() ?? 0)), max \(grouped(r.imagesPerSecond.max() ?? 0))")
+        if let positions {
+            print("  tokens/s (rank 0): median \(grouped(median * Double(positions))); over all ranks "
+                + "\(grouped(total * Double(positions))); MFU \(format(100 * fractionOfPeak, 1))% (training FLOPs per token "
+                + "against the SGEMM peak below)")
+        }
+        if r.worldSize > 1 {
+            print("  images/s total over \(r.worldSize) ranks: \(grouped(total)) (per rank: "
+                + "\(perRank.map { grouped(Double($0[0])) }.joined(separator: ", "))); gradients: \(r.gradientSum)")
+        }
+        print("  ms per step: " + r.millisecondsPerStep.map { "\($0.0) \(format($0.1, 3))" }.joined(separator: ", ")
+            + ", total \(format(stepMilliseconds, 3))")
+        print("  compute (rank 0): \(format(gigaflops, 1)) GFLOP/s = \(format(100 * fractionOfPeak, 1))% of the "
+            + "\(format(r.sgemmGigaflops, 1)) GFLOP/s SGEMM peak measured just after (best of ten 1024³ calls) "
+            + "(\(format(gigaflopsPerImage * 1000, 3)) MFLOP per image)")
+        func counted(_ value: Double?) -> String { value.map { format($0, 1) } ?? "not counted" }
+        print("  heap allocations per steady-state step: \(counted(r.allocationsPerStep)) by distrain, "
+            + "\(counted(r.blasAllocationsPerStep)) inside BLAS, \(counted(r.mpiAllocationsPerStep)) inside MPI")
+        print("  peak resident memory per rank: \(perRank.map { "\($0[1]) MiB" }.joined(separator: ", ")) (including the "
+            + "\(format(r.datasetMegabytes, 1)) MiB synthetic dataset)")
+        print("  BLAS: \(BLAS.summary); load average \(loadAverage())")
     }
 
     private func loadAverage() -> String {
