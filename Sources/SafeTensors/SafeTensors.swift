@@ -113,33 +113,7 @@ public enum SafeTensors {
                 }
                 continue
             }
-            guard let fields = value as? [String: Any] else { throw fail("tensor \(name) is not an object") }
-            guard let dtype = fields["dtype"] as? String else { throw fail("tensor \(name) has no dtype") }
-            guard let type = TensorDType(rawValue: dtype) else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 and I8 only") }
-            guard let shapeValues = fields["shape"] as? [Any] else { throw fail("tensor \(name) has no shape") }
-            var shape: [Int] = []
-            var elements = 1
-            for dimension in shapeValues {
-                guard let number = dimension as? NSNumber, let d = Int(exactly: number.doubleValue), d >= 0, d <= Int(Int32.max) else {
-                    throw fail("tensor \(name) has an invalid shape \(shapeValues)")
-                }
-                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-                if overflow || product > dataSize { throw fail("tensor \(name) shape \(shape + [d]) is larger than the file") }
-                shape.append(d)
-                elements = product
-            }
-            guard let offsets = fields["data_offsets"] as? [Any], offsets.count == 2,
-                  let beginNumber = offsets[0] as? NSNumber, let endNumber = offsets[1] as? NSNumber,
-                  let begin = Int(exactly: beginNumber.doubleValue), let end = Int(exactly: endNumber.doubleValue) else {
-                throw fail("tensor \(name) has invalid data_offsets")
-            }
-            guard begin >= 0, begin <= end, end <= dataSize else {
-                throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is truncated or corrupt")
-            }
-            guard end - begin == elements * type.size else {
-                throw fail("tensor \(name) has \(end - begin) data bytes but \(dtype) shape \(shape) needs \(elements * type.size)")
-            }
-            entries[name] = SafeTensorsFile.Entry(shape: shape, dtype: type, byteRange: (headerEnd + begin)..<(headerEnd + end))
+            entries[name] = try entry(name, value, headerEnd: headerEnd, dataSize: dataSize, fail: fail)
         }
         // Tensors may not share bytes.
         let sorted = entries.sorted { $0.value.byteRange.lowerBound < $1.value.byteRange.lowerBound }
@@ -147,6 +121,38 @@ public enum SafeTensors {
             throw fail("tensors \(previous.key) and \(next.key) overlap")
         }
         return SafeTensorsFile(path: path, bytes: bytes, metadata: metadata, entries: entries)
+    }
+
+    /// One tensor's header entry: its dtype, a shape no larger than the file, and data offsets inside it.
+    private static func entry(_ name: String, _ value: Any, headerEnd: Int, dataSize: Int,
+                              fail: (String) -> SafeTensorsError) throws -> SafeTensorsFile.Entry {
+        guard let fields = value as? [String: Any] else { throw fail("tensor \(name) is not an object") }
+        guard let dtype = fields["dtype"] as? String else { throw fail("tensor \(name) has no dtype") }
+        guard let type = TensorDType(rawValue: dtype) else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 and I8 only") }
+        guard let shapeValues = fields["shape"] as? [Any] else { throw fail("tensor \(name) has no shape") }
+        var shape: [Int] = []
+        var elements = 1
+        for dimension in shapeValues {
+            guard let number = dimension as? NSNumber, let d = Int(exactly: number.doubleValue), d >= 0, d <= Int(Int32.max) else {
+                throw fail("tensor \(name) has an invalid shape \(shapeValues)")
+            }
+            let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+            if overflow || product > dataSize { throw fail("tensor \(name) shape \(shape + [d]) is larger than the file") }
+            shape.append(d)
+            elements = product
+        }
+        guard let offsets = fields["data_offsets"] as? [Any], offsets.count == 2,
+              let beginNumber = offsets[0] as? NSNumber, let endNumber = offsets[1] as? NSNumber,
+              let begin = Int(exactly: beginNumber.doubleValue), let end = Int(exactly: endNumber.doubleValue) else {
+            throw fail("tensor \(name) has invalid data_offsets")
+        }
+        guard begin >= 0, begin <= end, end <= dataSize else {
+            throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is truncated or corrupt")
+        }
+        guard end - begin == elements * type.size else {
+            throw fail("tensor \(name) has \(end - begin) data bytes but \(dtype) shape \(shape) needs \(elements * type.size)")
+        }
+        return SafeTensorsFile.Entry(shape: shape, dtype: type, byteRange: (headerEnd + begin)..<(headerEnd + end))
     }
 }
 
