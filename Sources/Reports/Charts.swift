@@ -90,6 +90,15 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
     svg += "<text x=\"\(left + plotWidth / 2)\" y=\"\(top + plotHeight + 34)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(xLabel))</text>"
     svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(yLabel + (log ? " (log scale)" : "")))</text>"
     svg += "<text x=\"\(left)\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(escaped(title))</text>"
+    svg += seriesSVG(series, log: log, px: px, py: py, legendLeft: left, legendTop: top + plotHeight + 52,
+                     legendWidth: plotWidth)
+    return svg + "</svg>"
+}
+
+/// Each series' line (broken at missing values), its points, and its legend entry (two per row).
+private func seriesSVG(_ series: [Series], log: Bool, px: (Double) -> Double, py: (Double) -> Double,
+                       legendLeft: Double, legendTop: Double, legendWidth: Double) -> String {
+    var svg = ""
     for (index, line) in series.enumerated() {
         var path = "", drawing = false
         for point in line.points {
@@ -97,16 +106,18 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
             path += (drawing ? " L" : " M") + "\(px(point.x)) \(py(y))"
             drawing = true
         }
-        svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\"\(line.dash.isEmpty ? "" : " stroke-dasharray=\"\(line.dash)\"")/>"
+        let dash = line.dash.isEmpty ? "" : " stroke-dasharray=\"\(line.dash)\""
+        svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\"\(dash)/>"
         for point in line.points {
             guard let y = point.y, y.isFinite, !log || y > 0 else { continue }
             svg += "<circle cx=\"\(px(point.x))\" cy=\"\(py(y))\" r=\"2.5\" fill=\"\(line.color)\"/>"
         }
-        let legendX = left + Double(index % 2) * plotWidth / 2, legendY = top + plotHeight + 52 + Double(index / 2) * 18
-        svg += "<line x1=\"\(legendX)\" x2=\"\(legendX + 24)\" y1=\"\(legendY)\" y2=\"\(legendY)\" stroke=\"\(line.color)\" stroke-width=\"2\"\(line.dash.isEmpty ? "" : " stroke-dasharray=\"\(line.dash)\"")/>"
+        let legendX = legendLeft + Double(index % 2) * legendWidth / 2, legendY = legendTop + Double(index / 2) * 18
+        svg += "<line x1=\"\(legendX)\" x2=\"\(legendX + 24)\" y1=\"\(legendY)\" y2=\"\(legendY)\" stroke=\"\(line.color)\" "
+            + "stroke-width=\"2\"\(dash)/>"
         svg += "<text x=\"\(legendX + 30)\" y=\"\(legendY + 4)\" font-size=\"11\">\(escaped(String(line.label.prefix(48))))</text>"
     }
-    return svg + "</svg>"
+    return svg
 }
 
 /// Grouped bars (e.g. precision, recall and F1 per class), values in [0, max].

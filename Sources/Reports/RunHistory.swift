@@ -108,16 +108,7 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
             current.epochs.removeAll { $0.epoch >= epoch }  // a resumed run repeats from its checkpoint
             current.epochs.append(EpochRow(epoch: epoch, values: values))
         case "end":
-            current.finished = true
-            let matrix = object["confusion_matrix"] as? [[Any]]
-            if let matrix, matrix.count > maximumConfusionClasses || matrix.contains(where: { $0.count != matrix.count }) {
-                current.notes.append("the end event's confusion matrix (\(matrix.count) rows) is not one distrain writes "
-                    + "(square, at most \(maximumConfusionClasses) classes): not drawn")
-            } else {
-                current.confusion = matrix?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
-                let names = object["class_names"] as? [String] ?? []
-                current.classNames = names.prefix(maximumConfusionClasses).map { String($0.prefix(200)) }
-            }
+            current.finish(object)
         default:
             continue
         }
@@ -133,6 +124,22 @@ private func readJSONLines(_ text: String, name: String) -> [RunHistory] {
             + "stopped, or is still running)")
     }
     return runs
+}
+
+extension RunHistory {
+    /// An end event: finished, with its confusion matrix when it is one distrain writes (square, bounded).
+    mutating func finish(_ object: [String: Any]) {
+        finished = true
+        let matrix = object["confusion_matrix"] as? [[Any]]
+        if let matrix, matrix.count > maximumConfusionClasses || matrix.contains(where: { $0.count != matrix.count }) {
+            notes.append("the end event's confusion matrix (\(matrix.count) rows) is not one distrain writes "
+                + "(square, at most \(maximumConfusionClasses) classes): not drawn")
+        } else {
+            confusion = matrix?.map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } }
+            let names = object["class_names"] as? [String] ?? []
+            classNames = names.prefix(maximumConfusionClasses).map { String($0.prefix(200)) }
+        }
+    }
 }
 
 /// A CSV written by `--metrics FILE.csv`: a header row, then one row per epoch.

@@ -244,6 +244,11 @@ struct TrainOptions: ParsableArguments {
         if let augmentPadding, augmentPadding < 0 || augmentPadding > 64 {
             throw ValidationError("--augment-padding must be between 0 and 64 pixels, got \(augmentPadding)")
         }
+        try validateRunFlags()
+    }
+
+    /// Evaluation, the collectives, checkpoints and resuming.
+    func validateRunFlags() throws {
         if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1 epoch, got \(evalEvery)") }
         if !(1...4096).contains(accumulate) { throw ValidationError("--accumulate must be in 1...4096, got \(accumulate)") }
         if let evalEverySteps, evalEverySteps < 1 {
