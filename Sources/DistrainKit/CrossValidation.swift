@@ -23,12 +23,15 @@ extension TrainingSession {
             let resultPath = "\(root)/fold-\(fold)/result.json"
             if let earlier = try readOnCoordinator(resultPath, as: FoldResult.self) {
                 guard plan.resume != nil else {
-                    throw SelectionError(message: "\(root) already holds k-fold results; add --resume auto to continue that run, or use a new --checkpoint-dir")
+                    throw SelectionError(message: "\(root) already holds k-fold results; add --resume auto to continue that "
+                        + "run, or use a new --checkpoint-dir")
                 }
                 guard earlier.configuration == foldPlan.configuration else {
                     throw SelectionError(message: "\(resultPath) is a fold of other settings; use a new --checkpoint-dir")
                 }
-                if communicator.isCoordinator { print("fold \(fold)/\(k): finished earlier (validation accuracy \(percent(earlier.validationAccuracy)))") }
+                if communicator.isCoordinator {
+                    print("fold \(fold)/\(k): finished earlier (validation accuracy \(percent(earlier.validationAccuracy)))")
+                }
                 results.append(earlier)
                 continue
             }
@@ -37,7 +40,8 @@ extension TrainingSession {
             let trainer = try train(foldPlan, data: data)
             let validation = try lastValidation(trainer)
             let result = FoldResult(fold: fold, validationAccuracy: validation.accuracy, validationLoss: validation.meanLoss,
-                                    epochs: trainer.epochsCompleted, stoppedEarly: trainer.stoppedEarly, configuration: foldPlan.configuration)
+                                    epochs: trainer.epochsCompleted, stoppedEarly: trainer.stoppedEarly,
+                                    configuration: foldPlan.configuration)
             try writeOnCoordinator(result, to: resultPath)
             results.append(result)
         }

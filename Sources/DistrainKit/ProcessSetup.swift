@@ -4,7 +4,8 @@ import Foundation
 import Tensors
 
 /// BLAS threads per rank: --threads, else cores on this host ÷ ranks on this host (at least 1).
-public func threadsPerRank(requested: Int?, communicator: Communicator, localRanks threadRanks: Int = 1) -> (threads: Int, warning: String?) {
+public func threadsPerRank(requested: Int?, communicator: Communicator,
+                           localRanks threadRanks: Int = 1) -> (threads: Int, warning: String?) {
     let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let localRanks = max(1, communicator.localSize) * max(1, threadRanks)
     var threads = requested ?? max(1, cores / localRanks)
@@ -15,7 +16,9 @@ public func threadsPerRank(requested: Int?, communicator: Communicator, localRan
         threads = cores
     }
     if threads * localRanks > cores {
-        warning = (warning.map { $0 + "\n" } ?? "") + "warning: \(localRanks) rank\(localRanks == 1 ? "" : "s") × \(threads) BLAS thread\(threads == 1 ? "" : "s") on host \(communicator.hostName) exceed its \(cores) cores; expect contention (lower --threads or -n)"
+        let ranks = "\(localRanks) rank\(localRanks == 1 ? "" : "s")", blas = "\(threads) BLAS thread\(threads == 1 ? "" : "s")"
+        warning = (warning.map { $0 + "\n" } ?? "") + "warning: \(ranks) × \(blas) on host \(communicator.hostName) exceed its "
+            + "\(cores) cores; expect contention (lower --threads or -n)"
     }
     return (threads, warning)
 }

@@ -18,7 +18,8 @@ public func extractTarGz(_ archive: String, into directory: String, wanted: Set<
     while let (path, size, isRegular) = try reader.nextHeader() {
         let keep = isRegular && wanted.contains(path)
         if keep && size > maximumFileBytes {
-            throw DownloadError.badArchive(path: archive, problem: "entry \(path) is \(size) bytes, more than the \(maximumFileBytes) expected")
+            throw DownloadError.badArchive(path: archive, problem: "entry \(path) is \(size) bytes, more than the "
+                + "\(maximumFileBytes) expected")
         }
         let baseName = String(path.split(separator: "/").last ?? "")
         let output = keep ? try AtomicFile(path: "\(directory)/\(baseName)") : nil

@@ -48,7 +48,9 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
     let legendRows = Double((series.count + 1) / 2)
     let width = 640.0, height = 320.0 + 18 * legendRows, left = 70.0, right = 20.0, top = 30.0, bottom = 45.0 + 18 * legendRows
     let plotWidth = width - left - right, plotHeight = height - top - bottom
-    let series = logX ? series.map { line in Series(label: line.label, color: line.color, dash: line.dash, points: line.points.map { (log10($0.x), $0.y) }) } : series
+    let series = logX ? series.map { line in
+        Series(label: line.label, color: line.color, dash: line.dash, points: line.points.map { (log10($0.x), $0.y) })
+    } : series
     let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.compactMap(\.y) }.filter(\.isFinite)
     guard let xMin = xs.min(), let xMax = xs.max(), let yMinRaw = ys.min(), let yMaxRaw = ys.max() else {
         return "<p class=\"empty\">\(escaped(title)): no values to plot.</p>"
@@ -66,11 +68,13 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
     let xHigh = xMax > xMin ? xMax : xMin + 1
     func px(_ x: Double) -> Double { left + (x - xMin) / (xHigh - xMin) * plotWidth }
     func py(_ y: Double) -> Double { top + (1 - (transform(y) - yLow) / (yHigh - yLow)) * plotHeight }
-    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(escaped(title))\">"
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
+        + "aria-label=\"\(escaped(title))\">"
     svg += "<title>\(escaped(title))</title>"
     svg += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plotWidth)\" height=\"\(plotHeight)\" fill=\"#fff\" stroke=\"#888\"/>"
     // y ticks: decades on a log axis, 1-2-5 steps otherwise.
-    let yTicks = log ? Array(Int(floor(yLow))...Int(ceil(yHigh))).map { pow(10, Double($0)) }.filter { transform($0) >= yLow && transform($0) <= yHigh }
+    let yTicks = log ? Array(Int(floor(yLow))...Int(ceil(yHigh))).map { pow(10, Double($0)) }
+        .filter { transform($0) >= yLow && transform($0) <= yHigh }
                      : niceTicks(yLow, yHigh)
     for tick in yTicks {
         let y = py(tick)
@@ -85,10 +89,13 @@ func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], 
     for tick in xTicks {
         let x = px(tick)
         svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(top + plotHeight)\" y2=\"\(top + plotHeight + 4)\" stroke=\"#888\"/>"
-        svg += "<text x=\"\(x)\" y=\"\(top + plotHeight + 17)\" text-anchor=\"middle\" font-size=\"11\">\(shortNumber(logX ? pow(10, tick) : tick))</text>"
+        svg += "<text x=\"\(x)\" y=\"\(top + plotHeight + 17)\" text-anchor=\"middle\" "
+            + "font-size=\"11\">\(shortNumber(logX ? pow(10, tick) : tick))</text>"
     }
-    svg += "<text x=\"\(left + plotWidth / 2)\" y=\"\(top + plotHeight + 34)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(xLabel))</text>"
-    svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(yLabel + (log ? " (log scale)" : "")))</text>"
+    svg += "<text x=\"\(left + plotWidth / 2)\" y=\"\(top + plotHeight + 34)\" text-anchor=\"middle\" "
+        + "font-size=\"12\">\(escaped(xLabel))</text>"
+    svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" "
+        + "font-size=\"12\">\(escaped(yLabel + (log ? " (log scale)" : "")))</text>"
     svg += "<text x=\"\(left)\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(escaped(title))</text>"
     svg += seriesSVG(series, log: log, px: px, py: py, legendLeft: left, legendTop: top + plotHeight + 52,
                      legendWidth: plotWidth)
@@ -127,7 +134,8 @@ func barChart(title: String, yLabel: String, categories: [String], groups: [(lab
     let plotWidth = width - left - right, plotHeight = height - top - bottom
     let maximum = max(groups.flatMap(\.values).filter(\.isFinite).max() ?? 1, 1e-12)
     let yHigh = maximum <= 1 ? 1 : (niceTicks(0, maximum).last ?? maximum)
-    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(escaped(title))\">"
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
+        + "aria-label=\"\(escaped(title))\">"
     svg += "<title>\(escaped(title))</title><text x=\"\(left)\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(escaped(title))</text>"
     for tick in niceTicks(0, yHigh) {
         let y = top + (1 - tick / yHigh) * plotHeight
@@ -139,18 +147,24 @@ func barChart(title: String, yLabel: String, categories: [String], groups: [(lab
         for (g, group) in groups.enumerated() where c < group.values.count && group.values[c].isFinite {
             let value = group.values[c], barHeight = value / yHigh * plotHeight
             let x = left + Double(c) * slot + slot * 0.1 + Double(g) * barWidth
-            svg += "<rect x=\"\(x)\" y=\"\(top + plotHeight - barHeight)\" width=\"\(barWidth)\" height=\"\(barHeight)\" fill=\"\(palette[g % palette.count])\"><title>\(escaped("\(category) \(group.label): \(shortNumber(value))"))</title></rect>"
+            svg += "<rect x=\"\(x)\" y=\"\(top + plotHeight - barHeight)\" width=\"\(barWidth)\" "
+                + "height=\"\(barHeight)\" fill=\"\(palette[g % palette.count])\">"
+                + "<title>\(escaped("\(category) \(group.label): \(shortNumber(value))"))</title></rect>"
         }
         let x = left + (Double(c) + 0.5) * slot
-        svg += "<text transform=\"translate(\(x) \(top + plotHeight + 10)) rotate(40)\" font-size=\"10\">\(escaped(String(category.prefix(16))))</text>"
+        svg += "<text transform=\"translate(\(x) \(top + plotHeight + 10)) rotate(40)\" "
+            + "font-size=\"10\">\(escaped(String(category.prefix(16))))</text>"
     }
     if let whisker, whisker.value.isFinite, whisker.spread.isFinite {
         let x = left + (Double(whisker.category) + 0.5) * slot
-        let low = top + (1 - max(0, whisker.value - whisker.spread) / yHigh) * plotHeight, high = top + (1 - min(yHigh, whisker.value + whisker.spread) / yHigh) * plotHeight
-        svg += "<path d=\"M\(x) \(low) L\(x) \(high) M\(x - 6) \(low) L\(x + 6) \(low) M\(x - 6) \(high) L\(x + 6) \(high)\" stroke=\"#000\" stroke-width=\"1.5\"/>"
+        let low = top + (1 - max(0, whisker.value - whisker.spread) / yHigh) * plotHeight
+        let high = top + (1 - min(yHigh, whisker.value + whisker.spread) / yHigh) * plotHeight
+        svg += "<path d=\"M\(x) \(low) L\(x) \(high) M\(x - 6) \(low) L\(x + 6) \(low) M\(x - 6) \(high) L\(x + 6) "
+            + "\(high)\" stroke=\"#000\" stroke-width=\"1.5\"/>"
     }
     svg += "<line x1=\"\(left)\" x2=\"\(left + plotWidth)\" y1=\"\(top + plotHeight)\" y2=\"\(top + plotHeight)\" stroke=\"#888\"/>"
-    svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escaped(yLabel))</text>"
+    svg += "<text transform=\"translate(14 \(top + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\" "
+        + "font-size=\"12\">\(escaped(yLabel))</text>"
     for (g, group) in groups.enumerated() {
         let y = top + 10 + Double(g) * 18
         svg += "<rect x=\"\(left + plotWidth + 10)\" y=\"\(y - 8)\" width=\"12\" height=\"12\" fill=\"\(palette[g % palette.count])\"/>"
@@ -165,7 +179,8 @@ func heatMap(title: String, matrix: [[Int]], classNames: [String]) -> String {
     let n = matrix.count, cell = min(44.0, 440.0 / Double(max(n, 1))), left = 120.0, top = 40.0
     let width = left + cell * Double(n) + 20, height = top + cell * Double(n) + 110
     let maximum = Double(max(matrix.flatMap { $0 }.max() ?? 1, 1))
-    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(escaped(title))\">"
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
+        + "aria-label=\"\(escaped(title))\">"
     svg += "<title>\(escaped(title))</title><text x=\"10\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(escaped(title))</text>"
     for (r, row) in matrix.enumerated() {
         for (c, count) in row.enumerated() {
@@ -173,16 +188,23 @@ func heatMap(title: String, matrix: [[Int]], classNames: [String]) -> String {
             let t = (Double(count) / maximum).squareRoot()
             let red = Int(247 - t * (247 - 8)), green = Int(251 - t * (251 - 48)), blue = Int(255 - t * (255 - 107))
             let x = left + Double(c) * cell, y = top + Double(r) * cell
-            svg += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(cell)\" height=\"\(cell)\" fill=\"rgb(\(red),\(green),\(blue))\" stroke=\"#fff\"><title>\(escaped("true \(name(classNames, r)), predicted \(name(classNames, c)): \(count)"))</title></rect>"
-            svg += "<text x=\"\(x + cell / 2)\" y=\"\(y + cell / 2 + 4)\" text-anchor=\"middle\" font-size=\"\(cell >= 36 ? 10 : 8)\" fill=\"\(t > 0.55 ? "#fff" : "#000")\">\(count)</text>"
+            svg += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(cell)\" height=\"\(cell)\" "
+                + "fill=\"rgb(\(red),\(green),\(blue))\" "
+                    + "stroke=\"#fff\"><title>"
+                    + "\(escaped("true \(name(classNames, r)), predicted \(name(classNames, c)): \(count)"))</title></rect>"
+            svg += "<text x=\"\(x + cell / 2)\" y=\"\(y + cell / 2 + 4)\" text-anchor=\"middle\" "
+                + "font-size=\"\(cell >= 36 ? 10 : 8)\" fill=\"\(t > 0.55 ? "#fff" : "#000")\">\(count)</text>"
         }
-        svg += "<text x=\"\(left - 6)\" y=\"\(top + (Double(r) + 0.5) * cell + 4)\" text-anchor=\"end\" font-size=\"10\">\(escaped(String(name(classNames, r).prefix(18))))</text>"
+        svg += "<text x=\"\(left - 6)\" y=\"\(top + (Double(r) + 0.5) * cell + 4)\" text-anchor=\"end\" "
+            + "font-size=\"10\">\(escaped(String(name(classNames, r).prefix(18))))</text>"
     }
     for c in 0..<n {
-        svg += "<text transform=\"translate(\(left + (Double(c) + 0.5) * cell) \(top + Double(n) * cell + 8)) rotate(50)\" font-size=\"10\">\(escaped(String(name(classNames, c).prefix(18))))</text>"
+        svg += "<text transform=\"translate(\(left + (Double(c) + 0.5) * cell) \(top + Double(n) * cell + 8)) "
+            + "rotate(50)\" font-size=\"10\">\(escaped(String(name(classNames, c).prefix(18))))</text>"
     }
     svg += "<text x=\"\(left + Double(n) * cell / 2)\" y=\"\(height - 4)\" text-anchor=\"middle\" font-size=\"12\">predicted class</text>"
-    svg += "<text transform=\"translate(12 \(top + Double(n) * cell / 2)) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">true class</text>"
+    svg += "<text transform=\"translate(12 \(top + Double(n) * cell / 2)) rotate(-90)\" text-anchor=\"middle\" "
+        + "font-size=\"12\">true class</text>"
     return svg + "</svg>"
 }
 

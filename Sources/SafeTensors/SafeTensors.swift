@@ -58,7 +58,9 @@ public enum SafeTensors {
         var offset = 0
         for tensor in tensors {
             let bytes = tensor.bytes.count
-            header.append((tensor.name, ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]))
+            let fields: [String: Any] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
+                                         "data_offsets": [offset, offset + bytes]]
+            header.append((tensor.name, fields))
             offset += bytes
         }
         var object: [String: Any] = Dictionary(uniqueKeysWithValues: header)
@@ -86,7 +88,8 @@ public enum SafeTensors {
         var headerLength: UInt64 = 0
         for i in (0..<8).reversed() { headerLength = headerLength << 8 | UInt64(bytes[i]) }
         guard headerLength <= UInt64(bytes.count - 8) else {
-            throw fail("header length \(headerLength) goes beyond the file's \(bytes.count) bytes; the file is truncated or not safetensors")
+            throw fail("header length \(headerLength) goes beyond the file's \(bytes.count) bytes; the file is truncated or "
+                + "not safetensors")
         }
         let headerEnd = 8 + Int(headerLength)
         guard let text = String(validating: bytes[8..<headerEnd], as: UTF8.self) else {
@@ -117,7 +120,8 @@ public enum SafeTensors {
         }
         // Tensors may not share bytes.
         let sorted = entries.sorted { $0.value.byteRange.lowerBound < $1.value.byteRange.lowerBound }
-        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.value.byteRange.lowerBound < previous.value.byteRange.upperBound {
+        for (previous, next) in zip(sorted, sorted.dropFirst())
+        where next.value.byteRange.lowerBound < previous.value.byteRange.upperBound {
             throw fail("tensors \(previous.key) and \(next.key) overlap")
         }
         return SafeTensorsFile(path: path, bytes: bytes, metadata: metadata, entries: entries)
@@ -128,7 +132,9 @@ public enum SafeTensors {
                               fail: (String) -> SafeTensorsError) throws -> SafeTensorsFile.Entry {
         guard let fields = value as? [String: Any] else { throw fail("tensor \(name) is not an object") }
         guard let dtype = fields["dtype"] as? String else { throw fail("tensor \(name) has no dtype") }
-        guard let type = TensorDType(rawValue: dtype) else { throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 and I8 only") }
+        guard let type = TensorDType(rawValue: dtype) else {
+            throw fail("tensor \(name) has dtype \(dtype); distrain reads F32 and I8 only")
+        }
         guard let shapeValues = fields["shape"] as? [Any] else { throw fail("tensor \(name) has no shape") }
         var shape: [Int] = []
         var elements = 1
@@ -147,7 +153,8 @@ public enum SafeTensors {
             throw fail("tensor \(name) has invalid data_offsets")
         }
         guard begin >= 0, begin <= end, end <= dataSize else {
-            throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is truncated or corrupt")
+            throw fail("tensor \(name) data_offsets [\(begin), \(end)] lie outside the \(dataSize) data bytes; the file is "
+                + "truncated or corrupt")
         }
         guard end - begin == elements * type.size else {
             throw fail("tensor \(name) has \(end - begin) data bytes but \(dtype) shape \(shape) needs \(elements * type.size)")
@@ -179,7 +186,8 @@ public struct SafeTensorsFile {
             throw SafeTensorsError(path: path, problem: "tensor \(name) has shape \(entry.shape) but the model needs \(shape)")
         }
         guard entry.dtype == .f32 else {
-            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue), not F32; an int8 checkpoint (distrain quantize) serves evaluate and predict only")
+            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue), not F32; an int8 checkpoint "
+                + "(distrain quantize) serves evaluate and predict only")
         }
         precondition(destination.count == shape.reduce(1, *), "destination for \(name) holds \(destination.count) floats")
         bytes.withUnsafeBytes { raw in
@@ -191,7 +199,8 @@ public struct SafeTensorsFile {
     public func int8Values(_ name: String, shape: [Int]) throws -> [Int8] {
         guard let entry = entries[name] else { throw SafeTensorsError(path: path, problem: "missing tensor \(name)") }
         guard entry.shape == shape, entry.dtype == .i8 else {
-            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue) of shape \(entry.shape) but the model needs I8 of shape \(shape)")
+            throw SafeTensorsError(path: path, problem: "tensor \(name) is \(entry.dtype.rawValue) of shape \(entry.shape) but "
+                + "the model needs I8 of shape \(shape)")
         }
         return bytes.withUnsafeBytes { raw in Array(UnsafeRawBufferPointer(rebasing: raw[entry.byteRange]).bindMemory(to: Int8.self)) }
     }
@@ -222,7 +231,8 @@ func firstDuplicateTopLevelKey(in json: String) -> String? {
             }
             guard end < bytes.endIndex else { return nil }
             var next = bytes.index(after: end)
-            while next < bytes.endIndex, [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains(bytes[next]) {
+            let space: [UInt8] = [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")]
+            while next < bytes.endIndex, space.contains(bytes[next]) {
                 next = bytes.index(after: next)
             }
             if depth == 1, next < bytes.endIndex, bytes[next] == UInt8(ascii: ":") {
