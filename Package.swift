@@ -72,7 +72,7 @@ let package = Package(
                                                     "Selection", "Compression", "DurableFiles"]),
         .executableTarget(name: "distrain", dependencies: [
             "DistrainKit", "Training", "Reports", "Selection", "Compression", "Downloads", "SafeTensors", "Text", "Generation",
-            "CAllocationCounter", "Serving", "DurableFiles",
+            "CAllocationCounter", "CKernels", "Serving", "DurableFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "_TestSupport", dependencies: ["Tensors", "CZlib"]),

@@ -53,6 +53,11 @@ extension ModelSpec {
         guard h + 2 * padding >= k, w + 2 * padding >= k else {
             throw a.fail("its \(k)x\(k) window does not fit the \(h)x\(w) input with padding \(padding)")
         }
+        let (outHeight, outWidth) = ((h + 2 * padding - k) / stride + 1, (w + 2 * padding - k) / stride + 1)
+        guard cout * outHeight * outWidth <= 1 << 26 else {
+            throw a.fail("its output would be \(cout)x\(outHeight)x\(outWidth) values per sample, more than 67108864; "
+                + "use less padding (\(padding)) or a larger stride")
+        }
         let layer = Conv2D(inputShape: a.shape, outputChannels: cout, kernelSize: k, stride: stride, padding: padding,
                            activation: a.activation, name: a.module.name, bias: a.hasBias)
         let options = (stride != 1 ? ", stride=\(stride)" : "") + (padding != 0 ? ", padding=\(padding)" : "")

@@ -39,12 +39,21 @@ public struct LearningRateFinder: Sendable {
         return smoothed <= 4 * best
     }
 
+    /// Whether the smoothed loss was lowest within the first tenth of the probes: the range starts too high.
+    public var lowestNearStart: Bool {
+        guard let minimumIndex = probes.indices.min(by: { probes[$0].smoothedLoss < probes[$1].smoothedLoss }) else { return false }
+        return minimumIndex <= probes.count / 10 + 1
+    }
+
     /// The suggested rate: where the smoothed loss falls fastest against log(rate), before its minimum
     /// (fastai's "steepest" point), and the rate of the minimum itself.
     public var suggestion: (steepest: Double, minimum: Double)? {
         guard probes.count >= 10, let minimumIndex = probes.indices.min(by: { probes[$0].smoothedLoss < probes[$1].smoothedLoss }) else { return nil }
         let first = probes.count / 10  // the average is still settling at first
-        guard minimumIndex > first + 1 else { return (probes[minimumIndex].learningRate / 10, probes[minimumIndex].learningRate) }
+        guard minimumIndex > first + 1 else {
+            // Lowest near the start: 10× below it, but never below the range tested (`lowestNearStart` says so).
+            return (max(probes[minimumIndex].learningRate / 10, probes[0].learningRate), probes[minimumIndex].learningRate)
+        }
         var steepest = first + 1, slope = Double.infinity
         for i in (first + 1)...minimumIndex {
             let s = (probes[i].smoothedLoss - probes[i - 1].smoothedLoss) / (log(probes[i].learningRate) - log(probes[i - 1].learningRate))

@@ -180,18 +180,35 @@ public struct ModelFile: Codable, Sendable, Equatable {
         self.path = path
         self.text = text
     }
+
+    /// The lines that define the model: comments (from `#` outside quotes) and surrounding spaces removed,
+    /// blank lines dropped, any line ending.
+    public var significantLines: [String] {
+        text.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }.compactMap { line in
+            var kept = "", quote: Character?
+            for character in line {
+                if let open = quote { if character == open { quote = nil } } else if character == "'" || character == "\"" {
+                    quote = character
+                } else if character == "#" { break }
+                kept.append(character)
+            }
+            let trimmed = kept.trimmingCharacters(in: .whitespaces)
+            return trimmed.isEmpty ? nil : trimmed
+        }
+    }
 }
 
 extension TrainingConfiguration {
     /// What the run calls its model: the preset's name or the spec file's path.
     public var modelLabel: String { modelFile?.path ?? gptPreset?.rawValue ?? modelName ?? model.rawValue }
 
-    /// What makes two runs' models the same: the preset's name, or the spec's text (a hash of it, shown
-    /// with the path) — a moved spec file is still the same model, an edited one is not.
+    /// What makes two runs' models the same: the preset's name, or the spec's modules (a hash of its lines
+    /// without comments, blank lines and surrounding spaces) — a moved spec file, or one whose comments were
+    /// edited, is still the same model; one whose modules changed is not.
     public var modelIdentity: String {
         guard let modelFile else { return gptPreset?.rawValue ?? model.rawValue }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in modelFile.text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        for byte in modelFile.significantLines.joined(separator: "\n").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         return "spec \(String(hash, radix: 16))"
     }
 

@@ -18,6 +18,10 @@ public enum StopSignals {
         }
     }
 
+    /// How the stop message says to continue: the command that resumes this job (a sweep resumes with its own
+    /// `--resume`, not a training run's `--resume auto`).
+    nonisolated(unsafe) public static var resumeHint = "the same command plus --resume auto"
+
     /// The signal received so far on this rank, if any (0 otherwise).
     public static var pending: Int32 { received }
 
@@ -40,13 +44,24 @@ public struct TrainingStopped: Error, CustomStringConvertible {
     public let step: Int
     /// The checkpoint written at that step, if checkpointing is on.
     public let checkpoint: String?
+    /// Whether the run writes checkpoints (a signal before its first step has none to write).
+    public var checkpointing = true
+
+    public init(signal: Int32, epoch: Int, step: Int, checkpoint: String?, checkpointing: Bool = true) {
+        self.signal = signal
+        self.epoch = epoch
+        self.step = step
+        self.checkpoint = checkpoint
+        self.checkpointing = checkpointing
+    }
 
     /// The process's exit code: 128 + the signal's number, as a shell reports a death by that signal.
     public var exitCode: Int32 { 128 + signal }
 
     public var description: String {
-        let saved = checkpoint.map { "checkpoint \($0) written; resume with the same command plus --resume auto" }
-            ?? "no --checkpoint-dir, so nothing was saved"
+        let saved = checkpoint.map { "checkpoint \($0) written; resume with \(StopSignals.resumeHint)" }
+            ?? (checkpointing ? "it stopped before its first step, so there was nothing to save; run the command again"
+                : "no --checkpoint-dir, so nothing was saved")
         return "stopped by \(StopSignals.name(signal)) after epoch \(epoch), step \(step) (every rank finished that step); \(saved)"
     }
 }

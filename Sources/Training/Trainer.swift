@@ -232,7 +232,8 @@ public final class Trainer {
         for epoch in startEpoch..<max(startEpoch, configuration.epochs) where !stoppedEarly {
             // A signal during the previous epoch's last step or evaluation: its checkpoint is written.
             if stopsOnSignals, let signal = try agreedStopSignal(force: true) {
-                throw TrainingStopped(signal: signal, epoch: epoch, step: globalStep, checkpoint: lastCheckpoint)
+                throw TrainingStopped(signal: signal, epoch: epoch, step: globalStep, checkpoint: lastCheckpoint,
+                                      checkpointing: checkpointWriter != nil)
             }
             try trainEpoch(epoch)
         }
@@ -274,7 +275,8 @@ public final class Trainer {
                 if stopsOnSignals, index + 1 < plan.batchCount, let signal = try agreedStopSignal(force: false) {
                     try writeCheckpoint(epoch: epoch, nextBatch: index + 1, samplesDone: plan.globalRange(batch: index).upperBound,
                                         partial: totals, testAccuracy: nil)
-                    throw TrainingStopped(signal: signal, epoch: epoch + 1, step: globalStep, checkpoint: lastCheckpoint)
+                    throw TrainingStopped(signal: signal, epoch: epoch + 1, step: globalStep, checkpoint: lastCheckpoint,
+                                          checkpointing: checkpointWriter != nil)
                 }
             }
         }

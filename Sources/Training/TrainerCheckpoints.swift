@@ -15,6 +15,17 @@ extension Trainer {
          ("--kfold fold", c.fold.map { "\($0) of \(c.foldCount ?? 0)" } ?? "none")]
     }
 
+    /// Two specs' first differing module line, each with its file ("line 3 'Linear(64, 10)' of a.spec").
+    static func firstDifference(_ saved: ModelFile, _ requested: ModelFile) -> (saved: String, requested: String) {
+        let a = saved.significantLines, b = requested.significantLines
+        let index = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
+        func describe(_ lines: [String], _ file: ModelFile) -> String {
+            index < lines.count ? "\(file.path) with module line \(index + 1) '\(lines[index].prefix(80))'"
+                : "\(file.path) with \(lines.count) module lines"
+        }
+        return (describe(a, saved), describe(b, requested))
+    }
+
     /// Restores on every rank; every rank holds the same checkpoint bytes, so every rank reaches the
     /// same verdict, and agrees on it.
     func restoreCollectively(from checkpoint: LoadedCheckpoint) throws {
@@ -25,6 +36,10 @@ extension Trainer {
     private func restore(from checkpoint: LoadedCheckpoint) throws {
         for (mine, theirs) in zip(Self.definingSettings(configuration), Self.definingSettings(checkpoint.state.configuration))
         where mine.1 != theirs.1 {
+            if let ours = configuration.modelFile, let saved = checkpoint.state.configuration.modelFile, mine.0 == "--model" {
+                throw CheckpointError.incompatible(setting: mine.0, checkpoint: Self.firstDifference(saved, ours).saved,
+                                                   requested: Self.firstDifference(saved, ours).requested)
+            }
             throw CheckpointError.incompatible(setting: mine.0, checkpoint: theirs.1, requested: mine.1)
         }
         let state = checkpoint.state

@@ -120,7 +120,20 @@ struct DataLocationOptions: ParsableArguments {
 
 /// A dataset name as a command-line argument: checked against the registry, the error lists the choices.
 func registeredDataset(_ name: String, images: SourceOptions = SourceOptions()) throws -> RegisteredDataset {
+    try refuseTableFlags(images, for: name)
     do { return try DatasetRegistry.named(name, images: images) } catch { throw ValidationError("\(error)") }
+}
+
+/// `--label` and `--task regression` describe a CSV table's columns; on any other data they would be ignored.
+func refuseTableFlags(_ images: SourceOptions, for name: String) throws {
+    let isTable = images.format == .csv || (images.format == nil && name.hasSuffix(".csv"))
+    if !isTable, let label = images.label {
+        throw ValidationError("--label \(label) names a CSV table's column; \(name) is not a table (its classes come from "
+            + "its own files or folders): drop --label")
+    }
+    if !isTable && images.regression {
+        throw ValidationError("--task regression needs a CSV table with a number column; \(name) holds classes")
+    }
 }
 
 /// What a CSV table's label column is (`--task`).

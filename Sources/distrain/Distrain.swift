@@ -33,6 +33,9 @@ struct Distrain: ParsableCommand {
     /// Catches a mistyped command or dataset before ArgumentParser does: it would complain about the
     /// first flag ("Unknown option '--epochs'") instead of the word that is wrong.
     static func main() {
+        if CommandLine.arguments.count > 2 && CommandLine.arguments[1] == SuperviseCommand.trampoline {
+            SuperviseCommand.execTiedToParent(Array(CommandLine.arguments.dropFirst(2)))
+        }
         restartWithRecognizedBLASKernels()
         let commands = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !commands.contains(first) {

@@ -86,7 +86,10 @@ struct LRFindCommand: ParsableCommand {
         for (index, p) in probes.enumerated() where index % stride == 0 || index == probes.count - 1 {
             print(String(format: "%9.2e   %.4f", p.learningRate, p.smoothedLoss))
         }
-        if let suggestion = finder.suggestion {
+        if let suggestion = finder.suggestion, finder.lowestNearStart {
+            print(String(format: "suggested --lr %.2e, the start of the range: the loss was lowest there, so the best rate may "
+                + "be lower still; run again with a lower --start-lr", suggestion.steepest))
+        } else if let suggestion = finder.suggestion {
             print(String(format: "suggested --lr %.2e (steepest descent of the smoothed loss); the loss is lowest at %.2e — "
                 + "a rate 10× below that is the other common choice", suggestion.steepest, suggestion.minimum))
         } else {

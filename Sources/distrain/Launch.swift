@@ -29,6 +29,11 @@ func isAgreedOnAllRanks(_ error: Error) -> Bool {
 /// Errors that all ranks know of end the job with one message from the coordinator and exit 1 on every
 /// rank after MPI_Finalize; an error only one rank knows of aborts the whole job with its message.
 func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
+    try refuseTableFlags(try options.dataLocation.imageOptions, for: dataset.name)
+    // Folders of class folders are read by walking them: a checkpoint folder inside would become a class.
+    if options.dataLocation.format == .images || isImageFolder(dataset.name) {
+        try refuseOutputInsideData(options.checkpointDirectory, data: dataset.name)
+    }
     let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
                                       localRanks: options.localRanks)
     // First: a bad checkpoint folder or a second job on it is refused before anything is loaded.
@@ -68,4 +73,15 @@ func runCollectively(_ communicator: Communicator, beforeExit: () -> Void = {}, 
         communicator.abort(message: "rank \(communicator.rank): \(error)", exitCode: 1)
     }
     communicator.finalize()
+}
+
+/// A checkpoint folder inside data that is read by walking its folders (image class folders, a text corpus):
+/// its `step-*` folders would become classes, its files text, the next time. Refused before anything is written.
+func refuseOutputInsideData(_ output: String?, data: String) throws {
+    guard let output else { return }
+    func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+    let folder = resolved(output), source = resolved(data)
+    guard folder == source || folder.hasPrefix(source.hasSuffix("/") ? source : source + "/") else { return }
+    throw ValidationError("--checkpoint-dir \(output) is inside the data \(data): its checkpoints would be read as data next "
+        + "time; choose a folder outside it")
 }

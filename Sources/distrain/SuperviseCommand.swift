@@ -1,3 +1,4 @@
+import CKernels
 import DistrainKit
 import DurableFiles
 import ArgumentParser
@@ -85,6 +86,11 @@ struct SuperviseCommand: ParsableCommand {
                 report("stopped by \(signal); not restarting")
                 throw ExitCode(status)
             }
+            if status == ExitCode.validationFailure.rawValue {
+                report("not restarting: exit 64 is a usage error (a flag or input the job refused at start), which a restart "
+                    + "cannot fix; see the job's message above")
+                throw ExitCode(status)
+            }
             failuresWithoutProgress = progress ? 0 : failuresWithoutProgress + 1
             if failuresWithoutProgress >= giveUpAfter {
                 report("giving up: \(failuresWithoutProgress) attempt\(failuresWithoutProgress == 1 ? "" : "s") in a row failed without writing a checkpoint, so restarting cannot help (a failure at start-up, or one that recurs before the next checkpoint); see the job's output above")
@@ -99,11 +105,27 @@ struct SuperviseCommand: ParsableCommand {
         }
     }
 
+    /// The hidden first argument under which distrain starts a job tied to its supervisor (`execTiedToParent`).
+    static let trampoline = "__supervised-job"
+
+    /// Becomes `words` (found on PATH) with SIGTERM set to arrive when the supervisor dies — even by SIGKILL, which
+    /// it cannot pass on — so the job checkpoints and stops instead of running on as an orphan. Never returns.
+    static func execTiedToParent(_ words: [String]) -> Never {
+        if distrain_exit_with_parent(SIGTERM) != 0 {
+            FileHandle.standardError.write(Data("distrain supervise: the supervisor is gone; not starting the job\n".utf8))
+            Foundation.exit(1)
+        }
+        var arguments = words.map { strdup($0) } + [nil]
+        execvp(words[0], &arguments)
+        FileHandle.standardError.write(Data("distrain supervise: cannot start \(words[0]): \(String(cString: strerror(errno)))\n".utf8))
+        Foundation.exit(127)
+    }
+
     /// Runs the job, passing the supervisor's stop signals on; returns its exit status (128 + signal if killed).
     private func runJob(_ words: [String]) throws -> Int32 {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = words
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = [Self.trampoline] + words
         do { try process.run() } catch {
             throw ValidationError("cannot start \(words[0]): \(error.localizedDescription)")
         }

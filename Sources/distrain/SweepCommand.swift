@@ -68,10 +68,12 @@ struct SweepCommand: ParsableCommand {
             || specification.swept.contains { $0.flag == "--val-split" }
         let draws: [[(flag: String, value: String)]]
         do { draws = try specification.trials(randomTrials: trials, seed: seed) } catch { throw ValidationError("\(error)") }
-        return (dataset, try draws.map { draw in
+        return (dataset, try draws.enumerated().map { index, draw in
             let arguments = specification.arguments(for: draw) + (validation ? [] : ["--val-split", "0.1"])
+            // Parsed with the trial's own folder, so flags that need one (--checkpoint-every) check as in a run.
+            let folder = ["--checkpoint-dir", "\(out)/trial-\(String(format: "%03d", index + 1))"]
             do {
-                let parsed = try TokenTrainArguments.parse(Recipe.expandingFlags(Array(arguments.dropFirst())))
+                let parsed = try TokenTrainArguments.parse(Recipe.expandingFlags(Array(arguments.dropFirst()) + folder))
                 return Trial(values: draw.map { "\($0.flag) \($0.value)" }.joined(separator: " "), arguments: arguments,
                              options: parsed.options, tokens: tokens ? parsed.tokens : nil)
             } catch {
@@ -87,6 +89,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
+        StopSignals.resumeHint = "the same sweep command plus --resume"
         let (dataset, planned) = try plannedTrials()
         let first = planned[0].options
         let session = try TrainingSession(threads: first.resources.threads, collectiveTimeout: first.collectiveTimeout,

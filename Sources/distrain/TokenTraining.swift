@@ -50,6 +50,7 @@ func isTokenShardFolder(_ path: String) -> Bool {
 /// `distrain train DIR` on a token-shard folder: windows of the train split, exact evaluation on the
 /// validation split (`--test-limit N` scores its first N windows), next-token cross-entropy.
 func runTokenTraining(directory source: String, options: TrainOptions, tokens: TokenDataOptions) throws {
+    if tokens.tokenizer != nil { try refuseOutputInsideData(options.checkpointDirectory, data: source) }  // a corpus folder
     let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
                                       localRanks: options.localRanks)
     let lock = try session.lockOnCoordinator(options.checkpointDirectory)

@@ -208,8 +208,15 @@ struct TrainOptions: ParsableArguments {
 
     func validate() throws {
         // Known recipes are expanded before parsing; one left here would be silently ignored.
-        if let recipe { throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags "
-            + "instead: \(recipe.flags.joined(separator: " "))") }
+        if let recipe {
+            let given = CommandLine.arguments.filter { $0 == "--recipe" || $0.hasPrefix("--recipe=") }.count
+            if given > 1 {
+                throw ValidationError("--recipe is given \(given) times; give one recipe (any of its flags can then be "
+                    + "overridden one by one)")
+            }
+            throw ValidationError("--recipe \(recipe.rawValue) is not expanded here; give its flags "
+                + "instead: \(recipe.flags.joined(separator: " "))")
+        }
         if epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
         if let warmupSteps, warmupSteps < 0 { throw ValidationError("--warmup-steps must be 0 or more, got \(warmupSteps)") }

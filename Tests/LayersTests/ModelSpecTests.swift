@@ -110,6 +110,9 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(error("Flatten()\nLinear(784, 100000)\nLinear(100000, 10000)\nLinear(10000, 10)").prefix(22),
             "m.spec: has 1078610010")
         XCTAssertEqual(error("Flatten()\nDropout(1.5)\nLinear(784, 10)"), "m.spec line 2: Dropout(1.5): p must be in [0, 1), got 1.5")
+        XCTAssertEqual(error("Conv2d(1, 8, 3, padding=100000)\nFlatten()\nLinear(10, 10)"), "m.spec line 1: Conv2d(1, 8, 3, "
+            + "padding=100000): its output would be 8x200026x200026 values per sample, more than 67108864; use less "
+            + "padding (100000) or a larger stride")
         XCTAssertEqual(error("Flatten()\nBatchNorm2d(784)\nLinear(784, 10)"), "m.spec line 2: BatchNorm2d(784): needs "
             + "(channels, height, width) inputs but receives (784); use BatchNorm1d")
     }

@@ -63,5 +63,14 @@ final class SweepTests: XCTestCase {
         let suggestion = finder.suggestion!
         XCTAssertTrue(suggestion.steepest > 1e-4 && suggestion.steepest < 1e-2, "\(suggestion)")
         XCTAssertFalse(finder.record(step: step + 1, loss: .nan), "a non-finite loss ends the test")
+        XCTAssertFalse(finder.lowestNearStart)
+    }
+
+    func testALossThatOnlyRisesSuggestsNoRateBelowTheRange() {
+        var finder = LearningRateFinder(start: 1e-3, end: 1, steps: 40)
+        for step in 0..<40 where !finder.record(step: step, loss: 1 + Double(step) * 0.01) { break }
+        let suggestion = finder.suggestion!
+        XCTAssertTrue(finder.lowestNearStart)
+        XCTAssertGreaterThanOrEqual(suggestion.steepest, 1e-3, "never a rate the test did not try")
     }
 }

@@ -28,6 +28,9 @@ final class CommandLineTests: XCTestCase {
     func testInvalidFlagValuesAreUsageErrorsWithExit64() throws {
         let cases: [([String], String)] = [
             (["fashion-mnist", "--batch-size", "0"], "--batch-size"),
+            (["fashion-mnist", "--recipe", "fast", "--recipe", "fast"], "--recipe is given 2 times; give one recipe"),
+            (["fashion-mnist", "--label", "y"], "--label y names a CSV table's column"),
+            (["fashion-mnist", "--task", "regression"], "--task regression needs a CSV table"),
             (["fashion-mnist", "--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
             (["fashion-mnist", "--epochs", "-2"], "--epochs must be 0 or more, got -2"),
             (["predict", "--checkpoint", "x", "a.png", "--top-k", "-1"], "--top-k must be at least 1, got -1"),
@@ -61,6 +64,7 @@ final class CommandLineTests: XCTestCase {
             let outcome = try run(arguments, timeout: 60)
             XCTAssertEqual(outcome.exitCode, 64, "\(arguments): \(outcome.standardError)")
             XCTAssertTrue(outcome.standardError.contains(fragment), "\(arguments): stderr lacks \(fragment): \(outcome.standardError)")
+            XCTAssertTrue(outcome.standardError.hasPrefix("distrain: error: "), "one prefix for every error: \(outcome.standardError)")
         }
     }
 

@@ -22,6 +22,18 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(evaluate.exitCode, 0, evaluate.standardError)
     }
 
+    func testACheckpointFolderInsideTheDataIsRefusedBeforeAnythingIsWritten() throws {
+        writeSyntheticImageFolders(directory: root + "/data", trainCount: 30, testCount: 10)
+        let before = try FileManager.default.subpathsOfDirectory(atPath: root + "/data").count
+        for folder in [root + "/data", root + "/data/train/runs", root + "/data/../data/x"] {
+            let refused = try runProcess(distrain, ["train", root + "/data", "--epochs", "1", "--no-progress",
+                                                    "--checkpoint-dir", folder], timeout: 60)
+            XCTAssertEqual(refused.exitCode, 64, refused.standardError)
+            XCTAssertTrue(refused.standardError.contains("is inside the data"), refused.standardError)
+        }
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: root + "/data").count, before, "nothing written")
+    }
+
     func testBadImagesAreNamedOrSkippedAndResizeWorks() throws {
         writeSyntheticImageFolders(directory: root + "/data", trainCount: 60, testCount: 20)
         let broken = root + "/data/train/class3/zz-broken.png"

@@ -14,6 +14,24 @@ final class ModelSelectionCommandTests: XCTestCase {
     private func run(_ arguments: [String]) throws -> ProcessOutcome { try runProcess(distrain, arguments, timeout: 300) }
     private var data: [String] { ["--data-dir", root, "--threads", "1", "--no-progress"] }
 
+    func testASweepStoppedBySIGTERMSaysToResumeWithItsOwnFlag() throws {
+        let command = ["sweep", "--out", root + "/stopped", "--", "fashion-mnist"] + data
+            + ["--epochs", "2", "--lr", "1e-3,3e-3", "--batch-size", "64", "--checkpoint-every", "2"]
+        // Step 2 of the first trial sleeps 2 s: the signal arrives while it runs.
+        let sweep = try BackgroundProcess(distrain, command, extraEnvironment: ["DISTRAIN_FAULT": "0:2:slow"])
+        XCTAssertTrue(sweep.waitForOutput("trial 1/2", seconds: 60), sweep.standardError)
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(sweep.process.processIdentifier, SIGTERM)
+        XCTAssertTrue(sweep.waitForExit(seconds: 60))
+        XCTAssertEqual(sweep.process.terminationStatus, 128 + SIGTERM, sweep.standardError)
+        XCTAssertTrue(sweep.standardError.contains("resume with the same sweep command plus --resume"), sweep.standardError)
+        XCTAssertFalse(sweep.standardError.contains("--resume auto"), sweep.standardError)
+        let resumed = try run(Array(command[0..<3]) + ["--resume"] + Array(command[3...]))
+        XCTAssertEqual(resumed.exitCode, 0, resumed.standardError)
+        let steps = try FileManager.default.contentsOfDirectory(atPath: root + "/stopped/trial-002").filter { $0.hasPrefix("step-") }
+        XCTAssertFalse(steps.isEmpty, "--checkpoint-every works inside a sweep: \(steps)")
+    }
+
     func testASweepRanksOnValidationAndResumes() throws {
         let command = ["sweep", "--out", root + "/sweep", "--", "fashion-mnist"] + data + ["--epochs", "2", "--lr", "1e-3,3e-3", "--batch-size", "32,64"]
         let first = try run(command)

@@ -51,6 +51,21 @@ final class ModelSpecCommandTests: XCTestCase {
         XCTAssertTrue(resumed.standardOutput.contains("epoch 3/3"), resumed.standardOutput)
     }
 
+    func testResumingAfterACommentEditWorksAndAfterAModuleEditNamesTheLine() throws {
+        let spec = write("Flatten()\nLinear(784, 32)\nReLU()\nLinear(32, 10)\n", "m.spec")
+        let flags = ["--data-dir", root, "--threads", "1", "--no-progress", "--model", spec, "--checkpoint-dir", root + "/ck"]
+        let first = try runProcess(distrain, ["fashion-mnist", "--epochs", "1"] + flags, timeout: 120)
+        XCTAssertEqual(first.exitCode, 0, first.standardError)
+        _ = write("# a hidden layer of 32\nFlatten()\n\nLinear(784, 32)   # wide enough\r\nReLU()\nLinear(32, 10)\n", "m.spec")
+        let commented = try runProcess(distrain, ["fashion-mnist", "--epochs", "2", "--resume", "auto"] + flags, timeout: 120)
+        XCTAssertEqual(commented.exitCode, 0, "comments and blank lines do not change the model: \(commented.standardError)")
+        _ = write("Flatten()\nLinear(784, 64)\nReLU()\nLinear(64, 10)\n", "m.spec")
+        let edited = try runProcess(distrain, ["fashion-mnist", "--epochs", "3", "--resume", "auto"] + flags, timeout: 120)
+        XCTAssertNotEqual(edited.exitCode, 0)
+        XCTAssertTrue(edited.standardError.contains("module line 2 'Linear(784, 32)'")
+                      && edited.standardError.contains("module line 2 'Linear(784, 64)'"), edited.standardError)
+    }
+
     func testSummaryAndSpecErrors() throws {
         let summary = try runProcess(distrain, ["summary", "--model", "lenet", "--input", "3x32x32"], timeout: 60)
         XCTAssertEqual(summary.exitCode, 0, summary.standardError)

@@ -39,6 +39,11 @@ final class SuperviseCommandTests: XCTestCase {
         XCTAssertNotEqual(outcome.exitCode, 0)
         XCTAssertTrue(outcome.standardError.contains("giving up: 2 attempts in a row failed without writing a checkpoint"), outcome.standardError)
         XCTAssertFalse(outcome.standardError.contains("attempt 3"), "two failures without progress end it, not five restarts")
+        let usage = try runProcess(distrain, ["supervise", "--max-restarts", "5", "--", distrain, "fashion-mnist", "--data-dir", root,
+                                              "--lr", "-1", "--checkpoint-dir", root + "/ck"], timeout: 60)
+        XCTAssertEqual(usage.exitCode, 64, usage.standardError)
+        XCTAssertTrue(usage.standardError.contains("not restarting: exit 64 is a usage error"), usage.standardError)
+        XCTAssertFalse(usage.standardError.contains("restart 1"), "a usage error is never restarted")
         let refusals: [([String], String)] = [
             (["supervise", "--max-restarts=-1", "--", distrain, "--checkpoint-dir", "x"], "--max-restarts must be 0 or more, got -1"),
             (["supervise", "--", distrain, "fashion-mnist"], "the job names no --checkpoint-dir"),
@@ -50,6 +55,32 @@ final class SuperviseCommandTests: XCTestCase {
             XCTAssertEqual(run.exitCode, 64, arguments.joined(separator: " "))
             XCTAssertTrue(run.standardError.contains(message), "\(arguments.joined(separator: " ")): \(run.standardError)")
         }
+    }
+
+    func testAJobDoesNotOutliveASupervisorKilledBySIGKILL() throws {
+        let pidFile = root + "/job.pid"
+        let job = ["sh", "-c", "echo $$ > \(pidFile); exec sleep 120", "sh", "--checkpoint-dir", root + "/ck"]
+        let supervisor = try BackgroundProcess(distrain, ["supervise", "--"] + job)
+        var jobPID: Int32 = 0
+        for _ in 0..<200 where jobPID == 0 {
+            jobPID = Int32((try? String(contentsOfFile: pidFile, encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertGreaterThan(jobPID, 0, supervisor.standardError)
+        kill(supervisor.process.processIdentifier, SIGKILL)
+        XCTAssertTrue(supervisor.waitForExit(seconds: 10))
+        var alive = true
+        for _ in 0..<100 where alive {
+            alive = kill(jobPID, 0) == 0 && !isZombie(jobPID)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertFalse(alive, "the job got SIGTERM when its supervisor died")
+        if alive { kill(jobPID, SIGKILL) }
+    }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
     }
 
     /// The job (a stand-in for mpirun that records its hostfile and -n) runs on the hosts the probe finds up.
