@@ -88,7 +88,16 @@ enum WebPage {
       if (!r.ok) return fail(await problem(r) + " (enter the API key and reload)");
       models = (await r.json()).data;
       for (const m of models) { const o = document.createElement("option"); o.value = o.textContent = m.id; $("model").appendChild(o); }
+      // A shareable link: /?model=NAME&prompt=TEXT[&max_tokens=N&temperature=T] opens on that model and generates.
+      const query = new URLSearchParams(location.search);
+      if (query.get("model") && models.some(m => m.id === query.get("model"))) $("model").value = query.get("model");
       if (models.length) choose();
+      if (query.get("prompt") !== null && current().distrain.task === "language-model") {
+        $("prompt").value = query.get("prompt");
+        if (query.get("max_tokens")) $("max").value = query.get("max_tokens");
+        if (query.get("temperature")) $("temp").value = query.get("temperature");
+        $("go").onclick();
+      }
     });
     </script></body></html>
     """
