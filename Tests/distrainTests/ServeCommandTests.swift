@@ -103,6 +103,29 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(models?.first?["id"] as? String, "digits")
     }
 
+    func testAnInt8CheckpointServesWhatPredictGives() throws {
+        let quantized = try runProcess(distrain, ["quantize", "--checkpoint", Self.classifier, Self.root + "/images",
+                                                  "--out", Self.root + "/int8", "--threads", "1"], timeout: 120)
+        XCTAssertEqual(quantized.exitCode, 0, quantized.standardError)
+        let pixels: [UInt8] = (0..<784).map { (index: Int) -> UInt8 in UInt8((index * 3 + (index / 28) * 11) % 256) }
+        let image = Self.root + "/int8.png"
+        writeBytes(pngFile(width: 28, height: 28, channels: 1, pixels: pixels), to: image)
+        let predicted = try runProcess(distrain, ["predict", "--checkpoint", Self.root + "/int8", image, "--top-k", "10",
+                                                  "--out", Self.root + "/int8.jsonl"], timeout: 60)
+        XCTAssertEqual(predicted.exitCode, 0, predicted.standardError)
+        let line = try String(contentsOfFile: Self.root + "/int8.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        let expected = Self.classProbabilities(try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])
+        let (server, port) = try startServer(["--checkpoint", "q=" + Self.root + "/int8"])
+        defer { stop(server) }
+        let answer = httpRequest(port: port, "POST", "/v1/models/q/predict?top_k=10", body: pngFile(width: 28, height: 28,
+                                 channels: 1, pixels: pixels), headers: ["Content-Type": "image/png"])
+        let served = Self.classProbabilities(((answer?.json?["predictions"] as? [[String: Any]])?.first) ?? [:])
+        XCTAssertEqual(served.count, 10, answer?.text ?? "")
+        for (name, probability) in expected { XCTAssertEqual(served[name] ?? -1, probability, accuracy: 1e-5, name) }
+        let model = httpRequest(port: port, "GET", "/v1/models/q")?.json?["distrain"] as? [String: Any]
+        XCTAssertEqual(model?["quantized"] as? Bool, true)
+    }
+
     func testTestTimeFlipsEqualDistrainPredictsToo() throws {
         let pixels: [UInt8] = (0..<784).map { (index: Int) -> UInt8 in UInt8((index * 5 + (index % 28) * 9) % 256) }
         let image = Self.root + "/flip.png"
