@@ -119,3 +119,16 @@ void distrain_dropout_forward(uint64_t state[4], float keep, float scale, const 
     }
     state[0] = s0, state[1] = s1, state[2] = s2, state[3] = s3;
 }
+
+void distrain_f32_to_bf16(const float *restrict src, size_t rows, size_t cols, size_t ld, uint16_t *restrict dst) {
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *row = (const uint32_t *)(src + r * ld);
+        uint16_t *out = dst + r * cols;
+        for (size_t c = 0; c < cols; c++) {
+            uint32_t bits = row[c];
+            uint32_t rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
+            uint16_t nan = (uint16_t)((bits >> 16) | 0x40u);
+            out[c] = ((bits & 0x7FFFFFFFu) > 0x7F800000u) ? nan : (uint16_t)(rounded >> 16);
+        }
+    }
+}

@@ -45,8 +45,14 @@ public func gemm(
     // Marked so the allocation counter can tell the library's allocations from distrain's own.
     distrain_enter_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue))
     defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_BLAS.rawValue)) }
+    // OpenMP's thread count is per calling thread, and in-process ranks each call from their own.
+    if BLAS.precision == .bf16 {
+        // Every product, whatever its size: which GEMMs round their operands must not depend on a rank's share.
+        omp_set_num_threads(kernelThreads)
+        return bf16Gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+                        c: c, ldc: ldc)
+    }
     if m * n * k >= oneDNNMinimumMultiplyAdds && min(m, n, k) >= oneDNNMinimumSide {
-        // OpenMP's thread count is per calling thread, and in-process ranks each call from their own.
         omp_set_num_threads(kernelThreads)
         let status = dnnl_sgemm(transA.character, transB.character, dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k),
                                 alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))
@@ -124,7 +130,9 @@ public enum BLAS {
     }
 
     /// One line naming the library and kernels, for logs.
-    public static var summary: String { "\(configuration) (core \(coreName))" }
+    public static var summary: String {
+        "\(configuration) (core \(coreName))" + (precision == .bf16 ? "; large GEMMs in bf16 with fp32 accumulation" : "")
+    }
 }
 
 extension String {

@@ -70,7 +70,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Shard over ranks as training's --shard (optimizer: ZeRO-1).")
     var shard: ShardingStage?
 
+    @Option(help: "GEMM arithmetic as training's --precision: fp32, or bf16 (where the CPU has bf16 dot products).")
+    var precision: MatmulPrecision = .fp32
+
     func validate() throws {
+        try requireSupported(precision)
         if let batchSize, batchSize < 1 || batchSize > 65_536 {
             throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)")
         }
@@ -103,6 +107,7 @@ struct BenchCommand: ParsableCommand {
         let communicator = try makeCommunicator()
         let threads = threadsPerRank(requested: self.threads, communicator: communicator).threads
         setKernelThreads(threads)
+        BLAS.precision = precision
         if !inference.isEmpty { return try runInference(communicator: communicator, threads: threads) }
         if generation.generate {
             do { return try generation.run(model: model, repetitions: repetitions, threads: threads, json: json) } catch {

@@ -41,7 +41,8 @@ struct LRFindCommand: ParsableCommand {
     }
 
     func run() throws {
-        let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout)
+        let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
+                                          precision: options.precision)
         try session.run {
             let trainer = try makeTrainer(session)
             let configuration = trainer.configuration

@@ -35,7 +35,7 @@ func runTraining(on dataset: RegisteredDataset, options: TrainOptions) throws {
         try refuseOutputInsideData(options.checkpointDirectory, data: dataset.name)
     }
     let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
-                                      localRanks: options.localRanks)
+                                      localRanks: options.localRanks, precision: options.precision)
     // First: a bad checkpoint folder or a second job on it is refused before anything is loaded.
     let lock = try session.lockOnCoordinator(options.checkpointDirectory)
     defer { withExtendedLifetime(lock) {} }

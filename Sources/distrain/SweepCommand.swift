@@ -93,7 +93,7 @@ struct SweepCommand: ParsableCommand {
         let (dataset, planned) = try plannedTrials()
         let first = planned[0].options
         let session = try TrainingSession(threads: first.resources.threads, collectiveTimeout: first.collectiveTimeout,
-                                          localRanks: first.localRanks)
+                                          localRanks: first.localRanks, precision: first.precision)
         let lock = try session.lockOnCoordinator(out)
         defer { withExtendedLifetime(lock) {} }
         let start = Date()

@@ -52,7 +52,7 @@ func isTokenShardFolder(_ path: String) -> Bool {
 func runTokenTraining(directory source: String, options: TrainOptions, tokens: TokenDataOptions) throws {
     if tokens.tokenizer != nil { try refuseOutputInsideData(options.checkpointDirectory, data: source) }  // a corpus folder
     let session = try TrainingSession(threads: options.resources.threads, collectiveTimeout: options.collectiveTimeout,
-                                      localRanks: options.localRanks)
+                                      localRanks: options.localRanks, precision: options.precision)
     let lock = try session.lockOnCoordinator(options.checkpointDirectory)
     defer { withExtendedLifetime(lock) {} }
     try session.run {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Collectives
 import DistrainKit
 import Foundation
+import Tensors
 import Training
 
 extension RunPlan {
@@ -24,7 +25,8 @@ extension RunPlan {
 
 extension TrainingSession {
     /// The session of this process's job: MPI under mpirun, else local (with `localRanks` as threads).
-    convenience init(threads: Int?, collectiveTimeout: Double, localRanks: Int = 1) throws {
+    convenience init(threads: Int?, collectiveTimeout: Double, localRanks: Int = 1, precision: MatmulPrecision = .fp32) throws {
+        BLAS.precision = precision  // process-wide, as the BLAS threads
         let communicator = try makeCommunicator()
         do {
             try self.init(communicator: communicator, threads: threads, collectiveTimeout: collectiveTimeout,

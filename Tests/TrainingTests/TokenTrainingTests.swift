@@ -1,3 +1,4 @@
+import Tensors
 import XCTest
 import Collectives
 import Datasets
@@ -164,6 +165,24 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(three.parameters, one.parameters, relative: 1e-5, "parameters, 3 ranks")
         XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
         XCTAssertLessThan(one.result.meanLoss, log(300) - 1, "it learns")
+    }
+
+    /// `--precision bf16`: every GEMM's operands rounded to bf16, sums in fp32. Three ranks and one agree closely —
+    /// not to fp32's 1e-5: an fp32 last-bit difference between the two runs' gradient sums can flip a bf16 rounding
+    /// of a weight, and the flip is 2⁻⁹ of it — and the run learns as the fp32 one does.
+    func testBF16GEMMsTrainLikeFP32AndAgreeAcrossRanks() throws {
+        try XCTSkipUnless(BLAS.supportsBF16, "this CPU has no bf16 dot products; the CLI refuses --precision bf16 here")
+        let fp32 = try train(world: 1, epochs: 6, spec: transformer)
+        BLAS.precision = .bf16
+        defer { BLAS.precision = .fp32 }
+        let one = try train(world: 1, epochs: 6, spec: transformer)
+        let three = try train(world: 3, epochs: 6, spec: transformer)
+        XCTAssertNotEqual(one.parameters, fp32.parameters, "bf16 really computed")
+        let difference = maximumRelativeDifference(three.parameters, one.parameters)
+        print("bf16, 3 ranks against 1: max |Δ| / max |w| = \(difference)")
+        XCTAssertLessThan(difference, 1e-3, "parameters, 3 ranks against 1, both bf16")
+        XCTAssertEqual(one.result.meanLoss, fp32.result.meanLoss, accuracy: 0.01 * fp32.result.meanLoss, "loss as fp32's")
+        XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-3 * one.result.meanLoss)
     }
 
     /// 36 steps with dropout, the last batch of each epoch one window (two of three ranks hold none).

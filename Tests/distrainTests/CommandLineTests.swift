@@ -68,6 +68,22 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// `--precision bf16` trains where the CPU has bf16 dot products (its header says so) and is refused elsewhere.
+    func testBF16PrecisionTrainsWhereTheCPUHasItAndIsRefusedElsewhere() throws {
+        let directory = makeTemporaryDirectory("bf16")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        writeSyntheticIDXDataset(directory: directory, trainCount: 200, testCount: 40)
+        let outcome = try run(["fashion-mnist", "--epochs", "1", "--precision", "bf16", "--data-dir", directory, "--threads", "1",
+                               "--no-progress"], timeout: 120)
+        if BLAS.supportsBF16 {
+            XCTAssertEqual(outcome.exitCode, 0, outcome.standardError)
+            XCTAssertTrue(outcome.standardOutput.contains("large GEMMs in bf16 with fp32 accumulation"), outcome.standardOutput)
+        } else {
+            XCTAssertEqual(outcome.exitCode, 64)
+            XCTAssertTrue(outcome.standardError.contains("--precision bf16 needs a CPU with bf16 dot products"), outcome.standardError)
+        }
+    }
+
     /// --recipe fast expands into its flags; flags beside it — before or after — override them; --help
     /// lists the recipes; an unknown one is a usage error naming the choices.
     func testRecipesExpandAndFlagsBesideThemWin() throws {

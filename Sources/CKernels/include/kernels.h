@@ -44,3 +44,7 @@ void distrain_dropout_forward(uint64_t state[4], float keep, float scale, const 
                               float *restrict mask, size_t n);
 
 #endif
+
+// dst (rows × cols, contiguous) = src (rows × cols, leading dimension ld) rounded to bfloat16, nearest-even
+// (NaN stays NaN): the operands of a bf16 GEMM with fp32 accumulation.
+void distrain_f32_to_bf16(const float *restrict src, size_t rows, size_t cols, size_t ld, uint16_t *restrict dst);
