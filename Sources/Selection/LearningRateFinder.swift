@@ -48,7 +48,8 @@ public struct LearningRateFinder: Sendable {
     /// The suggested rate: where the smoothed loss falls fastest against log(rate), before its minimum
     /// (fastai's "steepest" point), and the rate of the minimum itself.
     public var suggestion: (steepest: Double, minimum: Double)? {
-        guard probes.count >= 10, let minimumIndex = probes.indices.min(by: { probes[$0].smoothedLoss < probes[$1].smoothedLoss }) else { return nil }
+        guard probes.count >= 10,
+              let minimumIndex = probes.indices.min(by: { probes[$0].smoothedLoss < probes[$1].smoothedLoss }) else { return nil }
         let first = probes.count / 10  // the average is still settling at first
         guard minimumIndex > first + 1 else {
             // Lowest near the start: 10× below it, but never below the range tested (`lowestNearStart` says so).

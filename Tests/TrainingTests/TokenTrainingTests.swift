@@ -192,7 +192,8 @@ final class TokenTrainingTests: XCTestCase {
         let three = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5)
         let unclipped = try train(world: 1, epochs: 6, spec: tiedGPT)
         XCTAssertNotEqual(one.parameters, unclipped.parameters, "clipping acted")
-        XCTAssertEqual(one.parameters.count, 300 * 16 + 8 * 16 + 2 * 16 + (4 * 16 * 16 + 4 * 16) + 2 * 16 + (16 * 64 + 64 + 64 * 16 + 16) + 2 * 16,
+        XCTAssertEqual(one.parameters.count, 300 * 16 + 8 * 16 + 2 * 16 + (4 * 16 * 16 + 4 * 16) + 2 * 16
+                           + (16 * 64 + 64 + 64 * 16 + 16) + 2 * 16,
                        "one table for the embedding and the head")
         assertClose(three.parameters, one.parameters, relative: 1e-5, "parameters, 3 ranks")
         XCTAssertEqual(three.result.meanLoss, one.result.meanLoss, accuracy: 1e-6 * one.result.meanLoss)
@@ -298,7 +299,9 @@ final class TokenTrainingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/sharded", shard: .optimizer, optimizer: .adamw)
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/replicated", optimizer: .adamw)
-        let files = try ["sharded", "replicated"].map { try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/optimizer.safetensors")) }
+        let files = try ["sharded", "replicated"].map {
+            try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/optimizer.safetensors"))
+        }
         XCTAssertEqual(files[0], files[1], "a sharded run's optimizer state is written whole, as the replicated run's")
         // AdamW, 3 ranks: sharded → replicated continues bitwise as the uninterrupted replicated run.
         let straightThree = try train(world: 3, epochs: 3, optimizer: .adamw)

@@ -99,10 +99,12 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(start["tta"] as? String, "flip", "the recipe's test-time flips")
         XCTAssertEqual(start["eval_every"] as? Int, 5)
         XCTAssertEqual(start["augment_padding"] as? Int, 0, "flips only")
-        let plain = try run(["fashion-mnist", "--epochs", "1", "--recipe", "fast", "--no-augment", "--data-dir", directory, "--threads", "1",
+        let plain = try run(["fashion-mnist", "--epochs", "1", "--recipe", "fast", "--no-augment", "--data-dir", directory,
+                             "--threads", "1",
                              "--no-progress", "--train-limit", "64", "--metrics", directory + "/plain.jsonl"])
         XCTAssertEqual(plain.exitCode, 0, plain.standardError)
-        XCTAssertEqual(try XCTUnwrap(try readMetrics(directory + "/plain.jsonl").first)["augment"] as? Bool, false, "--no-augment beside the recipe wins")
+        XCTAssertEqual(try XCTUnwrap(try readMetrics(directory + "/plain.jsonl").first)["augment"] as? Bool, false,
+                       "--no-augment beside the recipe wins")
         XCTAssertEqual(start["world_size"] as? Int, 2, "the recipe's two local ranks")
         XCTAssertEqual(start["optimizer"] as? String, "adamw")
         XCTAssertEqual(start["global_batch"] as? Int, 128)
@@ -111,7 +113,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(start["lr"] as! Double, 0.002, accuracy: 1e-9, "--lr after --recipe wins")
         XCTAssertTrue((start["command_line"] as? String ?? "").contains("--recipe fast"), "the metrics keep the command as typed")
         let help = try run(["fashion-mnist", "--help"])
-        XCTAssertTrue(help.standardOutput.contains("--recipe <recipe>") && help.standardOutput.contains("fast: --model cnn-bn"), help.standardOutput)
+        XCTAssertTrue(help.standardOutput.contains("--recipe <recipe>") && help.standardOutput.contains("fast: --model cnn-bn"),
+                      help.standardOutput)
         let unknown = try run(["fashion-mnist", "--recipe", "slow"])
         XCTAssertEqual(unknown.exitCode, 64)
         XCTAssertTrue(unknown.standardError.contains("Please provide one of 'fast'"), unknown.standardError)
@@ -237,7 +240,8 @@ final class CommandLineTests: XCTestCase {
         let confusion = events[3]["confusion_matrix"] as? [[Int]]
         XCTAssertEqual(confusion?.count, 10)
         XCTAssertEqual(confusion?.flatMap { $0 }.reduce(0, +), 100)
-        XCTAssertTrue(outcome.standardOutput.contains("Confusion matrix") || outcome.standardOutput.contains("confusion"), outcome.standardOutput)
+        XCTAssertTrue(outcome.standardOutput.contains("Confusion matrix") || outcome.standardOutput.contains("confusion"),
+                      outcome.standardOutput)
     }
 }
 
@@ -270,7 +274,8 @@ final class DownloadCommandTests: XCTestCase {
         XCTAssertTrue(wrong.standardError.contains("MD5 \(md5)"), wrong.standardError)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root), [])
 
-        let download = try runProcess(distrain, ["download", "cifar10", "--to", root, "--url", server.url("/c.tgz"), "--md5", md5], timeout: 60)
+        let download = try runProcess(distrain, ["download", "cifar10", "--to", root, "--url", server.url("/c.tgz"), "--md5", md5],
+                                      timeout: 60)
         XCTAssertEqual(download.exitCode, 0, download.standardError)
         XCTAssertTrue(download.standardOutput.contains("MD5 verified"), download.standardOutput)
         let train = try runProcess(distrain, ["cifar10", "--data-dir", root, "--epochs", "1", "--batch-size", "10"], timeout: 120)
