@@ -257,6 +257,14 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertTrue(message.contains(reason), "case \(index): \(message)")
             XCTAssertFalse(message.contains("\n"), "one line")
         }
+        // A chunked body with no declared length: refused as soon as it passes the limit, and the connection closed.
+        let chunked = try XCTUnwrap(TestConnection(port: port))
+        chunked.send(Array("POST \(predict) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+        let piece = Array("1000\r\n".utf8) + [UInt8](repeating: 32, count: 4096) + Array("\r\n".utf8)
+        for _ in 0..<4 { chunked.send(piece) }
+        let refused = parseResponse(chunked.receive())
+        XCTAssertEqual(refused?.status, 413, refused?.text ?? "no answer")
+        XCTAssertTrue(chunked.closedByPeer(within: 5), "reads no further: the connection is closed")
         let metrics = httpRequest(port: port, "GET", "/metrics")?.text ?? ""
         XCTAssertTrue(metrics.contains("distrain_http_requests_total{endpoint=\"/v1/models/{name}/predict\",status=\"422\"} 3"),
                       metrics)
