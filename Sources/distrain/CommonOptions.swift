@@ -66,7 +66,8 @@ struct DataLocationOptions: ParsableArguments {
     @Option(name: .customLong("image-size"), help: "Image folders: resize every image to HxW, bilinear (default: the size they share).")
     var imageSize: String?
 
-    @Flag(name: .customLong("skip-bad-files"), help: "Image folders: leave out files that do not decode, counting them, instead of stopping.")
+    @Flag(name: .customLong("skip-bad-files"),
+          help: "Image folders: leave out files that do not decode, counting them, instead of stopping.")
     var skipBadFiles = false
 
     @Option(help: "How to read DATASET when its name does not say: images (class folders), npz or npy (NumPy), csv.")
@@ -78,7 +79,8 @@ struct DataLocationOptions: ParsableArguments {
     @Option(help: "CSV tables: classification (the label column is a class) or regression (a number; mean squared error, RMSE/MAE/R²).")
     var task: LearningTask = .classification
 
-    @Option(name: .customLong("test-split"), help: "Image folders without test/, and CSV tables: this fraction of each class is the test set (fixed, not --seed).")
+    @Option(name: .customLong("test-split"), help: ArgumentHelp("Image folders without test/, and CSV tables: this fraction of "
+        + "each class is the test set (fixed, not --seed)."))
     var testSplit = 0.2
 
     func validate() throws {

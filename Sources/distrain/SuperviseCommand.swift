@@ -48,12 +48,18 @@ struct SuperviseCommand: ParsableCommand {
     func validate() throws {
         if maxRestarts < 0 { throw ValidationError("--max-restarts must be 0 or more, got \(maxRestarts)") }
         if giveUpAfter < 1 { throw ValidationError("--give-up-after must be at least 1, got \(giveUpAfter)") }
-        if job.isEmpty { throw ValidationError("give the job to supervise after --, e.g. -- mpirun -n 4 distrain fashion-mnist --checkpoint-dir runs/x") }
+        if job.isEmpty {
+            throw ValidationError("give the job to supervise after --, e.g. -- mpirun -n 4 distrain fashion-mnist "
+                + "--checkpoint-dir runs/x")
+        }
         if value(after: ["--checkpoint-dir"]) == nil {
             throw ValidationError("the job names no --checkpoint-dir; supervise restarts with --resume auto, which continues from it")
         }
-        if hostfile != nil && (value(after: ["--hostfile", "-hostfile", "--machinefile", "-machinefile"]) == nil || value(after: ["-n", "-np", "--n", "--np"]) == nil) {
-            throw ValidationError("with --hostfile, the job must be an mpirun with --hostfile and -n, which supervise rewrites for the hosts that answer")
+        let namesHosts = value(after: ["--hostfile", "-hostfile", "--machinefile", "-machinefile"]) != nil
+        let namesRanks = value(after: ["-n", "-np", "--n", "--np"]) != nil
+        if hostfile != nil && !(namesHosts && namesRanks) {
+            throw ValidationError("with --hostfile, the job must be an mpirun with --hostfile and -n, which supervise rewrites "
+                + "for the hosts that answer")
         }
     }
 
@@ -81,7 +87,9 @@ struct SuperviseCommand: ParsableCommand {
             }
             let after = CheckpointWriter.pointer("latest", in: checkpoints)
             let progress = after != nil && after != before
-            report("attempt \(restarts + 1) failed (exit \(status) after \(format(seconds, 1)) s); latest checkpoint: \(after ?? "none")\(progress ? " (written in this attempt)" : " (none written in this attempt)")")
+            let written = progress ? " (written in this attempt)" : " (none written in this attempt)"
+            report("attempt \(restarts + 1) failed (exit \(status) after \(format(seconds, 1)) s); latest checkpoint: "
+                + "\(after ?? "none")\(written)")
             if let signal = SupervisorSignals.received {
                 report("stopped by \(signal); not restarting")
                 throw ExitCode(status)
@@ -93,7 +101,9 @@ struct SuperviseCommand: ParsableCommand {
             }
             failuresWithoutProgress = progress ? 0 : failuresWithoutProgress + 1
             if failuresWithoutProgress >= giveUpAfter {
-                report("giving up: \(failuresWithoutProgress) attempt\(failuresWithoutProgress == 1 ? "" : "s") in a row failed without writing a checkpoint, so restarting cannot help (a failure at start-up, or one that recurs before the next checkpoint); see the job's output above")
+                let attempts = "\(failuresWithoutProgress) attempt\(failuresWithoutProgress == 1 ? "" : "s")"
+                report("giving up: \(attempts) in a row failed without writing a checkpoint, so restarting cannot help (a "
+                    + "failure at start-up, or one that recurs before the next checkpoint); see the job's output above")
                 throw ExitCode(status)
             }
             if restarts >= maxRestarts {
@@ -183,7 +193,8 @@ func parseHostfile(_ path: String) throws -> [(name: String, slots: Int)] {
     }
     var hosts: [(name: String, slots: Int)] = []
     for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+        let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+            .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
         if line.isEmpty { continue }
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
         var slots = 1
