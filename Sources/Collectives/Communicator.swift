@@ -59,9 +59,14 @@ public protocol Communicator: AnyObject {
     /// it. Allreduces move at most `bucketElements` floats per call.
     /// `wire`: the format of the sum between hosts (the shared-memory sum inside a host stays fp32).
     func makeSumArena(count: Int, bucketElements: Int, method: SumMethod, wire: WireFormat) throws -> SumArena
-    /// All-gather in place of an arena sharded in `ownedShard` slices: on entry each rank holds the true values of its
-    /// own slice; on return every rank holds every slice. Default: a sum of owners' values and zeros (exact).
-    func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws
+    /// All-gather in place of `range` of an arena sharded in `ownedShard` slices: on entry each rank holds the true
+    /// values of its own slice's part of the range; on return every rank holds all of the range. Default: a sum of
+    /// owners' values and zeros (exact).
+    func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws
+    /// Reduce-scatter in place of `range` of an arena sharded in `ownedShard` slices: on return this rank's own
+    /// slice's part of the range holds the sum over ranks; the rest of the range is left undefined (its owners have
+    /// it). Default: an allreduce of the range.
+    func reduceScatterShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws
     /// Copies `buffer` from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns when every rank has arrived.

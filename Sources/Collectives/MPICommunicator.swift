@@ -42,6 +42,8 @@ public final class MPICommunicator: Communicator {
         let environment = ProcessInfo.processInfo.environment
         localRank = environment["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init) ?? 0
         localSize = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
+        shardCounts = .allocate(capacity: size)
+        shardDisplacements = .allocate(capacity: size)
     }
 
     private func datatype(_ kind: ScalarKind) -> MPI_Datatype {
@@ -51,9 +53,6 @@ public final class MPICommunicator: Communicator {
         case .int64: return cmpi_int64()
         }
     }
-
-    /// `allGatherShards`' counts and displacements (Int32, per rank) for an arena of `count` values.
-    private var gatherLayout: (count: Int, counts: [Int32], displacements: [Int32]) = (0, [], [])
 
     public func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ operation: ReduceOperation) throws {
         if size == 1 || buffer.isEmpty { return }
@@ -72,22 +71,44 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    /// MPI_Allgatherv in place: each rank sends its slice once (half the traffic of the sum of zeros). The counts
-    /// and displacements are kept for the arena's size, so steady-state calls allocate nothing.
-    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws {
-        if size == 1 || values.isEmpty { return }
-        guard values.count < Int(Int32.max) else { return try allGatherShardsBySum(values) }
-        if gatherLayout.count != values.count {
-            let bounds = (0...size).map { Int32(values.count * $0 / size) }
-            gatherLayout = (values.count, (0..<size).map { bounds[$0 + 1] - bounds[$0] }, Array(bounds.dropLast()))
-        }
+    /// MPI_Allgatherv in place: each rank sends its part once (half the traffic of the sum of zeros).
+    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
+        if size == 1 || range.isEmpty { return }
+        guard range.count < Int(Int32.max) else { return try allGatherShardsBySum(values, range: range) }
+        layOutShards(range, of: values.count)
         distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
         defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue)) }
-        try gatherLayout.counts.withUnsafeBufferPointer { counts in
-            try gatherLayout.displacements.withUnsafeBufferPointer { displacements in
-                try checkMPI(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), values.baseAddress!, counts.baseAddress!,
-                                            displacements.baseAddress!, cmpi_float(), world), "MPI_Allgatherv")
-            }
+        try checkMPI(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), values.baseAddress! + range.lowerBound, shardCounts,
+                                    shardDisplacements, cmpi_float(), world), "MPI_Allgatherv")
+    }
+
+    /// MPI_Reduce_scatter in place: each rank receives only the sum of its own part.
+    public func reduceScatterShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
+        if size == 1 || range.isEmpty { return }
+        guard range.count < Int(Int32.max) else {
+            return try allreduce(UnsafeMutableBufferPointer(rebasing: values[range]), .sum)
+        }
+        layOutShards(range, of: values.count)
+        let start = values.baseAddress! + range.lowerBound
+        distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
+        defer { distrain_leave_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue)) }
+        try checkMPI(MPI_Reduce_scatter(cmpi_in_place(), start, shardCounts, cmpi_float(), cmpi_op_sum(), world),
+                     "MPI_Reduce_scatter")
+        // In place, this rank's sum lands at the start of the range (MPI-3 §5.10.1): move it to its own place.
+        let mine = Int(shardCounts[rank]), offset = Int(shardDisplacements[rank])
+        if mine > 0 && offset > 0 { memmove(start + offset, start, mine * MemoryLayout<Float>.stride) }
+    }
+
+    /// Per-rank counts and displacements of the sharded collectives, filled by every call (no allocation).
+    private let shardCounts: UnsafeMutablePointer<Int32>
+    private let shardDisplacements: UnsafeMutablePointer<Int32>
+
+    /// Rank r's part of `range` of an arena of `count` values is its `ownedShard` clamped to the range.
+    private func layOutShards(_ range: Range<Int>, of count: Int) {
+        for r in 0..<size {
+            let part = ((count * r / size)..<(count * (r + 1) / size)).clamped(to: range)
+            shardCounts[r] = Int32(part.count)
+            shardDisplacements[r] = Int32(part.isEmpty ? 0 : part.lowerBound - range.lowerBound)
         }
     }
 

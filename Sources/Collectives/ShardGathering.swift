@@ -4,21 +4,41 @@ extension Communicator {
     /// The slice of an arena of `count` values this rank owns: [count·rank/size, count·(rank+1)/size).
     public func ownedShard(of count: Int) -> Range<Int> { (count * rank / size)..<(count * (rank + 1) / size) }
 
+    /// All-gather of a whole arena, in ranges of at most 2^28 values (MPI counts are 32-bit).
     public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>) throws {
-        try allGatherShardsBySum(values)
-    }
-
-    /// All-gather in place: on entry each rank holds the true values of its own slice; on return every rank holds
-    /// every slice. A sum over ranks of each owner's values and everyone else's zeros — exact (x + 0 = x), and
-    /// built on `allreduce` so it works on every communicator — in pieces of at most `chunk` values.
-    public func allGatherShardsBySum(_ values: UnsafeMutableBufferPointer<Float>, chunk: Int = 1 << 22) throws {
-        guard size > 1 else { return }
-        let owned = ownedShard(of: values.count)
-        if owned.lowerBound > 0 { values.extracting(0..<owned.lowerBound).update(repeating: 0) }
-        if owned.upperBound < values.count { values.extracting(owned.upperBound..<values.count).update(repeating: 0) }
         var start = 0
         while start < values.count {
-            let end = min(start + chunk, values.count)
+            let end = min(start + (1 << 28), values.count)
+            try allGatherShards(values, range: start..<end)
+            start = end
+        }
+    }
+
+    public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
+        try allGatherShardsBySum(values, range: range)
+    }
+
+    public func reduceScatterShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
+        try allreduceInPieces(values, range: range)
+    }
+
+    /// All-gather in place of `range`: a sum over ranks of each owner's values and everyone else's zeros — exact
+    /// (x + 0 = x), and built on `allreduce` so it works on every communicator — in pieces of at most `chunk` values.
+    public func allGatherShardsBySum(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>, chunk: Int = 1 << 22) throws {
+        guard size > 1, !range.isEmpty else { return }
+        let owned = ownedShard(of: values.count).clamped(to: range)
+        let kept = owned.isEmpty ? range.lowerBound..<range.lowerBound : owned
+        values.extracting(range.lowerBound..<kept.lowerBound).update(repeating: 0)
+        values.extracting(kept.upperBound..<range.upperBound).update(repeating: 0)
+        try allreduceInPieces(values, range: range, chunk: chunk)
+    }
+
+    /// `values[range]` summed over ranks in place, in pieces of at most `chunk` values.
+    func allreduceInPieces(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>, chunk: Int = 1 << 22) throws {
+        guard size > 1 else { return }
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let end = min(start + chunk, range.upperBound)
             try allreduce(values.extracting(start..<end), .sum)
             start = end
         }

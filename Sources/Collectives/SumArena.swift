@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How gradients may travel between ranks (`--gradient-sum`).
 public enum SumMethod: String, CaseIterable, Sendable {
@@ -54,8 +57,9 @@ extension SumArena {
 /// `bucketElements`, then checked for finiteness (one read-only pass).
 public final class AllreduceSumArena: SumArena {
     public let buffer: UnsafeMutableBufferPointer<Float>
-    /// The allocation behind `buffer` (at least one float, so that an empty arena has an address).
-    private let storage: UnsafeMutableBufferPointer<Float>
+    /// The allocation behind `buffer` (at least one float, so that an empty arena has an address): zeroed pages
+    /// from calloc, which cost no memory until written (a sharded rank writes little of them).
+    private let storage: UnsafeMutablePointer<Float>
     let communicator: Communicator
     let bucketElements: Int
     /// Why the shared-memory arena could not be used, for `summary` (nil when it was not tried).
@@ -66,12 +70,12 @@ public final class AllreduceSumArena: SumArena {
         self.communicator = communicator
         self.bucketElements = bucketElements
         self.fallbackReason = fallbackReason
-        storage = .allocate(capacity: max(count, 1))
-        storage.initialize(repeating: 0)
-        buffer = UnsafeMutableBufferPointer(rebasing: storage[0..<count])
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else { fatalError("out of memory: \(count) floats") }
+        storage = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        buffer = UnsafeMutableBufferPointer(start: storage, count: count)
     }
 
-    deinit { storage.deallocate() }
+    deinit { free(storage) }
 
     public var summary: String {
         communicator.size == 1 ? "local" : fallbackReason.map { "allreduce (\($0))" } ?? "allreduce"

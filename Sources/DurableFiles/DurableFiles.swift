@@ -147,3 +147,24 @@ private func folder(of path: String) -> String {
     let parent = (path as NSString).deletingLastPathComponent
     return parent.isEmpty ? "." : parent
 }
+
+/// Writes pieces of bytes into the existing file at `path` at their offsets (`fill` calls the function it is given
+/// with each piece and its offset), then fsyncs it: one rank's part of a file that several ranks fill in parallel
+/// (a sharded checkpoint), inside a folder that is renamed into place whole.
+public func writeParts(to path: String, _ fill: ((UnsafeRawBufferPointer, Int) throws -> Void) throws -> Void) throws {
+    let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(descriptor) }
+    try fill { bytes, offset in
+        var written = 0
+        while written < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw FileWriteError(path: path, reason: String(cString: strerror(errno)))
+            }
+            written += result
+        }
+    }
+    guard fsync(descriptor) == 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
+}

@@ -49,10 +49,15 @@ public final class Sequential {
             cursor += slicesByLayer.last!.count
         }
         self.slicesByLayer = slicesByLayer
-        gradientRanges = slicesByLayer.map { slices in
+        let ownRanges = slicesByLayer.map { slices in
             (slices.first?.offset ?? 0)..<(slices.last.map { $0.offset + $0.count } ?? 0)
         }
-        Self.bindTiedParameters(layers, store: parameters, ownSlices: slicesByLayer)
+        gradientRanges = ownRanges
+        let tied = Self.bindTiedParameters(layers, store: parameters, ownSlices: slicesByLayer)
+        rangesUsed = layers.indices.map { index in
+            (ownRanges[index].isEmpty ? [] : [ownRanges[index]]) + tied[index].map { $0.offset..<($0.offset + $0.count) }
+        }
+        isSynchronized = layers.map(\.synchronizesOverRanks)
         // A tied layer has parameters: backward must run it, and the layers before it must pass gradients back.
         let hasParameters = layers.map { !$0.parameterSpecs.isEmpty || !$0.tiedParameters.isEmpty }
         var seenParameters = false
@@ -69,7 +74,10 @@ public final class Sequential {
     /// Hands each tied layer the slices of the earlier layers' parameters it names, and records the names it
     /// exports them under as aliases in the store. A tie to a later layer would add to gradients whose sum may
     /// already have started (`--overlap`), so only earlier layers' parameters can be tied.
-    private static func bindTiedParameters(_ layers: [Layer], store: ParameterStore, ownSlices: [[ParameterSlice]]) {
+    /// Returns each layer's tied slices.
+    private static func bindTiedParameters(_ layers: [Layer], store: ParameterStore,
+                                           ownSlices: [[ParameterSlice]]) -> [[ParameterSlice]] {
+        var tied = [[ParameterSlice]](repeating: [], count: layers.count)
         for (index, layer) in layers.enumerated() where !layer.tiedParameters.isEmpty {
             let earlier = ownSlices[..<index].joined()
             let slices = layer.tiedParameters.map { tie in
@@ -80,7 +88,9 @@ public final class Sequential {
                 return slice
             }
             layer.bindTied(slices)
+            tied[index] = slices
         }
+        return tied
     }
 
     /// Each layer's slices of the store, in its `parameterSpecs` order, and of its buffers.
@@ -113,6 +123,16 @@ public final class Sequential {
 
     /// Each layer's parameters (and gradients) as one range of the store, input to output (empty if none).
     public var parameterRanges: [Range<Int>] { gradientRanges }
+
+    /// The parameter ranges each layer reads: its own, then those it is tied to (what `--shard parameters` gathers).
+    public let rangesUsed: [[Range<Int>]]
+    /// Whether each layer reduces over ranks in training passes (BatchNorm).
+    private let isSynchronized: [Bool]
+
+    /// Told before and after every layer's forward and backward when set (sharded training gathers a layer's
+    /// parameters and scatters its gradients there). Every rank then runs every layer's hooks in the same order,
+    /// also on an empty share, so the collectives they make line up.
+    public var passObserver: LayerPassObserver?
 
     /// Whether each layer has parameters (decided once: `parameterSpecs` builds arrays and strings).
     private let hasParameters: [Bool]
@@ -190,6 +210,7 @@ public final class Sequential {
     @discardableResult
     public func forward(batch: Int, context: ForwardContext) -> UnsafeMutablePointer<Float> {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        if let passObserver { return observedForward(batch: batch, context: context, passObserver) }
         if batch == 0 {  // an empty share: only the layers that reduce over ranks take part
             for index in synchronizedLayers {
                 layers[index].forward(activations[index], activations[index + 1], batch: 0, context: context)
@@ -214,6 +235,7 @@ public final class Sequential {
     @discardableResult
     public func backward(batch: Int, checkingFiniteness: Bool = false) -> Bool {
         precondition(batch <= batchCapacity, "batch \(batch) exceeds the reserved capacity \(batchCapacity)")
+        if let passObserver { return observedBackward(batch: batch, checkingFiniteness: checkingFiniteness, passObserver) }
         if batch == 0 {
             var index = synchronizedLayers.count
             while index > 0 {
@@ -244,6 +266,43 @@ public final class Sequential {
         return finite
     }
 
+    /// `forward` with the observer told around every layer, on every rank alike (an empty share runs only the
+    /// layers that reduce over ranks, but every hook).
+    private func observedForward(batch: Int, context: ForwardContext, _ observer: LayerPassObserver) -> UnsafeMutablePointer<Float> {
+        for index in 0..<layers.count {
+            observer.willRun(index, backward: false)
+            let layer = layers[index]
+            if !layer.aliasesInput && (batch > 0 || isSynchronized[index]) {
+                layer.forward(activations[index], activations[index + 1], batch: batch, context: context)
+            }
+            observer.didRun(index, backward: false)
+        }
+        return output
+    }
+
+    /// `backward` with the observer told around every layer it reaches, on every rank alike.
+    private func observedBackward(batch: Int, checkingFiniteness: Bool, _ observer: LayerPassObserver) -> Bool {
+        var finite = true
+        var index = layers.count
+        while index > 0 {
+            index -= 1
+            let layer = layers[index]
+            if !hasParameters[index] && !needsInputGradient[index] { break }
+            observer.willRun(index, backward: true)
+            if !layer.aliasesInput && (batch > 0 || isSynchronized[index]) {
+                layer.backward(input: activations[index], output: activations[index + 1],
+                               dOutput: activationGradients[index + 1],
+                               dInput: needsInputGradient[index] || batch == 0 ? activationGradients[index] : nil, batch: batch)
+                if batch > 0 && checkingFiniteness && hasParameters[index] {
+                    let range = gradientRanges[index]
+                    finite = finite && allFinite(parameters.gradients.baseAddress! + range.lowerBound, count: range.count)
+                }
+            }
+            observer.didRun(index, backward: true)
+        }
+        return finite
+    }
+
     /// Floating-point operations of one training sample: forward, the weight gradients, and the input
     /// gradients the backward pass actually computes (none for the input layer), 2 per multiply-add.
     public var trainingFlopsPerSample: Int {
@@ -269,4 +328,10 @@ public final class Sequential {
         lines.append("\(parameters.count) parameters")
         return lines.joined(separator: "\n")
     }
+}
+
+/// What `Sequential.passObserver` is told: layer `index` is about to run, or has run, its forward or backward pass.
+public protocol LayerPassObserver: AnyObject {
+    func willRun(_ index: Int, backward: Bool)
+    func didRun(_ index: Int, backward: Bool)
 }

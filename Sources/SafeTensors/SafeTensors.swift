@@ -54,29 +54,40 @@ public struct TensorToWrite {
 public enum SafeTensors {
     /// Encodes tensors, laid out in the given order, with string metadata.
     public static func encode(_ tensors: [TensorToWrite], metadata: [String: String]) -> [UInt8] {
-        var header: [(String, Any)] = []
-        var offset = 0
-        for tensor in tensors {
-            let bytes = tensor.bytes.count
-            let fields: [String: Any] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
-                                         "data_offsets": [offset, offset + bytes]]
-            header.append((tensor.name, fields))
-            offset += bytes
-        }
-        var object: [String: Any] = Dictionary(uniqueKeysWithValues: header)
-        if !metadata.isEmpty { object["__metadata__"] = metadata }
-        var json = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        // Pad the header with spaces so the data starts 8-byte aligned (as the reference writer does).
-        while json.count % 8 != 0 { json.append(0x20) }
+        let layout = header(tensors.map { ($0.name, $0.shape, $0.dtype) }, metadata: metadata)
         var out = [UInt8]()
-        out.reserveCapacity(8 + json.count + offset)
-        var length = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &length) { out += $0 }
-        out += json
+        out.reserveCapacity(layout.header.count + layout.dataBytes)
+        out += layout.header
         for tensor in tensors {
             out += tensor.bytes  // x86-64 and arm64 are little-endian, as the format
         }
         return out
+    }
+
+    /// The bytes before the data of a file holding `tensors` (name, shape, dtype) laid out in the given order — the
+    /// length, the JSON header padded to 8-byte alignment as the reference writer does — and the data's size. Tensor
+    /// k's data then starts at header.count + the sizes of the tensors before it: ranks can write their parts of a
+    /// file in parallel.
+    public static func header(_ tensors: [(name: String, shape: [Int], dtype: TensorDType)],
+                              metadata: [String: String]) -> (header: [UInt8], dataBytes: Int) {
+        var entries: [(String, Any)] = []
+        var offset = 0
+        for tensor in tensors {
+            let bytes = tensor.shape.reduce(1, *) * tensor.dtype.size
+            let fields: [String: Any] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
+                                         "data_offsets": [offset, offset + bytes]]
+            entries.append((tensor.name, fields))
+            offset += bytes
+        }
+        var object: [String: Any] = Dictionary(uniqueKeysWithValues: entries)
+        if !metadata.isEmpty { object["__metadata__"] = metadata }
+        var json = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = [UInt8]()
+        var length = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &length) { out += $0 }
+        out += json
+        return (out, offset)
     }
 
     /// Parses and validates a whole file's bytes; no allocation beyond the header's own size.

@@ -121,10 +121,9 @@ public final class ParameterStore {
         }
         self.slices = slices
         self.count = offset
-        values = .allocate(capacity: max(offset, 1))
-        gradients = .allocate(capacity: max(offset, 1))
-        values.initialize(repeating: 0)
-        gradients.initialize(repeating: 0)
+        // Zeroed pages that cost nothing until written: sharded training keeps most of them out of memory.
+        values = allocateZeroedPages(offset)
+        gradients = allocateZeroedPages(offset)
         initializers = specs.map(\.initializer)
     }
 
@@ -132,19 +131,19 @@ public final class ParameterStore {
 
     deinit {
         buffers.deallocate()
-        values.deallocate()
-        if gradientOwner == nil { gradients.deallocate() }
+        free(values.baseAddress)
+        if gradientOwner == nil { free(gradients.baseAddress) }
     }
 
-    /// Moves the gradients into `storage` (`count` floats, kept alive by `owner`), where they stay: the
-    /// arena the gradient sum over ranks works in, so backward writes straight into it.
+    /// Moves the gradients into `storage` (`count` zeroed floats, kept alive by `owner`), where they stay: the
+    /// arena the gradient sum over ranks works in, so backward writes straight into it. Nothing is copied: every
+    /// training step zeroes the gradients before its backward, and an untouched arena costs no memory.
     ///
     /// Package-internal: only `Sequential.moveGradients` calls it, and it binds every layer again right
     /// after, so a layer that keeps pointers from `bind` never writes into the freed buffer.
     package func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
         precondition(storage.count == count, "gradient storage holds \(storage.count) floats, the model has \(count)")
-        if count > 0 { storage.baseAddress!.update(from: gradients.baseAddress!, count: count) }
-        if gradientOwner == nil { gradients.deallocate() }
+        if gradientOwner == nil { free(gradients.baseAddress) }
         gradients = storage
         gradientOwner = owner
     }
@@ -183,6 +182,12 @@ public final class ParameterStore {
     /// Sets every gradient to zero.
     public func zeroGradients() {
         gradients.update(repeating: 0)
+    }
+
+    /// Sets the gradients in `range` to zero (a sharded rank's own slice: the rest is kept zero by the sum).
+    public func zeroGradients(in range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        (gradients.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count)
     }
 
     /// The slice with this name, if any.

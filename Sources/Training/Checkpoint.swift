@@ -239,41 +239,67 @@ public struct CheckpointWriter {
     public func write(state: CheckpointState, store: ParameterStore, optimizer: Optimizer, model: ModelDescription,
                       dataMetadata: [String: String],
                       optimizerState: [(name: String, values: UnsafeMutableBufferPointer<Float>)]? = nil) throws -> String {
+        let name = Self.name(step: state.globalStep)
+        let (temporary, final) = try makeTemporaryFolder(name)
+        do {
+            try writeDurably(modelFileBytes(store: store, model: model, dataMetadata: dataMetadata, dataset: state.configuration.dataset),
+                             to: "\(temporary)/\(CheckpointFile.model)")
+            try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer, state: optimizerState ?? optimizer.stateBuffers),
+                             to: "\(temporary)/\(CheckpointFile.optimizer)")
+            try writeState(state, into: temporary)
+            try moveIntoPlace(temporary, final)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            if error is CheckpointError { throw error }
+            throw CheckpointError.cannotWrite(path: final, reason: "\(error)")
+        }
+        try updatePointers(name: name, state: state)
+        return final
+    }
+
+    /// An empty `.tmp-NAME-PID` folder in the checkpoint directory (created if need be), and the checkpoint's path.
+    func makeTemporaryFolder(_ name: String) throws -> (temporary: String, final: String) {
         let root = settings.directory
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         } catch {
             throw CheckpointError.cannotWrite(path: root, reason: "cannot create the directory")
         }
-        let name = Self.name(step: state.globalStep)
         let final = "\(root)/\(name)", temporary = "\(root)/.tmp-\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: temporary)
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-            try writeDurably(modelFileBytes(store: store, model: model, dataMetadata: dataMetadata, dataset: state.configuration.dataset),
-                             to: "\(temporary)/\(CheckpointFile.model)")
-            try writeDurably(optimizerFileBytes(store: store, optimizer: optimizer, state: optimizerState ?? optimizer.stateBuffers),
-                             to: "\(temporary)/\(CheckpointFile.optimizer)")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try writeDurably(Array(try encoder.encode(state)), to: "\(temporary)/\(CheckpointFile.state)")
-            syncDirectory(temporary)
-            if pathExists(final) { try FileManager.default.removeItem(atPath: final) }
-            guard rename(temporary, final) == 0 else {
-                throw CheckpointError.cannotWrite(path: final, reason: String(cString: strerror(errno)))
-            }
-            syncDirectory(root)
         } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            if error is CheckpointError { throw error }
-            throw CheckpointError.cannotWrite(path: final, reason: "\(error)")
+            throw CheckpointError.cannotWrite(path: temporary, reason: "\(error)")
         }
+        return (temporary, final)
+    }
+
+    /// state.json, durably, into a checkpoint's temporary folder.
+    func writeState(_ state: CheckpointState, into temporary: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeDurably(Array(try encoder.encode(state)), to: "\(temporary)/\(CheckpointFile.state)")
+    }
+
+    /// Renames a complete temporary folder to its checkpoint's name, durably.
+    func moveIntoPlace(_ temporary: String, _ final: String) throws {
+        syncDirectory(temporary)
+        if pathExists(final) { try FileManager.default.removeItem(atPath: final) }
+        guard rename(temporary, final) == 0 else {
+            throw CheckpointError.cannotWrite(path: final, reason: String(cString: strerror(errno)))
+        }
+        syncDirectory(settings.directory)
+    }
+
+    /// After a checkpoint is in place: `best` (when it scores better), `latest`, and the older ones pruned.
+    func updatePointers(name: String, state: CheckpointState) throws {
+        let root = settings.directory
         if let score = state.selectionScore ?? state.testAccuracy, score > bestScore() ?? -.infinity {
             try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/best")
         }
         try writeFileAtomically(Array((name + "\n").utf8), to: "\(root)/latest")
         prune()
-        return final
     }
 
     /// The selection score (or, for older checkpoints, the test accuracy) of the checkpoint `best` names.
@@ -361,6 +387,11 @@ public struct CheckpointWriter {
         let tensors = store.namedTensors.map { TensorToWrite(name: $0.slice.name, shape: $0.slice.shape,
             values: UnsafeBufferPointer($0.values)) }
             + store.aliasTensors.map { TensorToWrite(name: $0.name, shape: $0.slice.shape, values: UnsafeBufferPointer($0.values)) }
+        return SafeTensors.encode(tensors, metadata: modelMetadata(model: model, dataMetadata: dataMetadata, dataset: dataset))
+    }
+
+    /// model.safetensors' `__metadata__`.
+    func modelMetadata(model: ModelDescription, dataMetadata: [String: String], dataset: String) -> [String: String] {
         var metadata: [String: String] = [
             "format": "pt",
             "model": model.label,
@@ -371,7 +402,7 @@ public struct CheckpointWriter {
         metadata.merge(dataMetadata) { own, _ in own }
         metadata.merge(model.extraMetadata) { own, _ in own }
         if let spec = model.spec { metadata["spec"] = spec }
-        return SafeTensors.encode(tensors, metadata: metadata)
+        return metadata
     }
 
     private func optimizerFileBytes(store: ParameterStore, optimizer: Optimizer,
@@ -384,7 +415,12 @@ public struct CheckpointWriter {
                                                  buffer.values.extracting(slice.offset..<(slice.offset + slice.count)))))
             }
         }
-        return SafeTensors.encode(tensors, metadata: ["optimizer": optimizer.name, "step_count": String(optimizer.stepCount)])
+        return SafeTensors.encode(tensors, metadata: Self.optimizerMetadata(optimizer))
+    }
+
+    /// optimizer.safetensors' `__metadata__`.
+    static func optimizerMetadata(_ optimizer: Optimizer) -> [String: String] {
+        ["optimizer": optimizer.name, "step_count": String(optimizer.stepCount)]
     }
 }
 

@@ -288,8 +288,13 @@ extension TrainingConfiguration {
     }
 }
 
-/// What `--shard` splits over ranks (ZeRO's stages): `optimizer` — each rank keeps the optimizer state of its slice of
-/// the parameters, updates that slice, and the slices are all-gathered (stage 1).
+/// What `--shard` splits over ranks (ZeRO's stages). Each rank owns one contiguous slice of the parameter arena,
+/// keeps the optimizer state of that slice and updates it.
 public enum ShardingStage: String, Codable, Sendable, CaseIterable {
+    /// Stage 1: the updated slices are all-gathered after the step; gradients are summed whole.
     case optimizer
+    /// Stage 2: also the gradients — reduce-scattered layer by layer during backward, each rank keeping its slice.
+    case gradients
+    /// Stage 3: also the parameters — each layer's gathered just before its forward and backward, released after.
+    case parameters
 }

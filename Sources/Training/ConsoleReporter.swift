@@ -31,7 +31,9 @@ public final class ConsoleReporter: TrainingReporter {
             + "gradients: \(r.gradientSum))"
         let micro = r.microBatches > 1
             ? " in \(r.microBatches) micro-batches of up to \((r.perRankBatch + r.microBatches - 1) / r.microBatches)" : ""
-        let shards = r.sharding.map { ", \($0) state sharded over the ranks" } ?? ""
+        let stages = ["optimizer": "optimizer state", "gradients": "optimizer state and gradients",
+                      "parameters": "optimizer state, gradients and parameters"]
+        let shards = r.sharding.map { ", \(stages[$0] ?? $0) sharded over the ranks" } ?? ""
         say("  \(ranks)\(shards), global batch \(r.globalBatch) = up to \(r.perRankBatch) per rank\(micro), \(r.threadsPerRank) BLAS "
             + "thread\(r.threadsPerRank == 1 ? "" : "s") per rank, \(r.stepsPerEpoch) steps per epoch")
         let crop = r.augmentPadding > 0 ? "random crop (pad \(r.augmentPadding)) + " : ""

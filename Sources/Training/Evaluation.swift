@@ -136,6 +136,23 @@ func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Co
         try body(start, count, result, targets)
         start += count
     }
+    // Sharded parameters (`--shard parameters`): every pass gathers each layer's from all ranks, so every rank runs as
+    // many passes as the rank with the most batches, the extra ones empty.
+    if model.passObserver != nil {
+        let mine = (share.count + capacity - 1) / capacity
+        for _ in mine..<mostShareBatches(count: dataset.count, ranks: communicator.size, batchSize: batchSize) {
+            _ = inferenceOutputs(model, batch: 0, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
+        }
+    }
+}
+
+/// The most batches any rank's share of `count` samples takes, `batchSize` at a time.
+func mostShareBatches(count: Int, ranks: Int, batchSize: Int) -> Int {
+    (0..<ranks).map { rank in
+        let share = shardRange(count: count, parts: ranks, part: rank).count
+        let capacity = min(batchSize, max(share, 1))
+        return (share + capacity - 1) / capacity
+    }.max() ?? 0
 }
 
 /// The model's outputs (batch, outputs) in inference mode for the samples in its input buffer; with `.flip`,

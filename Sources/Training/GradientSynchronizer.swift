@@ -22,16 +22,29 @@ public final class GradientSynchronizer {
     /// first (as DDP's); with `overlap`, each bucket's sum starts as soon as backward has finished its
     /// layers, and MPI is given a chance to progress after every layer. Overlapped or not, the same calls
     /// run on the same buckets, so the result is the same to the bit.
+    ///
+    /// With `shardedGradients` (this rank's slice; `--shard gradients|parameters`), the layers' reduce-scatters during
+    /// backward have already summed the gradients (`ShardedPasses`): they live in private memory whose pages the
+    /// scatter gives back, and `sum` only agrees on their finiteness.
     public init(communicator: Communicator, model: Sequential, bucketMegabytes: Double, method: SumMethod = .auto,
-                wire: WireFormat = .fp32, overlap: Bool = false, tracker: PhaseTracker) throws {
+                wire: WireFormat = .fp32, overlap: Bool = false, shardedGradients: Range<Int>? = nil,
+                tracker: PhaseTracker) throws {
         self.communicator = communicator
         self.tracker = tracker
+        self.shardedGradients = shardedGradients
         // Ranks overlapping and ranks not would interleave their host barriers and BatchNorm's reductions
         // differently and wait for each other forever: refuse a mix.
         try communicator.requireAgreement(on: [("--overlap", overlap ? 1 : 0)])
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
-        arena = try communicator.makeSumArena(count: model.parameters.count, bucketElements: bucketElements, method: method, wire: wire)
+        let count = model.parameters.count
+        arena = shardedGradients == nil
+            ? try communicator.makeSumArena(count: count, bucketElements: bucketElements, method: method, wire: wire)
+            : AllreduceSumArena(communicator: communicator, count: count, bucketElements: bucketElements)
         model.moveGradients(to: arena.buffer, owner: arena)
+        if shardedGradients != nil {
+            (bucketFirstLayers, overlaps) = ([], false)
+            return
+        }
         let plan = Self.buckets(model.parameterRanges, elements: bucketElements)
         bucketFirstLayers = plan.firstLayers
         arena.useBuckets(plan.ranges)
@@ -59,9 +72,17 @@ public final class GradientSynchronizer {
         return (ranges, firstLayers)
     }
 
+    /// This rank's slice when the layers' reduce-scatters sum the gradients during backward.
+    let shardedGradients: Range<Int>?
+    /// The finiteness verdict as it is reduced over ranks (preallocated: the step must not allocate).
+    private let verdict = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+
+    deinit { verdict.deallocate() }
+
     /// How the sum travels, for the run header and metrics.
     public var summary: String {
-        arena.summary + (overlaps ? ", \(bucketFirstLayers.count) bucket\(bucketFirstLayers.count == 1 ? "" : "s") overlapped with backward" : "")
+        if shardedGradients != nil, communicator.size > 1 { return "reduce-scatter after each layer's backward (sharded)" }
+        return arena.summary + (overlaps ? ", \(bucketFirstLayers.count) bucket\(bucketFirstLayers.count == 1 ? "" : "s") overlapped with backward" : "")
     }
 
     /// Whether buckets start during backward (`--overlap`, and a sum between hosts to overlap).
@@ -109,6 +130,11 @@ public final class GradientSynchronizer {
             throw startError
         }
         if communicator.size == 1 { return finiteAfterBackward }
+        if let owned = shardedGradients {  // summed already: agree on whether every owner's slice is finite
+            verdict[0] = owned.isEmpty || allFinite(arena.buffer.baseAddress! + owned.lowerBound, count: owned.count) ? 0 : 1
+            try communicator.allreduce(UnsafeMutableBufferPointer(start: verdict, count: 1), .max)
+            return verdict[0] == 0
+        }
         return try arena.sumOverRanks { bucket in
             tracker.enter(.gradientSum, bucket: bucket)
         }

@@ -1,14 +1,17 @@
 import Foundation
 import Layers
 import Optimizers
+import Tensors
 
 /// What one rank will hold while it trains, added up from the model's shapes before anything is allocated: the
 /// memory preflight (`distrain summary --ranks N`, and the check before a run starts).
 ///
-/// fp32 values and gradients (4 + 4 bytes per parameter), the optimizer's state (Adam 8, SGD with momentum 4 — a
-/// 1/N slice of it with `--shard optimizer`), the activations of one (micro-)batch or evaluation batch (every
-/// layer's output, its gradient and its workspace), the other ranks' gradient slices a rank reads while summing
-/// in shared memory, and the runtime's own (libraries, threads).
+/// fp32 values and gradients (4 + 4 bytes per parameter), the optimizer's state (Adam 8, SGD with momentum 4), the
+/// activations of one (micro-)batch or evaluation batch (every layer's output, its gradient and its workspace), the
+/// other ranks' gradient slices a rank reads while summing in shared memory, and the runtime's own (libraries,
+/// threads). Sharded (`--shard`), a rank keeps a 1/N slice of the optimizer state (stage 1), of the gradients too
+/// plus the largest layer's in flight (stage 2), and of the parameters too plus the layer gathered (stage 3) — the
+/// ZeRO paper's 16Ψ/N in fp32 — and stage 3 holds the whole parameters once at start-up, until they are sliced.
 public struct MemoryPlan: Sendable {
     public var parameterCount: Int
     public var parameters: Int
@@ -24,6 +27,9 @@ public struct MemoryPlan: Sendable {
     /// Ranks sharing this host's memory.
     public var localRanks: Int
     public var isSharded: Bool
+    public var sharding: ShardingStage?
+    /// Stage 3: the whole parameters (and the optimizer state) at start-up, before each rank keeps only its slice.
+    public var startup: Int
     /// Whether the run writes checkpoints (`checkpointWriting` then counts on this host).
     public var writesCheckpoints: Bool
 
@@ -45,23 +51,46 @@ public struct MemoryPlan: Sendable {
         parameters = 4 * count
         gradients = 4 * count
         let statePerParameter = optimizer == .sgd ? (momentum > 0 ? 4 : 0) : 8
-        let owned = sharding == .optimizer ? (count + worldSize - 1) / worldSize : count
+        let owned = sharding != nil && worldSize > 1 ? (count + worldSize - 1) / worldSize : count
+        let windows = Self.layerWindows(layers, specs: specs)
         optimizerState = statePerParameter * owned
+        let shardsGradients = sharding == .gradients || sharding == .parameters
+        if sharding == .parameters && owned < count { parameters = 4 * min(count, owned + windows.gathered) }
+        if shardsGradients && owned < count { gradients = 4 * min(count, owned + windows.inFlight) }
         activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1))
-        communication = sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
+        // Summed in shared memory, a rank reads the others' slices; reduce-scattered by MPI, one layer is copied.
+        communication = shardsGradients && owned < count ? 4 * windows.largestLayer
+            : sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
         runtime = Self.runtimeBytes
+        startup = sharding == .parameters && owned < count ? 4 * count + optimizerState + runtime : 0
         checkpointWriting = 4 * (count + tiedAliasCount) + statePerParameter * count
-            + (sharding == .optimizer ? statePerParameter * count : 0)
+            + (sharding != nil && owned < count ? statePerParameter * count : 0)
+            + (sharding == .parameters ? 4 * (count - owned) : 0)
         self.localRanks = localRanks
         isSharded = sharding != nil
+        self.sharding = sharding
         self.writesCheckpoints = writesCheckpoints
+    }
+
+    /// The parameters a layer's passes gather at once (its own and the ones it is tied to, the most of any layer),
+    /// the gradients in flight during backward (the largest layer's, and the tied ones, which wait for their own
+    /// layer), and the largest layer's own.
+    static func layerWindows(_ layers: [Layer], specs: [ParameterSpec]) -> (gathered: Int, inFlight: Int, largestLayer: Int) {
+        func size(_ name: String) -> Int { specs.first { $0.name == name }?.shape.reduce(1, *) ?? 0 }
+        let own = layers.map { $0.parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+        let tied = layers.map { $0.tiedParameters.reduce(0) { $0 + size($1.tiedTo) } }
+        let largest = own.max() ?? 0
+        return (zip(own, tied).map { $0 + $1 }.max() ?? 0, largest + tied.reduce(0, +), largest)
     }
 
     /// One rank's steady-state bytes.
     public var perRank: Int { parameters + gradients + optimizerState + activations + communication + runtime }
 
+    /// One rank's most: the steady state, or stage 3's start-up when that is more.
+    public var peakPerRank: Int { max(perRank, startup) }
+
     /// This host's bytes: its ranks, and the coordinator's checkpoint writing on top when the run writes them.
-    public var perHost: Int { localRanks * perRank + (writesCheckpoints ? checkpointWriting : 0) }
+    public var perHost: Int { localRanks * peakPerRank + (writesCheckpoints ? checkpointWriting : 0) }
 
     /// The table `summary` prints and a refused run shows.
     public var table: [String] {
@@ -74,6 +103,7 @@ public struct MemoryPlan: Sendable {
             "  gradient sum (shared mem)  \(mib(communication))",
             "  runtime                    \(mib(runtime))",
             "  per rank                   \(mib(perRank))",
+        ] + (startup > 0 ? ["  start-up, whole parameters \(mib(startup)) (until each rank keeps its slice)"] : []) + [
             "  checkpoint writing, rank 0 \(mib(checkpointWriting)) (for a moment; \(writesCheckpoints ? "counted" : "no checkpoints"))",
             "  this host (\(localRanks) rank\(localRanks == 1 ? "" : "s"))       \(mib(perHost))",
         ]
@@ -94,7 +124,7 @@ public struct MemoryPlan: Sendable {
         let parts = [("parameters", parameters), ("gradients", gradients), ("optimizer state", optimizerState),
                      ("activations", activations), ("gradient sum", communication), ("runtime", runtime)]
         return parts.map { "\($0.0) \($0.1 >> 20) MiB" }.joined(separator: ", ")
-            + " per rank × \(localRanks)" + (writesCheckpoints ? " + \(checkpointWriting >> 20) MiB writing a checkpoint" : "")
+            + (startup > perRank ? " (\(startup >> 20) MiB at start-up)" : "") + " per rank × \(localRanks)" + (writesCheckpoints ? " + \(checkpointWriting >> 20) MiB writing a checkpoint" : "")
     }
 
     /// Throws `MemoryPlanError` when this host's ranks would need more than `available` bytes, with the table and
@@ -102,7 +132,13 @@ public struct MemoryPlan: Sendable {
     public func check(available: Int?) throws {
         guard let available, perHost > available else { return }
         var remedies: [String] = []
-        if optimizerState > 0 && !isSharded { remedies.append("--shard optimizer (the optimizer state split over the ranks)") }
+        switch sharding {
+        case nil:
+            remedies.append("--shard parameters (optimizer state, gradients and parameters split over the ranks; "
+                + "--shard optimizer or gradients split less)")
+        case .optimizer?, .gradients?: remedies.append("--shard parameters (the parameters and gradients split too)")
+        case .parameters?: break
+        }
         if activations > perRank / 4 { remedies.append("--accumulate K (a K-th of the activations)") }
         remedies.append("fewer ranks on this host, or more hosts")
         throw MemoryPlanError(needed: perHost, available: available, plan: summaryLine, remedies: remedies)

@@ -27,8 +27,15 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     /// Targets per sample (1; a window's length for tokens): the gradient's scale counts targets.
     let targetsPerSample: Int
-    /// Whether the optimizer keeps only this rank's slice (`--shard optimizer`): its update is all-gathered.
+    /// Whether the optimizer keeps only this rank's slice (`--shard`): its update is all-gathered (stages 1 and 2)
+    /// or stays there until a layer gathers it (stage 3).
     let isSharded: Bool
+    /// What is sharded (nil: nothing — one rank, or a replicated run).
+    let shardingStage: ShardingStage?
+    /// Stages 2 and 3: the model's pass observer that scatters gradients and gathers parameters layer by layer.
+    let shardedPasses: ShardedPasses?
+    /// Stages 2 and 3: the squared gradient norm as it is summed over ranks (clipping; preallocated).
+    private let normScratch = UnsafeMutablePointer<Double>.allocate(capacity: 1)
     /// The coordinator's SGEMM speed on one rank's threads, FLOP/s, when the run reports MFU (language models).
     private let peakFlopsPerRank: Double?
     /// Whether the objective's training metrics include an accuracy (read once for the progress line).
@@ -82,15 +89,28 @@ public final class Trainer {
         applyUpdateMask()
     }
 
-    /// Parameters and optimizer state ← themselves ⊙ mask (no allocation: the step calls it).
+    /// Parameters and optimizer state ← themselves ⊙ mask (no allocation: the step calls it). The state covers the
+    /// optimizer's own range; at stage 3 so do the values (the rest are another rank's).
     func applyUpdateMask() {
         guard let mask = maskBuffer else { return }
-        let values = model.parameters.values
-        for i in 0..<values.count { values[i] *= mask[i] }
+        let values = model.parameters.values, owned = optimizer.ownedRange
+        for i in (shardingStage == .parameters ? owned : 0..<values.count) { values[i] *= mask[i] }
         for b in 0..<maskedState.count {
             let state = maskedState[b]
-            for i in 0..<state.count { state[i] *= mask[i] }
+            for i in 0..<state.count { state[i] *= mask[owned.lowerBound + i] }
         }
+    }
+
+    /// Global-norm clipping (`--clip-grad-norm`); sharded gradients (stages 2, 3) sum their slices' squares over ranks.
+    func clipGradients(maximumNorm: Float) throws {
+        guard shardedPasses != nil else {
+            GradientClipping.clip(model.parameters, maximumNorm: maximumNorm)
+            return
+        }
+        let owned = optimizer.ownedRange, gradients = model.parameters.gradients.baseAddress! + owned.lowerBound
+        normScratch[0] = GradientClipping.sumOfSquares(gradients, count: owned.count)
+        try communicator.allreduce(UnsafeMutableBufferPointer(start: normScratch, count: 1), .sum)
+        GradientClipping.scale(gradients, count: owned.count, norm: normScratch[0].squareRoot(), maximumNorm: maximumNorm)
     }
 
     /// More entries for every checkpoint's model metadata (pruning records its mask and settings here).
@@ -141,16 +161,21 @@ public final class Trainer {
         self.tracker = tracker
         self.fault = fault
         self.reporter = communicator.isCoordinator ? reporter : nil
-        synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
-                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum,
-                                               wire: wire, overlap: overlap, tracker: tracker)
-        checkpointWriter = checkpointing.map(CheckpointWriter.init)
-        schedule = configuration.learningRateSchedule
-        targetsPerSample = objective.targetsPerSample
         isSharded = optimizer.ownedRange != 0..<model.parameters.count
         precondition(!isSharded || optimizer.ownedRange == communicator.ownedShard(of: model.parameters.count),
                      "a sharded optimizer must own this rank's slice \(communicator.ownedShard(of: model.parameters.count)), "
                         + "it owns \(optimizer.ownedRange)")
+        shardingStage = isSharded ? configuration.sharding ?? .optimizer : nil
+        shardedPasses = shardingStage.flatMap { $0 == .optimizer ? nil : ShardedPasses(model: model, communicator: communicator,
+                                                                                         stage: $0) }
+        synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
+                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum,
+                                               wire: wire, overlap: overlap,
+                                               shardedGradients: shardedPasses == nil ? nil : optimizer.ownedRange, tracker: tracker)
+        model.passObserver = shardedPasses
+        checkpointWriter = checkpointing.map(CheckpointWriter.init)
+        schedule = configuration.learningRateSchedule
+        targetsPerSample = objective.targetsPerSample
         let reportsUtilization = configuration.reportsModelFlopsUtilization == true && communicator.isCoordinator
         peakFlopsPerRank = reportsUtilization ? measureSgemmGigaflops() * 1e9 : nil
         reportsAccuracy = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).value("accuracy") != nil
@@ -174,6 +199,7 @@ public final class Trainer {
             try restoreCollectively(from: resume)
             try restorePruning(from: resume)
         }
+        shardedPasses?.releaseOtherSlices()  // stage 3: only this rank's slice of the values stays
     }
 
     /// An image or table dataset, cut and normalized as `configuration` says (limits, validation split or
@@ -189,6 +215,7 @@ public final class Trainer {
     }
 
     deinit {
+        normScratch.deallocate()
         stopFlag.deallocate()
         maskBuffer?.deallocate()
     }
@@ -290,6 +317,7 @@ public final class Trainer {
         // data, forward (logits, loss, dLoss/dLogits) and backward (this rank's share of the mean gradient), per micro-batch
         let (loss, finiteHere) = try accumulateGradients(batch, startingSum: true)
         if let failure = reductionError { throw failure }                // a layer's reduction over ranks failed
+        try shardedPasses?.throwIfFailed()                                // (a layer's gather or scatter, sharded)
         let finite = try synchronizer.sum(finiteAfterBackward: finiteHere) // gradient sum over ranks
         tracker.enter(.optimizer)
         if !finite {                                                      // finiteness: the same verdict on every rank
@@ -298,10 +326,10 @@ public final class Trainer {
         }
         nonFiniteGuard.stepWasFinite()
         if let maximum = configuration.clipGradientNorm {                 // clipping: the same factor on every rank
-            GradientClipping.clip(model.parameters, maximumNorm: maximum)
+            try clipGradients(maximumNorm: maximum)
         }
         optimizer.update(model.parameters, learningRate: learningRate)    // update (this rank's slice when sharded)
-        if isSharded {                                                    // sharded: every rank gets every slice
+        if isSharded && shardingStage != .parameters {                    // stages 1, 2: every rank gets every slice
             tracker.enter(.gradientSum)
             try communicator.allGatherShards(model.parameters.values)
             tracker.enter(.optimizer)

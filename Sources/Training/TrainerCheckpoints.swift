@@ -71,23 +71,33 @@ extension Trainer {
         }
     }
 
-    /// Writes a checkpoint from the coordinator; every rank learns whether it worked.
+    /// Writes a checkpoint; every rank learns whether it worked. Sharded, every rank writes its slice in parallel
+    /// (`writeSharded`); otherwise — or without a file system every rank sees — the coordinator writes it all.
     func writeCheckpoint(epoch: Int, nextBatch: Int, samplesDone: Int, partial: EpochTotals, testAccuracy: Double?,
                          selectionScore: Double? = nil) throws {
         guard let writer = checkpointWriter else { return }
         tracker.enter(.checkpoint)
         var sums = [partial.lossSum, Double(partial.correct), Double(partial.seen)]
         if nextBatch > 0 { try communicator.allreduce(&sums, .sum) }
+        let start = monotonicSeconds()
+        let state = CheckpointState(
+            distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
+            samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
+            partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
+            configuration: configuration, worldSize: communicator.size,
+            writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
+        if isSharded, let path = try writer.writeSharded(state: state, store: model.parameters, optimizer: optimizer,
+                                                         owned: optimizer.ownedRange, model: modelDescription,
+                                                         dataMetadata: checkpointDataMetadata, communicator: communicator) {
+            reporter?.checkpointWritten(path: path, seconds: monotonicSeconds() - start)
+            lastCheckpoint = path
+            return
+        }
         let fullState = try gatheredOptimizerState()
         defer { fullState?.forEach { $0.values.deallocate() } }
+        try gatherValuesOnCoordinator()
+        defer { shardedPasses?.releaseOtherSlices() }
         try communicator.onCoordinator {
-            let start = monotonicSeconds()
-            let state = CheckpointState(
-                distrainVersion: distrainVersion, epoch: epoch, nextBatch: nextBatch, globalStep: globalStep,
-                samplesDoneInEpoch: samplesDone, seed: configuration.seed, partialLossSum: sums[0],
-                partialCorrect: Int(sums[1]), partialSeen: Int(sums[2]), testAccuracy: testAccuracy,
-                configuration: configuration, worldSize: communicator.size,
-                writtenAt: Double(time(nil)), selectionScore: selectionScore, selection: selection)
             let path = try writer.write(state: state, store: model.parameters, optimizer: optimizer,
                                         model: modelDescription, dataMetadata: checkpointDataMetadata,
                                         optimizerState: fullState)
@@ -109,6 +119,15 @@ extension Trainer {
             if let full { gathered.append((buffer.name, full)) }
         }
         return communicator.isCoordinator ? gathered : nil
+    }
+
+    /// Stage 3: the whole parameter values on the coordinator, for the checkpoint (released again after it).
+    private func gatherValuesOnCoordinator() throws {
+        guard shardingStage == .parameters else { return }
+        let values = model.parameters.values, owned = optimizer.ownedRange
+        // In place: each piece of the values is written only after the owned values it reads.
+        try communicator.gatherShards(UnsafeBufferPointer(rebasing: values[owned]), count: values.count,
+                                      into: communicator.isCoordinator ? values : nil)
     }
 
     /// A pruned checkpoint (`distrain prune`) keeps its mask when training continues from it: the mask
@@ -161,7 +180,7 @@ extension Trainer {
         record.testTimeAugmentation = configuration.evaluationAugmentation
         record.evaluationInterval = configuration.evaluationInterval ?? 1
         record.microBatches = configuration.microBatches
-        record.sharding = isSharded ? "optimizer" : nil
+        record.sharding = shardingStage?.rawValue
         return record
     }
 }

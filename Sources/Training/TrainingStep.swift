@@ -60,8 +60,8 @@ extension Trainer {
                                      sampleIndices: batch.samples.baseAddress, sumOverRanks: layerSumOverRanks,
                                      addsReducedGradients: communicator.isCoordinator)
         guard batch.count > 0 else {
-            // An empty share still takes part in the reductions of layers like BatchNorm.
-            if model.synchronizesOverRanks { model.forward(batch: 0, context: context) }
+            // An empty share still takes part in the reductions of layers like BatchNorm, and in sharded gathers.
+            if model.synchronizesOverRanks || shardedPasses != nil { model.forward(batch: 0, context: context) }
             return LossTotals(lossSum: 0, correct: 0)
         }
         let outputs = model.forward(batch: batch.count, context: context)
@@ -96,9 +96,11 @@ extension Trainer {
     func backward(_ batch: StepBatch, startingSum: Bool = false, zeroing: Bool = true) -> Bool {
         tracker.enter(.backward)
         if startingSum { synchronizer.beginStep() }
-        if zeroing { model.parameters.zeroGradients() }
+        if zeroing {  // sharded gradients: only this rank's slice holds anything (the scatters zero the rest)
+            if shardedPasses == nil { model.parameters.zeroGradients() } else { model.parameters.zeroGradients(in: optimizer.ownedRange) }
+        }
         guard batch.count > 0 else {
-            if model.synchronizesOverRanks { model.backward(batch: 0) }
+            if model.synchronizesOverRanks || shardedPasses != nil { model.backward(batch: 0) }
             return true
         }
         return model.backward(batch: batch.count, checkingFiniteness: synchronizer.finitenessIsCheckedInBackward)
@@ -110,7 +112,8 @@ extension Trainer {
         // The sum replaced this rank's own gradients: recompute them (deterministic) to check its share,
         // so ordinary steps never pay a scan of their own gradients before the sum.
         var ownShareFinite = false
-        if communicator.size > 1 {
+        // (Sharded gradients leave no rank its own share to check: the message says so.)
+        if communicator.size > 1 && shardedPasses == nil {
             let (loss, _) = try accumulateGradients(batch, startingSum: false)
             ownShareFinite = loss.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
             tracker.enter(.optimizer)
@@ -124,7 +127,9 @@ extension Trainer {
             let shown = indices.prefix(16).map(String.init).joined(separator: ",")
             return indices.count > 16 ? "\(shown),… (\(indices.count) samples)" : shown
         }
-        let culprits = ranks.isEmpty
+        let culprits = shardedPasses != nil
+            ? "the sharded gradient sum (no rank keeps its own share to check; --shard optimizer would name the rank)"
+            : ranks.isEmpty
             ? "the sum of the gradients overflowed (every rank's own values were finite)"
             : ranks.map { "rank \($0) (global samples \(samples(of: $0)))" }.joined(separator: "; ")
         try nonFiniteGuard.skipOrStop(location: "at epoch \(batch.epoch + 1), step \(globalStep + 1)", culprits: culprits)

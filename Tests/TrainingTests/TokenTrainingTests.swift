@@ -112,6 +112,8 @@ final class TokenTrainingTests: XCTestCase {
                                       reporter: reporter, checkpointing: checkpoints.map { CheckpointSettings(directory: $0) },
                                       resume: loaded)
             let result = try trainer.run()
+            if let passes = trainer.shardedPasses { try Self.checkOnlyOwnSlicesRemain(passes, rank: comm.rank) }
+            try trainer.shardedPasses?.gatherWholeParameters()  // stage 3: rank 0 holds only its slice
             if comm.rank == 0 { steps?.pointee = trainer.globalStep }
             if comm.rank == 0 { capacity?.pointee = model.batchCapacity }
             return (Array(model.parameters.values), result)
@@ -292,6 +294,39 @@ final class TokenTrainingTests: XCTestCase {
         }
     }
 
+    /// `--shard gradients` and `--shard parameters` (ZeRO-2, -3): gradients reduce-scattered layer by layer, parameters
+    /// gathered for each layer's passes. AdamW with decay groups on 3 ranks (empty shares) gives the replicated 3-rank
+    /// run's parameters bitwise (each gradient is the same sum); with clipping (its norm summed slice by slice), SGD
+    /// with momentum on 2 and 3 ranks, and with 2 micro-batches, gives one rank's.
+    func testShardedGradientsAndParametersGiveTheReplicatedParameters() throws {
+        let replicated = try train(world: 3, epochs: 6, spec: tiedGPT, optimizer: .adamw)
+        let one = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5)
+        for stage in [ShardingStage.gradients, .parameters] {
+            let sharded = try train(world: 3, epochs: 6, spec: tiedGPT, shard: stage, optimizer: .adamw)
+            XCTAssertEqual(sharded.parameters, replicated.parameters, "AdamW, 3 ranks, --shard \(stage): bitwise")
+            XCTAssertEqual(sharded.result.meanLoss, replicated.result.meanLoss, "the same evaluation")
+            for world in [2, 3] {
+                let momentum = try train(world: world, epochs: 6, spec: tiedGPT, clip: 0.5, shard: stage)
+                assertClose(momentum.parameters, one.parameters, relative: 1e-5, "SGD, \(world) ranks, --shard \(stage)")
+            }
+        }
+        let accumulated = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 2, shard: .parameters)
+        assertClose(accumulated.parameters, one.parameters, relative: 1e-5, "--accumulate 2 --shard parameters, 3 ranks")
+    }
+
+    /// After sharded training a rank keeps only its own slice: every other rank's gradients (stages 2, 3) and
+    /// parameters (stage 3) read as zeros — their pages given back, or zeroed where a page straddles two slices.
+    private static func checkOnlyOwnSlicesRemain(_ passes: ShardedPasses, rank: Int) throws {
+        let store = passes.store, owned = passes.owned
+        let others = (0..<store.count).filter { !owned.contains($0) }
+        XCTAssertFalse(owned.isEmpty || others.isEmpty, "rank \(rank) owns a proper slice")
+        XCTAssertTrue(others.allSatisfy { store.gradients[$0] == 0 }, "rank \(rank): only its own gradients remain")
+        XCTAssertTrue(owned.contains { store.gradients[$0] != 0 }, "rank \(rank): its own gradients are there")
+        if passes.shardsParameters {
+            XCTAssertTrue(others.allSatisfy { store.values[$0] == 0 }, "rank \(rank): only its own parameters remain")
+        }
+    }
+
     /// Sharded checkpoints are the replicated files: written by 3 sharded ranks, resumed on 2 sharded ranks and on 1
     /// replicated rank, they continue as the uninterrupted run; the optimizer file equals the replicated run's.
     func testShardedCheckpointsResumeOnAnyWorldSizeAndSharding() throws {
@@ -299,10 +334,14 @@ final class TokenTrainingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/sharded", shard: .optimizer, optimizer: .adamw)
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/replicated", optimizer: .adamw)
-        let files = try ["sharded", "replicated"].map {
-            try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/optimizer.safetensors"))
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/zero3", shard: .parameters, optimizer: .adamw)
+        for file in ["optimizer.safetensors", "model.safetensors"] {
+            let files = try ["sharded", "zero3", "replicated"].map {
+                try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/\(file)"))
+            }
+            XCTAssertEqual(files[0], files[2], "--shard optimizer writes \(file) whole, as the replicated run")
+            XCTAssertEqual(files[1], files[2], "--shard parameters writes \(file) whole, as the replicated run")
         }
-        XCTAssertEqual(files[0], files[1], "a sharded run's optimizer state is written whole, as the replicated run's")
         // AdamW, 3 ranks: sharded → replicated continues bitwise as the uninterrupted replicated run.
         let straightThree = try train(world: 3, epochs: 3, optimizer: .adamw)
         let replicatedAgain = try train(world: 3, epochs: 3, checkpoints: root + "/again",
@@ -316,6 +355,16 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(onTwo.parameters, straight.parameters, relative: 1e-5, "3 sharded → 2 sharded")
         let alone = try train(world: 1, epochs: 3, checkpoints: root + "/alone", resume: "\(root)/momentum/step-00000006")
         assertClose(alone.parameters, straight.parameters, relative: 1e-5, "3 sharded → 1 replicated")
+        // Stage 3 → stage 2 on another world size → stage 3 again, and → replicated.
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/stage3", shard: .parameters)
+        _ = try train(world: 2, epochs: 2, checkpoints: root + "/stage3", resume: "\(root)/stage3/step-00000006",
+                      shard: .gradients)
+        let backToThree = try train(world: 3, epochs: 3, checkpoints: root + "/stage3",
+                                    resume: "\(root)/stage3/step-00000012", shard: .parameters)
+        assertClose(backToThree.parameters, straight.parameters, relative: 1e-5, "3 → 2 → 3 ranks, stages 3, 2, 3")
+        let replicatedFromThree = try train(world: 2, epochs: 3, checkpoints: root + "/stage3-replicated",
+                                            resume: "\(root)/stage3/step-00000006")
+        assertClose(replicatedFromThree.parameters, straight.parameters, relative: 1e-5, "stage 3 → 2 replicated ranks")
     }
 
     func testTokenIdsBeyondTheModelsVocabularyAreFoundBeforeTraining() throws {
