@@ -71,9 +71,11 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    /// MPI_Allgatherv in place: each rank sends its part once (half the traffic of the sum of zeros).
+    /// On one host, through the host's mailbox; else MPI_Allgatherv in place: each rank sends its part once (half the
+    /// traffic of the sum of zeros).
     public func allGatherShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
         if size == 1 || range.isEmpty { return }
+        if let mailbox = try hostMailbox() { return try mailbox.allGather(values.baseAddress!, count: values.count, range: range) }
         guard range.count < Int(Int32.max) else { return try allGatherShardsBySum(values, range: range) }
         layOutShards(range, of: values.count)
         distrain_enter_library(Int32(DISTRAIN_LIBRARY_MPI.rawValue))
@@ -82,9 +84,13 @@ public final class MPICommunicator: Communicator {
                                     shardDisplacements, cmpi_float(), world), "MPI_Allgatherv")
     }
 
-    /// MPI_Reduce_scatter in place: each rank receives only the sum of its own part.
+    /// On one host, through the host's mailbox; else MPI_Reduce_scatter in place: each rank receives only the sum of
+    /// its own part.
     public func reduceScatterShards(_ values: UnsafeMutableBufferPointer<Float>, range: Range<Int>) throws {
         if size == 1 || range.isEmpty { return }
+        if let mailbox = try hostMailbox() {
+            return try mailbox.reduceScatter(values.baseAddress!, count: values.count, range: range)
+        }
         guard range.count < Int(Int32.max) else {
             return try allreduce(UnsafeMutableBufferPointer(rebasing: values[range]), .sum)
         }
@@ -97,6 +103,19 @@ public final class MPICommunicator: Communicator {
         // In place, this rank's sum lands at the start of the range (MPI-3 §5.10.1): move it to its own place.
         let mine = Int(shardCounts[rank]), offset = Int(shardDisplacements[rank])
         if mine > 0 && offset > 0 { memmove(start + offset, start, mine * MemoryLayout<Float>.stride) }
+    }
+
+    /// The sharded collectives' shared boxes when every rank is on this host (made by the first of them: collective).
+    private var mailbox: HostMailbox??
+
+    private func hostMailbox() throws -> HostMailbox? {
+        if let mailbox { return mailbox }
+        let topology = try hostTopology()
+        let made = topology.hostSize == size && ProcessInfo.processInfo.environment["DISTRAIN_SHARD_VIA_MPI"] == nil
+            ? try HostMailbox.make(topology: topology, world: world) : nil
+        if let made { windows.append(made.window) }
+        mailbox = .some(made)
+        return made
     }
 
     /// Per-rank counts and displacements of the sharded collectives, filled by every call (no allocation).
@@ -127,8 +146,8 @@ public final class MPICommunicator: Communicator {
             }
             let topology = try hostTopology()
             if topology.hostSize > 1 && topology.uniform {
-                switch try SharedMemorySumArena.make(count: count,
-                                                     topology: topology, world: world, wire: wire) {
+                switch try SharedMemorySumArena.make(count: count, topology: topology, world: world, wire: wire,
+                                                     communicator: self) {
                 case .ready(let arena):
                     windows.append(arena.window)
                     return arena

@@ -44,6 +44,9 @@ public protocol SumArena: AnyObject {
     func startBucket(_ index: Int) throws
     /// Lets MPI move the started buckets along (called between layers).
     func progress()
+    /// Reduce-scatter of `range` (ZeRO-2/3, layer by layer): on return this rank's part of it, `owned`, holds the sum
+    /// over ranks, and the rest of the range reads zero in this rank's buffer, its whole pages given back. Collective.
+    func scatterSum(_ range: Range<Int>, owned: Range<Int>) throws
 }
 
 extension SumArena {
@@ -57,8 +60,8 @@ extension SumArena {
 /// `bucketElements`, then checked for finiteness (one read-only pass).
 public final class AllreduceSumArena: SumArena {
     public let buffer: UnsafeMutableBufferPointer<Float>
-    /// The allocation behind `buffer` (at least one float, so that an empty arena has an address): zeroed pages
-    /// from calloc, which cost no memory until written (a sharded rank writes little of them).
+    /// The mapping behind `buffer` (at least one float, so that an empty arena has an address): zeroed huge pages
+    /// that cost no memory until written (a sharded rank writes little of them; `distrain_map_zeroed`).
     private let storage: UnsafeMutablePointer<Float>
     let communicator: Communicator
     let bucketElements: Int
@@ -70,15 +73,24 @@ public final class AllreduceSumArena: SumArena {
         self.communicator = communicator
         self.bucketElements = bucketElements
         self.fallbackReason = fallbackReason
-        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else { fatalError("out of memory: \(count) floats") }
-        storage = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        guard let mapped = distrain_map_zeroed(max(count, 1) * MemoryLayout<Float>.stride) else {
+            fatalError("out of memory mapping \(count) floats")
+        }
+        storage = mapped
         buffer = UnsafeMutableBufferPointer(start: storage, count: count)
     }
 
-    deinit { free(storage) }
+    deinit { distrain_unmap(storage, max(buffer.count, 1) * MemoryLayout<Float>.stride) }
 
     public var summary: String {
         communicator.size == 1 ? "local" : fallbackReason.map { "allreduce (\($0))" } ?? "allreduce"
+    }
+
+    /// The communicator's reduce-scatter (MPI_Reduce_scatter) in private memory, the rest released (MADV_DONTNEED).
+    public func scatterSum(_ range: Range<Int>, owned: Range<Int>) throws {
+        try communicator.reduceScatterShards(buffer, range: range)
+        distrain_zero_release_outside(buffer.baseAddress!, range.lowerBound, range.upperBound, owned.lowerBound,
+                                      owned.upperBound, 0)
     }
 
     public func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool {

@@ -95,8 +95,10 @@ public final class ParameterStore {
 
     /// Non-trained tensors (see `BufferSpec`), laid out in their own arena.
     public let bufferSlices: [ParameterSlice]
-    /// Their values, `bufferSlices` one after the other.
+    /// Their values, `bufferSlices` one after the other (at least one float: an empty arena has an address).
     public let buffers: UnsafeMutableBufferPointer<Float>
+    /// The buffers' values, however many there are (zero for a model without buffers).
+    public var bufferValueCount: Int { bufferSlices.last.map { $0.offset + $0.count } ?? 0 }
 
     /// Lays out the given specs one after the other and zero-fills both arenas; buffers get their initial values.
     public init(specs: [ParameterSpec], bufferSpecs: [BufferSpec] = []) {
@@ -131,8 +133,8 @@ public final class ParameterStore {
 
     deinit {
         buffers.deallocate()
-        free(values.baseAddress)
-        if gradientOwner == nil { free(gradients.baseAddress) }
+        freeZeroedPages(values)
+        if gradientOwner == nil { freeZeroedPages(gradients) }
     }
 
     /// Moves the gradients into `storage` (`count` zeroed floats, kept alive by `owner`), where they stay: the
@@ -143,7 +145,7 @@ public final class ParameterStore {
     /// after, so a layer that keeps pointers from `bind` never writes into the freed buffer.
     package func moveGradients(to storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject) {
         precondition(storage.count == count, "gradient storage holds \(storage.count) floats, the model has \(count)")
-        if gradientOwner == nil { free(gradients.baseAddress) }
+        if gradientOwner == nil { freeZeroedPages(gradients) }
         gradients = storage
         gradientOwner = owner
     }

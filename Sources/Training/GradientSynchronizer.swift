@@ -24,8 +24,8 @@ public final class GradientSynchronizer {
     /// run on the same buckets, so the result is the same to the bit.
     ///
     /// With `shardedGradients` (this rank's slice; `--shard gradients|parameters`), the layers' reduce-scatters during
-    /// backward have already summed the gradients (`ShardedPasses`): they live in private memory whose pages the
-    /// scatter gives back, and `sum` only agrees on their finiteness.
+    /// backward have already summed the gradients (`ShardedPasses` through `SumArena.scatterSum`), and `sum` only
+    /// agrees on their finiteness.
     public init(communicator: Communicator, model: Sequential, bucketMegabytes: Double, method: SumMethod = .auto,
                 wire: WireFormat = .fp32, overlap: Bool = false, shardedGradients: Range<Int>? = nil,
                 tracker: PhaseTracker) throws {
@@ -36,10 +36,11 @@ public final class GradientSynchronizer {
         // differently and wait for each other forever: refuse a mix.
         try communicator.requireAgreement(on: [("--overlap", overlap ? 1 : 0)])
         bucketElements = max(1024, Int(bucketMegabytes * 1_048_576 / 4))
-        let count = model.parameters.count
-        arena = shardedGradients == nil
-            ? try communicator.makeSumArena(count: count, bucketElements: bucketElements, method: method, wire: wire)
-            : AllreduceSumArena(communicator: communicator, count: count, bucketElements: bucketElements)
+        // Sharded, the gradients stay in private memory, whose pages the layers' reduce-scatters can give back.
+        arena = shardedGradients != nil
+            ? AllreduceSumArena(communicator: communicator, count: model.parameters.count, bucketElements: bucketElements)
+            : try communicator.makeSumArena(count: model.parameters.count, bucketElements: bucketElements, method: method,
+                                            wire: wire)
         model.moveGradients(to: arena.buffer, owner: arena)
         if shardedGradients != nil {
             (bucketFirstLayers, overlaps) = ([], false)

@@ -21,8 +21,9 @@ public struct MemoryPlan: Sendable {
     /// Reading the other local ranks' gradient slices in the shared-memory sum.
     public var communication: Int
     public var runtime: Int
-    /// What writing a checkpoint adds on the coordinator, for a moment: the files' bytes and, sharded, the
-    /// optimizer state gathered whole.
+    /// What writing a checkpoint adds on the coordinator, for a moment: the files' bytes (nothing sharded: each rank
+    /// writes its own slice where it lies — a cluster without a shared file system gathers onto the coordinator,
+    /// which this plan does not count).
     public var checkpointWriting: Int
     /// Ranks sharing this host's memory.
     public var localRanks: Int
@@ -63,9 +64,8 @@ public struct MemoryPlan: Sendable {
             : sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
         runtime = Self.runtimeBytes
         startup = sharding == .parameters && owned < count ? 4 * count + optimizerState + runtime : 0
-        checkpointWriting = 4 * (count + tiedAliasCount) + statePerParameter * count
-            + (sharding != nil && owned < count ? statePerParameter * count : 0)
-            + (sharding == .parameters ? 4 * (count - owned) : 0)
+        // Replicated, the coordinator builds each file in memory; sharded, every rank writes its slice in place.
+        checkpointWriting = sharding != nil && owned < count ? 0 : 4 * (count + tiedAliasCount) + statePerParameter * count
         self.localRanks = localRanks
         isSharded = sharding != nil
         self.sharding = sharding

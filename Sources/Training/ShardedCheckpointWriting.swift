@@ -11,6 +11,9 @@ import Tensors
 /// into place. The files are a replicated run's, byte for byte (any world size and sharding reads them), complete
 /// or absent; no rank gathers anything.
 extension CheckpointWriter {
+    /// Tests: every rank behaves as if it could not see the coordinator's folder (no shared file system).
+    nonisolated(unsafe) static var pretendsFoldersAreInvisible = false
+
     /// Writes one checkpoint of a run sharded in `communicator.ownedShard` slices (`owned` on this rank, whose values
     /// hold the current parameters). Collective; returns the checkpoint's path on every rank, or nil when some rank
     /// cannot see the temporary folder (no shared file system: the caller gathers onto the coordinator instead).
@@ -34,7 +37,7 @@ extension CheckpointWriter {
         }
         // Every rank learns the folder and where the data start from the coordinator (its headers hold the metadata).
         let placement = try ShardedFileLayout.Placement(communicator.broadcast(bytes: layout?.placement.encoded ?? [], root: 0))
-        let sees = placement.isVisible()
+        let sees = placement.isVisible() && !Self.pretendsFoldersAreInvisible
         guard try communicator.allGather([sees ? 1 : 0]).allSatisfy({ $0[0] == 1 }) else {
             if communicator.isCoordinator { try? FileManager.default.removeItem(atPath: placement.folder) }
             return nil
@@ -85,7 +88,8 @@ struct ShardedFileLayout {
             }
         }
         try writeParts(to: "\(folder)/\(CheckpointFile.model)") { write in
-            try write(UnsafeRawBufferPointer(store.buffers), modelHeader.count + 4 * store.count)
+            let buffers = UnsafeRawBufferPointer(start: store.buffers.baseAddress, count: 4 * store.bufferValueCount)
+            if !buffers.isEmpty { try write(buffers, modelHeader.count + 4 * store.count) }
         }
     }
 
@@ -143,7 +147,7 @@ struct ShardedFileLayout {
             try writeParts(to: "\(folder)/\(CheckpointFile.model)") { write in
                 try write(UnsafeRawBufferPointer(start: values + owned.lowerBound, count: owned.count * float),
                           modelData + float * owned.lowerBound)
-                var aliasStart = modelData + float * (store.count + store.buffers.count)
+                var aliasStart = modelData + float * (store.count + store.bufferValueCount)
                 for alias in store.aliases {
                     let range = alias.slice.offset..<(alias.slice.offset + alias.slice.count), part = range.clamped(to: owned)
                     if !part.isEmpty {

@@ -166,12 +166,17 @@ public final class Trainer {
                      "a sharded optimizer must own this rank's slice \(communicator.ownedShard(of: model.parameters.count)), "
                         + "it owns \(optimizer.ownedRange)")
         shardingStage = isSharded ? configuration.sharding ?? .optimizer : nil
-        shardedPasses = shardingStage.flatMap { $0 == .optimizer ? nil : ShardedPasses(model: model, communicator: communicator,
-                                                                                         stage: $0) }
-        synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
-                                               bucketMegabytes: configuration.bucketMegabytes, method: gradientSum,
-                                               wire: wire, overlap: overlap,
-                                               shardedGradients: shardedPasses == nil ? nil : optimizer.ownedRange, tracker: tracker)
+        let shardsGradients = shardingStage != nil && shardingStage != .optimizer
+        let synchronizer = try GradientSynchronizer(communicator: communicator, model: model,
+                                                    bucketMegabytes: configuration.bucketMegabytes, method: gradientSum,
+                                                    wire: wire, overlap: overlap,
+                                                    shardedGradients: shardsGradients ? optimizer.ownedRange : nil,
+                                                    tracker: tracker)
+        self.synchronizer = synchronizer
+        shardedPasses = shardingStage.flatMap { stage in
+            stage == .optimizer ? nil : ShardedPasses(model: model, communicator: communicator, stage: stage,
+                                                      gradientArena: synchronizer.arena)
+        }
         model.passObserver = shardedPasses
         checkpointWriter = checkpointing.map(CheckpointWriter.init)
         schedule = configuration.learningRateSchedule

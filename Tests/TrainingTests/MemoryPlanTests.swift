@@ -25,12 +25,34 @@ final class MemoryPlanTests: XCTestCase {
         let sharded = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .adamw, momentum: 0, sharding: .optimizer,
                                  worldSize: 4, localRanks: 4, batch: 2, sharedMemoryRanks: 4, writesCheckpoints: true)
         XCTAssertEqual(sharded.optimizerState, 8 * 23, "⌈90 / 4⌉ parameters' moments")
-        XCTAssertEqual(sharded.checkpointWriting, 4 * 90 + 8 * 90 + 8 * 90, "the files' bytes and the state gathered whole")
+        XCTAssertEqual(sharded.checkpointWriting, 0, "each rank writes its slice in place")
         XCTAssertEqual(sharded.perHost, 4 * sharded.perRank + sharded.checkpointWriting)
         let sgd = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .sgd, momentum: 0.9, sharding: nil, worldSize: 1,
                              localRanks: 1, batch: 2, sharedMemoryRanks: 1, writesCheckpoints: false)
         XCTAssertEqual(sgd.optimizerState, 360, "one momentum buffer")
         XCTAssertEqual(sgd.communication, 0)
+    }
+
+    /// ZeRO-2 and -3: ⌈90 / 4⌉ = 23 owned values of each arena, plus the largest layer's (the head's 50) in flight;
+    /// stage 3 holds the whole parameters once at start-up. A tied head gathers the table it is tied to, and the
+    /// table's gradient waits for the embedding's backward beside the largest layer's.
+    func testStagesTwoAndThreeKeepSlicesAndOneLayer() throws {
+        func plan(_ layers: [Layer], _ stage: ShardingStage) -> MemoryPlan {
+            MemoryPlan(layers: layers, inputCount: 3, optimizer: .adamw, momentum: 0, sharding: stage, worldSize: 4,
+                       localRanks: 4, batch: 2, sharedMemoryRanks: 4, writesCheckpoints: true)
+        }
+        let gradients = plan(try layers(), .gradients), parameters = plan(try layers(), .parameters)
+        XCTAssertEqual([gradients.parameters, gradients.gradients, gradients.optimizerState], [360, 4 * (23 + 50), 8 * 23])
+        XCTAssertEqual(gradients.communication, 4 * 50, "one layer copied by the reduce-scatter, no shared-memory reads")
+        XCTAssertEqual(gradients.startup, 0)
+        XCTAssertEqual([parameters.parameters, parameters.gradients], [4 * (23 + 50), 4 * (23 + 50)])
+        XCTAssertEqual(parameters.startup, 4 * 90 + 8 * 23 + MemoryPlan.runtimeBytes, "the whole values until sliced")
+        XCTAssertEqual(parameters.perHost, 4 * max(parameters.perRank, parameters.startup))
+        let tied = try ModelSpec(parsing: "wte = Embedding(10, 4)\nLinear(4, 4)\nhead = Linear(4, 10, bias=False, tied_to='wte')",
+                                 source: "test").build(inputShape: [3], outputShape: [3, 10]).layers
+        let tiedPlan = plan(tied, .parameters)  // 40 + 20 = 60 parameters, 15 owned
+        XCTAssertEqual(tiedPlan.parameters, 4 * (15 + 40), "the head gathers the 40-value table")
+        XCTAssertEqual(tiedPlan.gradients, 4 * min(60, 15 + 40 + 40), "the table's and the largest layer's (at most all)")
     }
 
     /// An attention layer's workspace is what it allocates: qkv and its gradient, heads' outputs and gradient,

@@ -335,13 +335,20 @@ final class TokenTrainingTests: XCTestCase {
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/sharded", shard: .optimizer, optimizer: .adamw)
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/replicated", optimizer: .adamw)
         _ = try train(world: 3, epochs: 1, checkpoints: root + "/zero3", shard: .parameters, optimizer: .adamw)
+        // Without a file system every rank sees, the coordinator gathers the slices and writes alone: the same files.
+        CheckpointWriter.pretendsFoldersAreInvisible = true
+        _ = try train(world: 3, epochs: 1, checkpoints: root + "/gathered", shard: .parameters, optimizer: .adamw)
+        CheckpointWriter.pretendsFoldersAreInvisible = false
         for file in ["optimizer.safetensors", "model.safetensors"] {
-            let files = try ["sharded", "zero3", "replicated"].map {
+            let files = try ["sharded", "zero3", "gathered", "replicated"].map {
                 try Data(contentsOf: URL(fileURLWithPath: "\(root)/\($0)/step-00000006/\(file)"))
             }
-            XCTAssertEqual(files[0], files[2], "--shard optimizer writes \(file) whole, as the replicated run")
-            XCTAssertEqual(files[1], files[2], "--shard parameters writes \(file) whole, as the replicated run")
+            XCTAssertEqual(files[0], files[3], "--shard optimizer writes \(file) in parallel, as the replicated run")
+            XCTAssertEqual(files[1], files[3], "--shard parameters writes \(file) in parallel, as the replicated run")
+            XCTAssertEqual(files[2], files[3], "--shard parameters, gathered onto the coordinator: \(file) as replicated")
         }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: root + "/gathered").filter { $0.hasPrefix(".tmp") }
+        XCTAssertEqual(leftovers, [], "the abandoned parallel folder is removed")
         // AdamW, 3 ranks: sharded → replicated continues bitwise as the uninterrupted replicated run.
         let straightThree = try train(world: 3, epochs: 3, optimizer: .adamw)
         let replicatedAgain = try train(world: 3, epochs: 3, checkpoints: root + "/again",

@@ -46,7 +46,8 @@ final class LanguageModelCommandTests: XCTestCase {
     }
 
     /// The memory preflight: `summary --ranks` prints the plan; a run that would not fit is refused before it allocates
-    /// (here a host capped at 60 MiB), and `--shard optimizer` trains under mpirun with the replicated run's numbers.
+    /// (here a host capped at 60 MiB), and every `--shard` stage trains under mpirun with the replicated run's numbers
+    /// and writes its files.
     func testMemoryPreflightAndShardedTraining() throws {
         let summary = try runProcess(distrain, ["summary", "--model", "gpt2-medium", "--vocab-size", "4096", "--context", "128",
                                                 "--ranks", "4", "--batch-size", "8", "--shard", "optimizer"], timeout: 60)
@@ -62,17 +63,35 @@ final class LanguageModelCommandTests: XCTestCase {
         XCTAssertTrue(refused.standardError.contains("not started, nothing allocated") && refused.standardError.contains("--shard optimizer"),
                       refused.standardError)
         guard let mpirun = findOnPath("mpirun") else { return }
+        // Replicated, then each ZeRO stage (the last through MPI's own reduce-scatter and all-gather, as between hosts).
+        let runs: [(name: String, flags: [String], environment: [String: String], header: String)] = [
+            ("replicated", [], [:], "gradients: shared memory"),
+            ("optimizer", ["--shard", "optimizer"], [:], "optimizer state sharded over the ranks"),
+            ("gradients", ["--shard", "gradients"], [:], "optimizer state and gradients sharded"),
+            ("parameters", ["--shard", "parameters"], [:], "optimizer state, gradients and parameters sharded"),
+            ("parameters-mpi", ["--shard", "parameters"], ["DISTRAIN_SHARD_VIA_MPI": "1"], "parameters sharded"),
+        ]
         var losses: [Double] = []
-        for shard in [[], ["--shard", "optimizer"]] {
-            let run = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain] + flags + shard
-                                     + ["--metrics", root + "/m\(shard.count).jsonl"], timeout: 180)
-            XCTAssertEqual(run.exitCode, 0, run.standardError)
-            let end = try String(contentsOfFile: root + "/m\(shard.count).jsonl", encoding: .utf8).split(separator: "\n").last!
+        for run in runs {
+            let result = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain]
+                                        + flags + run.flags + ["--metrics", "\(root)/\(run.name).jsonl", "--checkpoint-dir",
+                                                               "\(root)/\(run.name)"],
+                                        extraEnvironment: run.environment, timeout: 180)
+            XCTAssertEqual(result.exitCode, 0, result.standardError)
+            XCTAssertTrue(result.standardOutput.contains(run.header), result.standardOutput)
+            let end = try String(contentsOfFile: "\(root)/\(run.name).jsonl", encoding: .utf8).split(separator: "\n").last!
             let object = try JSONSerialization.jsonObject(with: Data(end.utf8)) as? [String: Any]
             losses.append(try XCTUnwrap(object?["test_loss"] as? Double))
-            if !shard.isEmpty { XCTAssertTrue(run.standardOutput.contains("optimizer state sharded over the ranks"), run.standardOutput) }
         }
-        XCTAssertEqual(losses[0], losses[1], "sharded = replicated, bitwise")
+        XCTAssertEqual(Set(losses).count, 1, "every stage = replicated, bitwise (two ranks' sums are exact): \(losses)")
+        // Each rank wrote its slice of the sharded checkpoints in parallel: the replicated run's files, byte for byte.
+        for run in runs.dropFirst() {
+            for file in ["model.safetensors", "optimizer.safetensors"] {
+                let written = try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(run.name)/step-00000006/\(file)"))
+                let replicated = try Data(contentsOf: URL(fileURLWithPath: "\(root)/replicated/step-00000006/\(file)"))
+                XCTAssertEqual(written, replicated, "\(run.name): \(file)")
+            }
+        }
     }
 
     func testBenchTrainsAndGeneratesWithAGPTPreset() throws {
