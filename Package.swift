@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "_TestSupport"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "Generation", "Text", "_TestSupport"]),
         .testTarget(name: "DistrainKitTests", dependencies: ["DistrainKit", "_TestSupport"]),
-        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", "Tensors",
+        .testTarget(name: "distrainTests", dependencies: ["distrain", "_TestSupport", "Tensors", "SafeTensors",
                                                          .product(name: "Crypto", package: "swift-crypto")]),
     ],
     // Swift 5 language mode: kernels share raw buffers across threads on purpose (ranks as threads in tests).

@@ -34,6 +34,9 @@ public struct MemoryPlan: Sendable {
     /// Whether the run writes checkpoints (`checkpointWriting` then counts on this host).
     public var writesCheckpoints: Bool
 
+    /// Each rank's box in the host's shared mailbox (`HostMailbox`: 2^22 floats).
+    public static let mailboxBytes = 16 << 20
+
     /// Measured beside the rest (a small model's whole process): Swift, MPI, OpenBLAS and oneDNN with their threads.
     public static let runtimeBytes = 80 << 20
 
@@ -59,8 +62,10 @@ public struct MemoryPlan: Sendable {
         if sharding == .parameters && owned < count { parameters = 4 * min(count, owned + windows.gathered) }
         if shardsGradients && owned < count { gradients = 4 * min(count, owned + windows.inFlight) }
         activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1))
-        // Summed in shared memory, a rank reads the others' slices; reduce-scattered by MPI, one layer is copied.
-        communication = shardsGradients && owned < count ? 4 * windows.largestLayer
+        // Summed in shared memory, a rank reads the others' slices. Sharded, on one host the scatters and gathers pass
+        // through a 16 MiB mailbox per rank; MPI's own, between hosts, copy a layer.
+        let mailbox = sharedMemoryRanks > 1 && localRanks == worldSize
+        communication = shardsGradients && owned < count ? (mailbox ? Self.mailboxBytes : 4 * windows.largestLayer)
             : sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
         runtime = Self.runtimeBytes
         startup = sharding == .parameters && owned < count ? 4 * count + optimizerState + runtime : 0
@@ -73,14 +78,22 @@ public struct MemoryPlan: Sendable {
     }
 
     /// The parameters a layer's passes gather at once (its own and the ones it is tied to, the most of any layer),
-    /// the gradients in flight during backward (the largest layer's, and the tied ones, which wait for their own
-    /// layer), and the largest layer's own.
+    /// the gradients in flight during backward (at each layer its own, and the tied tables a later layer has added to
+    /// and whose own layer has not run yet — the most of any layer), and the largest layer's own.
     static func layerWindows(_ layers: [Layer], specs: [ParameterSpec]) -> (gathered: Int, inFlight: Int, largestLayer: Int) {
         func size(_ name: String) -> Int { specs.first { $0.name == name }?.shape.reduce(1, *) ?? 0 }
         let own = layers.map { $0.parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } }
-        let tied = layers.map { $0.tiedParameters.reduce(0) { $0 + size($1.tiedTo) } }
-        let largest = own.max() ?? 0
-        return (zip(own, tied).map { $0 + $1 }.max() ?? 0, largest + tied.reduce(0, +), largest)
+        let owner = Dictionary(layers.enumerated().flatMap { index, layer in layer.parameterSpecs.map { ($0.name, index) } },
+                               uniquingKeysWith: { first, _ in first })
+        // (the tying layer, the table's own layer, its size)
+        let ties = layers.enumerated().flatMap { index, layer in
+            layer.tiedParameters.map { (from: index, to: owner[$0.tiedTo] ?? index, size: size($0.tiedTo)) }
+        }
+        let gathered = layers.indices.map { index in own[index] + ties.filter { $0.from == index }.reduce(0) { $0 + $1.size } }
+        let inFlight = layers.indices.map { index in
+            own[index] + ties.filter { $0.to < index && index <= $0.from }.reduce(0) { $0 + $1.size }
+        }
+        return (gathered.max() ?? 0, inFlight.max() ?? 0, own.max() ?? 0)
     }
 
     /// One rank's steady-state bytes.
@@ -100,7 +113,7 @@ public struct MemoryPlan: Sendable {
             "  gradients (fp32)           \(mib(gradients))",
             "  optimizer state            \(mib(optimizerState))",
             "  activations and workspace  \(mib(activations))",
-            "  gradient sum (shared mem)  \(mib(communication))",
+            "  gradient sum, gathers      \(mib(communication))",
             "  runtime                    \(mib(runtime))",
             "  per rank                   \(mib(perRank))",
         ] + (startup > 0 ? ["  start-up, whole parameters \(mib(startup)) (until each rank keeps its slice)"] : []) + [

@@ -35,7 +35,7 @@ final class MemoryPlanTests: XCTestCase {
 
     /// ZeRO-2 and -3: ⌈90 / 4⌉ = 23 owned values of each arena, plus the largest layer's (the head's 50) in flight;
     /// stage 3 holds the whole parameters once at start-up. A tied head gathers the table it is tied to, and the
-    /// table's gradient waits for the embedding's backward beside the largest layer's.
+    /// table's gradient waits for the embedding's backward beside each layer's in between (not beside its own).
     func testStagesTwoAndThreeKeepSlicesAndOneLayer() throws {
         func plan(_ layers: [Layer], _ stage: ShardingStage) -> MemoryPlan {
             MemoryPlan(layers: layers, inputCount: 3, optimizer: .adamw, momentum: 0, sharding: stage, worldSize: 4,
@@ -43,16 +43,19 @@ final class MemoryPlanTests: XCTestCase {
         }
         let gradients = plan(try layers(), .gradients), parameters = plan(try layers(), .parameters)
         XCTAssertEqual([gradients.parameters, gradients.gradients, gradients.optimizerState], [360, 4 * (23 + 50), 8 * 23])
-        XCTAssertEqual(gradients.communication, 4 * 50, "one layer copied by the reduce-scatter, no shared-memory reads")
+        XCTAssertEqual(gradients.communication, MemoryPlan.mailboxBytes, "one host: the mailbox, no shared-memory reads")
+        let acrossHosts = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .adamw, momentum: 0, sharding: .gradients,
+                                     worldSize: 8, localRanks: 4, batch: 2, sharedMemoryRanks: 4, writesCheckpoints: true)
+        XCTAssertEqual(acrossHosts.communication, 4 * 50, "between hosts MPI's reduce-scatter copies a layer")
         XCTAssertEqual(gradients.startup, 0)
         XCTAssertEqual([parameters.parameters, parameters.gradients], [4 * (23 + 50), 4 * (23 + 50)])
         XCTAssertEqual(parameters.startup, 4 * 90 + 8 * 23 + MemoryPlan.runtimeBytes, "the whole values until sliced")
         XCTAssertEqual(parameters.perHost, 4 * max(parameters.perRank, parameters.startup))
-        let tied = try ModelSpec(parsing: "wte = Embedding(10, 4)\nLinear(4, 4)\nhead = Linear(4, 10, bias=False, tied_to='wte')",
-                                 source: "test").build(inputShape: [3], outputShape: [3, 10]).layers
-        let tiedPlan = plan(tied, .parameters)  // 40 + 20 = 60 parameters, 15 owned
-        XCTAssertEqual(tiedPlan.parameters, 4 * (15 + 40), "the head gathers the 40-value table")
-        XCTAssertEqual(tiedPlan.gradients, 4 * min(60, 15 + 40 + 40), "the table's and the largest layer's (at most all)")
+        let spec = "wte = Embedding(10, 4)\nLinear(4, 100)\nLinear(100, 4)\nhead = Linear(4, 10, bias=False, tied_to='wte')"
+        let tied = try ModelSpec(parsing: spec, source: "test").build(inputShape: [3], outputShape: [3, 10]).layers
+        let tiedPlan = plan(tied, .parameters)  // 40 + 500 + 404 = 944 parameters, 236 owned
+        XCTAssertEqual(tiedPlan.parameters, 4 * (236 + 500), "the largest layer gathered (the head gathers only 40)")
+        XCTAssertEqual(tiedPlan.gradients, 4 * (236 + 500 + 40), "the largest layer's, beside the table's waiting for the embedding")
     }
 
     /// An attention layer's workspace is what it allocates: qkv and its gradient, heads' outputs and gradient,

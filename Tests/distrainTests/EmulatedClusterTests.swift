@@ -1,3 +1,5 @@
+import Foundation
+import SafeTensors
 import XCTest
 import _TestSupport
 
@@ -67,18 +69,36 @@ final class EmulatedClusterTests: XCTestCase {
         XCTAssertEqual(cluster.exitCode, 0, cluster.standardError)
         let sharded = try emulated(common + ["--metrics", root + "/sharded.jsonl", "--shard", "optimizer"])
         XCTAssertEqual(sharded.exitCode, 0, sharded.standardError)
-        let local = try runProcess(distrain, common + ["--metrics", root + "/local.jsonl"], timeout: 120)
+        // ZeRO-3 across hosts: MPI's reduce-scatter and all-gather over TCP, and a checkpoint every rank writes its slice of.
+        let zero3 = try emulated(common + ["--metrics", root + "/zero3.jsonl", "--shard", "parameters", "--checkpoint-dir",
+                                           root + "/zero3"])
+        XCTAssertEqual(zero3.exitCode, 0, zero3.standardError)
+        let local = try runProcess(distrain, common + ["--metrics", root + "/local.jsonl", "--checkpoint-dir", root + "/local"],
+                                   timeout: 120)
         XCTAssertEqual(local.exitCode, 0, local.standardError)
         XCTAssertEqual(try readMetrics(root + "/cluster.jsonl")[0]["world_size"] as? Int, 6)
         XCTAssertEqual(try readMetrics(root + "/sharded.jsonl")[0]["shard"] as? String, "optimizer")
-        let ends = try [root + "/cluster.jsonl", root + "/sharded.jsonl", root + "/local.jsonl"].map { path in
-            try XCTUnwrap(try readMetrics(path).first { $0["event"] as? String == "end" })
+        XCTAssertEqual(try readMetrics(root + "/zero3.jsonl")[0]["shard"] as? String, "parameters")
+        let ends = try ["cluster", "sharded", "zero3", "local"].map { name in
+            try XCTUnwrap(try readMetrics("\(root)/\(name).jsonl").first { $0["event"] as? String == "end" })
         }
         for key in ["test_loss", "test_perplexity"] {
             let a = try XCTUnwrap(ends[0][key] as? Double), s = try XCTUnwrap(ends[1][key] as? Double)
-            let b = try XCTUnwrap(ends[2][key] as? Double)
+            let z = try XCTUnwrap(ends[2][key] as? Double), b = try XCTUnwrap(ends[3][key] as? Double)
             XCTAssertEqual(a, b, accuracy: 1e-5 * b, key)
             XCTAssertEqual(s, a, "\(key): sharded = replicated on the cluster, bitwise")
+            XCTAssertEqual(z, b, accuracy: 1e-5 * b, "\(key): ZeRO-3 on 3 hosts = one process")
+        }
+        func load(_ path: String) throws -> SafeTensorsFile {
+            try SafeTensors.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path))), path: path)
+        }
+        let written = try load(root + "/zero3/step-00000008/model.safetensors")
+        let alone = try load(root + "/local/step-00000008/model.safetensors")
+        XCTAssertEqual(written.entries.keys.sorted(), alone.entries.keys.sorted())
+        for name in alone.entries.keys {
+            let a = try written.values(name), b = try alone.values(name)
+            let scale = b.map(abs).max() ?? 1
+            XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-5 * max(scale, 1e-3), name)
         }
     }
 
