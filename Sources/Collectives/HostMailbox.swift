@@ -23,20 +23,8 @@ final class HostMailbox {
 
     /// The window on every rank of the (single) host, or nil on every rank when it cannot be had.
     static func make(topology: HostTopology, world: MPI_Comm, chunk: Int = 1 << 22) throws -> HostMailbox? {
-        var window: MPI_Win?
-        var base: UnsafeMutableRawPointer?
-        var info = cmpi_info_null()
-        MPI_Info_create(&info)
-        defer { MPI_Info_free(&info) }
-        MPI_Info_set(info, "alloc_shared_noncontig", "true")
-        let status = MPI_Win_allocate_shared(MPI_Aint(chunk * 4), 4, info, topology.host, &base, &window)
-        var succeeded: Int32 = status == MPI_SUCCESS ? 1 : 0
-        try checkMPI(MPI_Allreduce(cmpi_in_place(), &succeeded, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
-        guard succeeded == 1 else {
-            if status == MPI_SUCCESS { MPI_Win_free(&window) }
-            return nil
-        }
-        return try HostMailbox(window: window!, topology: topology, chunk: chunk)
+        guard let window = try SharedWindow.allocate(bytesPerRank: chunk * 4, host: topology.host, world: world) else { return nil }
+        return try HostMailbox(window: window, topology: topology, chunk: chunk)
     }
 
     private init(window: MPI_Win, topology: HostTopology, chunk: Int) throws {
@@ -45,16 +33,7 @@ final class HostMailbox {
         hostRank = topology.hostRank
         hostSize = topology.hostSize
         self.chunk = chunk
-        MPI_Win_set_errhandler(window, cmpi_errors_return())
-        var boxes: [UnsafeMutablePointer<Float>] = []
-        for rank in 0..<hostSize {
-            var bytes: MPI_Aint = 0
-            var unit: Int32 = 0
-            var base: UnsafeMutableRawPointer?
-            try checkMPI(MPI_Win_shared_query(window, Int32(rank), &bytes, &unit, &base), "MPI_Win_shared_query")
-            boxes.append(base!.bindMemory(to: Float.self, capacity: chunk))
-        }
-        self.boxes = boxes
+        boxes = try SharedWindow.segments(of: window, ranks: hostSize).map { $0.bindMemory(to: Float.self, capacity: chunk) }
         sources = .allocate(capacity: hostSize)
         sources.initialize(repeating: nil, count: hostSize)
         target = .allocate(capacity: 1)
@@ -126,8 +105,6 @@ final class HostMailbox {
     }
 
     private func hostBarrier() throws {
-        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
-        try checkMPI(MPI_Barrier(host), "MPI_Barrier")
-        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
+        try SharedWindow.barrier(window, host: host)
     }
 }

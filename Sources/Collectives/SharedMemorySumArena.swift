@@ -77,20 +77,10 @@ final class SharedMemorySumArena: SumArena {
             }
             return .unavailable(reason: "\(room.directory) has \(room.free / 1_048_576) MB free, the sum needs \(needed); enlarge it, e.g. docker run --shm-size=1g")
         }
-        var info = cmpi_info_null()
-        MPI_Info_create(&info)
-        defer { MPI_Info_free(&info) }
-        MPI_Info_set(info, "alloc_shared_noncontig", "true")  // each segment on its own pages, touched by its owner
-        var window: MPI_Win?
-        var base: UnsafeMutableRawPointer?
-        let status = MPI_Win_allocate_shared(MPI_Aint((arenaFloats + 16) * 4), 4, info, topology.host, &base, &window)
-        var succeeded: Int32 = status == MPI_SUCCESS ? 1 : 0
-        try checkMPI(MPI_Allreduce(cmpi_in_place(), &succeeded, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
-        guard succeeded == 1 else {
-            if status == MPI_SUCCESS { MPI_Win_free(&window) }
+        guard let window = try SharedWindow.allocate(bytesPerRank: (arenaFloats + 16) * 4, host: topology.host, world: world) else {
             return .unavailable(reason: "the shared-memory window could not be allocated")
         }
-        return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window!,
+        return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window,
                                                topology: topology, world: world, wire: wire, communicator: communicator))
     }
 
@@ -112,14 +102,8 @@ final class SharedMemorySumArena: SumArena {
         var size: Int32 = 0
         MPI_Comm_size(world, &size)
         worldSize = Int(size)
-        MPI_Win_set_errhandler(window, cmpi_errors_return())
-        var arenas: [UnsafeMutablePointer<Float>] = []
-        for rank in 0..<topology.hostSize {
-            var bytes: MPI_Aint = 0
-            var unit: Int32 = 0
-            var base: UnsafeMutableRawPointer?
-            try checkMPI(MPI_Win_shared_query(window, Int32(rank), &bytes, &unit, &base), "MPI_Win_shared_query")
-            arenas.append(base!.bindMemory(to: Float.self, capacity: arenaFloats + 16))
+        let arenas = try SharedWindow.segments(of: window, ranks: topology.hostSize).map {
+            $0.bindMemory(to: Float.self, capacity: arenaFloats + 16)
         }
         let own = arenas[topology.hostRank]
         own.initialize(repeating: 0, count: arenaFloats + 16)
@@ -237,9 +221,7 @@ final class SharedMemorySumArena: SumArena {
     }
 
     private func hostBarrier() throws {
-        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
-        try checkMPI(MPI_Barrier(topology.host), "MPI_Barrier")
-        try checkMPI(MPI_Win_sync(window), "MPI_Win_sync")
+        try SharedWindow.barrier(window, host: topology.host)
     }
 }
 

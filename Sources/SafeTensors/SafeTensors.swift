@@ -92,6 +92,17 @@ public enum SafeTensors {
 
     /// Parses and validates a whole file's bytes; no allocation beyond the header's own size.
     public static func decode(_ bytes: [UInt8], path: String) throws -> SafeTensorsFile {
+        try decode(FileBytes(bytes), path: path)
+    }
+
+    /// Maps the file at `path` read-only and parses it: its tensors are read from the page cache as they are copied
+    /// out, so a rank that needs a slice of a large checkpoint touches only that slice's pages, and ranks on one host
+    /// share them.
+    public static func map(path: String) throws -> SafeTensorsFile {
+        try decode(try FileBytes(mapping: path), path: path)
+    }
+
+    static func decode(_ bytes: FileBytes, path: String) throws -> SafeTensorsFile {
         func fail(_ problem: String) -> SafeTensorsError { SafeTensorsError(path: path, problem: problem) }
         guard bytes.count >= 8 else {
             throw fail("\(bytes.count) bytes is too short for a safetensors file (8-byte header length missing); the file is truncated")
@@ -103,7 +114,7 @@ public enum SafeTensors {
                 + "not safetensors")
         }
         let headerEnd = 8 + Int(headerLength)
-        guard let text = String(validating: bytes[8..<headerEnd], as: UTF8.self) else {
+        guard let text = bytes.text(8..<headerEnd) else {
             throw fail("the header is not valid UTF-8")
         }
         let parsed: Any
@@ -184,7 +195,7 @@ public struct SafeTensorsFile {
     }
 
     public let path: String
-    let bytes: [UInt8]
+    let bytes: FileBytes
     public let metadata: [String: String]
     public let entries: [String: Entry]
 
@@ -259,4 +270,52 @@ func firstDuplicateTopLevelKey(in json: String) -> String? {
         index = bytes.index(after: index)
     }
     return nil
+}
+
+/// A file's bytes: an array read into memory, or a read-only mapping of the file (unmapped when the last copy of
+/// the SafeTensorsFile goes).
+final class FileBytes {
+    private let base: UnsafeRawPointer?
+    let count: Int
+    private let array: [UInt8]?
+
+    init(_ array: [UInt8]) {
+        self.array = array
+        base = nil
+        count = array.count
+    }
+
+    init(mapping path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SafeTensorsError(path: path, problem: String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw SafeTensorsError(path: path, problem: String(cString: strerror(errno))) }
+        count = Int(info.st_size)
+        array = nil
+        guard count > 0 else {
+            base = nil
+            return
+        }
+        guard let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, descriptor, 0), mapped != MAP_FAILED else {
+            throw SafeTensorsError(path: path, problem: "cannot be mapped: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if array == nil, let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    subscript(index: Int) -> UInt8 { withUnsafeBytes { $0[index] } }
+
+    /// `range` as UTF-8 text, nil when it is not valid UTF-8.
+    func text(_ range: Range<Int>) -> String? {
+        withUnsafeBytes { String(validating: $0[range], as: UTF8.self) }
+    }
+
+    func withUnsafeBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        if let array { return try array.withUnsafeBytes(body) }
+        return try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
 }

@@ -51,6 +51,15 @@ public struct LoadedCheckpoint {
 
     /// Parses the three files' bytes (identical on every rank after a broadcast).
     public init(directory: String, stateBytes: [UInt8], modelBytes: [UInt8], optimizerBytes: [UInt8]) throws {
+        try self.init(directory: directory, stateBytes: stateBytes) {
+            (try SafeTensors.decode(modelBytes, path: "\(directory)/\(CheckpointFile.model)"),
+             try SafeTensors.decode(optimizerBytes, path: "\(directory)/\(CheckpointFile.optimizer)"))
+        }
+    }
+
+    /// Parses state.json's bytes, then (once it is valid) the two tensor files `tensorFiles` opens.
+    init(directory: String, stateBytes: [UInt8],
+         tensorFiles: () throws -> (model: SafeTensorsFile, optimizer: SafeTensorsFile)) throws {
         self.directory = directory
         let statePath = "\(directory)/\(CheckpointFile.state)"
         guard String(validating: stateBytes, as: UTF8.self) != nil else {
@@ -76,25 +85,38 @@ public struct LoadedCheckpoint {
         if let problem = state.rangeProblem {
             throw CheckpointError.invalid(path: statePath, problem: problem)
         }
-        model = try SafeTensors.decode(modelBytes, path: "\(directory)/\(CheckpointFile.model)")
-        optimizer = try SafeTensors.decode(optimizerBytes, path: "\(directory)/\(CheckpointFile.optimizer)")
+        (model, optimizer) = try tensorFiles()
     }
 
-    /// Reads the files on the coordinator and hands identical bytes to every rank (only one rank touches the
-    /// disk, so ranks on hosts without the files still resume). Every rank throws the same error.
+    /// Every rank maps the files itself when every rank sees them as the coordinator does (one host, or a shared file
+    /// system): a rank then reads only the tensors it restores, from pages the ranks of a host share. Otherwise the
+    /// coordinator reads them and hands identical bytes to every rank (ranks on hosts without the files still resume,
+    /// each holding the files whole for a moment). Every rank throws the same error.
     public static func load(directory: String, communicator: Communicator) throws -> LoadedCheckpoint {
+        let names = [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer]
+        let sizes = try communicator.allGather(names.map { Int64(fileSize("\(directory)/\($0)") ?? -1) })
+        if sizes.allSatisfy({ $0 == sizes[0] && !$0.contains(-1) }) {
+            return try communicator.collectively {
+                let stateBytes = try readFiles(directory, only: [CheckpointFile.state])[0]
+                return try LoadedCheckpoint(directory: directory, stateBytes: stateBytes) {
+                    (try SafeTensors.map(path: "\(directory)/\(CheckpointFile.model)"),
+                     try SafeTensors.map(path: "\(directory)/\(CheckpointFile.optimizer)"))
+                }
+            }
+        }
         var files = try communicator.onCoordinator { try readFiles(directory) } ?? [[], [], []]
         for index in files.indices { files[index] = try communicator.broadcast(bytes: files[index], root: 0) }
         return try LoadedCheckpoint(directory: directory, stateBytes: files[0], modelBytes: files[1], optimizerBytes: files[2])
     }
 
     /// state.json, model.safetensors and optimizer.safetensors of a checkpoint folder, each named when missing.
-    private static func readFiles(_ directory: String) throws -> [[UInt8]] {
+    private static func readFiles(_ directory: String, only names: [String] = [CheckpointFile.state, CheckpointFile.model,
+                                                                               CheckpointFile.optimizer]) throws -> [[UInt8]] {
         guard isDirectory(directory) else {
             throw CheckpointError.notFound(path: directory, hint: "pass a checkpoint directory (one holding "
                 + "state.json) or --resume auto with --checkpoint-dir")
         }
-        return try [CheckpointFile.state, CheckpointFile.model, CheckpointFile.optimizer].map { name in
+        return try names.map { name in
             let path = "\(directory)/\(name)"
             guard pathExists(path) else {
                 if pathExists("\(directory)/\(CheckpointFile.quantization)") {
@@ -172,6 +194,13 @@ public struct LoadedCheckpoint {
         }
         optimizer.stepCount = steps
     }
+}
+
+/// The size of the regular file at `path`, nil when there is none.
+func fileSize(_ path: String) -> Int? {
+    var info = stat()
+    guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+    return Int(info.st_size)
 }
 
 extension UnsafeMutableBufferPointer {

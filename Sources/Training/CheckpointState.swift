@@ -46,7 +46,6 @@ extension CheckpointState {
         if let (name, value) = positions.first(where: { $0.1 < 0 || $0.1 > Self.largestPosition }) {
             return "field \(name) is \(value), outside 0...\(Self.largestPosition)"
         }
-        if partialCorrect > partialSeen { return "partialCorrect \(partialCorrect) exceeds partialSeen \(partialSeen)" }
         if !(partialLossSum.isFinite && partialLossSum >= 0) { return "partialLossSum \(partialLossSum) is not a finite non-negative sum" }
         if !(1...(1 << 24)).contains(worldSize) { return "worldSize \(worldSize) is outside 1...16777216" }
         if let testAccuracy, !(testAccuracy >= 0 && testAccuracy <= 1) { return "testAccuracy \(testAccuracy) is outside [0, 1]" }

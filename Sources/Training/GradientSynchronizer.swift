@@ -83,7 +83,8 @@ public final class GradientSynchronizer {
     /// How the sum travels, for the run header and metrics.
     public var summary: String {
         if shardedGradients != nil, communicator.size > 1 { return "reduce-scatter after each layer's backward (sharded)" }
-        return arena.summary + (overlaps ? ", \(bucketFirstLayers.count) bucket\(bucketFirstLayers.count == 1 ? "" : "s") overlapped with backward" : "")
+        let buckets = bucketFirstLayers.count
+        return arena.summary + (overlaps ? ", \(buckets) bucket\(buckets == 1 ? "" : "s") overlapped with backward" : "")
     }
 
     /// Whether buckets start during backward (`--overlap`, and a sum between hosts to overlap).

@@ -137,7 +137,8 @@ public struct MemoryPlan: Sendable {
         let parts = [("parameters", parameters), ("gradients", gradients), ("optimizer state", optimizerState),
                      ("activations", activations), ("gradient sum", communication), ("runtime", runtime)]
         return parts.map { "\($0.0) \($0.1 >> 20) MiB" }.joined(separator: ", ")
-            + (startup > perRank ? " (\(startup >> 20) MiB at start-up)" : "") + " per rank × \(localRanks)" + (writesCheckpoints ? " + \(checkpointWriting >> 20) MiB writing a checkpoint" : "")
+            + (startup > perRank ? " (\(startup >> 20) MiB at start-up)" : "")
+            + " per rank × \(localRanks)" + (writesCheckpoints ? " + \(checkpointWriting >> 20) MiB writing a checkpoint" : "")
     }
 
     /// Throws `MemoryPlanError` when this host's ranks would need more than `available` bytes, with the table and

@@ -385,7 +385,9 @@ public final class Trainer {
 
     /// Cadence after a step: a checkpoint every `--checkpoint-every` steps, and progress.
     private func afterStep(_ batch: StepBatch, plan: BatchPlan, totals: EpochTotals) throws {
-        if let every = checkpointWriter?.settings.everySteps, globalStep % every == 0, batch.index + 1 < plan.batchCount {
+        // (Not at the last batch of an epoch or of the run: the epoch's own checkpoint follows.)
+        if let every = checkpointWriter?.settings.everySteps, globalStep % every == 0, batch.index + 1 < plan.batchCount,
+           configuration.maxSteps != globalStep {
             try writeCheckpoint(epoch: batch.epoch, nextBatch: batch.index + 1,
                                 samplesDone: plan.globalRange(batch: batch.index).upperBound, partial: totals, testAccuracy: nil)
         }

@@ -52,11 +52,13 @@ extension Trainer {
         // epoch before `epoch` took stepsPerEpoch steps. Values are < 2^40 (checked on load): no overflow.
         let expectedStep = state.epoch * stepsPerEpoch + state.nextBatch
         let expectedSamples = min(state.nextBatch * configuration.globalBatchSize, data.train.count)
+        // A language model counts correct predictions per position: up to targetsPerSample per window seen.
         guard state.globalStep == expectedStep, state.samplesDoneInEpoch == expectedSamples,
-              state.partialSeen <= expectedSamples else {
+              state.partialSeen <= expectedSamples, state.partialCorrect <= state.partialSeen * targetsPerSample else {
             throw CheckpointError.invalid(path: statePath, problem: "its position is inconsistent (epoch "
                 + "\(state.epoch), batch \(state.nextBatch), step \(state.globalStep), samples "
-                + "\(state.samplesDoneInEpoch), with \(stepsPerEpoch) batches per epoch); the file is damaged — use "
+                + "\(state.samplesDoneInEpoch), \(state.partialCorrect) correct of \(state.partialSeen) seen, with "
+                + "\(stepsPerEpoch) batches per epoch); the file is damaged — use "
                 + "an earlier checkpoint")
         }
         try checkpoint.restoreParameters(into: model.parameters)

@@ -97,7 +97,11 @@ extension Trainer {
         tracker.enter(.backward)
         if startingSum { synchronizer.beginStep() }
         if zeroing {  // sharded gradients: only this rank's slice holds anything (the scatters zero the rest)
-            if shardedPasses == nil { model.parameters.zeroGradients() } else { model.parameters.zeroGradients(in: optimizer.ownedRange) }
+            if shardedPasses == nil {
+                model.parameters.zeroGradients()
+            } else {
+                model.parameters.zeroGradients(in: optimizer.ownedRange)
+            }
         }
         guard batch.count > 0 else {
             if model.synchronizesOverRanks || shardedPasses != nil { model.backward(batch: 0) }

@@ -86,7 +86,7 @@ final class TokenTrainingTests: XCTestCase {
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
                        spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
                        reporter: TrainingReporter? = nil, accumulate: Int? = nil, capacity: UnsafeMutablePointer<Int>? = nil,
-                       shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd,
+                       shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd, every: Int? = nil,
                        steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
@@ -109,7 +109,7 @@ final class TokenTrainingTests: XCTestCase {
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
             let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: comm), data: data,
                                       objective: objective, configuration: configuration, communicator: comm,
-                                      reporter: reporter, checkpointing: checkpoints.map { CheckpointSettings(directory: $0) },
+                                      reporter: reporter, checkpointing: checkpoints.map { CheckpointSettings(directory: $0, everySteps: every) },
                                       resume: loaded)
             let result = try trainer.run()
             if let passes = trainer.shardedPasses { try Self.checkOnlyOwnSlicesRemain(passes, rank: comm.rank) }
@@ -278,6 +278,30 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(resumed.parameters, straight.parameters, relative: 1e-5, "resumed on 2 ranks")
         let resumedAlone = try train(world: 1, epochs: 3, checkpoints: root, resume: "\(root)/step-00000006")
         XCTAssertEqual(resumedAlone.parameters, straight.parameters, "bitwise on the same world size")
+    }
+
+    /// A language model counts correct predictions per position — up to `context` per window seen, more than the
+    /// windows: a mid-epoch checkpoint whose counts say so resumes (sharded, on another world size) and continues as
+    /// the uninterrupted run; one beyond that is refused as damaged.
+    func testAMidEpochLanguageModelCheckpointCountsPositions() throws {
+        let root = makeTemporaryDirectory("token-mid-epoch")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let straight = try train(world: 1, epochs: 3)
+        _ = try train(world: 3, epochs: 2, checkpoints: root, shard: .parameters, every: 10)  // epoch 2, batch 4 of 6
+        let path = root + "/step-00000010/state.json"
+        var state = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let seen = try XCTUnwrap(state["partialSeen"] as? Int)
+        XCTAssertEqual(seen, 32, "4 batches of 8 windows")
+        func resume(correct: Int) throws -> [Float] {
+            state["partialCorrect"] = correct
+            try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: path))
+            return try train(world: 2, epochs: 3, checkpoints: root + "/resumed-\(correct)", resume: root + "/step-00000010",
+                             shard: .gradients).parameters
+        }
+        assertClose(try resume(correct: seen * Self.context), straight.parameters, relative: 1e-5, "every position correct")
+        XCTAssertThrowsError(try resume(correct: seen * Self.context + 1)) {
+            XCTAssertTrue("\($0)".contains("257 correct of 32 seen") && "\($0)".contains("damaged"), "\($0)")
+        }
     }
 
     /// `--shard optimizer` (ZeRO-1): 36 steps of a tied GPT with dropout and clipping, AdamW with decay groups, on 3
