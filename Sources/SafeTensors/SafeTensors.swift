@@ -215,6 +215,7 @@ public struct SafeTensorsFile {
         bytes.withUnsafeBytes { raw in
             UnsafeMutableRawBufferPointer(destination).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[entry.byteRange]))
         }
+        bytes.dropPages(entry.byteRange)
     }
 
     /// An int8 tensor's values, after checking that it exists as I8 with `shape`.
@@ -308,6 +309,16 @@ final class FileBytes {
     }
 
     subscript(index: Int) -> UInt8 { withUnsafeBytes { $0[index] } }
+
+    /// A mapping's pages wholly inside `range`, dropped from this process once copied out (the page cache keeps
+    /// them for the other ranks): restoring a large checkpoint does not hold it in the resident set.
+    func dropPages(_ range: Range<Int>) {
+        guard array == nil, let base else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
+        let end = (Int(bitPattern: base) + range.upperBound) / page * page
+        if start < end { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
 
     /// `range` as UTF-8 text, nil when it is not valid UTF-8.
     func text(_ range: Range<Int>) -> String? {

@@ -150,8 +150,10 @@ struct TrainOptions: ParsableArguments {
         + "mirror image)."))
     var tta: TestTimeAugmentation = .none
 
-    @Option(help: ArgumentHelp("Shard over ranks (ZeRO): 'optimizer' keeps each rank's optimizer state for its slice of "
-        + "the parameters only (Adam: 8 of 16 bytes per parameter split over the ranks); the same results, any world size."))
+    @Option(help: ArgumentHelp("Shard over ranks (ZeRO stages 1-3): 'optimizer' keeps each rank's optimizer state for "
+        + "its slice of the parameters only, 'gradients' also its slice of the gradients (reduce-scattered layer by layer), "
+        + "'parameters' also of the parameters (gathered layer by layer): 16 bytes per parameter down to 16/N. The "
+        + "replicated run's results; checkpoints any world size resumes."))
     var shard: ShardingStage?
 
     @Option(help: ArgumentHelp("GEMM arithmetic: fp32, or bf16 (operands rounded to bfloat16, sums and weights and "
@@ -275,6 +277,10 @@ struct TrainOptions: ParsableArguments {
             throw ValidationError("--collective-timeout must be between 1 and 86400 seconds, got \(collectiveTimeout)")
         }
         do { _ = try Fault.fromEnvironment() } catch { throw ValidationError("\(error)") }
+        if let shard, shard != .optimizer, wire != .fp32 || overlap {
+            throw ValidationError("--\(overlap ? "overlap" : "wire \(wire.rawValue)") changes the replicated gradient sum; --shard "
+                + "\(shard.rawValue) reduce-scatters each layer's gradients in fp32 during backward instead — drop one of them")
+        }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, "
             + "got \(checkpointEvery)") }
         if checkpointEvery != nil && checkpointDirectory == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir DIR") }
