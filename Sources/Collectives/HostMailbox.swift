@@ -21,9 +21,11 @@ final class HostMailbox {
     private let sources: UnsafeMutablePointer<UnsafePointer<Float>?>
     private let target: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
 
-    /// The window on every rank of the (single) host, or nil on every rank when it cannot be had.
+    /// The window on every rank of the (single) host, or nil on every rank when it cannot be had (too little room in
+    /// /dev/shm: the sharded collectives then use MPI's own).
     static func make(topology: HostTopology, world: MPI_Comm, chunk: Int = 1 << 22) throws -> HostMailbox? {
-        guard let window = try SharedWindow.allocate(bytesPerRank: chunk * 4, host: topology.host, world: world) else { return nil }
+        guard try SharedWindow.everyHostHasRoom(for: chunk * 4 * topology.hostSize, world: world),
+              let window = try SharedWindow.allocate(bytesPerRank: chunk * 4, host: topology.host, world: world) else { return nil }
         return try HostMailbox(window: window, topology: topology, chunk: chunk)
     }
 

@@ -67,10 +67,8 @@ final class SharedMemorySumArena: SumArena {
         // Open MPI backs the window with a file in /dev/shm; with too little room there it prints a
         // warning and then hangs in the collective allocation instead of failing. So check first.
         let hostBytes = (arenaFloats + 16) * 4 * topology.hostSize
-        let room = backingRoom()
-        var roomy: Int32 = room.map { $0.free >= hostBytes + (1 << 20) } ?? true ? 1 : 0
-        try checkMPI(MPI_Allreduce(cmpi_in_place(), &roomy, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
-        guard roomy == 1 else {
+        let room = SharedWindow.backingRoom()
+        guard try SharedWindow.everyHostHasRoom(for: hostBytes, world: world) else {
             let needed = "\(hostBytes / 1_048_576 + 1) MB"
             guard let room, room.free < hostBytes + (1 << 20) else {
                 return .unavailable(reason: "too little shared memory on another host for \(needed); enlarge /dev/shm")
@@ -82,15 +80,6 @@ final class SharedMemorySumArena: SumArena {
         }
         return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window,
                                                topology: topology, world: world, wire: wire, communicator: communicator))
-    }
-
-    /// Free bytes where Open MPI puts shared windows (`osc_sm_backing_directory`, /dev/shm by default),
-    /// or nil when that cannot be told.
-    private static func backingRoom() -> (directory: String, free: Int)? {
-        let directory = getenv("OMPI_MCA_osc_sm_backing_directory").map { String(cString: $0) } ?? "/dev/shm"
-        var status = statvfs()
-        guard statvfs(directory, &status) == 0 else { return nil }
-        return (directory, Int(status.f_bavail) * Int(status.f_frsize))
     }
 
     private init(count: Int, arenaFloats: Int, window: MPI_Win, topology: HostTopology,

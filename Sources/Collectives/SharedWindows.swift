@@ -1,4 +1,7 @@
 import CMPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// MPI-3 shared windows, the ranks of one host reading each other's memory (the gradient sum's arenas, the sharded
 /// collectives' mailbox).
@@ -32,6 +35,24 @@ enum SharedWindow {
             try checkMPI(MPI_Win_shared_query(window, Int32(rank), &bytes, &unit, &base), "MPI_Win_shared_query")
             return base!
         }
+    }
+
+    /// Free bytes where Open MPI puts shared windows (`osc_sm_backing_directory`, /dev/shm by default),
+    /// or nil when that cannot be told.
+    static func backingRoom() -> (directory: String, free: Int)? {
+        let directory = getenv("OMPI_MCA_osc_sm_backing_directory").map { String(cString: $0) } ?? "/dev/shm"
+        var status = statvfs()
+        guard statvfs(directory, &status) == 0 else { return nil }
+        return (directory, Int(status.f_bavail) * Int(status.f_frsize))
+    }
+
+    /// Whether every rank's host has `hostBytes` (and a MiB) free where windows are backed. Open MPI backs a window
+    /// with a file there; with too little room it prints a warning and then hangs in the collective allocation
+    /// instead of failing — so every window is checked for first. Collective over the world.
+    static func everyHostHasRoom(for hostBytes: Int, world: MPI_Comm) throws -> Bool {
+        var roomy: Int32 = backingRoom().map { $0.free >= hostBytes + (1 << 20) } ?? true ? 1 : 0
+        try checkMPI(MPI_Allreduce(cmpi_in_place(), &roomy, 1, cmpi_int32(), cmpi_op_min(), world), "MPI_Allreduce")
+        return roomy == 1
     }
 
     /// Returns when every rank of `host` has arrived, with the window's loads and stores ordered around it.
