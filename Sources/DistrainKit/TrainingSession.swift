@@ -110,7 +110,8 @@ public final class TrainingSession {
             let memory = MemoryPlan(layers: layers, inputCount: data.train.sampleSize, optimizer: configuration.optimizer,
                                     momentum: configuration.momentum, sharding: configuration.sharding, worldSize: world,
                                     localRanks: local, batch: max(micro, evaluation), sharedMemoryRanks: sharedMemory,
-                                    writesCheckpoints: plan.checkpointDirectory != nil)
+                                    writesCheckpoints: plan.checkpointDirectory != nil,
+                                    recompute: configuration.recompute == true)
             try memory.check(available: MemoryPlan.availableBytes())
         }
     }

@@ -17,12 +17,9 @@ public final class CausalSelfAttention: Layer {
     private var store: ParameterStore!
     private var slices: [ParameterSlice] = []
     private var capacity = 0
-    private var qkv: UnsafeMutablePointer<Float>?            // (B, T, 3C)
-    private var headOutputs: UnsafeMutablePointer<Float>?    // (B, T, C)
-    private var probabilities: UnsafeMutablePointer<Float>?  // (B, H, T, T)
-    private var dQKV: UnsafeMutablePointer<Float>?           // (B, T, 3C)
-    private var dHeadOutputs: UnsafeMutablePointer<Float>?   // (B, T, C)
-    private var dScores: UnsafeMutablePointer<Float>?        // (T, T)
+    /// What forward keeps for backward, and backward's scratch: this layer's own, or with `--recompute` one set every
+    /// attention layer of the model shares (each block's forward runs again just before its backward).
+    private var buffers = AttentionBuffers()
 
     /// How c_attn's and c_proj's weights start (nil: PyTorch's Kaiming-uniform, also for the biases; else
     /// zero biases): GPT-2 draws both from N(0, 0.02²), c_proj — a residual projection — with 0.02/√(2·layers).
@@ -40,9 +37,8 @@ public final class CausalSelfAttention: Layer {
         self.initializers = initializers
     }
 
-    deinit {
-        for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }
-    }
+    /// Uses `shared` for the buffers (`--recompute`; before `reserve`).
+    func shareBuffers(_ shared: AttentionBuffers) { buffers = shared }
 
     private var headSize: Int { features / heads }
     public var summary: String { "CausalSelfAttention(\(features), \(heads) heads)" }
@@ -80,21 +76,20 @@ public final class CausalSelfAttention: Layer {
 
     public func reserve(batchCapacity: Int) {
         guard batchCapacity > capacity else { return }
-        for buffer in [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores] { buffer?.deallocate() }
         let rows = batchCapacity * positions
-        qkv = .allocate(capacity: rows * 3 * features)
-        headOutputs = .allocate(capacity: rows * features)
-        probabilities = .allocate(capacity: batchCapacity * heads * positions * positions)
-        dQKV = .allocate(capacity: rows * 3 * features)
-        dHeadOutputs = .allocate(capacity: rows * features)
-        dScores = .allocate(capacity: positions * positions)
+        buffers.qkv.reserve(rows * 3 * features)
+        buffers.headOutputs.reserve(rows * features)
+        buffers.probabilities.reserve(batchCapacity * heads * positions * positions)
+        buffers.dQKV.reserve(rows * 3 * features)
+        buffers.dHeadOutputs.reserve(rows * features)
+        buffers.dScores.reserve(positions * positions)
         capacity = batchCapacity
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
         precondition(batch <= capacity, "attention: batch \(batch) exceeds the reserved \(capacity)")
         let t = positions, c = features, d = headSize, rows = batch * t
-        let qkv = self.qkv!, out = headOutputs!
+        let qkv = buffers.qkv.base, out = buffers.headOutputs.base
         // qkv(B·T, 3C) = x · c_attnᵀ + b
         gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
@@ -102,7 +97,7 @@ public final class CausalSelfAttention: Layer {
         for b in 0..<batch {
             for h in 0..<heads {
                 let q = qkv + b * t * 3 * c + h * d, k = q + c, v = q + 2 * c
-                let p = probabilities! + (b * heads + h) * t * t
+                let p = buffers.probabilities.base + (b * heads + h) * t * t
                 // scores(T, T) = q · kᵀ / √d, then a softmax over j ≤ i on each row i.
                 gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: q, lda: 3 * c, b: k, ldb: 3 * c, beta: 0,
                      c: p, ldc: t)
@@ -120,10 +115,10 @@ public final class CausalSelfAttention: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let t = positions, c = features, d = headSize, rows = batch * t
-        let qkv = self.qkv!, dQKV = self.dQKV!, dOut = dHeadOutputs!, dS = dScores!
+        let qkv = buffers.qkv.base, dQKV = buffers.dQKV.base, dOut = buffers.dHeadOutputs.base, dS = buffers.dScores.base
         let projectionGradient = store.gradientPointer(slices[hasBias ? 2 : 1])
         // c_proj: dW(C, C) += dyᵀ · heads, db += Σ dy, d heads(B·T, C) = dy · W
-        gemm(.transposed, .none, m: c, n: c, k: rows, a: dy, b: headOutputs!, beta: 1, c: projectionGradient)
+        gemm(.transposed, .none, m: c, n: c, k: rows, a: dy, b: buffers.headOutputs.base, beta: 1, c: projectionGradient)
         if let bias = projectionBias {
             accumulateColumnSums(dy, rows: rows, columns: c, into: store.gradientPointer(bias))
         }
@@ -133,7 +128,7 @@ public final class CausalSelfAttention: Layer {
             for h in 0..<heads {
                 let q = qkv + b * t * 3 * c + h * d, k = q + c, v = q + 2 * c
                 let dq = dQKV + b * t * 3 * c + h * d, dk = dq + c, dv = dq + 2 * c
-                let p = probabilities! + (b * heads + h) * t * t, dHead = dOut + b * t * c + h * d
+                let p = buffers.probabilities.base + (b * heads + h) * t * t, dHead = dOut + b * t * c + h * d
                 // dP(T, T) = d head · vᵀ;  dv(T, d) = Pᵀ · d head
                 gemm(.none, .transposed, m: t, n: t, k: d, a: dHead, lda: c, b: v, ldb: 3 * c, beta: 0, c: dS, ldc: t)
                 gemm(.transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dHead, ldb: c, beta: 0, c: dv, ldc: 3 * c)
@@ -160,7 +155,7 @@ extension CausalSelfAttention: IncrementalLayer {
         let start = state.position, total = start + rows, c = features
         precondition(rows <= capacity * positions && total <= state.capacity,
                      "attention: rows \(start)..<\(total) do not fit the context \(state.capacity)")
-        let qkv = self.qkv!, out = headOutputs!
+        let qkv = buffers.qkv.base, out = buffers.headOutputs.base
         project(x, rows: rows, weight: attentionWeight, outputs: 3 * c, into: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
         attendCached(qkv, rows: rows, state: state, into: out)
@@ -173,7 +168,7 @@ extension CausalSelfAttention: IncrementalLayer {
     public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
         let rows = states.count, c = features
         precondition(rows <= capacity * positions, "attention: \(rows) sequences exceed \(capacity * positions) rows")
-        let qkv = self.qkv!, out = headOutputs!
+        let qkv = buffers.qkv.base, out = buffers.headOutputs.base
         project(x, rows: rows, weight: attentionWeight, outputs: 3 * c, into: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
         for (row, state) in states.enumerated() {
@@ -189,7 +184,7 @@ extension CausalSelfAttention: IncrementalLayer {
                               into out: UnsafeMutablePointer<Float>) {
         let start = state.position, total = start + rows, c = features, d = headSize
         let cache = state.cache(of: self, floatsPerPosition: 2 * c)
-        let keys = cache, values = cache + state.capacity * c, scores = probabilities!
+        let keys = cache, values = cache + state.capacity * c, scores = buffers.probabilities.base
         for r in 0..<rows {
             (keys + (start + r) * c).update(from: qkv + r * 3 * c + c, count: c)
             (values + (start + r) * c).update(from: qkv + r * 3 * c + 2 * c, count: c)
@@ -215,4 +210,17 @@ extension CausalSelfAttention: IncrementalLayer {
             gemm(.none, .transposed, m: rows, n: outputs, k: features, a: x, b: weight, beta: 0, c: y)
         }
     }
+}
+
+/// An attention layer's kept values and scratch (`CausalSelfAttention`), shared by every attention layer of a model
+/// trained with `--recompute`; each grows to the most any layer using it needs.
+final class AttentionBuffers {
+    var qkv = Workspace<Float>()            // (B, T, 3C)
+    var headOutputs = Workspace<Float>()    // (B, T, C)
+    var probabilities = Workspace<Float>()  // (B, H, T, T)
+    var dQKV = Workspace<Float>()           // (B, T, 3C)
+    var dHeadOutputs = Workspace<Float>()   // (B, T, C)
+    var dScores = Workspace<Float>()        // (T, T)
+
+    deinit { [qkv, headOutputs, probabilities, dQKV, dHeadOutputs, dScores].forEach { $0.free() } }
 }

@@ -12,15 +12,14 @@ public final class Residual: Layer {
     public let shortcut: [Layer]
     public let inputShape: [Int]
     public let outputShape: [Int]
-    /// Per path: the output buffer of each layer (B, its outputShape), and the gradient buffers.
-    private var bodyOutputs: [Workspace<Float>]
-    private var shortcutOutputs: [Workspace<Float>]
-    private var bodyGradients: [Workspace<Float>]
-    private var shortcutGradients: [Workspace<Float>]
-    /// (B, inputShape): the shortcut path's input gradient before it is added to the body's.
-    private var shortcutInputGradient = Workspace<Float>()
-    /// (B, outputShape): the body's copy of dy (its last layer may use it as scratch; the shortcut needs dy).
-    private var bodyTopGradient = Workspace<Float>()
+    /// The inner layers' outputs and gradients: this block's own, or — with `--recompute` — buffers every block of
+    /// the model shares (`Sequential.recomputeResidualBlocks`), refilled by running the block forward again just
+    /// before its backward.
+    private var buffers = ResidualBuffers()
+    /// Whether backward first runs this block's forward again (its buffers were overwritten by later blocks).
+    public private(set) var recomputes = false
+    /// The context of the last training forward, for the recomputation (dropout draws the same masks from it).
+    private var lastContext = ForwardContext.inference
 
     /// - Precondition: both paths map `inputShape` to the same shape (the identity shortcut: the body keeps
     ///   it), no inner layer aliases its input (Flatten), and the body has a layer.
@@ -32,16 +31,26 @@ public final class Residual: Layer {
         self.shortcut = shortcut
         outputShape = body.last!.outputShape
         precondition((shortcut.last?.outputShape ?? inputShape) == outputShape, "the two paths of a residual block must give one shape")
-        bodyOutputs = body.map { _ in Workspace() }
-        shortcutOutputs = shortcut.map { _ in Workspace() }
-        bodyGradients = body.map { _ in Workspace() }
-        shortcutGradients = shortcut.map { _ in Workspace() }
+        buffers.grow(body: body.count, shortcut: shortcut.count)
     }
 
-    deinit {
-        (bodyOutputs + shortcutOutputs + bodyGradients + shortcutGradients).forEach { $0.free() }
-        shortcutInputGradient.free()
-        bodyTopGradient.free()
+    /// Uses `shared` for the inner outputs and gradients and recomputes them before backward (`--recompute`).
+    /// Before `reserve`; a block whose layers reduce over ranks (BatchNorm) cannot: running it twice would count
+    /// its statistics twice.
+    func shareBuffers(_ shared: ResidualBuffers) {
+        precondition(!synchronizesOverRanks, "a block with BatchNorm cannot be recomputed")
+        shared.grow(body: body.count, shortcut: shortcut.count)
+        buffers = shared
+        recomputes = true
+    }
+
+    /// The attention layers on its paths (`--recompute` shares their buffers too).
+    public var attentionLayers: [CausalSelfAttention] { layers.compactMap { $0 as? CausalSelfAttention } }
+
+    /// Bytes of the inner outputs and gradients (what `--recompute` shares between blocks).
+    public func bufferBytes(batchCapacity: Int) -> Int {
+        let paths = layers.reduce(0) { $0 + batchCapacity * ($1.outputCount + $1.inputCount) }
+        return 4 * (paths + batchCapacity * (inputCount + outputCount))
     }
 
     private var layers: [Layer] { body + shortcut }
@@ -72,34 +81,37 @@ public final class Residual: Layer {
     /// Each inner layer's output and input gradient, the shortcut's input gradient and the body's copy of dy, and
     /// the inner layers' own workspaces.
     public func workspaceBytes(batchCapacity: Int) -> Int {
-        let paths = layers.reduce(0) { $0 + batchCapacity * ($1.outputCount + $1.inputCount) }
-        return 4 * (paths + batchCapacity * (inputCount + outputCount))
-            + layers.reduce(0) { $0 + $1.workspaceBytes(batchCapacity: batchCapacity) }
+        bufferBytes(batchCapacity: batchCapacity) + layers.reduce(0) { $0 + $1.workspaceBytes(batchCapacity: batchCapacity) }
     }
 
     public func reserve(batchCapacity: Int) {
         for (index, layer) in body.enumerated() {
-            bodyOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
-            bodyGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
+            buffers.bodyOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
+            buffers.bodyGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
             layer.reserve(batchCapacity: batchCapacity)
         }
         for (index, layer) in shortcut.enumerated() {
-            shortcutOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
-            shortcutGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
+            buffers.shortcutOutputs[index].reserveZeroed(batchCapacity * layer.outputCount)
+            buffers.shortcutGradients[index].reserveZeroed(batchCapacity * layer.inputCount)
             layer.reserve(batchCapacity: batchCapacity)
         }
-        shortcutInputGradient.reserveZeroed(batchCapacity * inputCount)
-        bodyTopGradient.reserveZeroed(batchCapacity * outputCount)
+        buffers.shortcutInputGradient.reserveZeroed(batchCapacity * inputCount)
+        buffers.bodyTopGradient.reserveZeroed(batchCapacity * outputCount)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
-        run(body, outputs: bodyOutputs, from: x, batch: batch, context: context)
-        run(shortcut, outputs: shortcutOutputs, from: x, batch: batch, context: context)
+        if recomputes && context.isTraining { lastContext = context }
+        runPaths(x, batch: batch, context: context)
         if batch == 0 { return }
         let count = batch * outputCount
-        let bodyOut = UnsafePointer(bodyOutputs[body.count - 1].base)
-        let other = shortcut.isEmpty ? x : UnsafePointer(shortcutOutputs[shortcut.count - 1].base)
+        let bodyOut = UnsafePointer(buffers.bodyOutputs[body.count - 1].base)
+        let other = shortcut.isEmpty ? x : UnsafePointer(buffers.shortcutOutputs[shortcut.count - 1].base)
         for i in 0..<count { y[i] = bodyOut[i] + other[i] }
+    }
+
+    private func runPaths(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
+        run(body, outputs: buffers.bodyOutputs, from: x, batch: batch, context: context)
+        run(shortcut, outputs: buffers.shortcutOutputs, from: x, batch: batch, context: context)
     }
 
     /// One path forward; with an empty batch only the layers that reduce over ranks run (every rank
@@ -116,18 +128,22 @@ public final class Residual: Layer {
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        // Recomputing: the shared buffers hold a later block's values; this block's forward refills them (the same
+        // arithmetic on the same input and dropout masks: the same bits).
+        if recomputes && batch > 0 { runPaths(x, batch: batch, context: lastContext) }
         let count = batch * outputCount
-        let bodyTop = bodyTopGradient.base
+        let bodyTop = buffers.bodyTopGradient.base
         if count > 0 { bodyTop.update(from: dy, count: count) }
-        back(body, outputs: bodyOutputs, gradients: bodyGradients, input: x, dTop: bodyTop, dInput: dx, batch: batch)
+        back(body, outputs: buffers.bodyOutputs, gradients: buffers.bodyGradients, input: x, dTop: bodyTop, dInput: dx,
+             batch: batch)
         if shortcut.isEmpty {
             if let dx, batch > 0 { for i in 0..<count { dx[i] += dy[i] } }  // identity: its input gradient is dy
             return
         }
-        back(shortcut, outputs: shortcutOutputs, gradients: shortcutGradients, input: x, dTop: dy,
-             dInput: dx == nil ? nil : shortcutInputGradient.base, batch: batch)
+        back(shortcut, outputs: buffers.shortcutOutputs, gradients: buffers.shortcutGradients, input: x, dTop: dy,
+             dInput: dx == nil ? nil : buffers.shortcutInputGradient.base, batch: batch)
         if let dx, batch > 0 {
-            let other = shortcutInputGradient.base
+            let other = buffers.shortcutInputGradient.base
             for i in 0..<(batch * inputCount) { dx[i] += other[i] }
         }
     }
@@ -156,13 +172,13 @@ extension Residual: IncrementalLayer {
     public func forwardIncrement(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, state: DecodingState) {
         var bodyOut = x
         for index in 0..<body.count {
-            (body[index] as! IncrementalLayer).forwardIncrement(bodyOut, bodyOutputs[index].base, rows: rows, state: state)
-            bodyOut = UnsafePointer(bodyOutputs[index].base)
+            (body[index] as! IncrementalLayer).forwardIncrement(bodyOut, buffers.bodyOutputs[index].base, rows: rows, state: state)
+            bodyOut = UnsafePointer(buffers.bodyOutputs[index].base)
         }
         var other = x
         for index in 0..<shortcut.count {
-            (shortcut[index] as! IncrementalLayer).forwardIncrement(other, shortcutOutputs[index].base, rows: rows, state: state)
-            other = UnsafePointer(shortcutOutputs[index].base)
+            (shortcut[index] as! IncrementalLayer).forwardIncrement(other, buffers.shortcutOutputs[index].base, rows: rows, state: state)
+            other = UnsafePointer(buffers.shortcutOutputs[index].base)
         }
         for i in 0..<(rows * featuresPerPosition) { y[i] = bodyOut[i] + other[i] }
     }
@@ -171,17 +187,48 @@ extension Residual: IncrementalLayer {
     public func forwardSteps(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, states: [DecodingState]) {
         var bodyOut = x
         for index in 0..<body.count {
-            (body[index] as! IncrementalLayer).forwardSteps(bodyOut, bodyOutputs[index].base, states: states)
-            bodyOut = UnsafePointer(bodyOutputs[index].base)
+            (body[index] as! IncrementalLayer).forwardSteps(bodyOut, buffers.bodyOutputs[index].base, states: states)
+            bodyOut = UnsafePointer(buffers.bodyOutputs[index].base)
         }
         var other = x
         for index in 0..<shortcut.count {
-            (shortcut[index] as! IncrementalLayer).forwardSteps(other, shortcutOutputs[index].base, states: states)
-            other = UnsafePointer(shortcutOutputs[index].base)
+            (shortcut[index] as! IncrementalLayer).forwardSteps(other, buffers.shortcutOutputs[index].base, states: states)
+            other = UnsafePointer(buffers.shortcutOutputs[index].base)
         }
         for i in 0..<(states.count * featuresPerPosition) { y[i] = bodyOut[i] + other[i] }
     }
 
     /// Whether every layer on both paths can run incrementally.
     public var canDecodeIncrementally: Bool { (body + shortcut).allSatisfy { $0 is IncrementalLayer } }
+}
+
+/// A residual block's inner outputs and gradients (one set per block, or one set every block shares with
+/// `--recompute`), grown to the most any block using them needs.
+final class ResidualBuffers {
+    var bodyOutputs: [Workspace<Float>] = []
+    var bodyGradients: [Workspace<Float>] = []
+    var shortcutOutputs: [Workspace<Float>] = []
+    var shortcutGradients: [Workspace<Float>] = []
+    /// (B, inputShape): the shortcut path's input gradient before it is added to the body's.
+    var shortcutInputGradient = Workspace<Float>()
+    /// (B, outputShape): the body's copy of dy (its last layer may use it as scratch; the shortcut needs dy).
+    var bodyTopGradient = Workspace<Float>()
+
+    /// At least `body` and `shortcut` layers' buffers.
+    func grow(body: Int, shortcut: Int) {
+        while bodyOutputs.count < body {
+            bodyOutputs.append(Workspace())
+            bodyGradients.append(Workspace())
+        }
+        while shortcutOutputs.count < shortcut {
+            shortcutOutputs.append(Workspace())
+            shortcutGradients.append(Workspace())
+        }
+    }
+
+    deinit {
+        (bodyOutputs + shortcutOutputs + bodyGradients + shortcutGradients).forEach { $0.free() }
+        shortcutInputGradient.free()
+        bodyTopGradient.free()
+    }
 }

@@ -149,14 +149,41 @@ public final class Sequential {
     public var outputCount: Int { outputShape.reduce(1, *) }
 
     /// Bytes `reserve(batchCapacity:)` allocates for `layers` on inputs of `inputCount` floats: the input, each
-    /// layer's output and its gradient (none for layers that alias their input), and the layers' workspaces.
-    public static func activationBytes(_ layers: [Layer], inputCount: Int, batchCapacity: Int) -> Int {
-        var floats = batchCapacity * inputCount, bytes = 0
+    /// layer's output and its gradient (none for layers that alias their input), and the layers' workspaces — with
+    /// `recomputing`, the residual blocks' inner buffers once for all of them.
+    public static func activationBytes(_ layers: [Layer], inputCount: Int, batchCapacity: Int, recomputing: Bool = false) -> Int {
+        var floats = batchCapacity * inputCount, bytes = 0, sharedBlock = 0, sharedAttention = 0
         for layer in layers {
             if !layer.aliasesInput { floats += 2 * batchCapacity * layer.outputCount }
             bytes += layer.workspaceBytes(batchCapacity: batchCapacity)
+            guard recomputing, let block = layer as? Residual else { continue }
+            let inner = block.bufferBytes(batchCapacity: batchCapacity)
+            bytes -= inner
+            sharedBlock = max(sharedBlock, inner)
+            for attention in block.attentionLayers {
+                let kept = attention.workspaceBytes(batchCapacity: batchCapacity)
+                bytes -= kept
+                sharedAttention = max(sharedAttention, kept)
+            }
         }
-        return 4 * floats + bytes
+        return 4 * floats + bytes + sharedBlock + sharedAttention
+    }
+
+    /// `--recompute`: every residual block shares one set of inner buffers and runs its forward again just before its
+    /// backward, so the model keeps each block's input and output but the blocks' insides (their layers' outputs and
+    /// gradients, and the attention layers' kept values) only once — a third more forward arithmetic for that memory. Call before `reserve`. Returns why it
+    /// cannot, or nil: a block with BatchNorm would count its statistics twice.
+    public func recomputeResidualBlocks() -> String? {
+        let blocks = layers.compactMap { $0 as? Residual }
+        if blocks.isEmpty { return "the model has no residual blocks to recompute" }
+        if blocks.contains(where: \.synchronizesOverRanks) { return "a residual block holds BatchNorm, whose statistics would count twice" }
+        precondition(batchCapacity == 0, "recompute before reserving buffers")
+        let shared = ResidualBuffers(), attention = AttentionBuffers()
+        for block in blocks {
+            block.shareBuffers(shared)
+            block.attentionLayers.forEach { $0.shareBuffers(attention) }
+        }
+        return nil
     }
 
     /// Allocates every buffer for batches of up to `batchCapacity` samples.

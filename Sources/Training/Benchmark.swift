@@ -90,7 +90,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
                          repetitions: Int, threads: Int, communicator: Communicator, gradientSum: SumMethod = .auto,
                          wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil,
                          sparsity: Double? = nil,
-                         tokens: TokenBenchmark? = nil, sharding: ShardingStage? = nil,
+                         tokens: TokenBenchmark? = nil, sharding: ShardingStage? = nil, recompute: Bool = false,
                          allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = tokens.map { [$0.context] } ?? inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
@@ -108,6 +108,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         configuration.modelFile = modelFile
         configuration.bucketMegabytes = bucketMegabytes
         configuration.sharding = sharding
+        configuration.recompute = recompute ? true : nil
         if let tokens {
             return try tokens.trainer(configuration: configuration, windows: steps * globalBatch, communicator: communicator,
                                       threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)

@@ -23,6 +23,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var accumulationSteps: Int? = nil
     /// `--shard`: what each rank keeps only a slice of (nil: everything replicated).
     public var sharding: ShardingStage? = nil
+    /// `--recompute`: the residual blocks share their inner buffers and run forward again before backward.
+    public var recompute: Bool? = nil
     /// Micro-batches per optimizer step.
     public var microBatches: Int { max(accumulationSteps ?? 1, 1) }
     public var epochs: Int

@@ -28,6 +28,8 @@ public struct MemoryPlan: Sendable {
     /// Ranks sharing this host's memory.
     public var localRanks: Int
     public var isSharded: Bool
+    /// `--recompute`: the residual blocks' insides counted once.
+    public var recomputes: Bool
     public var sharding: ShardingStage?
     /// Stage 3: the whole parameters (and the optimizer state) at start-up, before each rank keeps only its slice.
     public var startup: Int
@@ -44,7 +46,8 @@ public struct MemoryPlan: Sendable {
     ///   - batch: samples per forward pass on this rank (the micro-batch; an evaluation batch when larger).
     ///   - sharedMemoryRanks: ranks of this host that sum gradients in shared memory (1: none).
     public init(layers: [Layer], inputCount: Int, optimizer: OptimizerKind, momentum: Float, sharding: ShardingStage?,
-                worldSize: Int, localRanks: Int, batch: Int, sharedMemoryRanks: Int, writesCheckpoints: Bool) {
+                worldSize: Int, localRanks: Int, batch: Int, sharedMemoryRanks: Int, writesCheckpoints: Bool,
+                recompute: Bool = false) {
         let specs = layers.flatMap(\.parameterSpecs)
         let count = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
         // A tied head's weight is written a second time under its own name (PyTorch's state_dict has both).
@@ -61,7 +64,9 @@ public struct MemoryPlan: Sendable {
         let shardsGradients = sharding == .gradients || sharding == .parameters
         if sharding == .parameters && owned < count { parameters = 4 * min(count, owned + windows.gathered) }
         if shardsGradients && owned < count { gradients = 4 * min(count, owned + windows.inFlight) }
-        activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1))
+        activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1),
+                                                 recomputing: recompute)
+        recomputes = recompute
         // Summed in shared memory, a rank reads the others' slices. Sharded, on one host the scatters and gathers pass
         // through a 16 MiB mailbox per rank; MPI's own, between hosts, copy a layer.
         let mailbox = sharedMemoryRanks > 1 && localRanks == worldSize
@@ -154,6 +159,7 @@ public struct MemoryPlan: Sendable {
         case .parameters?: break
         }
         if activations > perRank / 4 { remedies.append("--accumulate K (a K-th of the activations)") }
+        if activations > perRank / 4 && !recomputes { remedies.append("--recompute (the residual blocks' insides kept once)") }
         remedies.append("fewer ranks on this host, or more hosts")
         throw MemoryPlanError(needed: perHost, available: available, plan: summaryLine, remedies: remedies)
     }

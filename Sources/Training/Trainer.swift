@@ -194,6 +194,9 @@ public final class Trainer {
                 do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
             }
         }
+        if configuration.recompute == true, let problem = model.recomputeResidualBlocks() {
+            throw RecomputeError(reason: problem)
+        }
         model.reserve(batchCapacity: microBatch)
         tracker.enter(.startup)
         try checkAgreement()
@@ -487,4 +490,10 @@ extension Trainer {
         let context = model.inputShape[0]
         return gpt.trainingFlopsPerToken(vocabulary: vocabulary, context: context) * Double(context)
     }
+}
+
+/// `--recompute` on a model it cannot apply to.
+public struct RecomputeError: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "--recompute cannot be used here: \(reason); train without it" }
 }

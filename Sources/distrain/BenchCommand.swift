@@ -67,8 +67,11 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var generation: GenerationBenchOptions
 
-    @Option(help: "Shard over ranks as training's --shard (optimizer: ZeRO-1).")
+    @Option(help: "Shard over ranks as training's --shard (optimizer, gradients, parameters: ZeRO stages 1-3).")
     var shard: ShardingStage?
+
+    @Flag(help: "Recompute the residual blocks' insides in backward, as training's --recompute.")
+    var recompute = false
 
     @Option(help: "GEMM arithmetic as training's --precision: fp32, or bf16 (where the CPU has bf16 dot products).")
     var precision: MatmulPrecision = .fp32
@@ -128,7 +131,7 @@ struct BenchCommand: ParsableCommand {
                                           communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap,
                                           bucketMegabytes: bucketMB,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens, sharding: shard,
-                                          allocationCounts: counter)
+                                          recompute: recompute, allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
             let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),
@@ -237,7 +240,8 @@ extension BenchCommand {
             let sharedMemory = communicator.kind == "MPI" && gradientSum == .auto ? communicator.localSize : 1
             let plan = MemoryPlan(layers: built.layers, inputCount: tokens.context, optimizer: .adamw, momentum: 0,
                                   sharding: shard, worldSize: communicator.size, localRanks: communicator.localSize,
-                                  batch: perRankBatch, sharedMemoryRanks: sharedMemory, writesCheckpoints: false)
+                                  batch: perRankBatch, sharedMemoryRanks: sharedMemory, writesCheckpoints: false,
+                                  recompute: recompute)
             try plan.check(available: MemoryPlan.availableBytes())
         }
     }

@@ -156,6 +156,11 @@ struct TrainOptions: ParsableArguments {
         + "replicated run's results; checkpoints any world size resumes."))
     var shard: ShardingStage?
 
+    @Flag(help: ArgumentHelp("Activation recomputation: the residual blocks share their inner buffers and run their "
+        + "forward again just before their backward, so only each block's input and output are kept (about a third "
+        + "more arithmetic; the same numbers)."))
+    var recompute = false
+
     @Option(help: ArgumentHelp("GEMM arithmetic: fp32, or bf16 (operands rounded to bfloat16, sums and weights and "
         + "optimizer state in fp32; about 2x faster GEMMs on CPUs with AVX512-BF16 or AMX, refused elsewhere)."))
     var precision: MatmulPrecision = .fp32
@@ -356,6 +361,7 @@ struct TrainOptions: ParsableArguments {
         configuration.evaluateEverySteps = evalEverySteps
         configuration.accumulationSteps = accumulate > 1 ? accumulate : nil
         configuration.sharding = shard
+        configuration.recompute = recompute ? true : nil
         return configuration
     }
 }

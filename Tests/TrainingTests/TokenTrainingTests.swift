@@ -86,7 +86,7 @@ final class TokenTrainingTests: XCTestCase {
     private func train(world: Int, epochs: Int, windows: Int = 41, checkpoints: String? = nil, resume: String? = nil,
                        spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
                        reporter: TrainingReporter? = nil, accumulate: Int? = nil, capacity: UnsafeMutablePointer<Int>? = nil,
-                       shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd, every: Int? = nil,
+                       shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd, every: Int? = nil, recompute: Bool = false,
                        steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
@@ -100,6 +100,7 @@ final class TokenTrainingTests: XCTestCase {
         configuration.maxSteps = maxSteps
         configuration.evaluateEverySteps = evaluateEverySteps
         configuration.accumulationSteps = accumulate
+        configuration.recompute = recompute ? true : nil
         let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
@@ -278,6 +279,36 @@ final class TokenTrainingTests: XCTestCase {
         assertClose(resumed.parameters, straight.parameters, relative: 1e-5, "resumed on 2 ranks")
         let resumedAlone = try train(world: 1, epochs: 3, checkpoints: root, resume: "\(root)/step-00000006")
         XCTAssertEqual(resumedAlone.parameters, straight.parameters, "bitwise on the same world size")
+    }
+
+    /// `--recompute`: the residual blocks share their inner buffers and run forward again before backward — the same
+    /// arithmetic, dropout masks included, so the same parameters bitwise, alone and at stage 3 on 3 ranks; the plan
+    /// counts the blocks' insides once. A model without residual blocks, or with BatchNorm in one, is refused.
+    func testRecomputingTheBlocksGivesTheSameParametersInLessMemory() throws {
+        let kept = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw)
+        let recomputed = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw, recompute: true)
+        XCTAssertEqual(recomputed.parameters, kept.parameters, "recomputed: bitwise")
+        XCTAssertEqual(recomputed.result.meanLoss, kept.result.meanLoss)
+        let sharded = try train(world: 3, epochs: 6, spec: tiedGPT, shard: .parameters, optimizer: .adamw)
+        let both = try train(world: 3, epochs: 6, spec: tiedGPT, shard: .parameters, optimizer: .adamw, recompute: true)
+        XCTAssertEqual(both.parameters, sharded.parameters, "recomputed at stage 3 on 3 ranks: bitwise")
+        let layers = try ModelSpec(parsing: tiedGPT, source: "gpt.spec").build(inputShape: [Self.context], outputShape: [Self.context, 300]).layers
+        let blocks = layers.compactMap { $0 as? Residual }.map { $0.bufferBytes(batchCapacity: 4) }
+        let attention = CausalSelfAttention(positions: Self.context, features: 16, heads: 2, name: "a").workspaceBytes(batchCapacity: 4)
+        XCTAssertEqual(blocks.count, 2)
+        XCTAssertEqual(Sequential.activationBytes(layers, inputCount: Self.context, batchCapacity: 4, recomputing: true),
+                       Sequential.activationBytes(layers, inputCount: Self.context, batchCapacity: 4) - blocks.reduce(0, +) + blocks.max()!,
+                       "one block's insides kept (its one attention layer's buffers are already counted once)")
+        XCTAssertGreaterThan(attention, 0)
+        let model = try ModelSpec(parsing: tiedGPT, source: "gpt.spec").build(inputShape: [Self.context], outputShape: [Self.context, 300])
+            .makeSequential(inputShape: [Self.context])
+        XCTAssertNil(model.recomputeResidualBlocks())
+        XCTAssertTrue(model.layers.compactMap { $0 as? Residual }.allSatisfy(\.recomputes))
+        let plain = try ModelSpec(parsing: spec, source: "lm.spec").build(inputShape: [Self.context], outputShape: [Self.context, 300])
+        XCTAssertEqual(plain.makeSequential(inputShape: [Self.context]).recomputeResidualBlocks(), "the model has no residual blocks to recompute")
+        let normalized = try ModelSpec(parsing: "Linear(4, 4)\nResidual(\n    Linear(4, 4)\n    BatchNorm1d(4)\n)\nLinear(4, 2)",
+                                       source: "bn.spec").build(inputShape: [4], outputShape: [2])
+        XCTAssertNotNil(normalized.makeSequential(inputShape: [4]).recomputeResidualBlocks()?.contains("BatchNorm"))
     }
 
     /// A language model counts correct predictions per position — up to `context` per window seen, more than the
