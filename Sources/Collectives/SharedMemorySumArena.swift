@@ -73,7 +73,8 @@ final class SharedMemorySumArena: SumArena {
             guard let room, room.free < hostBytes + (1 << 20) else {
                 return .unavailable(reason: "too little shared memory on another host for \(needed); enlarge /dev/shm")
             }
-            return .unavailable(reason: "\(room.directory) has \(room.free / 1_048_576) MB free, the sum needs \(needed); enlarge it, e.g. docker run --shm-size=1g")
+            return .unavailable(reason: "\(room.directory) has \(room.free / 1_048_576) MB free, the sum needs \(needed); "
+                + "enlarge it, e.g. docker run --shm-size=1g")
         }
         guard let window = try SharedWindow.allocate(bytesPerRank: (arenaFloats + 16) * 4, host: topology.host, world: world) else {
             return .unavailable(reason: "the shared-memory window could not be allocated")

@@ -170,9 +170,10 @@ public final class Sequential {
     }
 
     /// `--recompute`: every residual block shares one set of inner buffers and runs its forward again just before its
-    /// backward, so the model keeps each block's input and output but the blocks' insides (their layers' outputs and
-    /// gradients, and the attention layers' kept values) only once — a third more forward arithmetic for that memory. Call before `reserve`. Returns why it
-    /// cannot, or nil: a block with BatchNorm would count its statistics twice.
+    /// backward, so the model keeps each block's input and output but the blocks' insides (their layers' outputs
+    /// and gradients, and the attention layers' kept values) only once — a third more forward arithmetic for that
+    /// memory. Call before `reserve`. Returns why it cannot, or nil: a block with BatchNorm would count its
+    /// statistics twice.
     public func recomputeResidualBlocks() -> String? {
         let blocks = layers.compactMap { $0 as? Residual }
         if blocks.isEmpty { return "the model has no residual blocks to recompute" }

@@ -90,7 +90,10 @@ public final class ParameterStore {
 
     /// The aliases with the values they share, as `namedTensors` gives the parameters.
     public var aliasTensors: [(name: String, slice: ParameterSlice, values: UnsafeMutableBufferPointer<Float>)] {
-        aliases.map { ($0.name, $0.slice, UnsafeMutableBufferPointer(rebasing: values[$0.slice.offset..<($0.slice.offset + $0.slice.count)])) }
+        aliases.map { alias in
+            let range = alias.slice.offset..<(alias.slice.offset + alias.slice.count)
+            return (alias.name, alias.slice, UnsafeMutableBufferPointer(rebasing: values[range]))
+        }
     }
 
     /// Non-trained tensors (see `BufferSpec`), laid out in their own arena.

@@ -55,12 +55,18 @@ extension CheckpointState {
                 || s.epochsWithoutImprovement > Self.largestPosition || s.plateauEpochs > Self.largestPosition {
                 return "selection counters are out of range"
             }
-            if !(s.learningRateScale > 0 && s.learningRateScale <= 1) { return "selection.learningRateScale \(s.learningRateScale) is outside (0, 1]" }
+            if !(s.learningRateScale > 0 && s.learningRateScale <= 1) {
+                return "selection.learningRateScale \(s.learningRateScale) is outside (0, 1]"
+            }
         }
         let c = configuration
-        if !(1...(1 << 24)).contains(c.globalBatchSize) { return "configuration.globalBatchSize \(c.globalBatchSize) is outside 1...16777216" }
+        if !(1...(1 << 24)).contains(c.globalBatchSize) {
+            return "configuration.globalBatchSize \(c.globalBatchSize) is outside 1...16777216"
+        }
         if c.epochs < 0 || c.epochs > 10_000_000 { return "configuration.epochs \(c.epochs) is outside 0...10000000" }
-        if let limit = c.trainLimit, limit < 1 || limit > Self.largestPosition { return "configuration.trainLimit \(limit) is out of range" }
+        if let limit = c.trainLimit, limit < 1 || limit > Self.largestPosition {
+            return "configuration.trainLimit \(limit) is out of range"
+        }
         return nil
     }
 }
