@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-void distrain_zero_release(float *values, size_t begin, size_t end, int shared) {
+void distrain_zero_release(float *values, size_t begin, size_t end) {
     if (end <= begin) return;
     static uintptr_t page = 0;
     if (page == 0) page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -17,18 +17,17 @@ void distrain_zero_release(float *values, size_t begin, size_t end, int shared) 
     }
     memset((void *)start, 0, first_whole - start);
     memset((void *)last_whole, 0, stop - last_whole);
-    if (madvise((void *)first_whole, last_whole - first_whole, shared ? MADV_REMOVE : MADV_DONTNEED) != 0) {
+    if (madvise((void *)first_whole, last_whole - first_whole, MADV_DONTNEED) != 0) {
         memset((void *)first_whole, 0, last_whole - first_whole);
     }
 }
 
-void distrain_zero_release_outside(float *values, size_t begin, size_t end, size_t kept_begin, size_t kept_end,
-                                   int shared) {
+void distrain_zero_release_outside(float *values, size_t begin, size_t end, size_t kept_begin, size_t kept_end) {
     size_t below_end = kept_begin < end ? kept_begin : end;
     size_t above_begin = kept_end > begin ? kept_end : begin;
     if (kept_end <= kept_begin) below_end = above_begin = end;  // nothing kept: all of it goes
-    distrain_zero_release(values, begin, below_end, shared);
-    distrain_zero_release(values, above_begin, end, shared);
+    distrain_zero_release(values, begin, below_end);
+    distrain_zero_release(values, above_begin, end);
 }
 
 static const size_t huge_page = (size_t)2 << 20;

@@ -146,8 +146,7 @@ public final class MPICommunicator: Communicator {
             }
             let topology = try hostTopology()
             if topology.hostSize > 1 && topology.uniform {
-                switch try SharedMemorySumArena.make(count: count, topology: topology, world: world, wire: wire,
-                                                     communicator: self) {
+                switch try SharedMemorySumArena.make(count: count, topology: topology, world: world, wire: wire) {
                 case .ready(let arena):
                     windows.append(arena.window)
                     return arena

@@ -35,8 +35,6 @@ final class SharedMemorySumArena: SumArena {
     let window: MPI_Win
     private let topology: HostTopology
     private let worldSize: Int
-    /// The world's communicator, for the reduce-scatter between hosts (it owns this arena: unowned, no cycle).
-    private unowned let communicator: Communicator
     /// This rank's slice of every arena: the elements it sums for the host.
     private let slice: Range<Int>
     /// Every host rank's arena, as sources and as targets for distrain_sum_spread (hostSize pointers each).
@@ -60,8 +58,7 @@ final class SharedMemorySumArena: SumArena {
     }
 
     /// Allocates the window on every rank of every host, or none (every rank gets the same answer).
-    static func make(count: Int, topology: HostTopology, world: MPI_Comm, wire: WireFormat,
-                     communicator: Communicator) throws -> Allocation {
+    static func make(count: Int, topology: HostTopology, world: MPI_Comm, wire: WireFormat) throws -> Allocation {
         // Arena, padded to whole cache lines so that no two ranks write one line, then one line of verdict.
         let arenaFloats = (max(count, 1) + 15) / 16 * 16
         // Open MPI backs the window with a file in /dev/shm; with too little room there it prints a
@@ -80,13 +77,12 @@ final class SharedMemorySumArena: SumArena {
             return .unavailable(reason: "the shared-memory window could not be allocated")
         }
         return .ready(try SharedMemorySumArena(count: count, arenaFloats: arenaFloats, window: window,
-                                               topology: topology, world: world, wire: wire, communicator: communicator))
+                                               topology: topology, world: world, wire: wire))
     }
 
     private init(count: Int, arenaFloats: Int, window: MPI_Win, topology: HostTopology,
-                 world: MPI_Comm, wire: WireFormat, communicator: Communicator) throws {
+                 world: MPI_Comm, wire: WireFormat) throws {
         self.window = window
-        self.communicator = communicator
         wireSum = topology.peers != nil && wire != .fp32 ? try PackedSum(format: wire, capacity: max(count, 1)) : nil
         self.topology = topology
         var size: Int32 = 0
@@ -200,14 +196,6 @@ final class SharedMemorySumArena: SumArena {
         try hostBarrier()  // every slice is summed and written into every arena
         for rank in 0..<hostSize where verdicts[rank].pointee != 1 { return false }
         return true
-    }
-
-    /// The communicator's reduce-scatter on this rank's arena, the rest punched out of the window (MADV_REMOVE). The
-    /// gradient synchronizer keeps sharded gradients in private memory instead (`HostMailbox` says why).
-    func scatterSum(_ range: Range<Int>, owned: Range<Int>) throws {
-        try communicator.reduceScatterShards(buffer, range: range)
-        distrain_zero_release_outside(buffer.baseAddress!, range.lowerBound, range.upperBound, owned.lowerBound,
-                                      owned.upperBound, 1)
     }
 
     private func hostBarrier() throws {

@@ -44,9 +44,6 @@ public protocol SumArena: AnyObject {
     func startBucket(_ index: Int) throws
     /// Lets MPI move the started buckets along (called between layers).
     func progress()
-    /// Reduce-scatter of `range` (ZeRO-2/3, layer by layer): on return this rank's part of it, `owned`, holds the sum
-    /// over ranks, and the rest of the range reads zero in this rank's buffer, its whole pages given back. Collective.
-    func scatterSum(_ range: Range<Int>, owned: Range<Int>) throws
 }
 
 extension SumArena {
@@ -84,13 +81,6 @@ public final class AllreduceSumArena: SumArena {
 
     public var summary: String {
         communicator.size == 1 ? "local" : fallbackReason.map { "allreduce (\($0))" } ?? "allreduce"
-    }
-
-    /// The communicator's reduce-scatter (MPI_Reduce_scatter) in private memory, the rest released (MADV_DONTNEED).
-    public func scatterSum(_ range: Range<Int>, owned: Range<Int>) throws {
-        try communicator.reduceScatterShards(buffer, range: range)
-        distrain_zero_release_outside(buffer.baseAddress!, range.lowerBound, range.upperBound, owned.lowerBound,
-                                      owned.upperBound, 0)
     }
 
     public func sumOverRanks(enteringBucket: (Int) -> Void) throws -> Bool {

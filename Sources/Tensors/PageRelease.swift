@@ -8,7 +8,7 @@ import Glibc
 /// page reads as zeros and costs no memory until written again — how `--shard parameters` keeps only its own slice
 /// of the values resident. Never call it on memory shared with another process.
 public func zeroReleasingPages(_ base: UnsafeMutablePointer<Float>, _ range: Range<Int>, keeping kept: Range<Int>) {
-    distrain_zero_release_outside(base, range.lowerBound, range.upperBound, kept.lowerBound, kept.upperBound, 0)
+    distrain_zero_release_outside(base, range.lowerBound, range.upperBound, kept.lowerBound, kept.upperBound)
 }
 
 /// `count` zeroed floats on fresh pages that cost nothing until written, 2 MiB-aligned for transparent huge pages

@@ -24,7 +24,7 @@ public final class GradientSynchronizer {
     /// run on the same buckets, so the result is the same to the bit.
     ///
     /// With `shardedGradients` (this rank's slice; `--shard gradients|parameters`), the layers' reduce-scatters during
-    /// backward have already summed the gradients (`ShardedPasses` through `SumArena.scatterSum`), and `sum` only
+    /// backward have already summed the gradients (`ShardedPasses`, on this private arena), and `sum` only
     /// agrees on their finiteness.
     public init(communicator: Communicator, model: Sequential, bucketMegabytes: Double, method: SumMethod = .auto,
                 wire: WireFormat = .fp32, overlap: Bool = false, shardedGradients: Range<Int>? = nil,

@@ -6,7 +6,7 @@ import Tensors
 ///
 /// Each rank owns one contiguous slice of the arenas (`Communicator.ownedShard`: any sizes, no divisibility). Right
 /// after a layer's backward its gradients are reduce-scattered — each owner receives the sum over ranks of its part —
-/// and the rest of the layer's range is zeroed with its pages given back (`SumArena.scatterSum`): a rank holds its
+/// and the rest of the layer's range is zeroed with its pages given back (`zeroReleasingPages`): a rank holds its
 /// slice of the gradients and one layer's worth more. At stage 3 the parameter values go the same way: a layer's
 /// ranges (its own and any it is tied to) are all-gathered just before its forward and again before its backward, and
 /// released after each. Released gradients read as zeros, so the next micro-batch's backward accumulates into zeros
@@ -23,13 +23,11 @@ final class ShardedPasses: LayerPassObserver {
     /// The first collective that failed inside a pass: the later ones are skipped, and the step throws it.
     private(set) var failure: Error?
 
-    /// Where the gradients live and are summed (the gradient synchronizer's arena).
-    private let gradientArena: SumArena
-
-    init(model: Sequential, communicator: Communicator, stage: ShardingStage, gradientArena: SumArena) {
+    /// The gradients must live in private memory (the gradient synchronizer's arena when sharded): their pages are
+    /// given back with MADV_DONTNEED, which would not free memory shared between processes.
+    init(model: Sequential, communicator: Communicator, stage: ShardingStage) {
         precondition(stage != .optimizer, "stage 1 shards no pass")
         self.communicator = communicator
-        self.gradientArena = gradientArena
         self.stage = stage
         store = model.parameters
         owned = communicator.ownedShard(of: model.parameters.count)
@@ -54,7 +52,8 @@ final class ShardedPasses: LayerPassObserver {
         }
         let range = ownRanges[index]
         guard backward, !range.isEmpty, failure == nil else { return }
-        attempt { try gradientArena.scatterSum(range, owned: owned) }
+        attempt { try communicator.reduceScatterShards(store.gradients, range: range) }
+        zeroReleasingPages(store.gradients.baseAddress!, range, keeping: owned)
     }
 
     private func attempt(_ collective: () throws -> Void) {

@@ -174,8 +174,7 @@ public final class Trainer {
                                                     tracker: tracker)
         self.synchronizer = synchronizer
         shardedPasses = shardingStage.flatMap { stage in
-            stage == .optimizer ? nil : ShardedPasses(model: model, communicator: communicator, stage: stage,
-                                                      gradientArena: synchronizer.arena)
+            stage == .optimizer ? nil : ShardedPasses(model: model, communicator: communicator, stage: stage)
         }
         model.passObserver = shardedPasses
         checkpointWriter = checkpointing.map(CheckpointWriter.init)

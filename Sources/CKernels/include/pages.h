@@ -3,16 +3,14 @@
 #include <stddef.h>
 
 // Sets values[begin, end) to zero and gives every memory page wholly inside it back to the operating system: the
-// bytes of the (at most two) pages the range shares with its neighbours are zeroed in place. Private anonymous
-// memory (malloc, calloc) is released with MADV_DONTNEED; memory shared between processes through a tmpfs file
-// (`shared` != 0: an MPI shared window in /dev/shm) with MADV_REMOVE, which frees the file's pages too. Either way a
-// released page reads as zeros and costs no memory until written again. Where the kernel refuses, the pages are
-// zeroed in place instead (still correct, still resident).
-void distrain_zero_release(float *values, size_t begin, size_t end, int shared);
+// bytes of the (at most two) pages the range shares with its neighbours are zeroed in place. For private anonymous
+// memory only (MADV_DONTNEED: a released page reads as zeros and costs no memory until written again; memory shared
+// with another process would keep its pages). Where the kernel refuses, the pages are zeroed in place instead
+// (still correct, still resident).
+void distrain_zero_release(float *values, size_t begin, size_t end);
 
 // distrain_zero_release on the parts of [begin, end) outside [kept_begin, kept_end) (a rank's own slice, which stays).
-void distrain_zero_release_outside(float *values, size_t begin, size_t end, size_t kept_begin, size_t kept_end,
-                                   int shared);
+void distrain_zero_release_outside(float *values, size_t begin, size_t end, size_t kept_begin, size_t kept_end);
 
 // `bytes` of zeroed memory on fresh private pages that cost nothing until written, aligned to 2 MiB and marked for
 // transparent huge pages (MADV_HUGEPAGE): a page fault then zeroes 2 MiB at once instead of 4 KiB, which is what makes
