@@ -90,7 +90,7 @@ public final class TrainingSession {
         let shape = data.train.shape, classes = data.train.classCount
         return try train(plan, data: cut, objective: nil, builtModel: {
             try plan.configuration.modelSpec(inputShape: shape, classes: classes).build(inputShape: shape, classes: classes)
-        }) { try plan.configuration.makeModel(for: data) }
+        }) { try plan.configuration.makeModel(for: data, communicator: $0) }
     }
 
     /// The memory preflight: what this host's ranks will hold, against what it has available; refused (on every
@@ -117,10 +117,10 @@ public final class TrainingSession {
     }
 
     /// One training run on data already cut, under `objective` (nil: the one its targets call for), each
-    /// rank's model made by `makeModel`. Returns the (coordinator's) trainer.
+    /// rank's model made by `makeModel` (given the rank's communicator). Returns the (coordinator's) trainer.
     @discardableResult
     public func train(_ plan: RunPlan, data: TrainingData, objective: (any Objective)?, builtModel: (() throws -> BuiltModel)? = nil,
-               makeModel: @escaping () throws -> Sequential) throws -> Trainer {
+               makeModel: @escaping (Communicator) throws -> Sequential) throws -> Trainer {
         if let builtModel { try checkMemory(plan, data: data, layers: try builtModel().layers) }
         // The coordinator reports (in-process --local-ranks: the one process does).
         let reports = communicator.isCoordinator || (plan.localRanks > 1 && communicator.size == 1)
@@ -136,7 +136,7 @@ public final class TrainingSession {
         }
         func runRank(_ rank: Communicator, threads: Int, reporter: TrainingReporter?, tracker: PhaseTracker,
                      options: (SumMethod, WireFormat, Bool)) throws -> Trainer {
-            let model = try makeModel()
+            let model = try makeModel(rank)
             let trainer = try Trainer(model: model, optimizer: plan.configuration.makeOptimizer(for: model, communicator: rank),
                                       data: data,
                                       objective: objective, configuration: plan.configuration, communicator: rank,

@@ -134,6 +134,9 @@ public final class ParameterStore {
 
     private let initializers: [Initializer]
 
+    /// The values the last `initializeKaimingUniform` wrote (all of them unless it was given a slice).
+    public private(set) var initializedRange: Range<Int>? = nil
+
     deinit {
         buffers.deallocate()
         freeZeroedPages(values)
@@ -156,30 +159,42 @@ public final class ParameterStore {
     /// Every parameter as its spec's initializer says, each from its own random stream keyed by its
     /// index (so adding a parameter never changes another's values). Kaiming-uniform is PyTorch's
     /// default for Linear and Conv2d (Kaiming-uniform with a = sqrt(5) reduces to ±1/sqrt(fan_in)).
-    public func initializeKaimingUniform(seed: UInt64) {
+    ///
+    /// - Parameter range: the values to write (a `--shard parameters` rank's own slice); the others stay untouched
+    ///   zero pages. Each written value is the one a whole initialization gives it: the streams before the range
+    ///   are drawn and dropped.
+    public func initializeKaimingUniform(seed: UInt64, in range: Range<Int>? = nil) {
+        let range = range ?? 0..<count
+        initializedRange = range
         for (index, slice) in slices.enumerated() {
+            let kept = (slice.offset..<(slice.offset + slice.count)).clamped(to: range)
+            if kept.isEmpty { continue }
             let start = values.baseAddress! + slice.offset
+            let first = kept.lowerBound - slice.offset, end = kept.upperBound - slice.offset  // within the tensor
             var generator = SeededGenerator(seed: seed, keys: 0x494E_4954, UInt64(index))
             switch initializers[index] {
-            case let .constant(value): start.update(repeating: value, count: slice.count)
+            case let .constant(value): (start + first).update(repeating: value, count: end - first)
             case let .kaimingUniform(fanIn):
                 let bound = 1 / Float(fanIn).squareRoot()
-                for i in 0..<slice.count { start[i] = generator.nextFloat(in: -bound, bound) }
+                for _ in 0..<first { _ = generator.nextFloat(in: -bound, bound) }
+                for i in first..<end { start[i] = generator.nextFloat(in: -bound, bound) }
             case let .normal(standardDeviation):
-                fillNormal(start, count: slice.count, standardDeviation: standardDeviation, generator: &generator)
+                fillNormal(start, first..<end, standardDeviation: standardDeviation, generator: &generator)
             }
         }
     }
 
-    /// Box–Muller pairs from 24-bit uniforms, in Double.
-    private func fillNormal(_ start: UnsafeMutablePointer<Float>, count: Int, standardDeviation: Float,
+    /// Box–Muller pairs from 24-bit uniforms, in Double, written where they fall in `range` (the tensor's stream
+    /// from its start, so a partial fill writes what a whole one would).
+    private func fillNormal(_ start: UnsafeMutablePointer<Float>, _ range: Range<Int>, standardDeviation: Float,
                             generator: inout SeededGenerator) {
-        var i = 0
-        while i < count {
+        var i = range.lowerBound & ~1  // the pair the range starts in
+        for _ in 0..<(i / 2) { _ = (generator.nextFloat(in: 0, 1), generator.nextFloat(in: 0, 1)) }
+        while i < range.upperBound {
             let u1 = 1 - Double(generator.nextFloat(in: 0, 1)), u2 = Double(generator.nextFloat(in: 0, 1))
             let radius = (-2 * Foundation.log(u1)).squareRoot() * Double(standardDeviation)
-            start[i] = Float(radius * Foundation.cos(2 * Double.pi * u2))
-            if i + 1 < count { start[i + 1] = Float(radius * Foundation.sin(2 * Double.pi * u2)) }
+            if i >= range.lowerBound { start[i] = Float(radius * Foundation.cos(2 * Double.pi * u2)) }
+            if i + 1 < range.upperBound { start[i + 1] = Float(radius * Foundation.sin(2 * Double.pi * u2)) }
             i += 2
         }
     }

@@ -113,7 +113,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
             return try tokens.trainer(configuration: configuration, windows: steps * globalBatch, communicator: communicator,
                                       threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
         }
-        let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data)
+        let data = syntheticData(samples: steps * globalBatch), model = try configuration.makeModel(for: data, communicator: communicator)
         let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: communicator), data: data,
                                   configuration: configuration, communicator: communicator, threadsPerRank: threads,
                                   fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)
@@ -193,7 +193,8 @@ public struct TokenBenchmark: Sendable {
         configuration.decaysMatricesOnly = true
         let windows = SyntheticTokenDataset(windows: windows, contextLength: context, vocabularySize: vocabulary)
         let objective = NextTokenObjective(vocabularySize: vocabulary, positions: context)
-        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape)
+        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape,
+                                                communicator: communicator)
         return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: communicator),
                            data: TrainingData(name: "synthetic", train: windows, test: windows.firstSamples(1)),
                            objective: objective, configuration: configuration, communicator: communicator,

@@ -131,19 +131,42 @@ public struct LoadedCheckpoint {
     }
 
     /// Copies the weights into `store`, checking every tensor's name and shape against the model.
-    public func restoreParameters(into store: ParameterStore) throws {
-        try Self.restore(model, into: store)
+    ///
+    /// - Parameter range: the values to write (a `--shard parameters` rank's slice); each tensor is still read and
+    ///   checked whole, one at a time, and the rest of the store is left as it was.
+    public func restoreParameters(into store: ParameterStore, in range: Range<Int>? = nil) throws {
+        try Self.restore(model, into: store, in: range)
     }
 
     /// `alsoHolding`: tensors the file holds beyond the store's, read by someone else (int8 weights and scales).
-    static func restore(_ file: SafeTensorsFile, into store: ParameterStore, alsoHolding: Set<String> = []) throws {
+    static func restore(_ file: SafeTensorsFile, into store: ParameterStore, alsoHolding: Set<String> = [],
+                        in range: Range<Int>? = nil) throws {
+        let range = range ?? 0..<store.count
+        let partial = range.count < store.count
+        let largest = partial ? store.slices.map(\.count).max() ?? 0 : 0
+        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(largest, 1))  // [largest tensor]
+        defer { scratch.deallocate() }
+        /// A tensor's values as the file holds them: in the store, or (restoring a slice) in the scratch.
+        func readWhole(_ name: String, _ slice: ParameterSlice, _ values: UnsafeMutableBufferPointer<Float>) throws
+            -> UnsafeMutableBufferPointer<Float> {
+            let destination = partial ? scratch.extracting(0..<slice.count) : values
+            try file.read(name, shape: slice.shape, into: destination)
+            return destination
+        }
         for (slice, destination) in store.namedTensors {
-            try file.read(slice.name, shape: slice.shape, into: destination)
-            try requireFinite(destination, tensor: slice.name, in: file)
+            // Every rank checks every tensor, so that all reach the same verdict on a damaged file.
+            let kept = (slice.offset..<(slice.offset + slice.count)).clamped(to: range)
+            let whole = try readWhole(slice.name, slice, destination)
+            try requireFinite(whole, tensor: slice.name, in: file)
+            if partial && !kept.isEmpty {
+                destination.extracting((kept.lowerBound - slice.offset)..<(kept.upperBound - slice.offset))
+                    .update(fromContentsOf: whole.extracting((kept.lowerBound - slice.offset)..<(kept.upperBound - slice.offset)))
+            }
         }
         // A tied parameter's second name (the head's weight) holds the same values when present, as in a
         // PyTorch state_dict; Hugging Face's files leave it out.
-        for (name, slice, values) in store.aliasTensors where file.entries[name] != nil {
+        for (name, slice, stored) in store.aliasTensors where file.entries[name] != nil {
+            let values = partial ? try readWhole(slice.name, slice, stored) : stored
             let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: slice.count)
             defer { copy.deallocate() }
             try file.read(name, shape: slice.shape, into: copy)

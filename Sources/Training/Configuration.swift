@@ -224,7 +224,10 @@ extension TrainingConfiguration {
     /// The `--model` architecture for `data`'s input shape and classes, initialized as PyTorch does from
     /// `--seed` (rank 0's copy is broadcast to the others by the Trainer anyway). Throws
     /// `ModelShapeError` (a preset) or `ModelSpecError` (a spec) naming the layer that does not fit.
-    public func makeModel(for data: DatasetSplits) throws -> Sequential {
+    ///
+    /// With `--shard parameters` and a communicator, only this rank's slice of the values is initialized: the rest
+    /// is never held (DeepSpeed's `zero.Init`), and every rank computes its slice as a whole initialization would.
+    public func makeModel(for data: DatasetSplits, communicator: Communicator? = nil) throws -> Sequential {
         let shape = data.train.shape, classes = data.train.classCount
         if let gptPreset {
             throw ModelShapeError(message: "--model \(gptPreset.rawValue) is a language model: train it on token data "
@@ -237,17 +240,26 @@ extension TrainingConfiguration {
         }
         let model = try modelSpec(inputShape: shape, classes: classes).build(inputShape: shape,
             classes: classes).makeSequential(inputShape: shape)
-        model.parameters.initializeKaimingUniform(seed: seed)
+        model.parameters.initializeKaimingUniform(seed: seed, in: initializedRange(of: model, communicator: communicator))
         return model
     }
 
     /// A model for samples of `inputShape` that ends in `outputShape` (an objective's, e.g. [T, vocabulary]):
     /// the `--model` spec file, or, for token windows, `defaultTokenModelSpec`. Presets are image and table
     /// models; asked for one here, it is a `ModelShapeError` saying what to pass instead.
-    public func makeModel(inputShape: [Int], outputShape: [Int]) throws -> Sequential {
+    /// With `--shard parameters` and a communicator, only this rank's slice is initialized (as above).
+    public func makeModel(inputShape: [Int], outputShape: [Int], communicator: Communicator? = nil) throws -> Sequential {
         let model = try builtModel(inputShape: inputShape, outputShape: outputShape).makeSequential(inputShape: inputShape)
-        model.parameters.initializeKaimingUniform(seed: seed)
+        model.parameters.initializeKaimingUniform(seed: seed, in: initializedRange(of: model, communicator: communicator))
         return model
+    }
+
+    /// The values a rank initializes: its own slice at `--shard parameters` (the Trainer neither broadcasts nor
+    /// gathers the rest at start-up), all of them otherwise.
+    func initializedRange(of model: Sequential, communicator: Communicator?) -> Range<Int> {
+        let all = 0..<model.parameters.count
+        guard sharding == .parameters, let communicator, communicator.size > 1 else { return all }
+        return communicator.ownedShard(of: all.count)
     }
 
     /// The `--model` architecture for `inputShape` → `outputShape` with every size, before anything is allocated

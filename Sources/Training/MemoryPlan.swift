@@ -31,7 +31,8 @@ public struct MemoryPlan: Sendable {
     /// `--recompute`: the residual blocks' insides counted once.
     public var recomputes: Bool
     public var sharding: ShardingStage?
-    /// Stage 3: the whole parameters (and the optimizer state) at start-up, before each rank keeps only its slice.
+    /// Stage 3's start-up: a rank initializes or restores only its slice, but reads each tensor of a checkpoint (or
+    /// an `--init-from` file) whole, one at a time, to check it — twice for a tied head.
     public var startup: Int
     /// Whether the run writes checkpoints (`checkpointWriting` then counts on this host).
     public var writesCheckpoints: Bool
@@ -73,7 +74,8 @@ public struct MemoryPlan: Sendable {
         communication = shardsGradients && owned < count ? (mailbox ? Self.mailboxBytes : 4 * windows.largestLayer)
             : sharedMemoryRanks > 1 ? 4 * count * (sharedMemoryRanks - 1) / sharedMemoryRanks : 0
         runtime = Self.runtimeBytes
-        startup = sharding == .parameters && owned < count ? 4 * count + optimizerState + runtime : 0
+        let largestTensor = specs.map { $0.shape.reduce(1, *) }.max() ?? 0
+        startup = sharding == .parameters && owned < count ? 4 * owned + 8 * largestTensor + optimizerState + runtime : 0
         // Replicated, the coordinator builds each file in memory; sharded, every rank writes its slice in place.
         checkpointWriting = sharding != nil && owned < count ? 0 : 4 * (count + tiedAliasCount) + statePerParameter * count
         self.localRanks = localRanks
@@ -121,7 +123,7 @@ public struct MemoryPlan: Sendable {
             "  gradient sum, gathers      \(mib(communication))",
             "  runtime                    \(mib(runtime))",
             "  per rank                   \(mib(perRank))",
-        ] + (startup > 0 ? ["  start-up, whole parameters \(mib(startup)) (until each rank keeps its slice)"] : []) + [
+        ] + (startup > perRank ? ["  start-up                   \(mib(startup)) (reading the largest tensor whole)"] : []) + [
             "  checkpoint writing, rank 0 \(mib(checkpointWriting)) (for a moment; \(writesCheckpoints ? "counted" : "no checkpoints"))",
             "  this host (\(localRanks) rank\(localRanks == 1 ? "" : "s"))       \(mib(perHost))",
         ]

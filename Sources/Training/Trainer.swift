@@ -199,8 +199,15 @@ public final class Trainer {
         model.reserve(batchCapacity: microBatch)
         tracker.enter(.startup)
         try checkAgreement()
-        // Rank 0's parameters (and buffers) are the truth, whatever the others computed.
-        try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
+        // Rank 0's parameters (and buffers) are the truth, whatever the others computed. At stage 3 every rank
+        // initialized (or loaded) its own slice from the same agreed seed or file, and none holds the whole values.
+        let initialized = model.parameters.initializedRange ?? 0..<model.parameters.count
+        precondition(initialized.count == model.parameters.count
+                        || shardingStage == .parameters && initialized == optimizer.ownedRange,
+                     "the model initialized values \(initialized) only; that is --shard parameters' slice for this rank")
+        if shardingStage != .parameters {
+            try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.values), root: 0)
+        }
         try communicator.broadcast(UnsafeMutableRawBufferPointer(model.parameters.buffers), root: 0)
         if let resume {
             try restoreCollectively(from: resume)

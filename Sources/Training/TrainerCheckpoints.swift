@@ -61,7 +61,9 @@ extension Trainer {
                 + "\(stepsPerEpoch) batches per epoch); the file is damaged — use "
                 + "an earlier checkpoint")
         }
-        try checkpoint.restoreParameters(into: model.parameters)
+        // Stage 3 keeps only its slice: the rest of the values is never held.
+        try checkpoint.restoreParameters(into: model.parameters,
+                                         in: shardingStage == .parameters ? optimizer.ownedRange : nil)
         try checkpoint.restoreOptimizer(optimizer, store: model.parameters)
         let epochFinished = state.nextBatch == stepsPerEpoch
         startEpoch = epochFinished ? state.epoch + 1 : state.epoch

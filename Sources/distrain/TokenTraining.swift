@@ -66,7 +66,7 @@ func runTokenTraining(directory source: String, options: TrainOptions, tokens: T
                                communicator: session.communicator)
         session.tracker.enter(.startup)
         try session.train(RunPlan(options: options, configuration: run.configuration), data: run.data,
-                          objective: run.objective, builtModel: run.builtModel, makeModel: run.makeModel)
+                          objective: run.objective, builtModel: run.builtModel, makeModel: { try run.makeModel(communicator: $0) })
     }
 }
 
@@ -107,10 +107,12 @@ struct TokenRun {
         try configuration.builtModel(inputShape: [context], outputShape: objective.outputShape)
     }
 
-    /// A rank's model: the flags' model for the windows and vocabulary, from `--init-from` when given.
-    func makeModel() throws -> Sequential {
-        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape)
-        if let initFrom { try PretrainedGPT2.load(initFrom, into: model) }
+    /// A rank's model: the flags' model for the windows and vocabulary, from `--init-from` when given. With
+    /// `--shard parameters`, the values of `communicator`'s rank only.
+    func makeModel(communicator: Communicator? = nil) throws -> Sequential {
+        let model = try configuration.makeModel(inputShape: [context], outputShape: objective.outputShape,
+                                                communicator: communicator)
+        if let initFrom { try PretrainedGPT2.load(initFrom, into: model, in: model.parameters.initializedRange) }
         return model
     }
 }

@@ -40,6 +40,26 @@ final class RandomTests: XCTestCase {
         XCTAssertEqual(store.slice(named: "w")?.shape, [10, 25])
     }
 
+    /// `--shard parameters` initializes only a rank's slice: every value in it is the whole initialization's
+    /// (uniform, normal — drawn in pairs, so slices that start or end inside a pair — and constant tensors), and
+    /// every value outside it is never written.
+    func testInitializingASliceWritesTheWholeInitializationsValuesThereOnly() {
+        let specs = [ParameterSpec(name: "a", shape: [7, 3], fanIn: 3),
+                     ParameterSpec(name: "n", shape: [13], initializer: .normal(standardDeviation: 0.02)),
+                     ParameterSpec(name: "c", shape: [5], constant: 1),
+                     ParameterSpec(name: "m", shape: [4, 4], initializer: .normal(standardDeviation: 1))]
+        let whole = ParameterStore(specs: specs)
+        whole.initializeKaimingUniform(seed: 9)
+        for (lower, upper) in [(0, 55), (1, 22), (22, 23), (23, 30), (24, 41), (33, 44), (40, 55), (30, 30)] {
+            let part = ParameterStore(specs: specs)
+            part.initializeKaimingUniform(seed: 9, in: lower..<upper)
+            XCTAssertEqual(part.initializedRange, lower..<upper)
+            for i in 0..<whole.count {
+                XCTAssertEqual(part.values[i], lower..<upper ~= i ? whole.values[i] : 0, "value \(i) of slice \(lower)..<\(upper)")
+            }
+        }
+    }
+
     /// The array-free three- and four-key initializers give exactly the streams of `init(seed:keys:)`
     /// (dropout masks and augmentation choices, and so resumed runs, depend on it).
     func testFixedKeyInitializersMatchTheKeyList() {

@@ -34,7 +34,7 @@ final class MemoryPlanTests: XCTestCase {
     }
 
     /// ZeRO-2 and -3: ⌈90 / 4⌉ = 23 owned values of each arena, plus the largest layer's (the head's 50) in flight;
-    /// stage 3 holds the whole parameters once at start-up. A tied head gathers the table it is tied to, and the
+    /// stage 3 initializes or restores only its slice. A tied head gathers the table it is tied to, and the
     /// table's gradient waits for the embedding's backward beside each layer's in between (not beside its own).
     func testStagesTwoAndThreeKeepSlicesAndOneLayer() throws {
         func plan(_ layers: [Layer], _ stage: ShardingStage) -> MemoryPlan {
@@ -49,7 +49,8 @@ final class MemoryPlanTests: XCTestCase {
         XCTAssertEqual(acrossHosts.communication, 4 * 50, "between hosts MPI's reduce-scatter copies a layer")
         XCTAssertEqual(gradients.startup, 0)
         XCTAssertEqual([parameters.parameters, parameters.gradients], [4 * (23 + 50), 4 * (23 + 50)])
-        XCTAssertEqual(parameters.startup, 4 * 90 + 8 * 23 + MemoryPlan.runtimeBytes, "the whole values until sliced")
+        XCTAssertEqual(parameters.startup, 4 * 23 + 8 * 40 + 8 * 23 + MemoryPlan.runtimeBytes,
+                       "its slice, and the largest tensor (the table's or the head's 40) read whole twice")
         XCTAssertEqual(parameters.perHost, 4 * max(parameters.perRank, parameters.startup))
         let spec = "wte = Embedding(10, 4)\nLinear(4, 100)\nLinear(100, 4)\nhead = Linear(4, 10, bias=False, tied_to='wte')"
         let tied = try ModelSpec(parsing: spec, source: "test").build(inputShape: [3], outputShape: [3, 10]).layers

@@ -58,6 +58,23 @@ final class PretrainedGPT2Tests: XCTestCase {
         XCTAssertEqual(generated.tokens, expected.greedy)
     }
 
+    /// `--init-from` at `--shard parameters`: a rank loads its slice only — the whole load's values there, the rest
+    /// untouched — for slices that start and end inside a transposed Conv1D weight and inside the token table.
+    func testLoadingASliceGivesTheWholeLoadsValuesThere() throws {
+        let whole = try Self.model()
+        try PretrainedGPT2.load(Self.fixture + "/model.safetensors", into: whole)
+        let count = whole.parameters.count
+        for slice in [0..<(count / 3), (count / 3)..<(2 * count / 3), 1000..<(count - 7), 5..<6] {
+            let part = try Self.model()
+            part.parameters.values.update(repeating: -7)
+            try PretrainedGPT2.load(Self.fixture + "/model.safetensors", into: part, in: slice)
+            for i in 0..<count where part.parameters.values[i] != (slice ~= i ? whole.parameters.values[i] : -7) {
+                XCTFail("value \(i), slice \(slice): \(part.parameters.values[i])")
+                break
+            }
+        }
+    }
+
     func testMismatchedShapesAndModelsNameTheTensor() throws {
         let path = Self.fixture + "/model.safetensors"
         XCTAssertThrowsError(try PretrainedGPT2.load(path, into: try Self.model(Self.spec(width: 32)))) {

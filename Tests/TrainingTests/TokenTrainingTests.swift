@@ -106,7 +106,12 @@ final class TokenTrainingTests: XCTestCase {
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
             let model = try spec.build(inputShape: [Self.context], outputShape: objective.outputShape)
                 .makeSequential(inputShape: [Self.context])
-            model.parameters.initializeKaimingUniform(seed: 5)
+            // Stage 3 initializes only the rank's slice (as `makeModel(communicator:)` does): the rest is never held.
+            let initialized = shard == .parameters && world > 1 ? comm.ownedShard(of: model.parameters.count) : nil
+            model.parameters.initializeKaimingUniform(seed: 5, in: initialized)
+            if let initialized {
+                XCTAssertTrue(model.parameters.values.indices.allSatisfy { initialized ~= $0 || model.parameters.values[$0] == 0 })
+            }
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
             let trainer = try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: comm), data: data,
                                       objective: objective, configuration: configuration, communicator: comm,
