@@ -37,6 +37,7 @@ struct Distrain: ParsableCommand {
             SuperviseCommand.execTiedToParent(Array(CommandLine.arguments.dropFirst(2)))
         }
         restartWithRecognizedBLASKernels()
+        refuseArgumentsThatAreNotUTF8()
         let commands = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !commands.contains(first) {
             let squeezed = first.lowercased().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "-", with: "")
@@ -49,6 +50,19 @@ struct Distrain: ParsableCommand {
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         run(Recipe.expanding(joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))))
+    }
+
+    /// An argument whose bytes are not UTF-8 (a file name from another system) reaches Swift with U+FFFD in place of
+    /// those bytes — a path that opens nothing, reported as "No such file". Said as what it is, before anything runs.
+    private static func refuseArgumentsThatAreNotUTF8() {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
+            let shown = String(decoding: UnsafeRawBufferPointer(start: raw, count: strlen(raw)), as: UTF8.self)
+            let message = "distrain: error: argument \(index) ('\(shown.prefix(80))') is not valid UTF-8; distrain reads "
+                + "paths as UTF-8 — rename the file or folder (e.g. with convmv) and pass the new name\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
     }
 
     /// `--lr -0.1` as `--lr=-0.1`: a value that starts with a minus would otherwise be read as a flag ("Missing value

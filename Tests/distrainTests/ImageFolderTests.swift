@@ -76,5 +76,15 @@ final class ImageFolderTests: XCTestCase {
         let predicted = try runProcess(distrain, ["predict", "--checkpoint", root + "/run", root + "/set/cat"], timeout: 60)
         XCTAssertNotEqual(predicted.exitCode, 0)
         XCTAssertTrue(predicted.standardError.contains("holds an entry whose name is not UTF-8"), predicted.standardError)
+        // The same file named on the command line (Swift would see U+FFFD and report "No such file"): the shell passes
+        // its raw bytes, and any argument, a path or not, is refused by name with exit 64.
+        for arguments in ["predict --checkpoint '\(root)/run' \"$(printf '\(root)/set/cat/b\\377.png')\"",
+                          "train \"$(printf '\(root)/set/caf\\351')\" --epochs 1", "fashion-mnist --model \"$(printf 'x\\377')\""] {
+            let named = try runProcess("/bin/sh", ["-c", "exec '\(distrain)' \(arguments)"], timeout: 60)
+            XCTAssertEqual(named.exitCode, 64, arguments)
+            XCTAssertTrue(named.standardError.hasPrefix("distrain: error: argument ") && named.standardError.contains("is not valid UTF-8"),
+                          named.standardError)
+            XCTAssertFalse(named.standardError.contains("No such file"), named.standardError)
+        }
     }
 }
