@@ -126,7 +126,8 @@ struct SweepCommand: ParsableCommand {
             var plan = RunPlan(options: trial.options, configuration: run.configuration)
             plan.commandLine = commandLine
             return (plan, {
-                try session.train($0, data: run.data, objective: run.objective, builtModel: run.builtModel, makeModel: { try run.makeModel(communicator: $0) })
+                try session.train($0, data: run.data, objective: run.objective, builtModel: run.builtModel,
+                                  makeModel: { try run.makeModel(communicator: $0) })
             })
         }
     }
