@@ -5,6 +5,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  /* Linux 5.14; older kernels answer EINVAL */
+#endif
+
 void distrain_zero_release(float *values, size_t begin, size_t end) {
     if (end <= begin) return;
     static uintptr_t page = 0;
@@ -49,4 +53,13 @@ float *distrain_map_zeroed(size_t bytes) {
 void distrain_unmap(float *values, size_t bytes) {
     size_t length = (bytes + huge_page - 1) / huge_page * huge_page;
     munmap(values, length == 0 ? huge_page : length);
+}
+
+void distrain_prefault(float *values, size_t begin, size_t end) {
+    if (end <= begin) return;
+    static uintptr_t page = 0;
+    if (page == 0) page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)(values + begin) / page * page, stop = (uintptr_t)(values + end);
+    stop = (stop + page - 1) / page * page;
+    (void)madvise((void *)start, stop - start, MADV_POPULATE_WRITE);  // advice: a refusal leaves ordinary faults
 }

@@ -11,6 +11,13 @@ public func zeroReleasingPages(_ base: UnsafeMutablePointer<Float>, _ range: Ran
     distrain_zero_release_outside(base, range.lowerBound, range.upperBound, kept.lowerBound, kept.upperBound)
 }
 
+/// Faults in the pages of `range` for writing in one call (`distrain_prefault`, MADV_POPULATE_WRITE), before a pass
+/// writes pages `zeroReleasingPages` gave back: no fault per page, and no read of the shared zero page before the
+/// write. Contents are unchanged (a page not present comes back as zeros); advice only on kernels before 5.14.
+public func prefaultPages(_ base: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    distrain_prefault(base, range.lowerBound, range.upperBound)
+}
+
 /// `count` zeroed floats on fresh pages that cost nothing until written, 2 MiB-aligned for transparent huge pages
 /// (`distrain_map_zeroed`): an arena that sharded training mostly never touches stays out of the resident set, and
 /// the pages it gives back come back cheaply. Free with `freeZeroedPages`.
