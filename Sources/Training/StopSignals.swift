@@ -59,6 +59,10 @@ public struct TrainingStopped: Error, CustomStringConvertible {
     public var exitCode: Int32 { 128 + signal }
 
     public var description: String {
+        if step == 0 && checkpoint == nil {  // nothing trained, whatever the folder: no "after epoch 0, step 0"
+            return "stopped by \(StopSignals.name(signal)) before the first step, so there was nothing to save; run the "
+                + "command again"
+        }
         let saved = checkpoint.map { "checkpoint \($0) written; resume with \(StopSignals.resumeHint)" }
             ?? (checkpointing ? "it stopped before its first step, so there was nothing to save; run the command again"
                 : "no --checkpoint-dir, so nothing was saved")

@@ -12,8 +12,14 @@ final class StopSignalsTests: XCTestCase {
         XCTAssertTrue(saved.description.contains("checkpoint runs/x/step-00000017 written; resume with the same command "
             + "plus --resume auto"), saved.description)
         let early = TrainingStopped(signal: SIGINT, epoch: 1, step: 0, checkpoint: nil, checkpointing: true)
-        XCTAssertTrue(early.description.contains("before its first step, so there was nothing to save"), early.description)
+        XCTAssertTrue(early.description.contains("before the first step, so there was nothing to save"), early.description)
         XCTAssertFalse(early.description.contains("no --checkpoint-dir"), "it had one")
+        XCTAssertFalse(early.description.contains("after epoch"), early.description)
+        let earlyAlone = TrainingStopped(signal: SIGTERM, epoch: 0, step: 0, checkpoint: nil, checkpointing: false)
+        XCTAssertEqual(earlyAlone.description, "stopped by SIGTERM before the first step, so there was nothing to save; "
+            + "run the command again")
+        let resumed = TrainingStopped(signal: SIGINT, epoch: 3, step: 40, checkpoint: nil, checkpointing: true)
+        XCTAssertTrue(resumed.description.contains("it stopped before its first step"), resumed.description)
         let unsaved = TrainingStopped(signal: SIGUSR1, epoch: 1, step: 3, checkpoint: nil, checkpointing: false)
         XCTAssertTrue(unsaved.description.contains("no --checkpoint-dir, so nothing was saved"), unsaved.description)
         StopSignals.resumeHint = "the same sweep command plus --resume"
