@@ -31,7 +31,8 @@ public final class Trainer {
     /// or stays there until a layer gathers it (stage 3).
     let isSharded: Bool
     /// What is sharded (nil: nothing — one rank, or a replicated run).
-    let shardingStage: ShardingStage?
+    /// The ZeRO stage this run shards at (nil: replicated, also for `--shard` on one rank).
+    public let shardingStage: ShardingStage?
     /// Stages 2 and 3: the model's pass observer that scatters gradients and gathers parameters layer by layer.
     let shardedPasses: ShardedPasses?
     /// Stages 2 and 3: the squared gradient norm as it is summed over ranks (clipping; preallocated).

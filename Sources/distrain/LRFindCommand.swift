@@ -51,7 +51,8 @@ struct LRFindCommand: ParsableCommand {
                 guard let loss else { return false }
                 return finder.record(step: step, loss: loss)
             }
-            if session.communicator.isCoordinator { report(finder, optimizer: configuration.optimizer.rawValue) }
+            let sharding = trainer.shardingStage.map { ", --shard \($0.rawValue) over \(session.communicator.size) ranks" } ?? ""
+            if session.communicator.isCoordinator { report(finder, optimizer: configuration.optimizer.rawValue + sharding) }
         }
     }
 
@@ -62,8 +63,9 @@ struct LRFindCommand: ParsableCommand {
             let run = try TokenRun(directory: dataset, name: name, options: options, tokens: tokens, communicator: session.communicator)
             var configuration = run.configuration
             configuration.onNonFinite = .skip
-            let model = try run.makeModel()
-            return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: run.data,
+            let model = try run.makeModel(communicator: session.communicator)
+            return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: session.communicator),
+                               data: run.data,
                                objective: run.objective, configuration: configuration, communicator: session.communicator,
                                threadsPerRank: session.threads, tracker: session.tracker)
         }
@@ -71,8 +73,10 @@ struct LRFindCommand: ParsableCommand {
         let data = try session.loadCollectively(registered, directory: try options.dataLocation.directory(for: registered))
         var configuration = options.configuration(dataset: registered)
         configuration.onNonFinite = .skip  // divergence is what the test looks for: it ends the test, not the job
-        let model = try configuration.makeModel(for: data)
-        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model), data: data,
+        // With --shard, the optimizer (and at stage 3 the model) of this rank's slice, as `train` makes them.
+        let model = try configuration.makeModel(for: data, communicator: session.communicator)
+        return try Trainer(model: model, optimizer: configuration.makeOptimizer(for: model, communicator: session.communicator),
+                           data: data,
                            configuration: configuration, communicator: session.communicator,
                            threadsPerRank: session.threads, tracker: session.tracker)
     }

@@ -92,6 +92,17 @@ final class LanguageModelCommandTests: XCTestCase {
                 XCTAssertEqual(written, replicated, "\(run.name): \(file)")
             }
         }
+        // lr-find shards as train does (it said nothing and trained replicated before): the same probes, bitwise.
+        var tables: [[Substring]] = []
+        for shard in [[], ["--shard", "parameters"]] {
+            let found = try runProcess(mpirun, localMPIRunArguments(ranks: 2) + [distrain, "lr-find", tokens, "--model", "gpt-mini",
+                                       "--context", "16", "--batch-size", "8", "--steps", "10", "--threads", "1"] + shard, timeout: 120)
+            XCTAssertEqual(found.exitCode, 0, found.standardError)
+            let lines = found.standardOutput.split(separator: "\n")
+            XCTAssertEqual(lines.first?.contains("--shard parameters over 2 ranks"), !shard.isEmpty, found.standardOutput)
+            tables.append(Array(lines.dropFirst()))
+        }
+        XCTAssertEqual(tables[0], tables[1], "lr-find at stage 3 probes the replicated losses")
     }
 
     func testBenchTrainsAndGeneratesWithAGPTPreset() throws {
