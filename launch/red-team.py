@@ -147,7 +147,13 @@ class RedTeam:
 
     def record(self, case, outcome, disk, good):
         verdict = "SENSITIVE" if good is None else "GOOD" if good else "BAD"
-        self.rows.append((case, outcome.command.replace(self.root + "/", "").replace(self.binary, "distrain"),
+        # A non-UTF-8 file name (class 5) stays readable in the table: its bytes as \xNN.
+        printable = lambda s: str(s).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        outcome.command, outcome.stderr, outcome.stdout = map(printable, (outcome.command, outcome.stderr, outcome.stdout))
+        command = outcome.command.replace(self.root + "/", "").replace(self.binary, "distrain")
+        command = command.replace(" --oversubscribe --mca pml ob1 --mca btl self,vader", "")
+        command = command.replace(" --allow-run-as-root", "").replace(self.mpirun or "mpirun", "mpirun")
+        self.rows.append((case, command,
                           outcome.code, outcome.said.replace(self.root + "/", ""), disk, verdict))
 
     def refused(self, outcome):
