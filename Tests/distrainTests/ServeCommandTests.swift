@@ -318,13 +318,21 @@ final class ServeCommandTests: XCTestCase {
         let body = "{\"prompt\": \"And\", \"max_tokens\": 600, \"stream\": true, \"temperature\": 0}"
         let first = ConcurrentResults(count: 2)
         let group = DispatchGroup()
+        // The first runs, the second waits in the queue: waited for on /metrics, not on a timer (a loaded CI host can
+        // take longer than any fixed sleep to accept a connection).
+        let gauges = ["distrain_running_sequences{model=\"long\"} 1", "distrain_queue_depth{model=\"long\"} 1"]
         for index in 0..<2 {
             group.enter()
             DispatchQueue.global().async {
                 first.set(index, httpRequest(port: port, "POST", "/v1/completions", json: body)?.text)
                 group.leave()
             }
-            Thread.sleep(forTimeInterval: 0.2)  // the first runs, the second waits in the queue
+            var shown = ""
+            for _ in 0..<400 where !shown.contains(gauges[index]) {
+                Thread.sleep(forTimeInterval: 0.025)
+                shown = httpRequest(port: port, "GET", "/metrics")?.text ?? ""
+            }
+            XCTAssertTrue(shown.contains(gauges[index]), shown)
         }
         let refused = httpRequest(port: port, "POST", "/v1/completions", json: body)
         XCTAssertEqual(refused?.status, 503, refused?.text ?? "")
