@@ -3,13 +3,14 @@
 // add per ~4 cycles). Planes narrower than a vector (BatchNorm1d) are summed across channels instead.
 #include "batch_norm.h"
 #include "clones.h"
+#include "exact_term.h"
 #include <stddef.h>
 
 #define LANES 8
 
 DISTRAIN_CLONES
 void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
-                                 double *sums, double *squares) {
+                                 double *sums, double *squares, int64_t *exact, int64_t *exact_overflow) {
     for (size_t c = 0; c < channels; c++) sums[c] = squares[c] = 0;
     for (size_t s = 0; s < batch; s++) {
         for (size_t c = 0; c < channels; c++) {
@@ -22,8 +23,13 @@ void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, 
             double total = 0, total_square = 0;
             for (; i < plane; i++) { const double d = p[i] - k; total += d; total_square += d * d; }
             for (int l = 0; l < LANES; l++) { total += sum[l]; total_square += square[l]; }
-            sums[c] += total;
-            squares[c] += total_square;
+            if (exact) {
+                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * c, total, exact_overflow);
+                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * (channels + c), total_square, exact_overflow);
+            } else {
+                sums[c] += total;
+                squares[c] += total_square;
+            }
         }
     }
 }
@@ -57,7 +63,8 @@ INLINE float gradient(const float *dy, const float *relu_output, size_t i, const
 }
 
 INLINE void gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
-                          size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, const int masked) {
+                          size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
+                          int64_t *exact_overflow, const int masked) {
     for (size_t c = 0; c < channels; c++) sum_dy[c] = sum_dy_centered[c] = 0;
     for (size_t s = 0; s < batch; s++) {
         for (size_t c = 0; c < channels; c++) {
@@ -79,17 +86,26 @@ INLINE void gradient_sums(const float *x, const float *dy, const float *relu_out
                 total_centered += d * ((double)px[i] - m);
             }
             for (int l = 0; l < LANES; l++) { total += g[l]; total_centered += gx[l]; }
-            sum_dy[c] += total;
-            sum_dy_centered[c] += total_centered;
+            if (exact) {
+                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * c, total, exact_overflow);
+                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * (channels + c), total_centered, exact_overflow);
+            } else {
+                sum_dy[c] += total;
+                sum_dy_centered[c] += total_centered;
+            }
         }
     }
 }
 
 DISTRAIN_CLONES
 void distrain_bn_gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
-                               size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered) {
-    if (relu_output) gradient_sums(x, dy, relu_output, batch, channels, plane, mean, sum_dy, sum_dy_centered, 1);
-    else gradient_sums(x, dy, NULL, batch, channels, plane, mean, sum_dy, sum_dy_centered, 0);
+                               size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
+                               int64_t *exact_overflow) {
+    if (relu_output) {
+        gradient_sums(x, dy, relu_output, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_overflow, 1);
+    } else {
+        gradient_sums(x, dy, NULL, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_overflow, 0);
+    }
 }
 
 INLINE void input_gradient(const float *x, const float *dy, const float *relu_output, float *dx, size_t batch,

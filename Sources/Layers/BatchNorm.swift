@@ -29,6 +29,11 @@ public final class BatchNorm: Layer {
     private var globalCount = 0.0
     private var sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
     private var addsReducedGradients = true
+    /// `--exact-sums`: each sample's plane totals of `sums` become exact terms here (2 × channels + 1 values),
+    /// summed over ranks as integers, so the statistics have the same bits whatever the world size.
+    private let exactSums: ExactSums
+    private var sumsExactly = false
+    private var sumExactlyOverRanks: ((UnsafeMutableBufferPointer<Int64>) -> Void)?
     /// Per-channel sums reduced over ranks: 2 × channels doubles (+1 for the count in forward).
     private var sums: UnsafeMutableBufferPointer<Double>
     /// Per-channel coefficients of the elementwise kernels: center, scale, shift in forward (3 × channels).
@@ -53,6 +58,7 @@ public final class BatchNorm: Layer {
         inverseDeviation.initialize(repeating: 1)
         sums = .allocate(capacity: 2 * channels + 1)
         sums.initialize(repeating: 0)
+        exactSums = ExactSums(count: 2 * channels + 1)
         coefficients = .allocate(capacity: 3 * channels)
         coefficients.initialize(repeating: 0)
         gradientCoefficients = .allocate(capacity: 4 * channels)
@@ -119,12 +125,22 @@ public final class BatchNorm: Layer {
     private func updateBatchStatistics(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext) {
         let rm = store.bufferPointer(runningMean), rv = store.bufferPointer(runningVariance)
         for c in 0..<channels { mean[c] = Double(rm[c]) }  // the shift, until the batch mean replaces it
-        distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!,
-                                    sums.baseAddress!, sums.baseAddress! + channels)
-        sums[2 * channels] = Double(batch * plane)
         sumOverRanks = context.sumOverRanks
         addsReducedGradients = context.addsReducedGradients
-        sumOverRanks?(sums)
+        (sumsExactly, sumExactlyOverRanks) = (context.sumsExactly, context.sumExactlyOverRanks)
+        if sumsExactly {
+            exactSums.zero()
+            distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
+                                        sums.baseAddress! + channels, exactSums.limbs(0), exactSums.outOfRangeCounter)
+            exactSums.add(Double(batch * plane), at: 2 * channels)
+            sumExactlyOverRanks?(exactSums.storage)
+            exactSums.round(into: sums.baseAddress!)
+        } else {
+            distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!,
+                                        sums.baseAddress!, sums.baseAddress! + channels, nil, nil)
+            sums[2 * channels] = Double(batch * plane)
+            sumOverRanks?(sums)
+        }
         globalCount = sums[2 * channels]
         guard globalCount > 0 else { return }
         for c in 0..<channels {
@@ -146,15 +162,21 @@ public final class BatchNorm: Layer {
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         // Σdy and Σdy·(x − mean) (dy masked by a fused ReLU's output); the second times invstd is Σ(dy·x̂).
         let reluOutput = activation == .relu ? y : nil
-        distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
-            sums.baseAddress! + channels)
-        for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
-        sums[2 * channels] = 0
-        sumOverRanks?(sums)
-        if let weight, let bias, addsReducedGradients {
-            let dw = store.gradientPointer(weight), db = store.gradientPointer(bias)
-            for c in 0..<channels { dw[c] += Float(sums[channels + c]); db[c] += Float(sums[c]) }
+        if sumsExactly {
+            exactSums.zero()
+            distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
+                                      sums.baseAddress! + channels, exactSums.limbs(0), exactSums.outOfRangeCounter)
+            sumExactlyOverRanks?(exactSums.storage)
+            exactSums.round(into: sums.baseAddress!)
+            for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
+        } else {
+            distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
+                                      sums.baseAddress! + channels, nil, nil)
+            for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
+            sums[2 * channels] = 0
+            sumOverRanks?(sums)
         }
+        if let weight, let bias, addsReducedGradients { addParameterGradients(weight: weight, bias: bias) }
         guard let dx, globalCount > 0 else { return }
         // dx = w·k/n·(n·dy − Σdy − x̂·Σdy·x̂) = (w·k)·dy − (w·k²·Σdy·x̂/n)·(x − mean) − w·k·Σdy/n.
         let w = weight.map { store.valuePointer($0) }
@@ -168,5 +190,18 @@ public final class BatchNorm: Layer {
             offset[c] = -scale * sums[c] / n
         }
         distrain_bn_input_gradient(x, dy, reluOutput, dx, batch, channels, plane, center, dyScale, centeredScale, offset)
+    }
+
+    public var sumsGradientsExactly: Bool { true }
+
+    /// d weight += Σ(dy·x̂), d bias += Σdy from the reduced sums (exact terms under `--exact-sums`).
+    private func addParameterGradients(weight: ParameterSlice, bias: ParameterSlice) {
+        if let exact = store.exactGradients {
+            exact.add(sums.baseAddress! + channels, count: channels, at: weight.offset)
+            exact.add(sums.baseAddress!, count: channels, at: bias.offset)
+            return
+        }
+        let dw = store.gradientPointer(weight), db = store.gradientPointer(bias)
+        for c in 0..<channels { dw[c] += Float(sums[channels + c]); db[c] += Float(sums[c]) }
     }
 }

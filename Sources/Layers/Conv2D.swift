@@ -125,7 +125,9 @@ public final class Conv2D: Layer {
             return direct.forward(x, y, batch: batch, weight: store.valuePointer(weight), bias: biasValues,
                                   relu: activation == .relu)
         }
-        if lowering == .perImage { return forwardPerImage(x, y, batch: batch) }
+        // Under --exact-sums a GEMM over the whole share could round a sample's values differently than one
+        // over another share (OpenBLAS's results depend on the call's size): one image per GEMM instead.
+        if lowering == .perImage || context.sumsExactly { return forwardPerImage(x, y, batch: batch) }
         precondition(columns.capacity >= geometry.patchSize * batch * geometry.outputPixels,
                      "Conv2D \(name): batch \(batch) exceeds reserved capacity")
         let pixels = geometry.outputPixels, n = batch * pixels
@@ -146,12 +148,16 @@ public final class Conv2D: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         if batch == 0 { return }
+        if let exact = store.exactGradients { return backwardExactly(exact, input: x, output: y, dOutput: dy, dInput: dx, batch: batch) }
         if let direct {
-            return direct.backward(input: x, output: y, dOutput: dy, dInput: dx, batch: batch,
+            return direct.backward(input: x, output: y, dOutput: dy, dInput: dx, samples: 0..<batch,
                                    weight: store.valuePointer(weight), weightGradient: store.gradientPointer(weight),
                                    biasGradient: biasGradients, relu: activation == .relu)
         }
-        if lowering == .perImage { return backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, batch: batch) }
+        if lowering == .perImage {
+            return backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, samples: 0..<batch,
+                                    weightGradient: store.gradientPointer(weight), biasGradient: biasGradients)
+        }
         let pixels = geometry.outputPixels, n = batch * pixels
         let relu = activation == .relu
         // Gather dy (B, out, P) → (out, B*P), masking by the ReLU, and sum the bias gradient.
@@ -189,16 +195,42 @@ public final class Conv2D: Layer {
         }
     }
 
+    public var sumsGradientsExactly: Bool { true }
+
+    /// `--exact-sums`: sample by sample, the sample's dW and db alone (in the exact sums' scratch) by the
+    /// per-image or direct path, added as exact terms — the same terms whichever rank holds the sample.
+    private func backwardExactly(_ exact: ExactSums, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+                                 dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let weightCount = outputChannels * geometry.patchSize
+        precondition(exact.scratchCount >= weightCount + outputChannels, "Conv2D \(name): exact-sum scratch too small")
+        let dW = exact.scratch, db = exact.scratch + weightCount  // (out, C*k*k), (out)
+        for s in 0..<batch {
+            dW.update(repeating: 0, count: weightCount + outputChannels)
+            if let direct {
+                direct.backward(input: x, output: y, dOutput: dy, dInput: dx, samples: s..<(s + 1),
+                                weight: store.valuePointer(weight), weightGradient: dW, biasGradient: db,
+                                relu: activation == .relu)
+            } else {
+                backwardPerImage(input: x, output: y, dOutput: dy, dInput: dx, samples: s..<(s + 1), weightGradient: dW,
+                                 biasGradient: db)
+            }
+            exact.add(dW, count: weightCount, at: weight.offset)
+            if let bias { exact.add(db, count: outputChannels, at: bias.offset) }
+        }
+    }
+
     /// Per image: mask dy_s by the ReLU (and sum the bias gradient), re-unfold x_s, dW += dy_s · columnsᵀ,
     /// and when asked dColumns = Wᵀ · dy_s folded back into dx_s.
     private func backwardPerImage(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
-                                  dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+                                  dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?,
+                                  samples: Range<Int>, weightGradient dW: UnsafeMutablePointer<Float>,
+                                  biasGradient db: UnsafeMutablePointer<Float>) {
         let pixels = geometry.outputPixels, inputSize = geometry.inputCount, outputSize = outputChannels * pixels
         let relu: Int32 = activation == .relu ? 1 : 0
         let masked = channelMajor.base  // (out, P)
-        let w = store.valuePointer(weight), dW = store.gradientPointer(weight), db = biasGradients
-        if let dx { dx.update(repeating: 0, count: batch * inputSize) }
-        for s in 0..<batch {
+        let w = store.valuePointer(weight)
+        if let dx { (dx + samples.lowerBound * inputSize).update(repeating: 0, count: samples.count * inputSize) }
+        for s in samples {
             for o in 0..<outputChannels {
                 let offset = s * outputSize + o * pixels
                 db[o] += distrain_mask_copy_sum(y + offset, dy + offset, masked + o * pixels, pixels, relu)

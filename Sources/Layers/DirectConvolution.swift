@@ -85,17 +85,18 @@ struct DirectConvolution {
         }
     }
 
-    /// Masks dy by the ReLU, accumulates db and dW, and writes dx when asked. `x` must be the input of
-    /// the last forward pass, whose padded copy is reused.
+    /// Masks dy by the ReLU, accumulates db and dW, and writes dx when asked, for the batch's `samples`
+    /// (all of them, or one at a time under `--exact-sums`). `x` must be the input of the last forward
+    /// pass, whose padded copy is reused.
     func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, dOutput dy: UnsafeMutablePointer<Float>,
-                  dInput dx: UnsafeMutablePointer<Float>?, batch: Int, weight w: UnsafePointer<Float>,
+                  dInput dx: UnsafeMutablePointer<Float>?, samples: Range<Int>, weight w: UnsafePointer<Float>,
                   weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>, relu: Bool) {
         let g = geometry, o = outputChannels, outputSize = o * g.outputPixels
         let front = gradientFront, inputImage = g.channels * paddedPlane, gradientImage = o * gradientPlane
         if dx != nil { distrain_conv_flip_weights(w, flippedWeights.base, o, g.channels, k) }
-        for group in 0..<((batch + Self.imagesPerGroup - 1) / Self.imagesPerGroup) {
-            let groupStart = group * Self.imagesPerGroup
-            let images = min(Self.imagesPerGroup, batch - groupStart)
+        for group in 0..<((samples.count + Self.imagesPerGroup - 1) / Self.imagesPerGroup) {
+            let groupStart = samples.lowerBound + group * Self.imagesPerGroup
+            let images = min(Self.imagesPerGroup, samples.upperBound - groupStart)
             for slot in 0..<images {
                 let s = groupStart + slot
                 let planes = gradientPlanes.base + slot * gradientImage

@@ -17,15 +17,23 @@ public struct ForwardContext {
     /// (BatchNorm's weight and bias): exactly one rank does, so the gradient sum over ranks counts them
     /// once and gives the same bits whatever the world size.
     public var addsReducedGradients: Bool
+    /// `--exact-sums`: reductions over samples are taken as exact integer sums (`ExactSums`), so their bits do
+    /// not depend on how the batch is split over ranks; `sumExactlyOverRanks` sums such integers over ranks
+    /// (nil alone).
+    public var sumsExactly: Bool
+    public var sumExactlyOverRanks: ((UnsafeMutableBufferPointer<Int64>) -> Void)?
 
     public init(isTraining: Bool, seed: UInt64 = 0, epoch: Int = 0, sampleIndices: UnsafePointer<Int32>? = nil,
-                sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)? = nil, addsReducedGradients: Bool = true) {
+                sumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)? = nil, addsReducedGradients: Bool = true,
+                sumsExactly: Bool = false, sumExactlyOverRanks: ((UnsafeMutableBufferPointer<Int64>) -> Void)? = nil) {
         self.isTraining = isTraining
         self.seed = seed
         self.epoch = epoch
         self.sampleIndices = sampleIndices
         self.sumOverRanks = sumOverRanks
         self.addsReducedGradients = addsReducedGradients
+        self.sumsExactly = sumsExactly
+        self.sumExactlyOverRanks = sumExactlyOverRanks
     }
 
     /// Evaluation mode: no dropout.
@@ -57,6 +65,9 @@ public protocol Layer: AnyObject {
     /// True when training passes reduce over ranks inside the layer (BatchNorm): every rank must run
     /// them, also with an empty share of the batch.
     var synchronizesOverRanks: Bool { get }
+    /// True when backward, given a store with `exactGradients`, adds its parameter gradients there sample by
+    /// sample (`--exact-sums`); layers without parameters need nothing and say true.
+    var sumsGradientsExactly: Bool { get }
     /// Hands the layer its buffer slices (in `bufferSpecs` order).
     func bindBuffers(to store: ParameterStore, slices: [ParameterSlice])
     /// Parameters of an earlier layer this one uses as its own (a language-model head tied to the token
@@ -84,6 +95,7 @@ extension Layer {
     public var parameterSpecs: [ParameterSpec] { [] }
     public var bufferSpecs: [BufferSpec] { [] }
     public var synchronizesOverRanks: Bool { false }
+    public var sumsGradientsExactly: Bool { parameterSpecs.isEmpty && tiedParameters.isEmpty }
     public func bindBuffers(to store: ParameterStore, slices: [ParameterSlice]) {}
     public var tiedParameters: [(name: String, tiedTo: String)] { [] }
     public func bindTied(_ slices: [ParameterSlice]) {}

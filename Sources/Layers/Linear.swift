@@ -81,7 +81,13 @@ public final class Linear: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch samples: Int, context: ForwardContext) {
-        forwardRows(x, y, rows: samples * positions)
+        guard context.sumsExactly else { return forwardRows(x, y, rows: samples * positions) }
+        // One GEMM per sample: OpenBLAS's result for a row can depend on how many rows share the call (its
+        // Haswell kernels: half of a 32-row product's values differ from 11 + 11 + 10 rows), and a rank's
+        // rows are its share of the batch.
+        for s in 0..<samples {
+            forwardRows(x + s * positions * inputFeatures, y + s * positions * outputFeatures, rows: positions)
+        }
     }
 
     /// y(rows, out) for rows of `inputFeatures` each.
@@ -101,14 +107,43 @@ public final class Linear: Layer {
         if activation == .relu {
             reluBackward(output: y, dOutput: dy, dInput: dy, count: batch * outputFeatures)
         }
-        // dW(out, in) += dy(B, out)ᵀ · x(B, in)
-        gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: batch,
-             a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
-        if let bias { accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: store.gradientPointer(bias)) }
-        if let dx {
-            // dx(B, in) = dy(B, out) · W(out, in)
-            gemm(.none, .none, m: batch, n: inputFeatures, k: outputFeatures,
-                 a: dy, b: store.valuePointer(weight), beta: 0, c: dx)
+        if let exact = store.exactGradients {
+            addGradientsExactly(exact, input: x, dOutput: dy, samples: samples)
+        } else {
+            // dW(out, in) += dy(B, out)ᵀ · x(B, in)
+            gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: batch,
+                 a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
+            if let bias { accumulateColumnSums(dy, rows: batch, columns: outputFeatures, into: store.gradientPointer(bias)) }
+        }
+        guard let dx else { return }
+        // dx(B, in) = dy(B, out) · W(out, in); per sample under --exact-sums, as in forward.
+        let perCall = store.exactGradients == nil ? batch : positions
+        for first in stride(from: 0, to: batch, by: max(perCall, 1)) {
+            gemm(.none, .none, m: perCall, n: inputFeatures, k: outputFeatures,
+                 a: dy + first * outputFeatures, b: store.valuePointer(weight), beta: 0, c: dx + first * inputFeatures)
+        }
+    }
+
+    public var sumsGradientsExactly: Bool { true }
+
+    /// `--exact-sums`: each sample's terms added exactly — a flat sample's dW as the exact products dy ⊗ x, a
+    /// sequence's as its own (out, in) GEMM over its T positions — and each row's dy to the bias, so the sum
+    /// over samples does not depend on which rank holds which.
+    private func addGradientsExactly(_ exact: ExactSums, input x: UnsafePointer<Float>, dOutput dy: UnsafePointer<Float>,
+                                     samples: Int) {
+        let weightCount = outputFeatures * inputFeatures
+        for s in 0..<samples {
+            let sampleX = x + s * positions * inputFeatures, sampleDy = dy + s * positions * outputFeatures
+            if positions == 1 {
+                exact.addOuterProduct(sampleDy, rows: outputFeatures, sampleX, columns: inputFeatures, at: weight.offset)
+            } else {
+                // dW_s(out, in) = dy_s(T, out)ᵀ · x_s(T, in)
+                gemm(.transposed, .none, m: outputFeatures, n: inputFeatures, k: positions,
+                     a: sampleDy, b: sampleX, beta: 0, c: exact.scratch)
+                exact.add(exact.scratch, count: weightCount, at: weight.offset)
+            }
+            guard let bias else { continue }
+            for row in 0..<positions { exact.add(sampleDy + row * outputFeatures, count: outputFeatures, at: bias.offset) }
         }
     }
 }

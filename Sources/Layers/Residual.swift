@@ -58,6 +58,7 @@ public final class Residual: Layer {
     public var parameterSpecs: [ParameterSpec] { layers.flatMap(\.parameterSpecs) }
     public var bufferSpecs: [BufferSpec] { layers.flatMap(\.bufferSpecs) }
     public var synchronizesOverRanks: Bool { layers.contains { $0.synchronizesOverRanks } }
+    public var sumsGradientsExactly: Bool { layers.allSatisfy(\.sumsGradientsExactly) }
     public var multiplyAccumulatesPerSample: Int { layers.reduce(0) { $0 + $1.multiplyAccumulatesPerSample } }
 
     public func bind(to store: ParameterStore, slices: [ParameterSlice]) {

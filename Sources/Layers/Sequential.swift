@@ -101,6 +101,13 @@ public final class Sequential {
     /// Whether every rank must run training passes, even on an empty share of a batch.
     public var synchronizesOverRanks: Bool { !synchronizedLayers.isEmpty }
 
+    /// The first layer (its summary) whose backward cannot add its gradients as exact sums, or nil when every
+    /// layer can (`--exact-sums`).
+    public var firstLayerWithoutExactSums: String? { layers.first { !$0.sumsGradientsExactly }?.summary }
+
+    /// Floats of scratch `--exact-sums` needs for one sample's gradient terms: the most parameters one layer has.
+    public var exactSumsScratchCount: Int { parameterRanges.map(\.count).max() ?? 0 }
+
     /// Hands every layer its slices; again whenever the store's memory moves, so pointers a layer keeps
     /// from `bind` stay valid.
     private func bindLayers() {

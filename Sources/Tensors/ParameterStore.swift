@@ -75,6 +75,9 @@ public final class ParameterStore {
     /// Gradients, `count` floats; backward passes accumulate into them. Own memory until
     /// `Sequential.moveGradients(to:owner:)` moves them into the gradient synchronizer's arena.
     public private(set) var gradients: UnsafeMutableBufferPointer<Float>
+    /// With `--exact-sums`: where backward adds its gradient terms instead (sample by sample, as exact integers),
+    /// rounded into `gradients` after the sum over ranks; nil otherwise.
+    public var exactGradients: ExactSums?
     /// Keeps the memory of moved gradients alive; nil while the store owns them.
     private var gradientOwner: AnyObject?
 
@@ -202,6 +205,7 @@ public final class ParameterStore {
     /// Sets every gradient to zero.
     public func zeroGradients() {
         gradients.update(repeating: 0)
+        exactGradients?.zero()
     }
 
     /// Sets the gradients in `range` to zero (a sharded rank's own slice: the rest is kept zero by the sum).

@@ -25,6 +25,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var sharding: ShardingStage? = nil
     /// `--recompute`: the residual blocks share their inner buffers and run forward again before backward.
     public var recompute: Bool? = nil
+    /// `--exact-sums`: gradients and BatchNorm statistics summed as exact integers, so N ranks give one rank's
+    /// parameters bit for bit (nil: float sums, equal to 1e-5 in well-conditioned training).
+    public var exactSums: Bool? = nil
     /// Micro-batches per optimizer step.
     public var microBatches: Int { max(accumulationSteps ?? 1, 1) }
     public var epochs: Int

@@ -48,6 +48,8 @@ public final class Trainer {
     /// What layers like BatchNorm call to sum their statistics over ranks (nil alone): made once, so the
     /// step allocates nothing. A failure is kept and thrown after the pass (`throwIfReductionFailed`).
     private(set) var layerSumOverRanks: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// `--exact-sums`: the same for layers' exact integer sums (nil alone or without the flag).
+    private(set) var layerSumExactlyOverRanks: ((UnsafeMutableBufferPointer<Int64>) -> Void)?
     var reductionError: Error?
     /// The stop-signal flag as it is reduced over ranks (1 value, preallocated: the step must not allocate).
     private let stopFlag = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
@@ -194,6 +196,15 @@ public final class Trainer {
                 do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
             }
         }
+        if configuration.exactSums == true {
+            try Self.requireExactSums(model: model, sharded: isSharded, wire: wire, overlap: overlap)
+            model.parameters.exactGradients = ExactSums(count: model.parameters.count, scratchCount: model.exactSumsScratchCount)
+            if communicator.size > 1 {
+                layerSumExactlyOverRanks = { [unowned self] values in
+                    do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
+                }
+            }
+        }
         if configuration.recompute == true, let problem = model.recomputeResidualBlocks() {
             throw RecomputeError(reason: problem)
         }
@@ -333,7 +344,8 @@ public final class Trainer {
         let (loss, finiteHere) = try accumulateGradients(batch, startingSum: true)
         if let failure = reductionError { throw failure }                // a layer's reduction over ranks failed
         try shardedPasses?.throwIfFailed()                                // (a layer's gather or scatter, sharded)
-        let finite = try synchronizer.sum(finiteAfterBackward: finiteHere) // gradient sum over ranks
+        let finite = try model.parameters.exactGradients.map(sumExactly)  // gradient sum over ranks
+            ?? synchronizer.sum(finiteAfterBackward: finiteHere)
         tracker.enter(.optimizer)
         if !finite {                                                      // finiteness: the same verdict on every rank
             try skipOrStopNonFiniteStep(batch, plan: plan)

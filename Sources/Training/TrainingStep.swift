@@ -58,7 +58,9 @@ extension Trainer {
         fault?.injectIfDue(rank: communicator.rank, step: globalStep + 1, input: model.input, batch: batch.count)
         let context = ForwardContext(isTraining: true, seed: configuration.seed, epoch: batch.epoch,
                                      sampleIndices: batch.samples.baseAddress, sumOverRanks: layerSumOverRanks,
-                                     addsReducedGradients: communicator.isCoordinator)
+                                     addsReducedGradients: communicator.isCoordinator,
+                                     sumsExactly: model.parameters.exactGradients != nil,
+                                     sumExactlyOverRanks: layerSumExactlyOverRanks)
         guard batch.count > 0 else {
             // An empty share still takes part in the reductions of layers like BatchNorm, and in sharded gathers.
             if model.synchronizesOverRanks || shardedPasses != nil { model.forward(batch: 0, context: context) }
@@ -119,7 +121,8 @@ extension Trainer {
         // (Sharded gradients leave no rank its own share to check: the message says so.)
         if communicator.size > 1 && shardedPasses == nil {
             let (loss, _) = try accumulateGradients(batch, startingSum: false)
-            ownShareFinite = loss.lossSum.isFinite && allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count)
+            ownShareFinite = loss.lossSum.isFinite && (model.parameters.exactGradients.map { $0.outOfRangeTerms == 0 }
+                ?? allFinite(model.parameters.gradients.baseAddress!, count: model.parameters.count))
             tracker.enter(.optimizer)
         }
         let flags = try communicator.allGather([ownShareFinite ? 0 : 1]).map { $0[0] }

@@ -161,6 +161,11 @@ struct TrainOptions: ParsableArguments {
         + "more arithmetic; the same numbers)."))
     var recompute = false
 
+    @Flag(help: ArgumentHelp("Sum gradients and BatchNorm statistics as exact integers (each sample's terms in "
+        + "fixed point), so N ranks give one rank's parameters bit for bit in any regime; slower (BENCHMARKS.md). "
+        + "Linear, Conv2d and BatchNorm models, replicated."))
+    var exactSums = false
+
     @Option(help: ArgumentHelp("GEMM arithmetic: fp32, or bf16 (operands rounded to bfloat16, sums and weights and "
         + "optimizer state in fp32; about 2x faster GEMMs on CPUs with AVX512-BF16 or AMX, refused elsewhere)."))
     var precision: MatmulPrecision = .fp32
@@ -362,6 +367,7 @@ struct TrainOptions: ParsableArguments {
         configuration.accumulationSteps = accumulate > 1 ? accumulate : nil
         configuration.sharding = shard
         configuration.recompute = recompute ? true : nil
+        configuration.exactSums = exactSums ? true : nil
         return configuration
     }
 }

@@ -4,12 +4,16 @@
 #ifndef DISTRAIN_BATCH_NORM_H
 #define DISTRAIN_BATCH_NORM_H
 #include <stddef.h>
+#include <stdint.h>
 
 /// sums[c] = Σ (x − shift[c]) and squares[c] = Σ (x − shift[c])² over every sample's plane of channel c.
 /// With a shift near the mean the variance Σ(x−k)²/n − (Σ(x−k)/n)² does not cancel catastrophically, as
 /// Σx²/n − mean² does in a channel of nearly equal values (an image background).
+/// With `exact` (limbs of exact_sums.h: channels sums, then channels squares) each sample's plane total
+/// is added there as an exact term instead (out-of-range terms counted in *exact_overflow), and sums and
+/// squares are not touched.
 void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
-                                 double *sums, double *squares);
+                                 double *sums, double *squares, int64_t *exact, int64_t *exact_overflow);
 
 /// y = (x − center[c]) · scale[c] + shift[c], then max(0, ·) when relu != 0 (a ReLU fused after the
 /// normalization). y may be x.
@@ -18,8 +22,10 @@ void distrain_bn_normalize(const float *x, float *y, size_t batch, size_t channe
 
 /// sum_dy[c] = Σ g and sum_dy_centered[c] = Σ g · (x − mean[c]) over channel c, where g = dy, or with a
 /// fused ReLU (relu_output not NULL: the layer's output) g = dy where relu_output > 0, else 0.
+/// `exact` as in distrain_bn_shifted_moments.
 void distrain_bn_gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
-                               size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered);
+                               size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
+                               int64_t *exact_overflow);
 
 /// dx = dy_scale[c] · g + centered_scale[c] · (x − center[c]) + offset[c] in double, g as in the sums.
 /// dx may be dy.
