@@ -111,7 +111,7 @@ public final class TrainingSession {
                                     momentum: configuration.momentum, sharding: configuration.sharding, worldSize: world,
                                     localRanks: local, batch: max(micro, evaluation), sharedMemoryRanks: sharedMemory,
                                     writesCheckpoints: plan.checkpointDirectory != nil,
-                                    recompute: configuration.recompute == true)
+                                    recompute: configuration.recompute == true, exactSums: configuration.exactSums == true)
             try memory.check(available: MemoryPlan.availableBytes())
         }
     }

@@ -91,7 +91,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
                          wire: WireFormat = .fp32, overlap: Bool = false, bucketMegabytes: Double = 4, fault: Fault? = nil,
                          sparsity: Double? = nil,
                          tokens: TokenBenchmark? = nil, sharding: ShardingStage? = nil, recompute: Bool = false,
-                         allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
+                         exactSums: Bool = false, allocationCounts: (() -> AllocationCounts)?) throws -> BenchmarkResult {
     let shape = tokens.map { [$0.context] } ?? inputShape ?? benchmarkInputShape(model)
     let globalBatch = perRankBatch * communicator.size
     func syntheticData(samples: Int) -> DatasetSplits {
@@ -109,6 +109,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
         configuration.bucketMegabytes = bucketMegabytes
         configuration.sharding = sharding
         configuration.recompute = recompute ? true : nil
+        configuration.exactSums = exactSums ? true : nil
         if let tokens {
             return try tokens.trainer(configuration: configuration, windows: steps * globalBatch, communicator: communicator,
                                       threads: threads, fault: fault, gradientSum: gradientSum, wire: wire, overlap: overlap)

@@ -36,6 +36,8 @@ public struct MemoryPlan: Sendable {
     public var startup: Int
     /// Whether the run writes checkpoints (`checkpointWriting` then counts on this host).
     public var writesCheckpoints: Bool
+    /// `--exact-sums`: the gradients' exact integer sums (32 bytes per parameter) counted with the gradients.
+    public var sumsExactly: Bool
 
     /// Each rank's box in the host's shared mailbox (`HostMailbox`: 2^22 floats).
     public static let mailboxBytes = 16 << 20
@@ -48,7 +50,7 @@ public struct MemoryPlan: Sendable {
     ///   - sharedMemoryRanks: ranks of this host that sum gradients in shared memory (1: none).
     public init(layers: [Layer], inputCount: Int, optimizer: OptimizerKind, momentum: Float, sharding: ShardingStage?,
                 worldSize: Int, localRanks: Int, batch: Int, sharedMemoryRanks: Int, writesCheckpoints: Bool,
-                recompute: Bool = false) {
+                recompute: Bool = false, exactSums: Bool = false) {
         let specs = layers.flatMap(\.parameterSpecs)
         let count = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
         // A tied head's weight is written a second time under its own name (PyTorch's state_dict has both).
@@ -65,6 +67,8 @@ public struct MemoryPlan: Sendable {
         let shardsGradients = sharding == .gradients || sharding == .parameters
         if sharding == .parameters && owned < count { parameters = 4 * min(count, owned + windows.gathered) }
         if shardsGradients && owned < count { gradients = 4 * min(count, owned + windows.inFlight) }
+        if exactSums { gradients += ExactSums.bytes(count: count, scratchCount: windows.largestLayer) }
+        sumsExactly = exactSums
         activations = Sequential.activationBytes(layers, inputCount: inputCount, batchCapacity: max(batch, 1),
                                                  recomputing: recompute)
         recomputes = recompute
@@ -117,7 +121,7 @@ public struct MemoryPlan: Sendable {
         func mib(_ bytes: Int) -> String { String(format: "%9.0f MiB", Double(bytes) / 1_048_576) }
         return [
             "  parameters (fp32)          \(mib(parameters))",
-            "  gradients (fp32)           \(mib(gradients))",
+            (sumsExactly ? "  gradients (+ exact sums)   " : "  gradients (fp32)           ") + mib(gradients),
             "  optimizer state            \(mib(optimizerState))",
             "  activations and workspace  \(mib(activations))",
             "  gradient sum, gathers      \(mib(communication))",

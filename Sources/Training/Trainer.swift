@@ -319,7 +319,7 @@ public final class Trainer {
                 if let maxSteps = configuration.maxSteps, globalStep >= maxSteps { break }  // --max-steps reached
                 let batch = StepBatch(epoch: epoch, index: index,
                     samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
-                                      globalCount: plan.globalRange(batch: index).count)
+                    global: UnsafeBufferPointer(rebasing: order[plan.globalRange(batch: index)]))
                 tracker.setPosition(epoch: epoch, step: globalStep + 1)
                 learningRate = schedule.rate(epoch: epoch, stepInEpoch: index, stepsPerEpoch: plan.batchCount) * selection.learningRateScale
                 totals.add(try trainStep(batch, learningRate: learningRate, plan: plan), samples: batch.count)
@@ -388,7 +388,7 @@ public final class Trainer {
                 for index in 0..<plan.batchCount where step < count {
                     let batch = StepBatch(epoch: epoch, index: index,
                         samples: UnsafeBufferPointer(rebasing: order[plan.localRange(batch: index)]),
-                                          globalCount: plan.globalRange(batch: index).count)
+                        global: UnsafeBufferPointer(rebasing: order[plan.globalRange(batch: index)]))
                     tracker.setPosition(epoch: epoch, step: globalStep + 1)
                     let loss = try trainStep(batch, learningRate: learningRate(step), plan: plan)
                     globalStep += 1

@@ -10,10 +10,26 @@ struct StepBatch {
     let index: Int
     /// Global indices of this rank's samples (may be empty when ranks outnumber the samples).
     let samples: UnsafeBufferPointer<Int32>
-    /// Samples in the whole global batch: the loss gradient carries 1 / globalCount.
-    let globalCount: Int
+    /// Global indices of every sample of the global batch: the loss gradient carries 1 / its count.
+    let global: UnsafeBufferPointer<Int32>
 
     var count: Int { samples.count }
+    var globalCount: Int { global.count }
+
+    /// Micro-batch `part` of `parts` (`--accumulate`) on `rank` of `ranks`: the rank's share of the global batch's
+    /// part — so a micro-batch holds the same samples whatever the world size, and BatchNorm, which normalizes each
+    /// micro-batch by its statistics, sees the same groups on N ranks as on one.
+    func microBatch(_ part: Int, of parts: Int, rank: Int, ranks: Int) -> StepBatch {
+        let range = Self.microShare(count: global.count, part: part, of: parts, rank: rank, ranks: ranks)
+        return StepBatch(epoch: epoch, index: index, samples: UnsafeBufferPointer(rebasing: global[range]), global: global)
+    }
+
+    /// Offsets in a global batch of `count` samples of `rank`'s share of micro-batch `part`.
+    static func microShare(count: Int, part: Int, of parts: Int, rank: Int, ranks: Int) -> Range<Int> {
+        let micro = shardRange(count: count, parts: parts, part: part)
+        let share = shardRange(count: micro.count, parts: ranks, part: rank)
+        return (micro.lowerBound + share.lowerBound)..<(micro.lowerBound + share.upperBound)
+    }
 }
 
 /// Running sums of an epoch on this rank (the coordinator also carries a resumed epoch's reduced sums).
@@ -72,16 +88,15 @@ extension Trainer {
     }
 
     /// Data, forward and backward over this rank's share in `--accumulate` micro-batches (one when not
-    /// accumulating): contiguous parts of the share, their gradients summed in the arena, every loss scaled by the
-    /// whole global batch — so the sum is the step's mean gradient. Every rank runs all K parts (a part may be
-    /// empty: layers that reduce over ranks still take part). Only the last part's backward may start the sum.
+    /// accumulating): the rank's shares of contiguous parts of the global batch, their gradients summed in the arena,
+    /// every loss scaled by the whole global batch — so the sum is the step's mean gradient. Every rank runs all K
+    /// parts (a part may be empty: layers that reduce over ranks still take part). Only the last part's backward may
+    /// start the sum.
     func accumulateGradients(_ batch: StepBatch, startingSum: Bool) throws -> (loss: LossTotals, finite: Bool) {
         let parts = configuration.microBatches
         var total = LossTotals(lossSum: 0, correct: 0), finite = true
         for part in 0..<parts {
-            let range = parts == 1 ? 0..<batch.count : shardRange(count: batch.count, parts: parts, part: part)
-            let micro = StepBatch(epoch: batch.epoch, index: batch.index, samples: UnsafeBufferPointer(rebasing: batch.samples[range]),
-                                  globalCount: batch.globalCount)
+            let micro = parts == 1 ? batch : batch.microBatch(part, of: parts, rank: communicator.rank, ranks: communicator.size)
             try gather(micro)
             let loss = forwardAndLoss(micro)
             finite = backward(micro, startingSum: startingSum && part == parts - 1, zeroing: part == 0) && finite
@@ -129,8 +144,11 @@ extension Trainer {
         let ranks = flags.indices.filter { flags[$0] == 1 }
         let global = plan.globalRange(batch: batch.index)
         func samples(of rank: Int) -> String {
-            let share = shardRange(count: global.count, parts: communicator.size, part: rank)
-            let indices = plan.order[(global.lowerBound + share.lowerBound)..<(global.lowerBound + share.upperBound)]
+            let parts = configuration.microBatches
+            let shares = (0..<parts).map {
+                StepBatch.microShare(count: global.count, part: $0, of: parts, rank: rank, ranks: communicator.size)
+            }
+            let indices = shares.flatMap { plan.order[(global.lowerBound + $0.lowerBound)..<(global.lowerBound + $0.upperBound)] }
             let shown = indices.prefix(16).map(String.init).joined(separator: ",")
             return indices.count > 16 ? "\(shown),… (\(indices.count) samples)" : shown
         }

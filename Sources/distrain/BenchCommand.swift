@@ -73,6 +73,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Recompute the residual blocks' insides in backward, as training's --recompute.")
     var recompute = false
 
+    @Flag(help: "Sum gradients and BatchNorm statistics exactly, as training's --exact-sums.")
+    var exactSums = false
+
     @Option(help: "GEMM arithmetic as training's --precision: fp32, or bf16 (where the CPU has bf16 dot products).")
     var precision: MatmulPrecision = .fp32
 
@@ -131,7 +134,7 @@ struct BenchCommand: ParsableCommand {
                                           communicator: communicator, gradientSum: gradientSum, wire: wire, overlap: overlap,
                                           bucketMegabytes: bucketMB,
                                           fault: try Fault.fromEnvironment(), sparsity: sparsity, tokens: tokens, sharding: shard,
-                                          recompute: recompute, allocationCounts: counter)
+                                          recompute: recompute, exactSums: exactSums, allocationCounts: counter)
             // Every rank's median, for the per-rank and total figures.
             let median = result.imagesPerSecond.sorted()[result.imagesPerSecond.count / 2]
             let perRank = try communicator.allGather([Int64(median.rounded()), Int64(result.peakResidentMegabytes.rounded()),
@@ -165,6 +168,7 @@ struct BenchCommand: ParsableCommand {
             ("model", .string(r.model)), ("input_shape", .array(r.inputShape.map { .int($0) })),
             ("batch_per_rank", .int(r.perRankBatch)), ("global_batch", .int(r.globalBatch)),
             ("world_size", .int(r.worldSize)), ("threads_per_rank", .int(r.threads)), ("gradient_sum", .string(r.gradientSum)),
+            ("exact_sums", .bool(exactSums)),
             ("steps", .int(r.steps)), ("repetitions", .int(r.imagesPerSecond.count)),
             ("sparsity", sparsity.map { .number($0) } ?? .null),
             ("images_per_second", .number(median)),

@@ -30,9 +30,11 @@ final class BatchNormTrainingTests: XCTestCase {
         return model
     }
 
-    private func train(world: Int, epochs: Int, checkpoints: String? = nil, resume: String? = nil) throws -> [[Float]] {
-        let configuration = TrainingConfiguration(dataset: "synthetic", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
+    private func train(world: Int, epochs: Int, checkpoints: String? = nil, resume: String? = nil,
+                       accumulate: Int? = nil) throws -> [[Float]] {
+        var configuration = TrainingConfiguration(dataset: "synthetic", epochs: epochs, globalBatchSize: 8, optimizer: .sgd,
                                                   learningRate: 0.01, momentum: 0.5)
+        configuration.accumulationSteps = accumulate
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm -> [[Float]] in
             let model = self.network()
             let loaded = try resume.map { try LoadedCheckpoint.load(directory: $0, communicator: comm) }
@@ -95,6 +97,17 @@ final class BatchNormTrainingTests: XCTestCase {
             assertClose(many[1], one[1], relative: 1e-5, "running statistics, \(world) ranks")
         }
         XCTAssertEqual(one[1].last, 35, "num_batches_tracked: 7 epochs × 5 steps")
+    }
+
+    /// `--accumulate 2`: each micro-batch is the ranks' shares of one half of the global batch, so BatchNorm
+    /// normalizes the same groups of samples on 3 ranks as on 1 (not each rank's first and second halves).
+    func testAccumulatedMicroBatchesOnThreeRanksNormalizeTheGroupsOfOneRank() throws {
+        let one = try train(world: 1, epochs: 3, accumulate: 2), three = try train(world: 3, epochs: 3, accumulate: 2)
+        assertClose(three[0], one[0], relative: 1e-5, "parameters")
+        assertClose(three[1], one[1], relative: 1e-5, "running statistics")
+        let whole = try train(world: 1, epochs: 3)
+        XCTAssertGreaterThan(zip(whole[1], one[1]).map { abs($0 - $1) }.max()!, 1e-3,
+                             "micro-batches of 4 have other statistics than batches of 8 (else this test shows nothing)")
     }
 
     func testRunningStatisticsAreCheckpointedAndResumedExactly() throws {

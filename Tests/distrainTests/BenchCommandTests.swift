@@ -61,6 +61,10 @@ final class BenchCommandTests: XCTestCase {
         try spec.write(toFile: directory + "/res.spec", atomically: true, encoding: .utf8)
         let object = try bench(model: directory + "/res.spec", extra: ["--input", "1x12x12"])
         XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double), 1)
+        // --exact-sums: per-sample terms into preallocated integer sums, BatchNorm's too.
+        let exact = try bench(model: directory + "/res.spec", extra: ["--input", "1x12x12", "--exact-sums"])
+        XCTAssertEqual(exact["exact_sums"] as? Bool, true)
+        XCTAssertLessThan(try XCTUnwrap(exact["allocations_per_step"] as? Double), 1, "--exact-sums allocates nothing either")
     }
 
     /// A GPT's step (tied head, attention, LayerNorm, GELU, AdamW with clipping and decay groups) allocates nothing,
