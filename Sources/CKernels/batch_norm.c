@@ -10,7 +10,8 @@
 
 DISTRAIN_CLONES
 void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
-                                 double *sums, double *squares, int64_t *exact, int64_t *exact_overflow) {
+                                 double *sums, double *squares, int64_t *exact, size_t exact_stride,
+                                 int64_t *exact_overflow) {
     for (size_t c = 0; c < channels; c++) sums[c] = squares[c] = 0;
     for (size_t s = 0; s < batch; s++) {
         for (size_t c = 0; c < channels; c++) {
@@ -24,8 +25,8 @@ void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, 
             for (; i < plane; i++) { const double d = p[i] - k; total += d; total_square += d * d; }
             for (int l = 0; l < LANES; l++) { total += sum[l]; total_square += square[l]; }
             if (exact) {
-                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * c, total, exact_overflow);
-                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * (channels + c), total_square, exact_overflow);
+                distrain_exact_add_term(exact + c, exact_stride, total, exact_overflow);
+                distrain_exact_add_term(exact + channels + c, exact_stride, total_square, exact_overflow);
             } else {
                 sums[c] += total;
                 squares[c] += total_square;
@@ -64,7 +65,7 @@ INLINE float gradient(const float *dy, const float *relu_output, size_t i, const
 
 INLINE void gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
                           size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
-                          int64_t *exact_overflow, const int masked) {
+                          size_t exact_stride, int64_t *exact_overflow, const int masked) {
     for (size_t c = 0; c < channels; c++) sum_dy[c] = sum_dy_centered[c] = 0;
     for (size_t s = 0; s < batch; s++) {
         for (size_t c = 0; c < channels; c++) {
@@ -87,8 +88,8 @@ INLINE void gradient_sums(const float *x, const float *dy, const float *relu_out
             }
             for (int l = 0; l < LANES; l++) { total += g[l]; total_centered += gx[l]; }
             if (exact) {
-                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * c, total, exact_overflow);
-                distrain_exact_add_term(exact + DISTRAIN_EXACT_LIMBS * (channels + c), total_centered, exact_overflow);
+                distrain_exact_add_term(exact + c, exact_stride, total, exact_overflow);
+                distrain_exact_add_term(exact + channels + c, exact_stride, total_centered, exact_overflow);
             } else {
                 sum_dy[c] += total;
                 sum_dy_centered[c] += total_centered;
@@ -100,11 +101,13 @@ INLINE void gradient_sums(const float *x, const float *dy, const float *relu_out
 DISTRAIN_CLONES
 void distrain_bn_gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
                                size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
-                               int64_t *exact_overflow) {
+                               size_t exact_stride, int64_t *exact_overflow) {
     if (relu_output) {
-        gradient_sums(x, dy, relu_output, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_overflow, 1);
+        gradient_sums(x, dy, relu_output, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_stride,
+                      exact_overflow, 1);
     } else {
-        gradient_sums(x, dy, NULL, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_overflow, 0);
+        gradient_sums(x, dy, NULL, batch, channels, plane, mean, sum_dy, sum_dy_centered, exact, exact_stride,
+                      exact_overflow, 0);
     }
 }
 

@@ -131,13 +131,14 @@ public final class BatchNorm: Layer {
         if sumsExactly {
             exactSums.zero()
             distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
-                                        sums.baseAddress! + channels, exactSums.limbs(0), exactSums.outOfRangeCounter)
+                                        sums.baseAddress! + channels, exactSums.limbs(0), exactSums.stride,
+                                        exactSums.outOfRangeCounter)
             exactSums.add(Double(batch * plane), at: 2 * channels)
             sumExactlyOverRanks?(exactSums.storage)
             exactSums.round(into: sums.baseAddress!)
         } else {
             distrain_bn_shifted_moments(x, batch, channels, plane, mean.baseAddress!,
-                                        sums.baseAddress!, sums.baseAddress! + channels, nil, nil)
+                                        sums.baseAddress!, sums.baseAddress! + channels, nil, 0, nil)
             sums[2 * channels] = Double(batch * plane)
             sumOverRanks?(sums)
         }
@@ -165,13 +166,14 @@ public final class BatchNorm: Layer {
         if sumsExactly {
             exactSums.zero()
             distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
-                                      sums.baseAddress! + channels, exactSums.limbs(0), exactSums.outOfRangeCounter)
+                                      sums.baseAddress! + channels, exactSums.limbs(0), exactSums.stride,
+                                      exactSums.outOfRangeCounter)
             sumExactlyOverRanks?(exactSums.storage)
             exactSums.round(into: sums.baseAddress!)
             for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
         } else {
             distrain_bn_gradient_sums(x, dy, reluOutput, batch, channels, plane, mean.baseAddress!, sums.baseAddress!,
-                                      sums.baseAddress! + channels, nil, nil)
+                                      sums.baseAddress! + channels, nil, 0, nil)
             for c in 0..<channels { sums[channels + c] *= inverseDeviation[c] }
             sums[2 * channels] = 0
             sumOverRanks?(sums)

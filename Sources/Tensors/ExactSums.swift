@@ -12,7 +12,8 @@ public final class ExactSums {
     public static let limbsPerValue = Int(DISTRAIN_EXACT_LIMBS)
     /// Values summed.
     public let count: Int
-    /// (count, 4) limbs, then one counter of out-of-range terms: the whole buffer sums over ranks as Int64.
+    /// Four planes of `count` limbs (limb k of value i at k·count + i), then one counter of out-of-range terms: the
+    /// whole buffer sums over ranks as Int64.
     public let storage: UnsafeMutableBufferPointer<Int64>
     /// Scratch for one term tensor (a layer's per-sample weight gradient), `scratchCount` floats.
     public let scratch: UnsafeMutablePointer<Float>
@@ -38,8 +39,10 @@ public final class ExactSums {
 
     /// The counter of out-of-range terms, for C kernels that add terms themselves.
     public var outOfRangeCounter: UnsafeMutablePointer<Int64> { storage.baseAddress! + count * Self.limbsPerValue }
-    /// The limbs of value `offset` onward, for C kernels that add terms themselves.
-    public func limbs(_ offset: Int) -> UnsafeMutablePointer<Int64> { storage.baseAddress! + offset * Self.limbsPerValue }
+    /// The first limb of value `offset`, for C kernels that add terms themselves (the next limbs `stride` apart).
+    public func limbs(_ offset: Int) -> UnsafeMutablePointer<Int64> { storage.baseAddress! + offset }
+    /// Int64s between a value's limbs.
+    public var stride: Int { count }
     private var overflow: UnsafeMutablePointer<Int64> { outOfRangeCounter }
 
     /// Every value back to zero.
@@ -51,13 +54,13 @@ public final class ExactSums {
     /// values[offset ..< offset + n] += terms (n floats).
     public func add(_ terms: UnsafePointer<Float>, count n: Int, at offset: Int) {
         precondition(offset >= 0 && offset + n <= count, "exact sum: \(n) terms at \(offset) exceed \(count) values")
-        distrain_exact_add_floats(limbs(offset), terms, n, overflow)
+        distrain_exact_add_floats(limbs(offset), stride, terms, n, overflow)
     }
 
     /// values[offset ..< offset + n] += terms (n doubles).
     public func add(_ terms: UnsafePointer<Double>, count n: Int, at offset: Int) {
         precondition(offset >= 0 && offset + n <= count, "exact sum: \(n) terms at \(offset) exceed \(count) values")
-        distrain_exact_add_doubles(limbs(offset), terms, n, overflow)
+        distrain_exact_add_doubles(limbs(offset), stride, terms, n, overflow)
     }
 
     /// values[offset] += term.
@@ -68,18 +71,18 @@ public final class ExactSums {
     /// values[offset + i·columns + j] += a[i]·b[j], each product exact in double.
     public func addOuterProduct(_ a: UnsafePointer<Float>, rows: Int, _ b: UnsafePointer<Float>, columns: Int, at offset: Int) {
         precondition(offset >= 0 && offset + rows * columns <= count, "exact sum: outer product exceeds \(count) values")
-        distrain_exact_add_outer(limbs(offset), a, rows, b, columns, overflow)
+        distrain_exact_add_outer(limbs(offset), stride, a, rows, b, columns, overflow)
     }
 
     /// out[i] = value i rounded once to float; NaN everywhere when a term was out of range.
     public func round(into out: UnsafeMutablePointer<Float>) {
         if outOfRangeTerms != 0 { return out.update(repeating: .nan, count: count) }
-        distrain_exact_round_floats(storage.baseAddress!, out, count)
+        distrain_exact_round_floats(storage.baseAddress!, stride, out, count)
     }
 
     /// out[i] = value i rounded once to double; NaN everywhere when a term was out of range.
     public func round(into out: UnsafeMutablePointer<Double>) {
         if outOfRangeTerms != 0 { return out.update(repeating: .nan, count: count) }
-        distrain_exact_round_doubles(storage.baseAddress!, out, count)
+        distrain_exact_round_doubles(storage.baseAddress!, stride, out, count)
     }
 }

@@ -9,11 +9,13 @@
 /// sums[c] = Σ (x − shift[c]) and squares[c] = Σ (x − shift[c])² over every sample's plane of channel c.
 /// With a shift near the mean the variance Σ(x−k)²/n − (Σ(x−k)/n)² does not cancel catastrophically, as
 /// Σx²/n − mean² does in a channel of nearly equal values (an image background).
-/// With `exact` (limbs of exact_sums.h: channels sums, then channels squares) each sample's plane total
+/// With `exact` (values of exact_sums.h, planes `exact_stride` apart: channels sums, then channels squares) each
+/// sample's plane total
 /// is added there as an exact term instead (out-of-range terms counted in *exact_overflow), and sums and
 /// squares are not touched.
 void distrain_bn_shifted_moments(const float *x, size_t batch, size_t channels, size_t plane, const double *shift,
-                                 double *sums, double *squares, int64_t *exact, int64_t *exact_overflow);
+                                 double *sums, double *squares, int64_t *exact, size_t exact_stride,
+                                 int64_t *exact_overflow);
 
 /// y = (x − center[c]) · scale[c] + shift[c], then max(0, ·) when relu != 0 (a ReLU fused after the
 /// normalization). y may be x.
@@ -25,7 +27,7 @@ void distrain_bn_normalize(const float *x, float *y, size_t batch, size_t channe
 /// `exact` as in distrain_bn_shifted_moments.
 void distrain_bn_gradient_sums(const float *x, const float *dy, const float *relu_output, size_t batch, size_t channels,
                                size_t plane, const double *mean, double *sum_dy, double *sum_dy_centered, int64_t *exact,
-                               int64_t *exact_overflow);
+                               size_t exact_stride, int64_t *exact_overflow);
 
 /// dx = dy_scale[c] · g + centered_scale[c] · (x − center[c]) + offset[c] in double, g as in the sums.
 /// dx may be dy.
