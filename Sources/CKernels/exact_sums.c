@@ -31,9 +31,16 @@ DISTRAIN_CLONES
 void distrain_exact_add_outer(int64_t *limbs, size_t stride, const float *a, size_t rows, const float *b,
                               size_t columns, int64_t *overflow) {
     int64_t *const first = limbs;
+    // A zero row (a ReLU's gradient) is skipped: its terms are ±0 — except 0·Inf and 0·NaN, which are NaN and
+    // counted as a GEMM's would make them NaN.
+    size_t not_finite = 0;
+    for (size_t i = 0; i < columns; i++) not_finite += !isfinite(b[i]);
     for (size_t r = 0; r < rows; r++) {
         const double ar = a[r];
-        if (ar == 0) continue;  // a ReLU's zero gradient row adds nothing (0·x is ±0, below the window)
+        if (ar == 0) {
+            *overflow += (int64_t)not_finite;
+            continue;
+        }
         limbs = first + r * columns;
         ADD_TERMS(columns, ar * (double)b[i]);
     }

@@ -90,8 +90,10 @@ public final class CausalSelfAttention: Layer {
         precondition(batch <= capacity, "attention: batch \(batch) exceeds the reserved \(capacity)")
         let t = positions, c = features, d = headSize, rows = batch * t
         let qkv = buffers.qkv.base, out = buffers.headOutputs.base
+        // Under --exact-sums one GEMM per sample: OpenBLAS's rows can depend on how many share the call.
+        let rowsPerCall = context.sumsExactly ? t : rows
         // qkv(B·T, 3C) = x · c_attnᵀ + b
-        gemm(.none, .transposed, m: rows, n: 3 * c, k: c, a: x, b: attentionWeight, beta: 0, c: qkv)
+        multiplyRows(x, rows: rows, perCall: rowsPerCall, by: attentionWeight, transposed: true, k: c, n: 3 * c, into: qkv)
         if let bias = attentionBias { addRowBias(qkv, rows: rows, columns: 3 * c, bias: store.valuePointer(bias)) }
         let scale = 1 / Float(d).squareRoot()
         for b in 0..<batch {
@@ -108,7 +110,7 @@ public final class CausalSelfAttention: Layer {
             }
         }
         // y(B·T, C) = heads · c_projᵀ + b
-        gemm(.none, .transposed, m: rows, n: c, k: c, a: out, b: projectionWeight, beta: 0, c: y)
+        multiplyRows(out, rows: rows, perCall: rowsPerCall, by: projectionWeight, transposed: true, k: c, n: c, into: y)
         if let bias = projectionBias { addRowBias(y, rows: rows, columns: c, bias: store.valuePointer(bias)) }
     }
 
@@ -116,13 +118,11 @@ public final class CausalSelfAttention: Layer {
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let t = positions, c = features, d = headSize, rows = batch * t
         let qkv = buffers.qkv.base, dQKV = buffers.dQKV.base, dOut = buffers.dHeadOutputs.base, dS = buffers.dScores.base
-        let projectionGradient = store.gradientPointer(slices[hasBias ? 2 : 1])
+        let exact = store.exactGradients, rowsPerCall = exact == nil ? rows : t
         // c_proj: dW(C, C) += dyᵀ · heads, db += Σ dy, d heads(B·T, C) = dy · W
-        gemm(.transposed, .none, m: c, n: c, k: rows, a: dy, b: buffers.headOutputs.base, beta: 1, c: projectionGradient)
-        if let bias = projectionBias {
-            accumulateColumnSums(dy, rows: rows, columns: c, into: store.gradientPointer(bias))
-        }
-        gemm(.none, .none, m: rows, n: c, k: c, a: dy, b: projectionWeight, beta: 0, c: dOut)
+        addWeightGradient(slices[hasBias ? 2 : 1], bias: projectionBias, dOutput: dy, input: buffers.headOutputs.base,
+                          outputs: c, batch: batch)
+        multiplyRows(dy, rows: rows, perCall: rowsPerCall, by: projectionWeight, transposed: false, k: c, n: c, into: dOut)
         let scale = 1 / Float(d).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
@@ -140,11 +140,40 @@ public final class CausalSelfAttention: Layer {
             }
         }
         // c_attn: dW(3C, C) += dqkvᵀ · x, db += Σ dqkv, dx(B·T, C) = dqkv · W
-        gemm(.transposed, .none, m: 3 * c, n: c, k: rows, a: dQKV, b: x, beta: 1, c: store.gradientPointer(slices[0]))
-        if let bias = attentionBias {
-            accumulateColumnSums(dQKV, rows: rows, columns: 3 * c, into: store.gradientPointer(bias))
+        addWeightGradient(slices[0], bias: attentionBias, dOutput: dQKV, input: x, outputs: 3 * c, batch: batch)
+        if let dx {
+            multiplyRows(dQKV, rows: rows, perCall: rowsPerCall, by: attentionWeight, transposed: false, k: 3 * c, n: c, into: dx)
         }
-        if let dx { gemm(.none, .none, m: rows, n: c, k: 3 * c, a: dQKV, b: attentionWeight, beta: 0, c: dx) }
+    }
+
+    public var sumsGradientsExactly: Bool { true }
+
+    /// y(rows, n) = x(rows, k) · W (W (k, n)) or · Wᵀ (W (n, k)), `perCall` rows per GEMM.
+    private func multiplyRows(_ x: UnsafePointer<Float>, rows: Int, perCall: Int, by w: UnsafePointer<Float>,
+                              transposed: Bool, k: Int, n: Int, into y: UnsafeMutablePointer<Float>) {
+        for first in stride(from: 0, to: rows, by: max(perCall, 1)) {
+            gemm(.none, transposed ? .transposed : .none, m: min(perCall, rows - first), n: n, k: k, a: x + first * k, b: w,
+                 beta: 0, c: y + first * n)
+        }
+    }
+
+    /// A projection's dW(outputs, C) += dyᵀ · x and db += Σ dy over the batch's rows — under --exact-sums each
+    /// sample's as exact terms (its own (T) GEMM into the scratch, its rows of dy one by one).
+    private func addWeightGradient(_ weight: ParameterSlice, bias: ParameterSlice?, dOutput dy: UnsafePointer<Float>,
+                                   input x: UnsafePointer<Float>, outputs: Int, batch: Int) {
+        let t = positions, c = features
+        guard let exact = store.exactGradients else {
+            gemm(.transposed, .none, m: outputs, n: c, k: batch * t, a: dy, b: x, beta: 1, c: store.gradientPointer(weight))
+            if let bias { accumulateColumnSums(dy, rows: batch * t, columns: outputs, into: store.gradientPointer(bias)) }
+            return
+        }
+        for s in 0..<batch {
+            let sampleDy = dy + s * t * outputs
+            gemm(.transposed, .none, m: outputs, n: c, k: t, a: sampleDy, b: x + s * t * c, beta: 0, c: exact.scratch)
+            exact.add(exact.scratch, count: outputs * c, at: weight.offset)
+            guard let bias else { continue }
+            for row in 0..<t { exact.add(sampleDy + row * outputs, count: outputs, at: bias.offset) }
+        }
     }
 }
 

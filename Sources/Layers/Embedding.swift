@@ -53,6 +53,13 @@ public final class Embedding: Layer {
 
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        if let exact = store.exactGradients {  // --exact-sums: each row's gradient an exact term of its token's row
+            for r in 0..<(batch * positions) {
+                exact.add(dy + r * features, count: features, at: weight.offset + row(x[r]) * features)
+            }
+            dx?.update(repeating: 0, count: batch * positions)
+            return
+        }
         let dw = store.gradientPointer(weight)
         // Rows in order, so a token seen at several positions sums its gradients in one fixed order.
         for r in 0..<(batch * positions) {
@@ -62,6 +69,10 @@ public final class Embedding: Layer {
         // Ids have no gradient: an Embedding inside a model passes zeros back.
         dx?.update(repeating: 0, count: batch * positions)
     }
+}
+
+extension Embedding {
+    public var sumsGradientsExactly: Bool { true }
 }
 
 extension Embedding: PositionFreeLayer {

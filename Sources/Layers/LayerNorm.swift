@@ -76,9 +76,27 @@ public final class LayerNorm: Layer {
     public func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
                          dOutput dy: UnsafeMutablePointer<Float>, dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
         // dx = 1/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), with dx̂ = dy · weight.
+        if let exact = store.exactGradients { return backwardExactly(exact, input: x, dOutput: dy, dInput: dx, batch: batch) }
         distrain_layer_norm_backward(x, store.valuePointer(weight), means!, inverseDeviations!, dy, dx,
                                      store.gradientPointer(weight), bias.map { store.gradientPointer($0) },
                                      batch * rowsPerSample, features)
+    }
+
+    public var sumsGradientsExactly: Bool { true }
+
+    /// `--exact-sums`: sample by sample, its rows' Σ dy·x̂ and Σ dy alone (in the exact sums' scratch), added as
+    /// exact terms; dx row by row as always.
+    private func backwardExactly(_ exact: ExactSums, input x: UnsafePointer<Float>, dOutput dy: UnsafeMutablePointer<Float>,
+                                 dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let dw = exact.scratch, db = exact.scratch + features, sample = rowsPerSample * features  // (C), (C)
+        for s in 0..<batch {
+            dw.update(repeating: 0, count: 2 * features)
+            distrain_layer_norm_backward(x + s * sample, store.valuePointer(weight), means! + s * rowsPerSample,
+                                         inverseDeviations! + s * rowsPerSample, dy + s * sample, dx.map { $0 + s * sample },
+                                         dw, bias == nil ? nil : db, rowsPerSample, features)
+            exact.add(dw, count: features, at: weight.offset)
+            if let bias { exact.add(db, count: features, at: bias.offset) }
+        }
     }
 }
 

@@ -49,10 +49,16 @@ public final class PositionEmbedding: Layer {
         let dw = store.gradientPointer(weight), count = sequence * features
         for b in 0..<batch {
             let gradient = dy + b * count
-            for i in 0..<count { dw[i] += gradient[i] }
+            if let exact = store.exactGradients {  // --exact-sums: each sample's rows as exact terms
+                exact.add(gradient, count: count, at: weight.offset)
+            } else {
+                for i in 0..<count { dw[i] += gradient[i] }
+            }
         }
         dx?.update(from: dy, count: batch * count)
     }
+
+    public var sumsGradientsExactly: Bool { true }
 }
 
 extension PositionEmbedding: IncrementalLayer {

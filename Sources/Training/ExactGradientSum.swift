@@ -12,13 +12,14 @@ import Tensors
 /// same way, and the ranks sum the integers — so the gradient, and every parameter after any number of steps,
 /// is the one a single rank computes, to the bit.
 extension Trainer {
-    /// Refuses `--exact-sums` where it cannot hold: a layer without exact terms, sharded state, or a wire format
-    /// and overlap that only concern the float sum.
+    /// Refuses `--exact-sums` where it cannot hold: a layer without exact terms (every layer distrain has adds them;
+    /// a library user's own may not), sharded gradients (stages 2 and 3; stage 1 sums whole gradients and works), or a
+    /// wire format and overlap that only concern the float sum.
     static func requireExactSums(model: Sequential, sharded: Bool, wire: WireFormat, overlap: Bool) throws {
         if let layer = model.firstLayerWithoutExactSums {
-            throw ExactSumsError(reason: "\(layer) has no exact gradient sum yet (Linear, Conv2d and BatchNorm have)")
+            throw ExactSumsError(reason: "\(layer) has parameters but no exact gradient sum (sumsGradientsExactly)")
         }
-        if sharded { throw ExactSumsError(reason: "--shard sums slices of the gradients as floats") }
+        if sharded { throw ExactSumsError(reason: "--shard gradients|parameters reduce-scatters float gradients during backward") }
         if wire != .fp32 { throw ExactSumsError(reason: "--wire \(wire) applies to float sums; exact sums travel as integers") }
         if overlap { throw ExactSumsError(reason: "--overlap starts float sums during backward") }
     }

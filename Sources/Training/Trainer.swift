@@ -197,7 +197,7 @@ public final class Trainer {
             }
         }
         if configuration.exactSums == true {
-            try Self.requireExactSums(model: model, sharded: isSharded, wire: wire, overlap: overlap)
+            try Self.requireExactSums(model: model, sharded: shardsGradients, wire: wire, overlap: overlap)
             model.parameters.exactGradients = ExactSums(count: model.parameters.count, scratchCount: model.exactSumsScratchCount)
             if communicator.size > 1 {
                 layerSumExactlyOverRanks = { [unowned self] values in

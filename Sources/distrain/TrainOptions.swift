@@ -162,8 +162,8 @@ struct TrainOptions: ParsableArguments {
     var recompute = false
 
     @Flag(help: ArgumentHelp("Sum gradients and BatchNorm statistics as exact integers (each sample's terms in "
-        + "fixed point), so N ranks give one rank's parameters bit for bit in any regime; slower (BENCHMARKS.md). "
-        + "Linear, Conv2d and BatchNorm models, replicated."))
+        + "fixed point) and run GEMMs one sample per call, so N ranks give one rank's parameters bit for bit in any "
+        + "regime; slower (BENCHMARKS.md). Replicated or --shard optimizer."))
     var exactSums = false
 
     @Option(help: ArgumentHelp("GEMM arithmetic: fp32, or bf16 (operands rounded to bfloat16, sums and weights and "

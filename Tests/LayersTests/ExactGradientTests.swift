@@ -11,6 +11,12 @@ final class ExactGradientTests: XCTestCase {
     /// stride 2, bias-free), flat Linear layers (with ReLU, and the input gradient between layers), and
     /// Linear layers applied per position.
     private let models: [(name: String, inputShape: [Int], build: () -> [Layer])] = [
+        ("transformer", [4], {  // token ids in: embeddings, LayerNorm, attention, a tied head
+            [Embedding(vocabularySize: 7, features: 6, positions: 4, name: "wte"),
+             PositionEmbedding(positions: 4, features: 6, name: "wpe"),
+             LayerNorm(shape: [4, 6], name: "ln"), CausalSelfAttention(positions: 4, features: 6, heads: 2, name: "attn"),
+             Linear(inputFeatures: 6, outputFeatures: 7, name: "head", bias: false, positions: 4, tiedTo: "wte.weight")]
+        }),
         ("direct conv", [2, 6, 5], {
             [Conv2D(inputShape: [2, 6, 5], outputChannels: 7, kernelSize: 3, padding: 1, activation: .relu, name: "0",
                     lowering: .direct), Flatten(inputShape: [7, 6, 5]), Linear(inputFeatures: 210, outputFeatures: 5, name: "2")]
@@ -56,7 +62,9 @@ final class ExactGradientTests: XCTestCase {
             let model = Sequential(inputShape: inputShape, layers: build())
             model.parameters.initializeKaimingUniform(seed: 3)
             model.reserve(batchCapacity: batch)
-            let input = (0..<(batch * inputShape.reduce(1, *))).map { _ in Float.random(in: -1...1, using: &generator) }
+            let input = (0..<(batch * inputShape.reduce(1, *))).map { _ in
+                name == "transformer" ? Float(Int.random(in: 0..<7, using: &generator)) : Float.random(in: -1...1, using: &generator)
+            }
             let dOut = (0..<(batch * model.outputCount)).map { _ in Float.random(in: -1...1, using: &generator) / 7 }
             let whole = gradients(model, input: input, dOut: dOut, parts: [0..<batch], exactly: true)
             let float = gradients(model, input: input, dOut: dOut, parts: [0..<batch], exactly: false)
@@ -72,13 +80,28 @@ final class ExactGradientTests: XCTestCase {
         }
     }
 
-    /// A layer without exact terms says so, and the model names it.
+    /// A layer with parameters that does not say it adds exact terms (a library user's own) is named; every
+    /// layer distrain has does.
     func testLayersWithoutExactTermsAreNamed() {
-        let model = Sequential(inputShape: [4, 6], layers: [
-            Linear(inputFeatures: 6, outputFeatures: 6, name: "0", positions: 4), LayerNorm(shape: [4, 6], name: "1"),
-        ])
-        XCTAssertEqual(model.firstLayerWithoutExactSums, LayerNorm(shape: [4, 6], name: "1").summary)
-        XCTAssertNil(Sequential(inputShape: [3], layers: [Linear(inputFeatures: 3, outputFeatures: 2, name: "0")])
-            .firstLayerWithoutExactSums)
+        let model = Sequential(inputShape: [6], layers: [Linear(inputFeatures: 6, outputFeatures: 6, name: "0"), OwnScale(name: "1")])
+        XCTAssertEqual(model.firstLayerWithoutExactSums, "OwnScale")
+        for (_, inputShape, build) in models {
+            XCTAssertNil(Sequential(inputShape: inputShape, layers: build()).firstLayerWithoutExactSums)
+        }
     }
+}
+
+/// A layer of a library user's: y = x · w elementwise over 6 features, with no exact path of its own.
+final class OwnScale: Layer {
+    let name: String
+    init(name: String) { self.name = name }
+    var summary: String { "OwnScale" }
+    var inputShape: [Int] { [6] }
+    var outputShape: [Int] { [6] }
+    var parameterSpecs: [ParameterSpec] { [ParameterSpec(name: "\(name).weight", shape: [6], constant: 1)] }
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, context: ForwardContext) {
+        y.update(from: x, count: 6 * batch)
+    }
+    func backward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, dOutput dy: UnsafeMutablePointer<Float>,
+                  dInput dx: UnsafeMutablePointer<Float>?, batch: Int) {}
 }

@@ -60,6 +60,12 @@ final class ExactSumsTests: XCTestCase {
             sums.round(into: &floats)
             XCTAssertTrue(floats.allSatisfy(\.isNaN), "\(bad)")
         }
+        // 0·NaN and 0·Inf are NaN in an outer product too (a zero row is skipped, but not silently past them).
+        for bad in [Float.nan, .infinity] {
+            let outer = ExactSums(count: 4)
+            outer.addOuterProduct([0, 0], rows: 2, [1, bad], columns: 2, at: 0)
+            XCTAssertEqual(outer.outOfRangeTerms, 2, "\(bad)")
+        }
         let largest = ExactSums(count: 1)
         largest.add(0x1p40.nextDown, at: 0)
         largest.add(0x1p40.nextDown, at: 0)

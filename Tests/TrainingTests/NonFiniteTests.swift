@@ -7,8 +7,10 @@ import _TestSupport
 final class NonFiniteTests: XCTestCase {
     private let data = syntheticSplits(train: 80, test: 10)
 
-    private func run(_ policy: NonFinitePolicy, fault: Fault?, ranks: Int = 4) throws -> [Result<([Float], Int), Error>] {
-        let configuration = TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 16, onNonFinite: policy)
+    private func run(_ policy: NonFinitePolicy, fault: Fault?, ranks: Int = 4,
+                     exactSums: Bool = false) throws -> [Result<([Float], Int), Error>] {
+        var configuration = TrainingConfiguration(dataset: "synthetic", epochs: 2, globalBatchSize: 16, onNonFinite: policy)
+        configuration.exactSums = exactSums ? true : nil
         let group = InProcessGroup(size: ranks, timeoutSeconds: 60)
         let results = ResultBox()
         _ = try? group.run { comm -> Int in
@@ -55,6 +57,23 @@ final class NonFiniteTests: XCTestCase {
             XCTAssertEqual(outcome.0, outcomes[0].0)
             XCTAssertEqual(outcome.1, 1)
             XCTAssertTrue(outcome.0.allSatisfy(\.isFinite))
+        }
+    }
+
+    /// Under `--exact-sums` a NaN is an out-of-range term: the same verdict on every rank, the culprit named, and a
+    /// skipped step leaves every replica finite and identical — alone too.
+    func testExactSumsSeeANaNOnAnyRank() throws {
+        for (ranks, rank) in [(4, 3), (1, 0)] {
+            guard case let .failure(error) = try run(.stop, fault: Fault(rank: rank, step: 4, kind: .nan), ranks: ranks,
+                                                     exactSums: true)[0] else { return XCTFail("the run must stop") }
+            XCTAssertTrue("\(error)".contains("at epoch 1, step 4 from rank \(rank) (global samples "), "\(error)")
+            let outcomes = try run(.skip, fault: Fault(rank: rank, step: 4, kind: .nan), ranks: ranks, exactSums: true)
+                .map { try $0.get() }
+            for outcome in outcomes {
+                XCTAssertEqual(outcome.0, outcomes[0].0)
+                XCTAssertEqual(outcome.1, 1)
+                XCTAssertTrue(outcome.0.allSatisfy(\.isFinite))
+            }
         }
     }
 

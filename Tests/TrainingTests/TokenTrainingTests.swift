@@ -87,7 +87,8 @@ final class TokenTrainingTests: XCTestCase {
                        spec specText: String? = nil, clip: Float? = nil, maxSteps: Int? = nil, evaluateEverySteps: Int? = nil,
                        reporter: TrainingReporter? = nil, accumulate: Int? = nil, capacity: UnsafeMutablePointer<Int>? = nil,
                        shard: ShardingStage? = nil, optimizer: OptimizerKind = .sgd, every: Int? = nil, recompute: Bool = false,
-                       steps: UnsafeMutablePointer<Int>? = nil) throws -> (parameters: [Float], result: EvaluationResult) {
+                       steps: UnsafeMutablePointer<Int>? = nil, exactSums: Bool = false)
+        throws -> (parameters: [Float], result: EvaluationResult) {
         let data = try self.data(trainWindows: windows)
         let test = data.test as! TokenWindowDataset
         let objective = NextTokenObjective(vocabularySize: 300, positions: Self.context, bytesPerToken: test.bytesPerToken)
@@ -101,6 +102,7 @@ final class TokenTrainingTests: XCTestCase {
         configuration.evaluateEverySteps = evaluateEverySteps
         configuration.accumulationSteps = accumulate
         configuration.recompute = recompute ? true : nil
+        configuration.exactSums = exactSums ? true : nil
         let spec = try ModelSpec(parsing: specText ?? self.spec, source: "lm.spec")
         return try InProcessGroup(size: world, timeoutSeconds: 120).run { comm in
             // Each rank builds its own layers (a BuiltModel's layers are objects: shared, they would race).
@@ -223,6 +225,32 @@ final class TokenTrainingTests: XCTestCase {
         let ranks = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 2)
         assertClose(ranks.parameters, whole.parameters, relative: 1e-5, "3 ranks, 2 micro-batches each")
         XCTAssertEqual(ranks.result.meanLoss, whole.result.meanLoss, accuracy: 1e-6 * whole.result.meanLoss)
+    }
+
+    /// `--exact-sums` on a tied GPT (embeddings, LayerNorm, attention, dropout, GELU, a tied head; AdamW with
+    /// clipping and decay groups): 1, 2 and 3 ranks give the same bits over 36 steps, with empty micro-batches.
+    func testExactSumsGiveATiedGPTOneRanksBitsOnEveryWorldSize() throws {
+        let one = try train(world: 1, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw, exactSums: true)
+        for world in [2, 3] {
+            let many = try train(world: world, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw, exactSums: true)
+            let differing = zip(many.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count
+            XCTAssertEqual(differing, 0, "\(world) ranks: parameters that differ from one rank's")
+            // (The test loss: evaluation runs whole-share GEMMs and sums the loss in double over ranks — equal to rounding.)
+            XCTAssertEqual(many.result.meanLoss, one.result.meanLoss, accuracy: 1e-7 * one.result.meanLoss, "\(world) ranks")
+        }
+        let sharded = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, shard: .optimizer, optimizer: .adamw,
+                                exactSums: true)
+        XCTAssertEqual(zip(sharded.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                       "3 ranks with --shard optimizer (the whole exact sum, each rank updating its slice)")
+        let accumulated = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 2, optimizer: .adamw,
+                                    exactSums: true)
+        XCTAssertEqual(zip(accumulated.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                       "3 ranks in 2 micro-batches: exact sums do not depend on the micro-batches either (no BatchNorm)")
+        // The same training as float sums where training is well-conditioned (SGD: Adam turns last bits of a near-zero
+        // gradient into a fraction of a step).
+        let exactSGD = try train(world: 1, epochs: 6, spec: tiedGPT, exactSums: true)
+        assertClose(exactSGD.parameters, try train(world: 1, epochs: 6, spec: tiedGPT).parameters, relative: 1e-5,
+                    "exact and float sums train alike")
     }
 
     /// `--max-steps`: 12 steps are exactly two epochs of 6; 8 stop two steps into the second epoch, which is

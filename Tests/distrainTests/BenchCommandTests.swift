@@ -75,6 +75,8 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(object["allocations_per_step"] as? Double, "the malloc counter must be live"), 1)
         let recomputed = try bench(model: "gpt-mini", extra: ["--context", "16", "--recompute"])
         XCTAssertLessThan(try XCTUnwrap(recomputed["allocations_per_step"] as? Double), 1, "--recompute allocates nothing either")
+        let exact = try bench(model: "gpt-mini", extra: ["--context", "16", "--exact-sums"])
+        XCTAssertLessThan(try XCTUnwrap(exact["allocations_per_step"] as? Double), 1, "--exact-sums allocates nothing either")
         guard let mpirun = findOnPath("mpirun") else { return }
         // The sharded steps' gathers and scatters (the mailbox; the pass observer) allocate nothing either.
         for shard in [[], ["--shard", "optimizer"], ["--shard", "gradients"], ["--shard", "parameters"]] {
