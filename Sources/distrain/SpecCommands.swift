@@ -152,8 +152,8 @@ func pythonComment(_ text: String) -> String {
     }.joined())
 }
 
-/// `summary --ranks N [--shard S] [--batch-size B] [--accumulate K] [--recompute] [--optimizer O]`: the memory preflight's
-/// table for a run on N ranks of one host, printed without allocating anything.
+/// `summary --ranks N [--shard S] [--batch-size B] [--accumulate K] [--recompute] [--exact-sums] [--optimizer O]`: the
+/// memory preflight's table for a run on N ranks of one host, printed without allocating anything.
 struct MemoryPlanOptions: ParsableArguments {
     @Option(help: "Print what each rank would hold when training on this many ranks of one host (the memory preflight).")
     var ranks: Int?
@@ -176,6 +176,9 @@ struct MemoryPlanOptions: ParsableArguments {
     @Flag(help: "With --ranks: the run's --recompute (the residual blocks' insides kept once).")
     var recompute = false
 
+    @Flag(help: "With --ranks: the run's --exact-sums (32 bytes more per parameter).")
+    var exactSums = false
+
     func validate() throws {
         if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be in 1...1024, got \(ranks)") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -197,8 +200,10 @@ extension SummaryCommand {
             bytesPerSample: Sequential.activationBytes(built.layers, inputCount: inputCount, batchCapacity: 1))
         let plan = MemoryPlan(layers: built.layers, inputCount: inputCount, optimizer: memory.optimizer, momentum: 0,
                               sharding: memory.shard, worldSize: ranks, localRanks: ranks, batch: max(micro, evaluation),
-                              sharedMemoryRanks: ranks, writesCheckpoints: memory.checkpoints, recompute: memory.recompute)
+                              sharedMemoryRanks: ranks, writesCheckpoints: memory.checkpoints, recompute: memory.recompute,
+                              exactSums: memory.exactSums)
         let micros = (memory.accumulate > 1 ? " in \(memory.accumulate) micro-batches" : "") + (memory.recompute ? ", --recompute" : "")
+            + (memory.exactSums ? ", --exact-sums" : "")
         print("memory per rank on \(ranks) rank\(ranks == 1 ? "" : "s") of one host (global batch \(batch)\(micros)"
             + "\(memory.shard.map { ", --shard \($0.rawValue)" } ?? "")):")
         plan.table.forEach { print($0) }

@@ -31,6 +31,12 @@ final class MemoryPlanTests: XCTestCase {
                              localRanks: 1, batch: 2, sharedMemoryRanks: 1, writesCheckpoints: false)
         XCTAssertEqual(sgd.optimizerState, 360, "one momentum buffer")
         XCTAssertEqual(sgd.communication, 0)
+        let exact = MemoryPlan(layers: try layers(), inputCount: 3, optimizer: .sgd, momentum: 0.9, sharding: nil, worldSize: 1,
+                               localRanks: 1, batch: 2, sharedMemoryRanks: 1, writesCheckpoints: false, exactSums: true)
+        // --exact-sums: four Int64 limbs per parameter and the out-of-range counter, and one layer's floats of scratch
+        // (the largest layer: the embedding's 40 or the head's 50).
+        XCTAssertEqual(exact.gradients, 360 + 8 * (4 * 90 + 1) + 4 * 50)
+        XCTAssertTrue(exact.table.contains { $0.contains("gradients (+ exact sums)") }, "\(exact.table)")
     }
 
     /// ZeRO-2 and -3: ⌈90 / 4⌉ = 23 owned values of each arena, plus the largest layer's (the head's 50) in flight;
