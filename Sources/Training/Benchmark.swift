@@ -168,7 +168,7 @@ public func runBenchmark(model: ModelName, modelFile: ModelFile? = nil, inputSha
                            datasetMegabytes: Double(steps * globalBatch * shape.reduce(1, *) * (tokens == nil ? 1 : 4)) / 1_048_576,
                            trainingFlopsPerImage: tokens?.flopsPerSample(timed.model) ?? timed.model.trainingFlopsPerSample,
                            sgemmGigaflops: sgemm,
-                           gradientSum: timed.synchronizer.summary)
+                           gradientSum: timed.gradientSumSummary)
 }
 
 /// A language model's benchmark: random token windows, next-token loss, AdamW with clipping at 1 and decay on

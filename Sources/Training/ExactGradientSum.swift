@@ -24,6 +24,13 @@ extension Trainer {
         if overlap { throw ExactSumsError(reason: "--overlap starts float sums during backward") }
     }
 
+    /// How the gradients travel between ranks, for the run header, the metrics and `bench`.
+    public var gradientSumSummary: String {
+        guard model.parameters.exactGradients != nil else { return synchronizer.summary }
+        return communicator.size > 1 ? "exact integer sums (--exact-sums), an Int64 allreduce of 32 bytes per parameter"
+            : "exact integer sums (--exact-sums)"
+    }
+
     /// The exact gradient sum over ranks, rounded once into the gradients; false when a term was out of range
     /// (Inf, NaN, or ≥ 2^40) on any rank — the same verdict everywhere.
     func sumExactly(_ exact: ExactSums) throws -> Bool {

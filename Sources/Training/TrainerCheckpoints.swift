@@ -175,7 +175,7 @@ extension Trainer {
             schedule: configuration.schedule.rawValue, epochs: configuration.epochs, seed: configuration.seed,
             augment: configuration.augment, augmentPadding: configuration.augmentation?.padding ?? 0,
             threadsPerRank: threadsPerRank, blas: BLAS.summary, communicator: communicator.kind,
-            gradientSum: synchronizer.summary,
+            gradientSum: gradientSumSummary,
             trainSamples: data.train.count, testSamples: data.test.count, stepsPerEpoch: stepsPerEpoch)
         record.task = objective.task
         record.trainingMetricNames = objective.trainingMetrics(lossSum: 0, correct: 0, targetCount: 0).map(\.name)

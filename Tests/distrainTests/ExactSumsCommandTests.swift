@@ -22,6 +22,9 @@ final class ExactSumsCommandTests: XCTestCase {
                                    timeout: 300)
         XCTAssertEqual(local.exitCode, 0, local.standardError)
         XCTAssertEqual(try checkpoint("local"), try checkpoint("one"), "3 in-process ranks")
+        XCTAssertTrue(local.standardOutput.contains("gradients: exact integer sums (--exact-sums)"), local.standardOutput)
+        let metrics = try String(contentsOfFile: directory + "/local/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"gradient_sum\":\"exact integer sums (--exact-sums), an Int64 allreduce"), metrics)
         if let mpirun = findOnPath("mpirun") {
             let ranks = try runProcess(mpirun, localMPIRunArguments(ranks: 3) + [distrain] + common
                                            + ["--checkpoint-dir", directory + "/mpi"], timeout: 300)
