@@ -242,6 +242,10 @@ final class TokenTrainingTests: XCTestCase {
                                 exactSums: true)
         XCTAssertEqual(zip(sharded.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count, 0,
                        "3 ranks with --shard optimizer (the whole exact sum, each rank updating its slice)")
+        let recomputed = try train(world: 2, epochs: 6, spec: tiedGPT, clip: 0.5, optimizer: .adamw, recompute: true,
+                                   exactSums: true)
+        XCTAssertEqual(zip(recomputed.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                       "2 ranks with --recompute (the blocks' forward again, with the same exact context)")
         let accumulated = try train(world: 3, epochs: 6, spec: tiedGPT, clip: 0.5, accumulate: 2, optimizer: .adamw,
                                     exactSums: true)
         XCTAssertEqual(zip(accumulated.parameters, one.parameters).filter { $0.bitPattern != $1.bitPattern }.count, 0,
