@@ -291,6 +291,7 @@ struct TrainOptions: ParsableArguments {
             throw ValidationError("--\(overlap ? "overlap" : "wire \(wire.rawValue)") changes the replicated gradient sum; --shard "
                 + "\(shard.rawValue) reduce-scatters each layer's gradients in fp32 during backward instead — drop one of them")
         }
+        try validateExactSums()
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, "
             + "got \(checkpointEvery)") }
         if checkpointEvery != nil && checkpointDirectory == nil { throw ValidationError("--checkpoint-every needs --checkpoint-dir DIR") }
@@ -381,4 +382,20 @@ func requireSupported(_ precision: MatmulPrecision) throws {
     guard precision == .bf16, !BLAS.supportsBF16 else { return }
     throw ValidationError("--precision bf16 needs a CPU with bf16 dot products (AVX512-BF16 or AMX), which this one lacks "
         + "(it would run slower than fp32); use --precision fp32")
+}
+
+extension TrainOptions {
+    /// `--exact-sums` beside the options that only concern float gradient sums: refused before anything starts (the
+    /// Trainer refuses them too, for library callers).
+    func validateExactSums() throws {
+        guard exactSums else { return }
+        if let shard, shard != .optimizer {
+            throw ValidationError("--exact-sums cannot be used with --shard \(shard.rawValue), which reduce-scatters float "
+                + "gradients during backward; use --shard optimizer or drop one of them")
+        }
+        if wire != .fp32 || overlap {
+            throw ValidationError("--exact-sums sums integers between ranks; --\(overlap ? "overlap" : "wire \(wire.rawValue)") "
+                + "applies to float sums only — drop one of them")
+        }
+    }
 }

@@ -40,18 +40,24 @@ final class ExactSumsCommandTests: XCTestCase {
         XCTAssertNotEqual(try checkpoint("float-three"), try checkpoint("float-one"))
     }
 
+    /// Refused before anything starts, in one line with exit 64: the options that only concern float sums.
     func testRunsItCannotHoldAreRefusedInOneLine() throws {
         let directory = makeTemporaryDirectory("exact-sums-refused")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         writeSyntheticIDXDataset(directory: directory, trainCount: 40, testCount: 10)
-        for (extra, expected) in [(["--shard", "gradients"], "--shard gradients|parameters"),
-                                  (["--shard", "parameters"], "--shard gradients|parameters")] {
+        for (extra, expected) in [(["--shard", "gradients"], "--exact-sums cannot be used with --shard gradients"),
+                                  (["--shard", "parameters"], "--exact-sums cannot be used with --shard parameters"),
+                                  (["--wire", "bf16"], "--wire bf16 applies to float sums only"),
+                                  (["--overlap"], "--overlap applies to float sums only")] {
             let outcome = try runProcess(distrain, ["fashion-mnist", "--data-dir", directory, "--epochs", "1", "--no-progress",
                                                     "--exact-sums", "--local-ranks", "2"] + extra, timeout: 120)
-            XCTAssertNotEqual(outcome.exitCode, 0, extra.joined(separator: " "))
-            let errors = outcome.standardError.split(separator: "\n").filter { $0.contains("error") }
-            XCTAssertEqual(errors.count, 1, outcome.standardError)
-            XCTAssertTrue(outcome.standardError.contains("--exact-sums cannot be used here: \(expected)"), outcome.standardError)
+            XCTAssertEqual(outcome.exitCode, 64, extra.joined(separator: " "))
+            let lines = outcome.standardError.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            XCTAssertTrue(lines.first?.contains(expected) == true, outcome.standardError)
+            XCTAssertTrue(lines.first?.hasPrefix("distrain: error:") == true, outcome.standardError)
         }
+        let stageOne = try runProcess(distrain, ["fashion-mnist", "--data-dir", directory, "--epochs", "1", "--no-progress",
+                                                 "--exact-sums", "--local-ranks", "2", "--shard", "optimizer"], timeout: 120)
+        XCTAssertEqual(stageOne.exitCode, 0, "--shard optimizer sums whole gradients: " + stageOne.standardError)
     }
 }
