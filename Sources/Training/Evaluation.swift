@@ -76,15 +76,25 @@ public struct RegressionMetrics: Sendable, Equatable {
 ///
 /// - Parameter predictions: when given (`dataset.count` values, classification only), every rank ends
 ///   with each sample's predicted class (for per-sample comparisons of two models).
+///
+/// - Parameter exactly: `--exact-sums`: one GEMM per sample and the sums added sample by sample as exact integers,
+///   so every number is the same on any world size.
 public func evaluate(model: Sequential, dataset: any Dataset, objective: any Objective, communicator: Communicator,
                      batchSize: Int, testTimeAugmentation: TestTimeAugmentation = .none,
-                     predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil) throws -> EvaluationResult {
+                     predictions perSample: UnsafeMutableBufferPointer<Int64>? = nil, exactly: Bool = false) throws -> EvaluationResult {
     var sums = [Double](repeating: 0, count: objective.evaluationSumCount)
     let classifier = objective as? ClassificationObjective
     precondition(perSample == nil || classifier != nil, "per-sample predictions are classes")
+    let exactSums = exactly ? SampleSums(objective: objective, dataset: dataset) : nil
     try forEachShareBatch(model: model, dataset: dataset, communicator: communicator, batchSize: batchSize,
-                          testTimeAugmentation: testTimeAugmentation) { start, count, outputs, targets in
-        sums.withUnsafeMutableBufferPointer { objective.accumulate(outputs: outputs, targets: targets, rows: count, into: $0.baseAddress!) }
+                          testTimeAugmentation: testTimeAugmentation, exactly: exactly) { start, count, outputs, targets in
+        if let exactSums {
+            exactSums.add(outputs: outputs, targets: targets, rows: count)
+        } else {
+            sums.withUnsafeMutableBufferPointer {
+                objective.accumulate(outputs: outputs, targets: targets, rows: count, into: $0.baseAddress!)
+            }
+        }
         if let perSample, let classifier {
             for i in 0..<count { perSample[start + i] = Int64(classifier.predictedClass(outputs + i * classifier.classes)) }
         }
@@ -95,8 +105,53 @@ public func evaluate(model: Sequential, dataset: any Dataset, objective: any Obj
         for i in 0..<perSample.count where !share.contains(i) { perSample[i] = 0 }
         try communicator.allreduce(perSample, .sum)
     }
-    try communicator.allreduce(&sums, .sum)
+    if let exactSums {
+        sums = try exactSums.reduced(over: communicator)
+    } else {
+        try communicator.allreduce(&sums, .sum)
+    }
     return objective.evaluation(sums: sums)
+}
+
+/// An objective's evaluation sums taken sample by sample and added as exact integers (`--exact-sums`): their
+/// reduction over ranks gives the same bits whatever the shares.
+final class SampleSums {
+    let objective: any Objective
+    let exact: ExactSums
+    /// One sample's targets and its sums.
+    private let one: TargetBuffer
+    private let perSample: Int
+    private var row: [Double]
+
+    init(objective: any Objective, dataset: any Dataset) {
+        self.objective = objective
+        exact = ExactSums(count: objective.evaluationSumCount)
+        one = TargetBuffer(rows: 1, for: dataset)
+        perSample = dataset.targetKind.perSample
+        row = [Double](repeating: 0, count: objective.evaluationSumCount)
+    }
+
+    /// Adds the sums of `rows` samples (outputs (rows, outputCount), their targets), each on its own.
+    func add(outputs: UnsafePointer<Float>, targets: TargetBuffer, rows: Int) {
+        let outputCount = objective.outputCount
+        for i in 0..<rows {
+            one.indices.update(from: targets.indices + i * perSample, count: perSample)
+            one.values.update(from: targets.values + i * perSample, count: perSample)
+            row.withUnsafeMutableBufferPointer { sums in
+                sums.update(repeating: 0)
+                objective.accumulate(outputs: outputs + i * outputCount, targets: one, rows: 1, into: sums.baseAddress!)
+                exact.add(UnsafePointer(sums.baseAddress!), count: sums.count, at: 0)
+            }
+        }
+    }
+
+    /// The sums over every rank's samples.
+    func reduced(over communicator: Communicator) throws -> [Double] {
+        if communicator.size > 1 { try communicator.allreduce(exact.storage, .sum) }
+        var sums = [Double](repeating: 0, count: exact.count)
+        exact.round(into: &sums)
+        return sums
+    }
 }
 
 /// An image or table dataset evaluated with a checkpoint's normalization, under the objective its
@@ -114,7 +169,7 @@ public func evaluate(model: Sequential, dataset: ImageDataset, normalization: No
 /// outputs (count, outputs) and targets. With `.flip` the outputs are the mean of the image's and its
 /// mirror image's.
 func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Communicator, batchSize: Int,
-                       testTimeAugmentation: TestTimeAugmentation = .none,
+                       testTimeAugmentation: TestTimeAugmentation = .none, exactly: Bool = false,
                        _ body: (Int, Int, UnsafeMutablePointer<Float>, TargetBuffer) throws -> Void) throws {
     let share = shardRange(count: dataset.count, parts: communicator.size, part: communicator.rank)
     let capacity = min(batchSize, max(share.count, 1))
@@ -132,7 +187,8 @@ func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Co
         try indices.withUnsafeBufferPointer { all in
             try dataset.gather(UnsafeBufferPointer(rebasing: all[0..<count]), into: model.input, targets: targets, augmentation: nil)
         }
-        let result = inferenceOutputs(model, batch: count, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
+        let result = inferenceOutputs(model, batch: count, testTimeAugmentation: testTimeAugmentation, averaged: averaged,
+                                      exactly: exactly)
         try body(start, count, result, targets)
         start += count
     }
@@ -141,7 +197,8 @@ func forEachShareBatch(model: Sequential, dataset: any Dataset, communicator: Co
     if model.passObserver != nil {
         let mine = (share.count + capacity - 1) / capacity
         for _ in mine..<mostShareBatches(count: dataset.count, ranks: communicator.size, batchSize: batchSize) {
-            _ = inferenceOutputs(model, batch: 0, testTimeAugmentation: testTimeAugmentation, averaged: averaged)
+            _ = inferenceOutputs(model, batch: 0, testTimeAugmentation: testTimeAugmentation, averaged: averaged,
+                                 exactly: exactly)
         }
     }
 }
@@ -157,14 +214,16 @@ func mostShareBatches(count: Int, ranks: Int, batchSize: Int) -> Int {
 
 /// The model's outputs (batch, outputs) in inference mode for the samples in its input buffer; with `.flip`,
 /// the mean of each image's and its mirror image's (the input is left mirrored), in `averaged` (batch, outputs).
+/// `exactly`: one GEMM per sample (`--exact-sums`), so a sample's outputs do not depend on its batch.
 public func inferenceOutputs(_ model: Sequential, batch: Int, testTimeAugmentation: TestTimeAugmentation,
-                             averaged: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-    let result = model.forward(batch: batch, context: .inference)
+                             averaged: UnsafeMutablePointer<Float>, exactly: Bool = false) -> UnsafeMutablePointer<Float> {
+    let context = exactly ? ForwardContext(isTraining: false, sumsExactly: true) : .inference
+    let result = model.forward(batch: batch, context: context)
     guard testTimeAugmentation == .flip else { return result }
     let count = batch * model.outputCount
     averaged.update(from: result, count: count)
     flipHorizontally(model.input, batch: batch, shape: model.inputShape)
-    let mirrored = model.forward(batch: batch, context: .inference)
+    let mirrored = model.forward(batch: batch, context: context)
     for i in 0..<count { averaged[i] = 0.5 * (averaged[i] + mirrored[i]) }
     return averaged
 }

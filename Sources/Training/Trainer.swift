@@ -471,7 +471,8 @@ public final class Trainer {
         tracker.enter(.evaluation)
         return try Training.evaluate(model: model, dataset: dataset, objective: objective, communicator: communicator,
                                      batchSize: evaluationBatchSize,
-                                     testTimeAugmentation: configuration.evaluationAugmentation)
+                                     testTimeAugmentation: configuration.evaluationAugmentation,
+                                     exactly: configuration.exactSums == true)
     }
 
     var evaluationBatchSize: Int {

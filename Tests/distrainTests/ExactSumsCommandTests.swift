@@ -25,6 +25,15 @@ final class ExactSumsCommandTests: XCTestCase {
         XCTAssertTrue(local.standardOutput.contains("gradients: exact integer sums (--exact-sums)"), local.standardOutput)
         let metrics = try String(contentsOfFile: directory + "/local/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"gradient_sum\":\"exact integer sums (--exact-sums), an Int64 allreduce"), metrics)
+        // The evaluations too: the same test loss and accuracy, to the last digit written.
+        func testNumbers(_ name: String) throws -> [String] {
+            try String(contentsOfFile: "\(directory)/\(name)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("\"event\":\"epoch\"") }.map { line in
+                    line.split(separator: ",").filter { $0.contains("\"test_") }.joined(separator: ",")
+                }
+        }
+        XCTAssertEqual(try testNumbers("local").count, 2)
+        XCTAssertEqual(try testNumbers("local"), try testNumbers("one"))
         if let mpirun = findOnPath("mpirun") {
             let ranks = try runProcess(mpirun, localMPIRunArguments(ranks: 3) + [distrain] + common
                                            + ["--checkpoint-dir", directory + "/mpi"], timeout: 300)
