@@ -192,18 +192,12 @@ public final class Trainer {
                                                ranks: communicator.size) + configuration.microBatches - 1) / configuration.microBatches
         targets = TargetBuffer(rows: microBatch, for: data.train)
         if communicator.size > 1 && model.synchronizesOverRanks {
-            layerSumOverRanks = { [unowned self] values in
-                do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
-            }
+            layerSumOverRanks = sumOverRanksKeepingFailures()
         }
         if configuration.exactSums == true {
             try Self.requireExactSums(model: model, sharded: shardsGradients, wire: wire, overlap: overlap)
             model.parameters.exactGradients = ExactSums(count: model.parameters.count, scratchCount: model.exactSumsScratchCount)
-            if communicator.size > 1 {
-                layerSumExactlyOverRanks = { [unowned self] values in
-                    do { try self.communicator.allreduce(values, .sum) } catch { if self.reductionError == nil { self.reductionError = error } }
-                }
-            }
+            if communicator.size > 1 { layerSumExactlyOverRanks = sumOverRanksKeepingFailures() }
         }
         if configuration.recompute == true, let problem = model.recomputeResidualBlocks() {
             throw RecomputeError(reason: problem)
@@ -244,6 +238,13 @@ public final class Trainer {
         normScratch.deallocate()
         stopFlag.deallocate()
         maskBuffer?.deallocate()
+    }
+
+    /// A layer's sum over ranks inside a pass (which cannot throw): a failure is kept, and thrown after the pass.
+    private func sumOverRanksKeepingFailures<T: CollectiveScalar>() -> (UnsafeMutableBufferPointer<T>) -> Void {
+        { [unowned self] values in
+            do { try communicator.allreduce(values, .sum) } catch { if reductionError == nil { reductionError = error } }
+        }
     }
 
     /// Refuses to start unless config, data sizes and model shapes match on every rank, naming what differs.
